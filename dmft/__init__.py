@@ -1,0 +1,17 @@
+"""grokking-theory: theoretical learning curves of the committee machine.
+
+Public surface
+--------------
+solve : the DMFT learning curves at sample ratio ``alpha`` = P/D (``math.inf``: online ODE).
+LearningCurves : the result type shared with ``empirical``.
+ModelParameters : the validated learning problem.
+population : exact population test loss and its decomposition.
+ntk : the neural tangent kernel of the committee machine.
+"""
+
+from .parameters import ModelParameters
+from .result import DECOMPOSITION_TERMS, LearningCurves
+from .solve import solve
+
+__all__ = ["solve", "LearningCurves", "ModelParameters", "DECOMPOSITION_TERMS"]
+__version__ = "0.1.0"

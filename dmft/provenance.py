@@ -1,0 +1,45 @@
+"""Provenance recorded with every run: package version, git revision, creation time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["package_version", "git_revision", "provenance"]
+
+
+def package_version() -> str:
+    """Installed version of the ``grokking-theory`` distribution (``"unknown"`` if absent)."""
+    try:
+        return metadata.version("grokking-theory")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str:
+    """Git revision of the source tree, with ``-dirty`` if it has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance() -> dict:
+    """Attributes stored with every run: version, git revision, UTC creation time."""
+    return {
+        "package_version": package_version(),
+        "git_revision": git_revision(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

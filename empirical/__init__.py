@@ -1,0 +1,1 @@
+"""PyTorch simulations of the committee machine and of the other grokking systems."""
