@@ -31,5 +31,5 @@ def test_amount_of_grokking_matches_definition():
     assert time_to_loss(t, train, 0.1) == 2.0
     assert amount_of_grokking(t, train, test, 0.1) == pytest.approx(4.0)
     assert amount_of_grokking(t, test, train, 0.1) == 0.0          # test before train: none
-    assert amount_of_grokking(t, train, np.ones(10), 0.1) == 9.0   # censored at t[-1]
+    assert amount_of_grokking(t, train, np.ones(10), 0.1) == 7.0   # censored at t[-1] = 9
     assert amount_of_grokking(t, np.ones(10), test, 0.1) == 0.0
