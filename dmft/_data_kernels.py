@@ -1,0 +1,484 @@
+"""Data-side kernels of the DMFT: one Monte Carlo trajectory per training point.
+
+theory.md §4.2 discretised as one system (§0.1 "One discrete system"). For each sample
+(u(·), h*) and each grid time n:
+
+    h_n = u_n + a Σ_{k<n} χ_nk g_k + a χ_nn g(h_n),    a = c/α           (data-side process)
+    g_n = Δ_n φ'(h_n),   Δ_n = h*²/2 − (κ/N) Σ_i [φ(h_n,i) − φ(h_0,i)·center]
+
+The last term is implicit (a small Newton solve per step). Along the same pass the kernel
+propagates two tangent vectors through the *exact discrete response* of the scheme (theory.md
+eq. 41 discretised):
+
+* a random probe v (Rademacher, one per sample): δg = Ψ v, of which it stores the indirect part
+  ``ind`` = Σ_{k<n} Ψ[n,k] v_k (all memory terms), whose product with v_sᵀ estimates the regular
+  part of R_g(n, s) without bias (E[v vᵀ] = I);
+* the target field: dg_n/dh* (for r*).
+
+It also stores the exact local (same-time) response blocks D_n = ∂g_n/∂u_n = J_n A_n⁻¹ with
+A_n = I − a χ_nn J_n, the local part E_n of ∂g_n/∂u_0 of the centred predictor, and the control
+variates evaluated at the Gaussian field h = u, whose means are known in closed form.
+
+Two implementations compute the same numbers: :func:`data_side_numba` (compiled, parallel over
+samples) and :func:`data_side_numpy` (vectorised over samples, loop over time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
+           "exact_response_numpy", "allocate_outputs"]
+
+_NEWTON_TOL = 1e-13
+_NEWTON_MAX = 30
+
+#: Names and per-sample shapes of the kernel outputs ("T", "N" substituted).
+_OUTPUTS = (
+    ("g", ("T", "N")),            # g_n = Δ_n φ'(h_n)
+    ("delta", ("T",)),            # Δ_n
+    ("local", ("T", "N", "N")),   # D_n = ∂g_n/∂u_n (exact, per sample)
+    ("local0", ("T", "N", "N")),  # E_n: local part of ∂g_n/∂u_0 (centred only; 0 otherwise)
+    ("dg_dstar", ("T", "N")),     # dg_n/dh* (total, along the trajectory)
+    ("probe_memory", ("T", "N")), # Σ_{k<n} Ψ[n,k] v_k
+    ("delta_gauss", ("T",)),      # Δ at h = u (control variate)
+    ("jac_gauss", ("T", "N", "N")),   # ∂g/∂h at h = u (control variate)
+    ("dstar_gauss", ("T", "N")),  # h* φ'(u_n) (control variate, mean ε m_n)
+)
+
+
+def allocate_outputs(samples: int, steps: int, width: int) -> dict:
+    """Zero-filled output arrays of the data-side kernels."""
+    sizes = {"T": steps, "N": width}
+    return {name: np.zeros((samples,) + tuple(sizes[d] for d in dims)) for name, dims in _OUTPUTS}
+
+
+class DataSideSamples(dict):
+    """Per-sample outputs of a data-side kernel (a dict of arrays named as in ``_OUTPUTS``)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Numba implementation
+# ----------------------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _small_inverse(A, out):
+    """Inverse of a small dense matrix by Gauss–Jordan with partial pivoting (N ≤ ~8)."""
+    n = A.shape[0]
+    M = np.empty((n, 2 * n))
+    for i in range(n):
+        for j in range(n):
+            M[i, j] = A[i, j]
+            M[i, n + j] = 1.0 if i == j else 0.0
+    for col in range(n):
+        piv = col
+        best = abs(M[col, col])
+        for r in range(col + 1, n):
+            if abs(M[r, col]) > best:
+                best = abs(M[r, col])
+                piv = r
+        if piv != col:
+            for j in range(2 * n):
+                tmp = M[col, j]
+                M[col, j] = M[piv, j]
+                M[piv, j] = tmp
+        inv_p = 1.0 / M[col, col]
+        for j in range(2 * n):
+            M[col, j] *= inv_p
+        for r in range(n):
+            if r != col:
+                f = M[r, col]
+                if f != 0.0:
+                    for j in range(2 * n):
+                        M[r, j] -= f * M[col, j]
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = M[i, n + j]
+
+
+@njit(cache=True, inline="always")
+def _residual_and_jacobian(h, h0, y, kappa, eps, centered, g, jac, dphi):
+    """Δ, g = Δφ'(h) and J = ∂g/∂h at field h (theory.md §4.2 'Derivatives')."""
+    n = h.shape[0]
+    f = 0.0
+    for i in range(n):
+        f += h[i] + 0.5 * eps * h[i] * h[i]
+        if centered:
+            f -= h0[i] + 0.5 * eps * h0[i] * h0[i]
+    delta = y - kappa / n * f
+    for i in range(n):
+        dphi[i] = 1.0 + eps * h[i]
+        g[i] = delta * dphi[i]
+    for i in range(n):
+        for j in range(n):
+            jac[i, j] = -kappa / n * dphi[i] * dphi[j]
+        jac[i, i] += eps * delta
+    return delta
+
+
+@njit(parallel=True, cache=True)
+def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
+                    g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
+                    delta_g_out, jac_g_out, dstar_g_out):
+    """Integrate the data-side process and its tangents for every sample (see module doc).
+
+    Parameters
+    ----------
+    u : ndarray, shape (S, T, N)
+        Gaussian fields u_n.
+    hstar : ndarray, shape (S,)
+        Teacher fields h*.
+    probe : ndarray, shape (S, T, N)
+        Probe vectors v (±1).
+    chi : ndarray, shape (T, T, N, N)
+        Discrete weight response χ = M Q (quadrature weights included).
+    coupling : float
+        a = c/α.
+    centered : bool
+    *_out : ndarray
+        Outputs, shapes as in ``allocate_outputs``; every entry is written.
+
+    Returns
+    -------
+    int
+        Number of samples whose Newton iteration did not converge (0 on success).
+    """
+    S, T, N = u.shape
+    failures = np.zeros(S, dtype=np.int64)
+    for a in prange(S):
+        h = np.empty(N)
+        h0 = np.empty(N)
+        gvec = np.empty(N)
+        dphi = np.empty(N)
+        jac = np.empty((N, N))
+        Amat = np.empty((N, N))
+        Ainv = np.empty((N, N))
+        kmat = np.zeros((N, N))
+        hist = np.empty(N)
+        phist = np.empty(N)
+        shist = np.empty(N)
+        rhs = np.empty(N)
+        tmp = np.empty(N)
+        dg_probe = np.zeros((T, N))
+        y = 0.5 * hstar[a] * hstar[a]
+        for i in range(N):
+            h0[i] = u[a, 0, i]
+        for n in range(T):
+            # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k), one pass over χ[n, :n]
+            for i in range(N):
+                hist[i] = 0.0
+                phist[i] = 0.0
+                shist[i] = 0.0
+            for k in range(n):
+                for i in range(N):
+                    s1 = 0.0
+                    s2 = 0.0
+                    s3 = 0.0
+                    for j in range(N):
+                        c_ij = chi[n, k, i, j]
+                        s1 += c_ij * g_out[a, k, j]
+                        s2 += c_ij * dg_probe[k, j]
+                        s3 += c_ij * dstar_out[a, k, j]
+                    hist[i] += s1
+                    phist[i] += s2
+                    shist[i] += s3
+            # implicit step: h = b + a χ_nn g(h), Newton on F(h) = h − b − a χ_nn g(h)
+            for i in range(N):
+                rhs[i] = u[a, n, i] + coupling * hist[i]        # b
+                h[i] = rhs[i]
+            if n > 0:
+                for i in range(N):
+                    s = 0.0
+                    for j in range(N):
+                        s += chi[n, n, i, j] * g_out[a, n - 1, j]
+                    h[i] = rhs[i] + coupling * s
+                converged = False
+                for it in range(_NEWTON_MAX):
+                    _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+                    err = 0.0
+                    for i in range(N):
+                        s = 0.0
+                        for j in range(N):
+                            s += chi[n, n, i, j] * gvec[j]
+                        tmp[i] = h[i] - rhs[i] - coupling * s
+                        err = max(err, abs(tmp[i]))
+                        for j in range(N):
+                            s2 = 0.0
+                            for l in range(N):
+                                s2 += chi[n, n, i, l] * jac[l, j]
+                            Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s2
+                    if err <= _NEWTON_TOL * (1.0 + abs(h[0])):
+                        converged = True
+                        break
+                    _small_inverse(Amat, Ainv)
+                    for i in range(N):
+                        s = 0.0
+                        for j in range(N):
+                            s += Ainv[i, j] * tmp[j]
+                        h[i] -= s
+                if not converged:
+                    failures[a] = 1
+            delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+            delta_out[a, n] = delta
+            for i in range(N):
+                g_out[a, n, i] = gvec[i]
+            # A = I − a χ_nn J ; D = J A⁻¹
+            for i in range(N):
+                for j in range(N):
+                    s = 0.0
+                    for l in range(N):
+                        s += chi[n, n, i, l] * jac[l, j]
+                    Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
+            _small_inverse(Amat, Ainv)
+            # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
+            has_k = centered and n > 0
+            if centered:
+                for i in range(N):
+                    for j in range(N):
+                        kmat[i, j] = scale / N * dphi[i] * (1.0 + epsilon * h0[j])
+                if n == 0:
+                    # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
+                    for i in range(N):
+                        for j in range(N):
+                            jac[i, j] += kmat[i, j]
+            for i in range(N):
+                for j in range(N):
+                    s = 0.0
+                    for l in range(N):
+                        s += jac[i, l] * Ainv[l, j]
+                    local_out[a, n, i, j] = s
+            # probe: δh = A⁻¹[v_n + a(phist + χ_nn K v_0)], δg = J δh + K v_0
+            for i in range(N):
+                rhs[i] = probe[a, n, i] + coupling * phist[i]
+            if has_k:
+                for i in range(N):
+                    s = 0.0
+                    for j in range(N):
+                        s += kmat[i, j] * probe[a, 0, j]
+                    tmp[i] = s
+                for i in range(N):
+                    s = 0.0
+                    for j in range(N):
+                        s += chi[n, n, i, j] * tmp[j]
+                    rhs[i] += coupling * s
+            for i in range(N):
+                s = 0.0
+                for j in range(N):
+                    s += Ainv[i, j] * rhs[j]
+                h[i] = s     # reuse h as δh (h itself is no longer needed at this step)
+            for i in range(N):
+                s = 0.0
+                for j in range(N):
+                    s += jac[i, j] * h[j]
+                if has_k:
+                    s += tmp[i]
+                dg_probe[n, i] = s
+                # indirect part: D a phist
+                s2 = 0.0
+                for j in range(N):
+                    s2 += local_out[a, n, i, j] * phist[j]
+                pmem_out[a, n, i] = coupling * s2
+            # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
+            if has_k:
+                for i in range(N):
+                    for j in range(N):
+                        s = 0.0
+                        for l in range(N):
+                            s2 = 0.0
+                            for q in range(N):
+                                s2 += chi[n, n, l, q] * kmat[q, j]
+                            s += local_out[a, n, i, l] * s2
+                        local0_out[a, n, i, j] = coupling * s + kmat[i, j]
+            else:
+                for i in range(N):
+                    for j in range(N):
+                        local0_out[a, n, i, j] = 0.0
+            # target tangent: δh* = A⁻¹ a (shist + χ_nn p), δg* = J δh* + p, p = h* φ'(h)
+            for i in range(N):
+                tmp[i] = hstar[a] * dphi[i]
+            for i in range(N):
+                s = 0.0
+                for j in range(N):
+                    s += chi[n, n, i, j] * tmp[j]
+                rhs[i] = coupling * (shist[i] + s)
+            for i in range(N):
+                s = 0.0
+                for j in range(N):
+                    s += Ainv[i, j] * rhs[j]
+                h[i] = s
+            for i in range(N):
+                s = tmp[i]
+                for j in range(N):
+                    s += jac[i, j] * h[j]
+                dstar_out[a, n, i] = s
+            # control variates at the Gaussian field h = u
+            for i in range(N):
+                h[i] = u[a, n, i]
+            dg = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+            delta_g_out[a, n] = dg
+            for i in range(N):
+                dstar_g_out[a, n, i] = hstar[a] * dphi[i]
+                for j in range(N):
+                    jac_g_out[a, n, i, j] = jac[i, j]
+    return failures.sum()
+
+
+@njit(parallel=True, cache=True)
+def exact_response_numba(local, chi, coupling, local0, out_sum):
+    """Exact mean response R_g(n, s) by per-sample block forward substitution (reference).
+
+    For each sample and each source time s, Ψ[n, s] = ∂g_n/∂u_s solves (theory.md eq. 41,
+    discrete)
+
+        Ψ[s, s] = D_s,   Ψ[n, s] = D_n a Σ_{s≤k<n} χ_nk Ψ[k, s] + [s = 0] E_n    (n > s)
+
+    with D_n = J_n A_n⁻¹ the local block. Cost (1/6) T³ N³ multiply-adds per sample.
+
+    Parameters
+    ----------
+    local, local0 : ndarray, shape (S, T, N, N)
+        D_n and E_n from :func:`data_side_numba`.
+    out_sum : ndarray, shape (P, T, T, N, N)
+        Per-block partial sums (P parallel blocks), accumulated in place.
+    """
+    S, T, N, _ = local.shape
+    P = out_sum.shape[0]
+    for b in prange(P):
+        psi = np.zeros((T, N, N))
+        acc = np.zeros((N, N))
+        start = (S * b) // P
+        stop = (S * (b + 1)) // P
+        for a in range(start, stop):
+            for s in range(T):
+                for i in range(N):
+                    for j in range(N):
+                        psi[s, i, j] = local[a, s, i, j]
+                        out_sum[b, s, s, i, j] += psi[s, i, j]
+                for n in range(s + 1, T):
+                    for i in range(N):
+                        for j in range(N):
+                            acc[i, j] = 0.0
+                    for k in range(s, n):
+                        for i in range(N):
+                            for l in range(N):
+                                c_il = chi[n, k, i, l]
+                                for j in range(N):
+                                    acc[i, j] += c_il * psi[k, l, j]
+                    for i in range(N):
+                        for j in range(N):
+                            v = 0.0
+                            for l in range(N):
+                                v += local[a, n, i, l] * acc[l, j]
+                            v *= coupling
+                            if s == 0:
+                                v += local0[a, n, i, j]
+                            psi[n, i, j] = v
+                            out_sum[b, n, s, i, j] += v
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy implementation (vectorised over samples)
+# ----------------------------------------------------------------------------------------------
+def _gaussian_field_terms(h, h0, y, kappa, eps, centered):
+    """Vectorised Δ, φ', g, J at fields h (S, N)."""
+    n = h.shape[-1]
+    f = np.sum(h + 0.5 * eps * h * h, axis=-1)
+    if centered:
+        f = f - np.sum(h0 + 0.5 * eps * h0 * h0, axis=-1)
+    delta = y - kappa / n * f
+    dphi = 1.0 + eps * h
+    g = delta[:, None] * dphi
+    jac = -kappa / n * dphi[:, :, None] * dphi[:, None, :] + eps * delta[:, None, None] * np.eye(n)
+    return delta, dphi, g, jac
+
+
+def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
+                    g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
+                    delta_g_out, jac_g_out, dstar_g_out):
+    """NumPy twin of :func:`data_side_numba` (same arguments, same outputs)."""
+    S, T, N = u.shape
+    y = 0.5 * hstar * hstar
+    h0 = u[:, 0, :].copy()
+    eye = np.eye(N)
+    dg_probe = np.zeros((S, T, N))
+    failures = 0
+    for n in range(T):
+        if n > 0:
+            chi_n = chi[n, :n]                                   # (n, N, N)
+            hist = np.einsum("kij,skj->si", chi_n, g_out[:, :n])
+            phist = np.einsum("kij,skj->si", chi_n, dg_probe[:, :n])
+            shist = np.einsum("kij,skj->si", chi_n, dstar_out[:, :n])
+        else:
+            hist = np.zeros((S, N))
+            phist = np.zeros((S, N))
+            shist = np.zeros((S, N))
+        chi_nn = chi[n, n]
+        b = u[:, n] + coupling * hist
+        h = b.copy()
+        if n > 0:
+            h = b + coupling * g_out[:, n - 1] @ chi_nn.T
+            active = np.ones(S, dtype=bool)
+            for _ in range(_NEWTON_MAX):
+                _, _, g, jac = _gaussian_field_terms(h, h0, y, scale, epsilon, centered)
+                F = h - b - coupling * g @ chi_nn.T
+                err = np.max(np.abs(F), axis=1)
+                active = err > _NEWTON_TOL * (1.0 + np.abs(h[:, 0]))
+                if not active.any():
+                    break
+                A = eye - coupling * np.einsum("il,slj->sij", chi_nn, jac)
+                step = np.linalg.solve(A, F[..., None])[..., 0]
+                h = np.where(active[:, None], h - step, h)
+            failures += int(active.sum())
+        delta, dphi, g, jac = _gaussian_field_terms(h, h0, y, scale, epsilon, centered)
+        delta_out[:, n] = delta
+        g_out[:, n] = g
+        A = eye - coupling * np.einsum("il,slj->sij", chi_nn, jac)
+        Ainv = np.linalg.inv(A)
+        if centered:
+            kmat = scale / N * dphi[:, :, None] * (1.0 + epsilon * h0)[:, None, :]
+            if n == 0:
+                jac = jac + kmat
+        local = jac @ Ainv
+        local_out[:, n] = local
+        rhs = probe[:, n] + coupling * phist
+        has_k = centered and n > 0
+        if has_k:
+            kv = np.einsum("sij,sj->si", kmat, probe[:, 0])
+            rhs = rhs + coupling * kv @ chi_nn.T
+        dh = np.einsum("sij,sj->si", Ainv, rhs)
+        dgp = np.einsum("sij,sj->si", jac, dh)
+        if has_k:
+            dgp = dgp + kv
+            local0_out[:, n] = coupling * local @ (chi_nn @ kmat) + kmat
+        else:
+            local0_out[:, n] = 0.0
+        dg_probe[:, n] = dgp
+        pmem_out[:, n] = coupling * np.einsum("sij,sj->si", local, phist)
+        p = hstar[:, None] * dphi
+        rhs = coupling * (shist + p @ chi_nn.T)
+        dh = np.einsum("sij,sj->si", Ainv, rhs)
+        dstar_out[:, n] = p + np.einsum("sij,sj->si", jac, dh)
+        dgau, dphig, _, jacg = _gaussian_field_terms(u[:, n], h0, y, scale, epsilon, centered)
+        delta_g_out[:, n] = dgau
+        jac_g_out[:, n] = jacg
+        dstar_g_out[:, n] = hstar[:, None] * dphig
+    return failures
+
+
+def exact_response_numpy(local, chi, coupling, local0, out_sum):
+    """NumPy twin of :func:`exact_response_numba` (vectorised over samples and source times)."""
+    S, T, N, _ = local.shape
+    # psi[s_src] for all sources at once: shape (S, T_src, T, N, N), causal (n ≥ s)
+    psi = np.zeros((S, T, T, N, N))
+    idx = np.arange(T)
+    psi[:, idx, idx] = local
+    for n in range(1, T):
+        # acc[src] = Σ_{k<n} χ_nk Ψ[k, src]  (Ψ[k, src] = 0 for k < src)
+        sub = psi[:, :n, :n]                          # (S, src, k, N, N)
+        acc = np.einsum("kil,sxklj->sxij", chi[n, :n], sub)
+        val = coupling * np.einsum("sil,sxlj->sxij", local[:, n], acc)
+        val[:, 0] += local0[:, n]
+        psi[:, :n, n] = val
+    out_sum[0] += psi.sum(axis=0).transpose(1, 0, 2, 3)
+    return 0

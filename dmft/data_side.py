@@ -1,0 +1,193 @@
+"""Data-side order parameters C_g, R_g, r* and the train loss by Monte Carlo (theory.md §4.2).
+
+Given the weight-side order parameters (C_w, m, χ), draws S samples of the Gaussian fields
+(:mod:`dmft.sampling`), integrates the data-side process with a kernel of
+:mod:`dmft._data_kernels` and reduces the per-sample outputs to
+
+* ``train_loss[n] = E[Δ_n²]``, with the control variate Δ(u)² whose mean is the exact test
+  loss E_test(C_w(n,n), m(n)) (theory.md §2.4 / §4.2 centred form);
+* ``r_star[n] = E[dg_n/dh*]``, control variate h*φ'(u_n) with mean ε m(n) (eq. 34);
+* ``response[n, n] = E[D_n]``, control variate J(u_n) with mean R(t_n) of eq. 33;
+* ``response[n, s<n]``: either the *probe* estimator E[(Σ_{k<n}Ψ[n,k]v_k) v_sᵀ] (cost of one
+  extra tangent per sample, unbiased because E[v vᵀ] = I) or the *exact* per-sample block
+  recursion (cost T³N³/6 per sample) on a subset of samples; plus, centred, the local part
+  E[E_n] of the s = 0 column;
+* ``cov_g[n, s] = E[g_n g_sᵀ]``.
+
+Control-variate coefficients are the optimal ones, Cov(X, X⁰)/Var(X⁰) per component
+(theory.md §0.1: coefficient 1 leaves a spurious train-loss floor).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _data_kernels as kernels
+from .online import mean_response
+from .population import centered_test_loss, test_loss
+from .sampling import chunk_bounds, conditional_square_root, draw_chunk
+from .weight_side import from_flat, to_flat
+
+__all__ = ["DataSideEstimate", "estimate_data_side", "RESPONSE_METHODS", "BACKENDS"]
+
+RESPONSE_METHODS = ("probe", "exact")
+BACKENDS = ("numba", "numpy")
+
+
+@dataclass(frozen=True)
+class DataSideEstimate:
+    """Monte Carlo estimates of the data-side order parameters.
+
+    Attributes
+    ----------
+    cov_g : ndarray, shape (T, T, N, N)
+    response : ndarray, shape (T, T, N, N)
+        Discrete mean response R_g[n, s] = E[∂g_n/∂u_s] (block lower triangular).
+    r_star : ndarray, shape (T, N)
+    train_loss : ndarray, shape (T,)
+    newton_failures : int
+        Sample-steps whose implicit Newton solve did not reach its tolerance.
+    """
+
+    cov_g: np.ndarray
+    response: np.ndarray
+    r_star: np.ndarray
+    train_loss: np.ndarray
+    newton_failures: int
+
+
+class _ControlVariateSum:
+    """Running sums for an estimate of E[X] with control variate X⁰ of known mean."""
+
+    def __init__(self, shape):
+        self.n = 0
+        self.sx = np.zeros(shape)
+        self.sc = np.zeros(shape)
+        self.sxc = np.zeros(shape)
+        self.scc = np.zeros(shape)
+
+    def add(self, x, c):
+        self.n += x.shape[0]
+        # centre the control by its chunk mean to keep the sums well conditioned
+        self.sx += x.sum(axis=0)
+        self.sc += c.sum(axis=0)
+        self.sxc += np.einsum("s...,s...->...", x, c)
+        self.scc += np.einsum("s...,s...->...", c, c)
+
+    def estimate(self, control_mean):
+        n = self.n
+        mx, mc = self.sx / n, self.sc / n
+        cov = self.sxc / n - mx * mc
+        var = self.scc / n - mc * mc
+        coef = np.divide(cov, var, out=np.zeros_like(cov), where=var > 1e-300)
+        return mx - coef * (mc - control_mean)
+
+
+def _kernel(backend: str):
+    if backend == "numba":
+        return kernels.data_side_numba, kernels.exact_response_numba
+    if backend == "numpy":
+        return kernels.data_side_numpy, kernels.exact_response_numpy
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, *, alpha: float,
+                       epsilon: float, scale: float, rho: float, center: bool, m0: np.ndarray,
+                       cov0: np.ndarray, samples: int, seed: int, backend: str = "numba",
+                       response: str = "probe", response_samples: int | None = None,
+                       chunk: int = 2048, threads: int | None = None) -> DataSideEstimate:
+    """One Monte Carlo pass over the data-side process (theory.md §4.6 step 2).
+
+    Parameters
+    ----------
+    cov_w : ndarray, shape (T, T, N, N)
+    overlap : ndarray, shape (T, N)
+    chi : ndarray, shape (T, T, N, N)
+        Current weight-side order parameters.
+    samples : int
+        Number of Monte Carlo samples S (even).
+    seed : int
+        Seed of the common random numbers.
+    backend : {"numba", "numpy"}
+    response : {"probe", "exact"}
+        Estimator of the regular part of R_g (see module doc).
+    response_samples : int, optional
+        Samples used by the exact recursion (default: all).
+    chunk : int
+        Samples per kernel call (memory ~ 180·T·N² bytes per sample).
+    """
+    if response not in RESPONSE_METHODS:
+        raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
+    data_kernel, exact_kernel = _kernel(backend)
+    T, N = overlap.shape
+    coupling = (2.0 / scale) / alpha
+    chi = np.ascontiguousarray(chi)
+    root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N), rho)
+
+    train = _ControlVariateSum((T,))
+    rstar = _ControlVariateSum((T, N))
+    local = _ControlVariateSum((T, N, N))
+    local0_sum = np.zeros((T, N, N))
+    cov_g_flat = np.zeros((T * N, T * N))
+    probe_flat = np.zeros((T * N, T * N))
+    n_exact = samples if response_samples is None else min(int(response_samples), samples)
+    parts = max(1, threads or int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)))
+    exact_sum = np.zeros((parts if backend == "numba" else 1, T, T, N, N)) if response == "exact" else None
+    exact_count = 0
+    failures = 0
+    for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
+        u, hstar, probe = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
+                                     samples=samples, steps=T, width=N, rho=rho)
+        out = kernels.allocate_outputs(stop - start, T, N)
+        failures += int(data_kernel(u, hstar, probe, chi, float(scale), float(epsilon), float(coupling),
+                                    bool(center), out["g"], out["delta"], out["local"], out["local0"],
+                                    out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
+                                    out["jac_gauss"], out["dstar_gauss"]))
+        train.add(out["delta"] ** 2, out["delta_gauss"] ** 2)
+        rstar.add(out["dg_dstar"], out["dstar_gauss"])
+        local.add(out["local"], out["jac_gauss"])
+        local0_sum += out["local0"].sum(axis=0)
+        g = out["g"].reshape(-1, T * N)
+        cov_g_flat += g.T @ g
+        if response == "probe":
+            probe_flat += out["probe_memory"].reshape(-1, T * N).T @ probe.reshape(-1, T * N)
+        elif exact_count < n_exact:
+            take = min(stop - start, n_exact - exact_count)
+            exact_kernel(np.ascontiguousarray(out["local"][:take]), chi, float(coupling),
+                         np.ascontiguousarray(out["local0"][:take]), exact_sum)
+            exact_count += take
+
+    # closed-form means of the control variates at the Gaussian field h = u
+    Qdiag = np.einsum("nnij->nij", cov_w)
+    if center:
+        cross = cov_w[:, 0]
+        exact_test = centered_test_loss(Qdiag, cross, overlap, cov0=cov0, overlap0=m0,
+                                        epsilon=epsilon, scale=scale, rho=rho)
+        jac_mean = mean_response(Qdiag, epsilon=epsilon, scale=scale, rho=rho, cov0=cov0)
+    else:
+        exact_test = test_loss(Qdiag, overlap, epsilon=epsilon, scale=scale, rho=rho)
+        jac_mean = mean_response(Qdiag, epsilon=epsilon, scale=scale, rho=rho)
+    train_loss = train.estimate(exact_test)
+    r_star = rstar.estimate(epsilon * overlap)
+    diag = local.estimate(jac_mean)
+    if center:
+        # n = 0: D_0 = J_0 + K_0 = ε y I exactly, mean ε ρ/2 I (the control lacks K_0)
+        diag[0] = epsilon * rho / 2 * np.eye(N)
+
+    if response == "probe":
+        resp = from_flat(probe_flat / samples, N).copy()
+        lower = np.tril(np.ones((T, T), dtype=bool), k=-1)
+        resp[~lower] = 0.0
+    else:
+        resp = exact_sum.sum(axis=0) / exact_count
+    idx = np.arange(T)
+    resp[idx, idx] = diag
+    if center:
+        resp[1:, 0] += local0_sum[1:] / samples if response == "probe" else 0.0
+    cov_g = from_flat(cov_g_flat / samples, N)
+    cov_g = 0.5 * (cov_g + cov_g.transpose(1, 0, 3, 2))
+    return DataSideEstimate(cov_g=cov_g, response=resp, r_star=r_star, train_loss=train_loss,
+                            newton_failures=failures)

@@ -1,0 +1,99 @@
+"""Finite-D full-batch gradient descent of the committee machine in NumPy (theory.md §0, §1).
+
+An independent reference for the DMFT: the model, data and time convention of theory.md §0,
+written directly from the definitions (no shared code with the solver beyond the exact
+population loss of §2.4). The PyTorch trainer with all options lives in ``empirical``; this
+module is deliberately small so that the tests can read it in one sitting.
+
+    x_μ ~ N(0, I/D),  y_μ = (β·x_μ)²/2,  f = (κ/N) Σ_i φ(w_i·x),  φ(h) = h + (ε/2)h²
+    L = (1/P) Σ_μ (f(x_μ) − y_μ)²,    W ← W − η ∇L,   η = η₀ N/κ²,   t = η₀·step/D
+
+Initial weights are planted: w_i(0) = m_i β̂√ρ... precisely w_i(0) = m_i β/ρ + (1 − m_i²/ρ)^{1/2} z_i with
+z_i Gaussian, orthogonalised against β and rescaled to |z_i|² = D, so that m(0) is exact and
+C_w(0,0) = δ_ij + (1 − δ_ij) m_i m_j/ρ up to O(D^{-1/2}) fluctuations of z_i·z_j.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parameters import ModelParameters, check_int_at_least, check_positive
+from .population import centered_loss_decomposition, loss_decomposition
+from .result import LearningCurves
+
+__all__ = ["planted_weights", "simulate_gd"]
+
+
+def planted_weights(params: ModelParameters, dim: int, rng: np.random.Generator):
+    """Teacher β (|β|² = ρD exactly) and planted initial weights W(0) (N × D)."""
+    beta = rng.standard_normal(dim)
+    beta *= np.sqrt(params.rho * dim) / np.linalg.norm(beta)
+    unit = beta / np.linalg.norm(beta)
+    W = np.empty((params.width, dim))
+    for i, m in enumerate(params.m0):
+        z = rng.standard_normal(dim)
+        z -= (z @ unit) * unit
+        z *= np.sqrt(dim) / np.linalg.norm(z)
+        W[i] = m * beta / params.rho + np.sqrt(1.0 - m * m / params.rho) * z
+    return beta, W
+
+
+def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int = 0,
+                time_step: float = 0.02) -> LearningCurves:
+    """One run of full-batch gradient descent, recorded at the times ``t``.
+
+    Parameters
+    ----------
+    params : ModelParameters
+        Finite ``alpha``: P = round(alpha·dim) samples.
+    dim : int
+        Input dimension D.
+    t : ndarray
+        Recording times (theory units); each is rounded to the nearest step.
+    seed : int
+    time_step : float
+        Theory time per step, η₀/D (gradient flow as it → 0).
+    """
+    dim = check_int_at_least("dim", dim, 2)
+    time_step = check_positive("time_step", time_step)
+    rng = np.random.default_rng(seed)
+    N, eps, kappa = params.width, params.epsilon, params.scale
+    P = int(round(params.alpha * dim))
+    X = rng.standard_normal((P, dim)) / np.sqrt(dim)
+    beta, W = planted_weights(params, dim, rng)
+    y = 0.5 * (X @ beta) ** 2
+    W0 = W.copy()
+    H0 = X @ W0.T
+    f0 = kappa / N * np.sum(H0 + 0.5 * eps * H0**2, axis=1) if params.center else 0.0
+    lr0 = time_step * dim
+    lr = lr0 * N / kappa**2
+    record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
+    train, overlap, cov, cross = [], [], [], []
+    step = 0
+    for target in record_steps:
+        while True:
+            H = X @ W.T
+            f = kappa / N * np.sum(H + 0.5 * eps * H**2, axis=1) - f0
+            if step == target:
+                train.append(np.mean((f - y) ** 2))
+                overlap.append(W @ beta / dim)
+                cov.append(W @ W.T / dim)
+                cross.append(W @ W0.T / dim)
+                break
+            residual = f - y
+            grad = (2.0 / P) * (kappa / N) * ((residual[:, None] * (1.0 + eps * H)).T @ X)
+            W = W - lr * grad
+            step += 1
+    overlap, cov, cross = np.array(overlap), np.array(cov), np.array(cross)
+    m0, C0 = W0 @ beta / dim, W0 @ W0.T / dim
+    if params.center:
+        decomposition = centered_loss_decomposition(cov, cross, overlap, cov0=C0, overlap0=m0,
+                                                    epsilon=eps, scale=kappa, rho=params.rho)
+    else:
+        decomposition = loss_decomposition(cov, overlap, epsilon=eps, scale=kappa, rho=params.rho)
+    return LearningCurves(
+        kind="simulation", t=record_steps * time_step, train_loss=np.array(train),
+        test_loss=decomposition.sum(axis=-1), overlap=overlap, cov=cov, decomposition=decomposition,
+        parameters=params.as_attrs(), settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step},
+        iterations=int(step), extras={"cross_cov": cross},
+    )

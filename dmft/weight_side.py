@@ -1,0 +1,109 @@
+"""Weight-side process of the DMFT in closed form (theory.md §4.2, §4.6 step 3).
+
+Per input coordinate the weight process is linear and Gaussian,
+
+    dw/dt = c [ ξ(t) + ∫ R_g(t,s) w(s) ds + r*(t) β ] + j(t),   ⟨ξ(t)ξ(s)ᵀ⟩ = C_g(t,s)/α.
+
+Discretised on the grid t_n = n·dt as a Volterra equation with trapezoid weights,
+w_n = w_0 + Σ_k Q_nk F_k (Q_0k = 0; Q_n0 = Q_nn = dt/2, Q_nk = dt otherwise), and with the
+memory operator being the *discrete* mean response R_g[n, s] = E[∂g_n/∂u_s] (theory.md §0.1
+"One discrete system": the δ(t−s) part is the diagonal block). Stacking w = (w_0, …, w_{T−1}),
+
+    (I − c Q R_g) w = 1⊗w_0 + c Q (ξ + r* β)
+    M = (I − c Q R_g)⁻¹,   χ = M Q  (= R_w with quadrature weights built in)
+
+so that, with a = M(1⊗I) and b = c M Q r*,
+
+    m = a m_0 + ρ b
+    C_w = a C_0 aᵀ + a m_0 bᵀ + b m_0ᵀ aᵀ + ρ b bᵀ + (c²/α) χ C_g χᵀ.
+
+Arrays use the grid-major layout (T, T, N, N); the flat (NT × NT) form orders index n·N + i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+__all__ = ["trapezoid_weights", "WeightSide", "weight_side", "to_flat", "from_flat"]
+
+
+def trapezoid_weights(steps: int, dt: float) -> np.ndarray:
+    """Volterra trapezoid weights Q (T × T, lower triangular) for w_n = w_0 + Σ_k Q_nk F_k."""
+    Q = np.zeros((steps, steps))
+    for n in range(1, steps):
+        Q[n, : n + 1] = dt
+        Q[n, 0] = Q[n, n] = dt / 2
+    return Q
+
+
+def to_flat(blocks: np.ndarray) -> np.ndarray:
+    """(T, T, N, N) → (NT, NT) with index n·N + i."""
+    T, _, N, _ = blocks.shape
+    return blocks.transpose(0, 2, 1, 3).reshape(T * N, T * N)
+
+
+def from_flat(flat: np.ndarray, width: int) -> np.ndarray:
+    """(NT, NT) → (T, T, N, N)."""
+    T = flat.shape[0] // width
+    return flat.reshape(T, width, T, width).transpose(0, 2, 1, 3)
+
+
+@dataclass(frozen=True)
+class WeightSide:
+    """Order parameters produced by the weight-side process.
+
+    Attributes
+    ----------
+    cov : ndarray, shape (T, T, N, N)
+        C_w(t_n, t_s).
+    overlap : ndarray, shape (T, N)
+        m(t_n).
+    response : ndarray, shape (T, T, N, N)
+        χ = M Q: discrete weight response (R_w(t_n, t_s) times the quadrature weight of s).
+    """
+
+    cov: np.ndarray
+    overlap: np.ndarray
+    response: np.ndarray
+
+
+def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | None, *,
+                m0: np.ndarray, cov0: np.ndarray, rho: float, scale: float, alpha: float,
+                dt: float) -> WeightSide:
+    """Solve the weight-side process given the data-side order parameters.
+
+    Parameters
+    ----------
+    response_g : ndarray, shape (T, T, N, N)
+        Discrete mean response R_g[n, s] = E[∂g_n/∂u_s] (block lower triangular).
+    r_star : ndarray, shape (T, N)
+        r*(t_n) = E[dg_n/dh*].
+    cov_g : ndarray, shape (T, T, N, N) or None
+        C_g(t_n, t_s); ``None`` (or α = ∞) drops the noise ξ.
+    m0, cov0, rho :
+        Initial overlaps, C_w(0,0) and teacher norm.
+    scale, alpha, dt : float
+        κ (c = 2/κ), α = P/D and the grid step.
+    """
+    T, _, N, _ = response_g.shape
+    c = 2.0 / scale
+    Qt = trapezoid_weights(T, dt)
+    Qflat = np.kron(Qt, np.eye(N))
+    system = np.eye(T * N) - c * Qflat @ to_flat(response_g)
+    # M Q and M (1⊗I) by one LU solve
+    ones = np.kron(np.ones((T, 1)), np.eye(N))
+    rhs = np.concatenate([Qflat, ones], axis=1)
+    sol = scipy.linalg.solve(system, rhs, check_finite=False)
+    chi_flat = sol[:, : T * N]
+    a = sol[:, T * N:]                                   # (NT, N)
+    b = c * chi_flat @ np.asarray(r_star, dtype=float).reshape(T * N)
+    m = (a @ m0 + rho * b).reshape(T, N)
+    am0 = a @ m0
+    C = a @ cov0 @ a.T + np.outer(am0, b) + np.outer(b, am0) + rho * np.outer(b, b)
+    if cov_g is not None and np.isfinite(alpha):
+        C = C + (c * c / alpha) * chi_flat @ to_flat(cov_g) @ chi_flat.T
+    C = 0.5 * (C + C.T)
+    return WeightSide(cov=from_flat(C, N), overlap=m, response=from_flat(chi_flat, N))
