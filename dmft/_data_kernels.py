@@ -33,6 +33,8 @@ __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_respo
 
 _NEWTON_TOL = 1e-13
 _NEWTON_MAX = 30
+#: Samples advanced together by one thread in the Numba kernel.
+_BLOCK = 32
 
 #: Names and per-sample shapes of the kernel outputs ("T", "N" substituted).
 _OUTPUTS = (
@@ -145,7 +147,12 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
     """
     S, T, N = u.shape
     failures = np.zeros(S, dtype=np.int64)
-    for a in prange(S):
+    # Blocks of samples advance together through time, so that χ[n, :n] stays in cache
+    # while every sample of the block uses it.
+    nblocks = (S + _BLOCK - 1) // _BLOCK
+    for blk in prange(nblocks):
+        first = blk * _BLOCK
+        last = min(S, first + _BLOCK)
         h = np.empty(N)
         h0 = np.empty(N)
         gvec = np.empty(N)
@@ -159,167 +166,179 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
         shist = np.empty(N)
         rhs = np.empty(N)
         tmp = np.empty(N)
-        dg_probe = np.zeros((T, N))
-        y = 0.5 * hstar[a] * hstar[a]
-        for i in range(N):
-            h0[i] = u[a, 0, i]
+        B = last - first
+        dg_block = np.zeros((B, T, N))
+        # time-major, sample-minor copies of the histories: the memory sums below run over
+        # the samples of the block in the innermost (contiguous, SIMD) loop
+        g_hist = np.zeros((T, N, B))
+        p_hist = np.zeros((T, N, B))
+        s_hist = np.zeros((T, N, B))
+        mem_g = np.empty((N, B))
+        mem_p = np.empty((N, B))
+        mem_s = np.empty((N, B))
         for n in range(T):
-            # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k), one pass over χ[n, :n]
-            for i in range(N):
-                hist[i] = 0.0
-                phist[i] = 0.0
-                shist[i] = 0.0
-            for k in range(n):
-                for i in range(N):
-                    s1 = 0.0
-                    s2 = 0.0
-                    s3 = 0.0
-                    for j in range(N):
-                        c_ij = chi[n, k, i, j]
-                        s1 += c_ij * g_out[a, k, j]
-                        s2 += c_ij * dg_probe[k, j]
-                        s3 += c_ij * dstar_out[a, k, j]
-                    hist[i] += s1
-                    phist[i] += s2
-                    shist[i] += s3
-            # implicit step: h = b + a χ_nn g(h), Newton on F(h) = h − b − a χ_nn g(h)
-            for i in range(N):
-                rhs[i] = u[a, n, i] + coupling * hist[i]        # b
-                h[i] = rhs[i]
-            if n > 0:
-                for i in range(N):
-                    s = 0.0
-                    for j in range(N):
-                        s += chi[n, n, i, j] * g_out[a, n - 1, j]
-                    h[i] = rhs[i] + coupling * s
-                converged = False
-                for it in range(_NEWTON_MAX):
-                    _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-                    err = 0.0
-                    for i in range(N):
-                        s = 0.0
-                        for j in range(N):
-                            s += chi[n, n, i, j] * gvec[j]
-                        tmp[i] = h[i] - rhs[i] - coupling * s
-                        err = max(err, abs(tmp[i]))
-                        for j in range(N):
-                            s2 = 0.0
-                            for l in range(N):
-                                s2 += chi[n, n, i, l] * jac[l, j]
-                            Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s2
-                    if err <= _NEWTON_TOL * (1.0 + abs(h[0])):
-                        converged = True
-                        break
-                    _small_inverse(Amat, Ainv)
-                    for i in range(N):
-                        s = 0.0
-                        for j in range(N):
-                            s += Ainv[i, j] * tmp[j]
-                        h[i] -= s
-                if not converged:
-                    failures[a] = 1
-            delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-            delta_out[a, n] = delta
-            for i in range(N):
-                g_out[a, n, i] = gvec[i]
-            # A = I − a χ_nn J ; D = J A⁻¹
-            for i in range(N):
-                for j in range(N):
-                    s = 0.0
-                    for l in range(N):
-                        s += chi[n, n, i, l] * jac[l, j]
-                    Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
-            _small_inverse(Amat, Ainv)
-            # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
-            has_k = centered and n > 0
-            if centered:
-                for i in range(N):
-                    for j in range(N):
-                        kmat[i, j] = scale / N * dphi[i] * (1.0 + epsilon * h0[j])
-                if n == 0:
-                    # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
-                    for i in range(N):
-                        for j in range(N):
-                            jac[i, j] += kmat[i, j]
-            for i in range(N):
-                for j in range(N):
-                    s = 0.0
-                    for l in range(N):
-                        s += jac[i, l] * Ainv[l, j]
-                    local_out[a, n, i, j] = s
-            # probe: δh = A⁻¹[v_n + a(phist + χ_nn K v_0)], δg = J δh + K v_0
-            for i in range(N):
-                rhs[i] = probe[a, n, i] + coupling * phist[i]
-            if has_k:
-                for i in range(N):
-                    s = 0.0
-                    for j in range(N):
-                        s += kmat[i, j] * probe[a, 0, j]
-                    tmp[i] = s
-                for i in range(N):
-                    s = 0.0
-                    for j in range(N):
-                        s += chi[n, n, i, j] * tmp[j]
-                    rhs[i] += coupling * s
-            for i in range(N):
-                s = 0.0
-                for j in range(N):
-                    s += Ainv[i, j] * rhs[j]
-                h[i] = s     # reuse h as δh (h itself is no longer needed at this step)
-            for i in range(N):
-                s = 0.0
-                for j in range(N):
-                    s += jac[i, j] * h[j]
-                if has_k:
-                    s += tmp[i]
-                dg_probe[n, i] = s
-                # indirect part: D a phist
-                s2 = 0.0
-                for j in range(N):
-                    s2 += local_out[a, n, i, j] * phist[j]
-                pmem_out[a, n, i] = coupling * s2
-            # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
-            if has_k:
-                for i in range(N):
-                    for j in range(N):
-                        s = 0.0
-                        for l in range(N):
-                            s2 = 0.0
-                            for q in range(N):
-                                s2 += chi[n, n, l, q] * kmat[q, j]
-                            s += local_out[a, n, i, l] * s2
-                        local0_out[a, n, i, j] = coupling * s + kmat[i, j]
-            else:
-                for i in range(N):
-                    for j in range(N):
-                        local0_out[a, n, i, j] = 0.0
-            # target tangent: δh* = A⁻¹ a (shist + χ_nn p), δg* = J δh* + p, p = h* φ'(h)
-            for i in range(N):
-                tmp[i] = hstar[a] * dphi[i]
-            for i in range(N):
-                s = 0.0
-                for j in range(N):
-                    s += chi[n, n, i, j] * tmp[j]
-                rhs[i] = coupling * (shist[i] + s)
-            for i in range(N):
-                s = 0.0
-                for j in range(N):
-                    s += Ainv[i, j] * rhs[j]
-                h[i] = s
-            for i in range(N):
-                s = tmp[i]
-                for j in range(N):
-                    s += jac[i, j] * h[j]
-                dstar_out[a, n, i] = s
-            # control variates at the Gaussian field h = u
-            for i in range(N):
-                h[i] = u[a, n, i]
-            dg = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-            delta_g_out[a, n] = dg
-            for i in range(N):
-                dstar_g_out[a, n, i] = hstar[a] * dphi[i]
-                for j in range(N):
-                    jac_g_out[a, n, i, j] = jac[i, j]
+          # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) for the whole block
+          mem_g[:, :] = 0.0
+          mem_p[:, :] = 0.0
+          mem_s[:, :] = 0.0
+          for k in range(n):
+              for i in range(N):
+                  for j in range(N):
+                      c_ij = chi[n, k, i, j]
+                      for b in range(B):
+                          mem_g[i, b] += c_ij * g_hist[k, j, b]
+                          mem_p[i, b] += c_ij * p_hist[k, j, b]
+                          mem_s[i, b] += c_ij * s_hist[k, j, b]
+          for a in range(first, last):
+              y = 0.5 * hstar[a] * hstar[a]
+              dg_probe = dg_block[a - first]
+              for i in range(N):
+                  h0[i] = u[a, 0, i]
+                  hist[i] = mem_g[i, a - first]
+                  phist[i] = mem_p[i, a - first]
+                  shist[i] = mem_s[i, a - first]
+              # implicit step: h = b + a χ_nn g(h), Newton on F(h) = h − b − a χ_nn g(h)
+              for i in range(N):
+                  rhs[i] = u[a, n, i] + coupling * hist[i]        # b
+                  h[i] = rhs[i]
+              if n > 0:
+                  for i in range(N):
+                      s = 0.0
+                      for j in range(N):
+                          s += chi[n, n, i, j] * g_out[a, n - 1, j]
+                      h[i] = rhs[i] + coupling * s
+                  converged = False
+                  for it in range(_NEWTON_MAX):
+                      _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+                      err = 0.0
+                      for i in range(N):
+                          s = 0.0
+                          for j in range(N):
+                              s += chi[n, n, i, j] * gvec[j]
+                          tmp[i] = h[i] - rhs[i] - coupling * s
+                          err = max(err, abs(tmp[i]))
+                          for j in range(N):
+                              s2 = 0.0
+                              for l in range(N):
+                                  s2 += chi[n, n, i, l] * jac[l, j]
+                              Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s2
+                      if err <= _NEWTON_TOL * (1.0 + abs(h[0])):
+                          converged = True
+                          break
+                      _small_inverse(Amat, Ainv)
+                      for i in range(N):
+                          s = 0.0
+                          for j in range(N):
+                              s += Ainv[i, j] * tmp[j]
+                          h[i] -= s
+                  if not converged:
+                      failures[a] = 1
+              delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+              delta_out[a, n] = delta
+              for i in range(N):
+                  g_out[a, n, i] = gvec[i]
+              # A = I − a χ_nn J ; D = J A⁻¹
+              for i in range(N):
+                  for j in range(N):
+                      s = 0.0
+                      for l in range(N):
+                          s += chi[n, n, i, l] * jac[l, j]
+                      Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
+              _small_inverse(Amat, Ainv)
+              # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
+              has_k = centered and n > 0
+              if centered:
+                  for i in range(N):
+                      for j in range(N):
+                          kmat[i, j] = scale / N * dphi[i] * (1.0 + epsilon * h0[j])
+                  if n == 0:
+                      # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
+                      for i in range(N):
+                          for j in range(N):
+                              jac[i, j] += kmat[i, j]
+              for i in range(N):
+                  for j in range(N):
+                      s = 0.0
+                      for l in range(N):
+                          s += jac[i, l] * Ainv[l, j]
+                      local_out[a, n, i, j] = s
+              # probe: δh = A⁻¹[v_n + a(phist + χ_nn K v_0)], δg = J δh + K v_0
+              for i in range(N):
+                  rhs[i] = probe[a, n, i] + coupling * phist[i]
+              if has_k:
+                  for i in range(N):
+                      s = 0.0
+                      for j in range(N):
+                          s += kmat[i, j] * probe[a, 0, j]
+                      tmp[i] = s
+                  for i in range(N):
+                      s = 0.0
+                      for j in range(N):
+                          s += chi[n, n, i, j] * tmp[j]
+                      rhs[i] += coupling * s
+              for i in range(N):
+                  s = 0.0
+                  for j in range(N):
+                      s += Ainv[i, j] * rhs[j]
+                  h[i] = s     # reuse h as δh (h itself is no longer needed at this step)
+              for i in range(N):
+                  s = 0.0
+                  for j in range(N):
+                      s += jac[i, j] * h[j]
+                  if has_k:
+                      s += tmp[i]
+                  dg_probe[n, i] = s
+                  # indirect part: D a phist
+                  s2 = 0.0
+                  for j in range(N):
+                      s2 += local_out[a, n, i, j] * phist[j]
+                  pmem_out[a, n, i] = coupling * s2
+              # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
+              if has_k:
+                  for i in range(N):
+                      for j in range(N):
+                          s = 0.0
+                          for l in range(N):
+                              s2 = 0.0
+                              for q in range(N):
+                                  s2 += chi[n, n, l, q] * kmat[q, j]
+                              s += local_out[a, n, i, l] * s2
+                          local0_out[a, n, i, j] = coupling * s + kmat[i, j]
+              else:
+                  for i in range(N):
+                      for j in range(N):
+                          local0_out[a, n, i, j] = 0.0
+              # target tangent: δh* = A⁻¹ a (shist + χ_nn p), δg* = J δh* + p, p = h* φ'(h)
+              for i in range(N):
+                  tmp[i] = hstar[a] * dphi[i]
+              for i in range(N):
+                  s = 0.0
+                  for j in range(N):
+                      s += chi[n, n, i, j] * tmp[j]
+                  rhs[i] = coupling * (shist[i] + s)
+              for i in range(N):
+                  s = 0.0
+                  for j in range(N):
+                      s += Ainv[i, j] * rhs[j]
+                  h[i] = s
+              for i in range(N):
+                  s = tmp[i]
+                  for j in range(N):
+                      s += jac[i, j] * h[j]
+                  dstar_out[a, n, i] = s
+              # control variates at the Gaussian field h = u
+              for i in range(N):
+                  h[i] = u[a, n, i]
+              dg = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+              delta_g_out[a, n] = dg
+              for i in range(N):
+                  dstar_g_out[a, n, i] = hstar[a] * dphi[i]
+                  for j in range(N):
+                      jac_g_out[a, n, i, j] = jac[i, j]
+              for i in range(N):
+                  g_hist[n, i, a - first] = g_out[a, n, i]
+                  p_hist[n, i, a - first] = dg_probe[n, i]
+                  s_hist[n, i, a - first] = dstar_out[a, n, i]
     return failures.sum()
 
 

@@ -138,19 +138,22 @@ def main():
               help="Train the centred predictor f(x;W) - f(x;W(0)).")
 @click.option("--rho", type=float, default=1.0, show_default=True, help="Teacher norm |beta|^2/D.")
 @click.option("--samples", type=int, default=None,
-              help="Monte Carlo samples of the data-side process per iteration (finite alpha). "
-                   "[default: the solver's, see dmft.dmft_solver]")
+              help="Monte Carlo samples S of the data-side process per iteration (finite alpha; a multiple of 4, "
+                   "antithetic quadruplets). [default: 32768]")
+@click.option("--response", type=click.Choice(["probe", "exact"]), default="probe", show_default=True,
+              help="Estimator of the response R_g: 'probe' (random probe vectors, cost of one extra "
+                   "trajectory) or 'exact' (per-sample block recursion, cost ~T^3 N^3/6 per sample).")
 @click.option("--response-samples", type=int, default=None,
-              help="Samples used for the response function R_g (finite alpha). [default: the solver's]")
+              help="Samples of the exact response recursion (--response exact). [default: all]")
 @click.option("--damping", type=float, default=None,
-              help="Damping delta in (0,1] of the fixed-point update X <- (1-delta)X + delta X_new.")
-@click.option("--tol", type=float, default=None, help="Convergence tolerance on the sup-norm residual.")
-@click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations.")
+              help="Damping delta in (0,1] of the fixed-point update X <- (1-delta)X + delta X_new. "
+                   "[default: 0.5]")
+@click.option("--tol", type=float, default=None,
+              help="Convergence tolerance on the sup-norm residual of C_w, m, R_w. [default: 1e-4]")
+@click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations. [default: 100]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
-@click.option("--backend", type=click.Choice(["numba", "numpy", "torch"]), default="numba", show_default=True,
-              help="Kernels of the finite-alpha solver.")
-@click.option("--device", type=str, default="auto", show_default=True,
-              help="Device of the torch backend: auto, cpu or cuda.")
+@click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
+              help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the run in this HDF5 file.")
 @click.option("--run-name", type=str, default=None, help="Name of the run in --out [default: from the parameters].")
@@ -160,7 +163,7 @@ def main():
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over iterations.")
 @handle_invalid_input
 def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, center, rho, samples,
-          response_samples, damping, tol, max_iter, seed, backend, device, as_json, out, run_name, plot,
+          response, response_samples, damping, tol, max_iter, seed, backend, as_json, out, run_name, plot,
           no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
@@ -180,7 +183,7 @@ def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, cente
         cov = np.array(cov).reshape(n, n)
     options = {}
     if not math.isinf(alpha):
-        options = {"seed": seed, "backend": backend, "progress": progress and not as_json, "device": device}
+        options = {"seed": seed, "backend": backend, "progress": progress and not as_json, "response": response}
         for key, value in dict(samples=samples, response_samples=response_samples, damping=damping,
                                tol=tol, max_iter=max_iter).items():
             if value is not None:

@@ -24,7 +24,7 @@ from .online import OnlineTrajectory, centering_response, mean_response
 from .parameters import ModelParameters, check_int_at_least, check_positive
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
-from .weight_side import WeightSide, weight_side
+from .weight_side import WeightSide, trapezoid_weights, weight_side
 
 __all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start"]
 
@@ -45,7 +45,7 @@ class SolverSettings:
     Attributes
     ----------
     samples : int
-        Monte Carlo samples S of the data side (even; antithetic pairs).
+        Monte Carlo samples S of the data side (a multiple of 4: antithetic quadruplets).
     response : {"probe", "exact"}
         Estimator of the regular part of R_g (see :mod:`dmft.data_side`).
     response_samples : int or None
@@ -63,6 +63,10 @@ class SolverSettings:
         Samples per kernel call.
     progress : bool
         tqdm progress bar over iterations.
+    warmup_samples : int or None
+        Samples of the first iterations (default samples/8, at least 2048): the iteration runs
+        with them until the residual falls below 10·tol, then switches to ``samples``. Early
+        iterations only need to move towards the fixed point, not to resolve it.
     """
 
     samples: int = 32768
@@ -75,11 +79,12 @@ class SolverSettings:
     backend: str = "numba"
     chunk: int = 2048
     progress: bool = False
+    warmup_samples: int | None = None
 
     def __post_init__(self):
-        samples = check_int_at_least("samples", self.samples, 2)
-        if samples % 2:
-            raise ValueError(f"samples must be even (antithetic pairs), got {samples}")
+        samples = check_int_at_least("samples", self.samples, 4)
+        if samples % 4:
+            raise ValueError(f"samples must be a multiple of 4 (antithetic quadruplets), got {samples}")
         object.__setattr__(self, "samples", samples)
         if self.response not in RESPONSE_METHODS:
             raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
@@ -93,8 +98,13 @@ class SolverSettings:
         check_int_at_least("seed", self.seed, 0)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} for the finite-alpha solver, got {self.backend!r}")
-        chunk = check_int_at_least("chunk", self.chunk, 2)
-        object.__setattr__(self, "chunk", chunk + (chunk % 2))
+        chunk = check_int_at_least("chunk", self.chunk, 4)
+        object.__setattr__(self, "chunk", chunk - chunk % 4)
+        warm = self.warmup_samples
+        if warm is None:
+            warm = max(2048, samples // 8)
+        warm = min(check_int_at_least("warmup_samples", warm, 4), samples)
+        object.__setattr__(self, "warmup_samples", warm - warm % 4)
 
 
 def _grid_step(t: np.ndarray) -> float:
@@ -127,6 +137,16 @@ def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
         resp[idx, idx] = mean_response(Q, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
     return weight_side(resp, params.epsilon * m, None, m0=params.m0, cov0=params.cov0, rho=params.rho,
                        scale=params.scale, alpha=math.inf, dt=dt)
+
+
+def _response_density(chi: np.ndarray, dt: float) -> np.ndarray:
+    """R_w(t_n, t_s) from χ = M Q by dividing out the trapezoid weight of column s (R_w(0,0) = I)."""
+    T, _, N, _ = chi.shape
+    weights = trapezoid_weights(T, dt)
+    weights[0, 0] = 1.0
+    density = chi / np.where(weights > 0, weights, 1.0)[:, :, None, None]
+    density[0, 0] = np.eye(N)
+    return density
 
 
 def _decomposition(params: ModelParameters, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
@@ -182,11 +202,12 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
 
         bar = tqdm(total=settings.max_iter, desc=f"DMFT alpha={params.alpha:g}", unit="it", leave=False)
     try:
+        samples = settings.warmup_samples
         for iteration in range(1, settings.max_iter + 1):
             estimate = estimate_data_side(
                 cov_w, overlap, chi, alpha=params.alpha, epsilon=params.epsilon, scale=params.scale,
                 rho=params.rho, center=params.center, m0=params.m0, cov0=params.cov0,
-                samples=settings.samples, seed=settings.seed, backend=settings.backend,
+                samples=samples, seed=settings.seed, backend=settings.backend,
                 response=settings.response, response_samples=settings.response_samples,
                 chunk=settings.chunk)
             new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,
@@ -205,7 +226,10 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(residual=f"{residual:.2e}")
-            if residual < settings.tol:
+            if samples < settings.samples:
+                if residual < 10 * settings.tol:
+                    samples = settings.samples
+            elif residual < settings.tol:
                 converged = True
                 break
     finally:
@@ -219,11 +243,9 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         message = (f"not converged: residual {residual:.2e} >= tol {settings.tol:g} after "
                    f"{iterations} iterations (max_iter)")
     decomposition = _decomposition(params, cov_w, overlap)
-    weights = np.full(t.size, dt)
-    weights[0] = dt / 2
     extras = {
         "C_w": cov_w,
-        "R_w": chi / weights[None, :, None, None],
+        "R_w": _response_density(chi, dt),
         "C_g": estimate.cov_g,
         "R_g": estimate.response,
         "r_star": estimate.r_star,

@@ -2,8 +2,11 @@
 
 theory.md §0.1 "Sampling" and "Variance": the joint covariance of (u(t_0..t_{T−1}), h*) is
 rank-deficient (rank N + 1 at α = ∞), so h* is drawn first and u | h* from a square root of
-Cov(u | h*) = C_w − m mᵀ/ρ obtained by eigendecomposition. h* is stratified over its quantiles,
-u comes in antithetic pairs (±z around the conditional mean), and every chunk's draws derive
+Cov(u | h*) = C_w − m mᵀ/ρ obtained by eigendecomposition. |h*| is stratified over the quantiles
+of its half-normal law and samples come in antithetic quadruplets (±h*, ±z): the fields
+u = (m/ρ)h* + L z change sign with (h*, z) → (−h*, −z) and, at m = 0, the set is symmetric
+under h* → −h*, so odd statistics such as r* vanish exactly and m ≡ 0 stays an exact fixed
+point of the iteration (theory.md §7.4). Every chunk's draws derive
 from (seed, chunk index) only, so the same numbers are used in every fixed-point iteration
 (common random numbers: without them the residual cannot be measured).
 """
@@ -59,7 +62,7 @@ def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, rho:
 
 
 def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
-    """Sample ranges [start, stop) of each chunk; every chunk holds an even number of samples."""
+    """Sample ranges [start, stop) of each chunk (``samples`` and ``chunk`` multiples of 4)."""
     bounds = []
     start = 0
     while start < samples:
@@ -71,7 +74,7 @@ def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
 
 def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int, stop: int,
                samples: int, steps: int, width: int, rho: float):
-    """Fields, teacher fields and probes of samples [start, stop) (antithetic pairs).
+    """Fields, teacher fields and probes of samples [start, stop) (antithetic quadruplets).
 
     Parameters
     ----------
@@ -79,7 +82,7 @@ def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int
     seed, index : int
         The chunk's draws depend only on (seed, index): common random numbers.
     start, stop, samples : int
-        Sample range of this chunk and the total (both even).
+        Sample range of this chunk and the total (multiples of 4).
     steps, width : int
         T and N.
     rho : float
@@ -93,19 +96,25 @@ def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int
     """
     rng = np.random.default_rng([int(seed), int(index)])
     count = stop - start
-    half = count // 2
-    pairs = samples // 2
+    quarter = count // 4
+    groups = samples // 4
     nt = steps * width
-    first_pair = start // 2
-    # stratified teacher field: one stratum of the N(0, ρ) quantiles per antithetic pair
-    strata = (first_pair + np.arange(half) + rng.random(half)) / pairs
-    hs = np.sqrt(rho) * ndtri(strata)
-    z = rng.standard_normal((half, nt))
+    first_group = start // 4
+    # stratified |h*|: one stratum of the half-normal quantiles per quadruplet
+    strata = (first_group + np.arange(quarter) + rng.random(quarter)) / groups
+    hs = np.sqrt(rho) * ndtri(0.5 + 0.5 * strata)
+    z = rng.standard_normal((quarter, nt))
     probe = rng.integers(0, 2, size=(count, steps, width)).astype(np.float64) * 2.0 - 1.0
-    noise = ((z @ root.basis) * root.scales) @ root.basis.T          # (half, NT)
+    noise = ((z @ root.basis) * root.scales) @ root.basis.T          # (quarter, NT)
     mean = hs[:, None] * root.slope[None, :]
     u = np.empty((count, nt))
-    u[0::2] = mean + noise
-    u[1::2] = mean - noise
-    hstar = np.repeat(hs, 2)
+    u[0::4] = mean + noise
+    u[1::4] = mean - noise
+    u[2::4] = -mean + noise
+    u[3::4] = -mean - noise
+    hstar = np.empty(count)
+    hstar[0::4] = hs
+    hstar[1::4] = hs
+    hstar[2::4] = -hs
+    hstar[3::4] = -hs
     return u.reshape(count, steps, width), hstar, probe
