@@ -103,6 +103,22 @@ def _quartic_prime(h, eps):
     return 2.0 * eps * h**3
 
 
+def _poly3(h, eps):
+    return h + 0.5 * eps * h**3
+
+
+def _poly3_prime(h, eps):
+    return 1.0 + 1.5 * eps * h * h
+
+
+def _poly4(h, eps):
+    return h + 0.5 * eps * h**4
+
+
+def _poly4_prime(h, eps):
+    return 1.0 + 2.0 * eps * h**3
+
+
 def _relu_quartic(h, eps):
     return torch.clamp(h, min=0) + 0.5 * eps * h**4 if isinstance(h, torch.Tensor) else (
         np.maximum(h, 0) + 0.5 * eps * h**4)
@@ -116,13 +132,17 @@ def _relu_quartic_prime(h, eps):
 
 #: name → (φ, φ') with φ(h; ε). ``"poly"`` is the paper's φ(h) = h + (ε/2)h² (§1.1); the others
 #: are the alternative activations of the eigenvector-label task (App. 8.4): (ε/2)h², (ε/2)h³,
-#: relu(h) + (ε/2)h⁴, (ε/2)h⁴. The exact population loss of §2.4 exists only for ``"poly"``.
+#: relu(h) + (ε/2)h⁴, (ε/2)h⁴; ``"poly3"``/``"poly4"`` (h + (ε/2)h³, h + (ε/2)h⁴) serve the
+#: higher-degree Hermite targets (App. 16). The exact population loss of §2.4 exists only for
+#: ``"poly"``; the others report the finite test-set loss.
 ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "poly": (_poly, _poly_prime),
     "quadratic": (_quad, _quad_prime),
     "cubic": (_cubic, _cubic_prime),
     "relu_quartic": (_relu_quartic, _relu_quartic_prime),
     "quartic": (_quartic, _quartic_prime),
+    "poly3": (_poly3, _poly3_prime),
+    "poly4": (_poly4, _poly4_prime),
 }
 
 
