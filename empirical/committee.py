@@ -404,11 +404,14 @@ def readout_loss_decomposition(gram, coef_linear, coef_quadratic):
 # schedules
 # --------------------------------------------------------------------------------------------
 def record_schedule(steps: int, record_points: int) -> np.ndarray:
-    """Step 0 plus about ``record_points − 1`` log-spaced integer steps in [1, steps] (unique)."""
+    """Step 0 plus about ``record_points − 1`` log-spaced integer steps in [1, steps] (unique;
+    always ending at ``steps``)."""
     steps = check_int_at_least("steps", steps, 1)
     record_points = check_int_at_least("record_points", record_points, 2)
-    logs = np.unique(np.round(np.geomspace(1, steps, record_points - 1)).astype(np.int64))
-    return np.concatenate([[0], logs])
+    if record_points == 2:
+        return np.array([0, steps], dtype=np.int64)
+    logs = np.round(np.geomspace(1, steps, record_points - 1)).astype(np.int64)
+    return np.unique(np.concatenate([[0], logs, [steps]]))
 
 
 def steps_for_time(t_max: float, dim: int, lr: float) -> int:

@@ -437,5 +437,6 @@ def test_bad_explicit_data_is_refused():
 def test_record_schedule_is_log_spaced_with_zero():
     s = record_schedule(10_000, 50)
     assert s[0] == 0 and s[1] == 1 and s[-1] == 10_000 and np.all(np.diff(s) > 0)
+    assert list(record_schedule(37, 2)) == [0, 37] and list(record_schedule(1, 5)) == [0, 1]
     ratios = s[-10:][1:] / s[-10:][:-1]
     np.testing.assert_allclose(ratios, (10_000) ** (1 / 48), rtol=0.02)
