@@ -464,6 +464,8 @@ def train_committee(
     progress: bool = False,
     data: CommitteeData | None = None,
     record_hook: Callable[[int, Any], Mapping[str, float]] | None = None,
+    cka_every: int = 0,
+    baselines: bool = False,
 ) -> LearningCurves:
     """Train the committee machine by full-batch gradient descent (theory.md §0, §1).
 
@@ -518,7 +520,21 @@ def train_committee(
     record_hook : callable, optional
         ``hook(step, state) -> {name: float}`` called at each record with a namespace holding
         the current tensors (``weights``, ``readouts``, ``init_weights``, ``test_inputs``);
-        its values are stored as ``extras[name]`` (used for the NTK alignment).
+        its values are stored as ``extras[name]``.
+    cka_every : int, default 0
+        k > 0: every k steps (and at the last step) the CKA (theory.md §2.5, one-sided
+        centring, :func:`dmft.ntk.cka`) of the test-set NTK Gram w.r.t. W
+        (:func:`dmft.ntk.ntk_gram`) with the test labels, stored as ``extras["cka"]`` with
+        ``extras["cka_steps"]`` and ``extras["cka_t"]`` (the paper: every 100 steps). Needs a
+        test set, ``activation="poly"`` and fixed readouts.
+    baselines : bool, default False
+        Add the spec §1.4 baselines from :mod:`dmft.ntk`: the linearised model trained by the
+        same GD (:func:`dmft.ntk.lazy_curves` with ``lr``), ``extras["lazy_train_loss"]`` and
+        ``extras["lazy_test_loss"]`` (exact population) on the recorded times; and K₀ kernel
+        regression (no ridge) of the training labels (of y − f₀ when uncentred),
+        ``extras["k0_regression_test_loss"]`` (population, the t → ∞ lazy limit) and
+        ``extras["k0_regression_test_set_loss"]`` (finite test set, when there is one).
+        Needs the quadratic teacher, ``activation="poly"``, fixed readouts and plain GD.
 
     Returns
     -------
@@ -585,6 +601,13 @@ def train_committee(
         beta_np = data.teacher
         rho = float(beta_np @ beta_np / dim)
     exact_population = data.teacher is not None and activation == "poly"
+    cka_every = check_int_at_least("cka_every", cka_every, 0)
+    if cka_every and (data.test_inputs is None or activation != "poly" or readouts):
+        raise ValueError("cka_every > 0 needs a test set (n_test > 0), activation='poly' and fixed readouts")
+    if baselines and (data.teacher is None or activation != "poly" or readouts or optimizer != "gd"
+                      or weight_decay or init_scale != 1.0):
+        raise ValueError("baselines=True needs the quadratic teacher, activation='poly', fixed readouts, "
+                         "optimizer='gd' without weight decay and init_scale=1")
     if not exact_population and data.test_inputs is None:
         raise ValueError("without a teacher or with a non-'poly' activation the test loss needs a test set "
                          "(n_test > 0 or data.test_inputs)")
@@ -621,6 +644,8 @@ def train_committee(
         movement = np.empty(n_rec)
         finite_test = np.empty(n_rec) if Xt is not None else None
         hook_values: dict[str, np.ndarray] = {}
+        cka_steps: list[int] = []
+        cka_values: list[float] = []
 
         state_w = torch.zeros_like(W) if optimizer != "gd" else None
         state_a = torch.zeros_like(a) if (optimizer != "gd" and readouts) else None
@@ -636,6 +661,12 @@ def train_committee(
         last_reported = 0
         for step in range(steps + 1):
             loss, gW, ga, _ = committee_loss_and_gradient(W, a, X, y, offset=f0, **model)
+            if cka_every and (step % cka_every == 0 or step == steps):
+                from dmft.ntk import cka, ntk_gram
+
+                gram = ntk_gram(W.cpu().numpy(), data.test_inputs, epsilon=epsilon, scale=scale)
+                cka_steps.append(step)
+                cka_values.append(cka(gram, data.test_targets))
             if step in record_at:
                 train_loss[rec] = float(loss)
                 if beta is not None:
@@ -717,6 +748,13 @@ def train_committee(
         extras["test_loss_finite"] = finite_test[:rec]
     for key, values in hook_values.items():
         extras[key] = values[:rec]
+    if cka_every:
+        extras["cka"] = np.asarray(cka_values)
+        extras["cka_steps"] = np.asarray(cka_steps, dtype=np.int64)
+        extras["cka_t"] = lr * np.asarray(cka_steps, dtype=float) / dim
+    if baselines:
+        extras.update(_kernel_baselines(data, epsilon=epsilon, scale=scale, center=center, lr=lr,
+                                        target_scale=target_scale, t=lr * schedule / dim))
 
     parameters = {
         "alpha": n_train / dim, "epsilon": epsilon, "scale": scale, "width": width, "rho": rho,
@@ -751,6 +789,27 @@ def train_committee(
         message=message,
         extras=extras,
     )
+
+
+def _kernel_baselines(data, *, epsilon, scale, center, lr, target_scale, t):
+    """Linearised-model curves and K₀ kernel regression (spec §1.4) via :mod:`dmft.ntk`."""
+    from dmft.ntk import lazy_curves
+
+    x_test, y_test = data.test_inputs, data.test_targets
+    if x_test is None:  # lazy_curves wants a test set; the population losses do not depend on it
+        x_test, y_test = data.inputs[:2], data.targets[:2]
+    common = dict(epsilon=epsilon, scale=scale, teacher=data.teacher, center=center, target_scale=target_scale)
+    lazy = lazy_curves(data.init_weights, data.inputs, data.targets, x_test, y_test, t=t, lr=lr, **common)
+    limit = lazy_curves(data.init_weights, data.inputs, data.targets, x_test, y_test, t=[0.0, math.inf], **common)
+    out = {
+        "lazy_train_loss": lazy.train_loss,
+        "lazy_test_loss": lazy.test_loss,
+        "k0_regression_test_loss": np.array(limit.test_loss[-1]),
+    }
+    if data.test_inputs is not None:
+        out["lazy_test_set_loss"] = lazy.extras["test_loss_test_set"]
+        out["k0_regression_test_set_loss"] = np.array(limit.extras["test_loss_test_set"][-1])
+    return out
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ def _task_names():
 @click.option("--activation", type=str, default=None, help="phi: poly (h + eps h^2/2, default), quadratic, cubic, "
               "relu_quartic, quartic, poly3, poly4.")
 @click.option("--n-test", type=int, default=None, help="Size of a finite test set (0: none). [default: 0]")
+@click.option("--cka-every", type=int, default=None,
+              help="Every k steps: CKA of the test-set NTK with the test labels (needs --n-test). [default: off]")
+@click.option("--baselines/--no-baselines", default=None,
+              help="Add the linearised-model curves and the K0 kernel-regression loss (spec 1.4). [default: off]")
 @click.option("--record-points", type=int, default=200, show_default=True, help="Log-spaced records (plus step 0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the teacher, data and init.")
 @click.option("--seeds", type=int, default=1, show_default=True,
@@ -73,7 +77,7 @@ def _task_names():
 @handle_invalid_input
 def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, steps, t_max, lr, init_overlap,
               init_scale, center, rho, target_scale, optimizer, momentum, weight_decay, readouts, activation,
-              n_test, record_points, seed, seeds, device, dtype, as_json, out, run_name, plot, progress):
+              n_test, cka_every, baselines, record_points, seed, seeds, device, dtype, as_json, out, run_name, plot, progress):
     """Train the committee machine f = (scale/N) sum_i phi(w_i.x) by full-batch gradient descent
     on P = alpha*D samples of y = (beta.x)^2/2 and report learning curves against t = lr*step/D.
 
@@ -91,7 +95,8 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
     given = dict(alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, steps=steps, t_max=t_max, lr=lr,
                  init_overlap=parse_floats(init_overlap, "--init-overlap"), init_scale=init_scale, center=center,
                  rho=rho, target_scale=target_scale, optimizer=optimizer, momentum=momentum,
-                 weight_decay=weight_decay, readouts=readouts, activation=activation, n_test=n_test)
+                 weight_decay=weight_decay, readouts=readouts, activation=activation, n_test=n_test,
+                 cka_every=cka_every, baselines=baselines)
     given = {k: v for k, v in given.items() if v is not None}
     if seeds < 1:
         raise ValueError(f"seeds must be an integer >= 1, got {seeds}")

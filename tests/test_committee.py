@@ -440,3 +440,62 @@ def test_record_schedule_is_log_spaced_with_zero():
     assert list(record_schedule(37, 2)) == [0, 37] and list(record_schedule(1, 5)) == [0, 1]
     ratios = s[-10:][1:] / s[-10:][:-1]
     np.testing.assert_allclose(ratios, (10_000) ** (1 / 48), rtol=0.02)
+
+
+# ------------------------------------------------------------------------------------------
+# NTK alignment and the kernel baselines (dmft.ntk)
+# ------------------------------------------------------------------------------------------
+def test_cka_every_k_steps_matches_autograd_ntk():
+    """extras['cka'] (every k steps) equals the spec §2.5 CKA of the test-set NTK built here from
+    autograd Jacobians of f w.r.t. W at the same steps (1e-10)."""
+    kappa, eps, N, D = 1.0, 0.5, 3, 8
+    grams = {}
+
+    def jacobian_gram(step, state):
+        rows = []
+        with torch.enable_grad():  # the trainer records under torch.no_grad()
+            W = state.weights.clone().requires_grad_(True)
+            for x in state.test_inputs:
+                h = W @ x
+                f = kappa / N * (h + eps / 2 * h**2).sum()
+                rows.append(torch.autograd.grad(f, W)[0].reshape(-1))
+        J = torch.stack(rows).detach().numpy()
+        grams[step] = J @ J.T
+        return {}
+
+    data = make_committee_data(3.0, D, N, n_test=30, seed=1)
+    res = train_committee(3.0, D, N, kappa, eps, steps=40, record_points=6, data=data, cka_every=5,
+                          record_hook=jacobian_gram, **CPU)
+    y = data.test_targets - data.test_targets.mean()
+    for step, K in grams.items():
+        if step % 5 and step != 40:
+            continue
+        Kc = K - K.mean(axis=0)
+        expected = y @ Kc @ y / (np.linalg.norm(Kc) * (y @ y))
+        got = res.extras["cka"][list(res.extras["cka_steps"]).index(step)]
+        assert got == pytest.approx(expected, rel=1e-10)
+    assert list(res.extras["cka_steps"]) == list(range(0, 41, 5))
+    assert res.extras["cka"][-1] != res.extras["cka"][0]
+
+
+def test_large_scale_network_follows_linearised_model():
+    """The centred network approaches its linearisation (dmft.ntk.lazy_curves, same GD) as κ
+    grows, with the deviation shrinking like 1/κ (theory.md §1.4, lazy limit): the sup test-loss
+    deviation at κ = 64 is 0.15–0.35 of that at κ = 16 (1/κ predicts 0.25) and below 0.05."""
+    deviation = {}
+    for kappa in (16.0, 64.0):
+        res = train_committee(3.0, 20, 4, kappa, 0.5, t_max=20, center=True, n_test=200, record_points=12,
+                              baselines=True, **CPU)
+        deviation[kappa] = np.max(np.abs(res.test_loss - res.extras["lazy_test_loss"]))
+        assert np.max(np.abs(res.train_loss - res.extras["lazy_train_loss"])) < 2.5 * deviation[kappa] + 1e-3
+    assert 0.15 < deviation[64.0] / deviation[16.0] < 0.35 and deviation[64.0] < 0.05
+    # the K0 regression baseline is the lazy model's t → ∞ limit: worse than the rich network
+    rich = train_committee(3.0, 20, 4, 1.0, 0.5, t_max=200, center=True, baselines=True, record_points=5, **CPU)
+    assert rich.test_loss[-1] < 0.5 * float(rich.extras["k0_regression_test_loss"])
+
+
+def test_baseline_and_cka_options_refuse_unsupported_settings():
+    with pytest.raises(ValueError, match="cka_every"):
+        train_committee(2.0, 10, 2, 1.0, 0.1, steps=3, cka_every=1, **CPU)
+    with pytest.raises(ValueError, match="baselines"):
+        train_committee(2.0, 10, 2, 1.0, 0.1, steps=3, baselines=True, optimizer="adam", **CPU)
