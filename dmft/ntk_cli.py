@@ -265,7 +265,8 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
     quad = mercer["traceless_quadratic"]
     if n_train < 4 * quad.multiplicity:
         echo(f"  note: P = {n_train} is not >> {quad.multiplicity} (traceless multiplicity): that sector is not "
-             "resolved; its Gram eigenvalues/P sit near epsilon^2 kappa^2/(N P) (the diagonal of K), not 2eps^2/D^2")
+             "resolved; its Gram eigenvalues/P are of order epsilon^2 kappa^2/(N P) (that part of K is close to a multiple "
+             "of the identity), not the Mercer value")
     train_txt = f", train {cka_train:.4f}" if cka_train is not None else ""
     echo(f"CKA of the initial NTK with the target (§2.5): test set {cka_test:.4f}{train_txt}")
     d = regression.population_decomposition
