@@ -50,6 +50,7 @@ __all__ = [
     "linearised_polynomial",
     "polynomial_loss_decomposition",
     "lazy_curves",
+    "lazy_weights",
     "SectorSummary",
     "EmpiricalSpectrum",
     "empirical_ntk_spectrum",
@@ -757,6 +758,84 @@ def _time_array(t) -> np.ndarray:
     return t
 
 
+def _lazy_solution(W0, X, y, *, epsilon, scale, times, center, lr, rcond) -> dict:
+    """Gram-eigenbasis solution of the linearised dynamics (see :func:`lazy_curves`).
+
+    Returns a dict with ``coef`` a(t) (T, P) such that ΔW(t) = J_trainᵀ a(t), ``residual``
+    r(t) (T, P), ``values`` (Gram eigenvalues, descending), ``active`` (non-null modes),
+    ``lr`` (validated) and ``steps`` (GD steps or None).
+    """
+    n, d = W0.shape
+    P = X.shape[0]
+    alpha = P / d
+    steps = None
+    if lr is not None:
+        lr = check_positive("lr (eta0)", lr)
+        if np.any(np.isinf(times)):
+            raise ValueError("t must be finite when lr is given (discrete gradient descent)")
+        steps = times * d / lr
+        if np.any(np.abs(steps - np.round(steps)) > 1e-9 * np.maximum(1.0, steps)):
+            raise ValueError("t must be whole numbers of steps (t*D/lr integer) when lr is given")
+        steps = np.round(steps)
+
+    K = ntk_gram(W0, X, epsilon=epsilon, scale=scale)
+    values, vectors = ntk_eigendecomposition(K)
+    active = values > _null_threshold(values, rcond)
+    lam = np.where(active, values, 0.0)  # λ_k of K
+    lam_hat = lam * n / scale**2  # λ̂_k of K̂ = (N/κ²)K
+
+    f0 = np.zeros(P) if center else committee_output(W0, X, epsilon=epsilon, scale=scale)
+    r0_modes = vectors.T @ (y - f0)
+
+    # decay factors d_k(t) of every mode, shape (T, P); frozen (null) modes keep d = 1
+    decay = np.ones((times.size, P))
+    if lr is None:
+        exponent = (2.0 / alpha) * np.outer(times, lam_hat[active])
+        decay[:, active] = np.exp(-exponent)
+    else:
+        a = 2.0 * lr * lam_hat[active] / P
+        decay[:, active] = np.power(1.0 - a[None, :], steps[:, None])
+    integrated = np.zeros_like(decay)  # (1 − d_k)/λ_k
+    integrated[:, active] = (1.0 - decay[:, active]) / lam[active]
+    return {
+        "coef": (integrated * r0_modes) @ vectors.T,
+        "residual": (decay * r0_modes) @ vectors.T,
+        "values": values,
+        "active": active,
+        "lr": lr,
+        "steps": steps,
+    }
+
+
+def lazy_weights(
+    weights0: np.ndarray,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    epsilon: float,
+    scale: float,
+    t,
+    center: bool = True,
+    lr: float | None = None,
+    rcond: float | None = None,
+) -> np.ndarray:
+    """Weights W(t) = W₀ + J_trainᵀ a(t) of the linearised model (:func:`lazy_curves`).
+
+    Same arguments and time convention as :func:`lazy_curves`. Returns shape ``(T, N, D)``
+    (memory T·N·D; :func:`lazy_curves` only keeps the order parameters).
+    """
+    W0 = _matrix("weights0", weights0)
+    n, d = W0.shape
+    X = _matrix("x_train", x_train, columns=d)
+    y = _vector("y_train", y_train, length=X.shape[0])
+    epsilon = check_finite("epsilon", epsilon)
+    scale = check_positive("scale (output scale kappa)", scale)
+    times = _time_array(t)
+    sol = _lazy_solution(W0, X, y, epsilon=epsilon, scale=scale, times=times, center=center, lr=lr, rcond=rcond)
+    dphi = 1.0 + epsilon * (X @ W0.T)
+    return W0[None] + (scale / n) * np.einsum("tp,pn,pd->tnd", sol["coef"], dphi, X, optimize=True)
+
+
 def lazy_curves(
     weights0: np.ndarray,
     x_train: np.ndarray,
@@ -859,42 +938,11 @@ def lazy_curves(
     s = _check_target_scale(target_scale)
     times = _time_array(t)
     alpha = P / d
-    if lr is not None:
-        lr = check_positive("lr (eta0)", lr)
-        if np.any(np.isinf(times)):
-            raise ValueError("t must be finite when lr is given (discrete gradient descent)")
-        steps = times * d / lr
-        if np.any(np.abs(steps - np.round(steps)) > 1e-9 * np.maximum(1.0, steps)):
-            raise ValueError("t must be whole numbers of steps (t*D/lr integer) when lr is given")
-        steps = np.round(steps)
-
-    K = ntk_gram(W0, X, epsilon=epsilon, scale=scale)
+    sol = _lazy_solution(W0, X, y, epsilon=epsilon, scale=scale, times=times, center=center, lr=lr, rcond=rcond)
+    lr, active, values, coef = sol["lr"], sol["active"], sol["values"], sol["coef"]
+    train_loss = np.mean(sol["residual"] ** 2, axis=1)
     Kt = ntk_gram(W0, Xt, epsilon=epsilon, scale=scale, inputs2=X)
-    values, vectors = ntk_eigendecomposition(K)
-    active = values > _null_threshold(values, rcond)
-    lam = np.where(active, values, 0.0)  # λ_k of K
-    lam_hat = lam * n / scale**2  # λ̂_k of K̂ = (N/κ²)K
-
-    f0 = np.zeros(P) if center else committee_output(W0, X, epsilon=epsilon, scale=scale)
     f0t = np.zeros(Xt.shape[0]) if center else committee_output(W0, Xt, epsilon=epsilon, scale=scale)
-    r0 = y - f0
-    r0_modes = vectors.T @ r0
-
-    # decay factors d_k(t) of every mode, shape (T, P); frozen (null) modes keep d = 1
-    decay = np.ones((times.size, P))
-    if lr is None:
-        with np.errstate(invalid="ignore"):
-            exponent = (2.0 / alpha) * np.outer(times, lam_hat[active])
-        decay[:, active] = np.exp(-exponent)
-    else:
-        a = 2.0 * lr * lam_hat[active] / P
-        decay[:, active] = np.power(1.0 - a[None, :], steps[:, None])
-    integrated = np.zeros_like(decay)  # (1 − d_k)/λ_k
-    integrated[:, active] = (1.0 - decay[:, active]) / lam[active]
-
-    residual = (decay * r0_modes) @ vectors.T  # (T, P)
-    train_loss = np.mean(residual**2, axis=1)
-    coef = (integrated * r0_modes) @ vectors.T  # a(t), (T, P)
     test_pred = f0t[None, :] + coef @ Kt.T
     test_loss_set = np.mean((test_pred - yt[None, :]) ** 2, axis=1)
 
@@ -953,7 +1001,7 @@ def lazy_curves(
         parameters=parameters,
         settings=settings,
         converged=True,
-        iterations=1 if lr is None else int(steps.max()),
+        iterations=1 if lr is None else int(sol["steps"].max()),
         residual=0.0,
         seconds=_time.perf_counter() - start,
         message=(

@@ -95,7 +95,7 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
     ax1.set_xlabel("rank k")
     ax1.set_ylabel(r"eigenvalue $\lambda_k$ (Gram / P)")
     ax1.set_title("initial NTK spectrum", fontsize=9)
-    ax1.legend(fontsize=7, loc="upper right")
+    ax1.legend(fontsize=7, loc="center left")
 
     keep = lazy.t > 0
     t = lazy.t[keep]
@@ -263,9 +263,10 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
             echo(f"  {_fmt_sector(x.label):16s} {x.count:6d}  {x.mean:10.4g}  {x.median:10.4g}  {x.minimum:10.4g}"
                  f"  {x.maximum:10.4g}      {ratio}")
     quad = mercer["traceless_quadratic"]
-    if n_train < 4 * quad.multiplicity:
-        echo(f"  note: P = {n_train} is not >> {quad.multiplicity} (traceless multiplicity): that sector is not "
-             "resolved; its Gram eigenvalues/P sit near epsilon^2 kappa^2/(N P) (the diagonal of K), not 2eps^2/D^2")
+    if n_train < mercer.rank:
+        echo(f"  note: P = {n_train} is below the rank D + D(D+1)/2 = {mercer.rank} of the kernel, so the "
+             f"traceless sector ({quad.multiplicity} modes) is not resolved; its Gram eigenvalues/P are of order epsilon^2 kappa^2/(N P) (that part of K is close to a multiple "
+             "of the identity), not the Mercer value")
     train_txt = f", train {cka_train:.4f}" if cka_train is not None else ""
     echo(f"CKA of the initial NTK with the target (§2.5): test set {cka_test:.4f}{train_txt}")
     d = regression.population_decomposition
