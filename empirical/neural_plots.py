@@ -22,7 +22,7 @@ import numpy as np
 from empirical.metrics import first_crossing, grokking_gap, time_to_loss
 from empirical.neural_records import TrainingHistory
 
-__all__ = ["grokking_summary", "plot_history", "plot_fraction_phase", "save_figure"]
+__all__ = ["grokking_summary", "plot_history", "plot_fraction_phase", "save_figure", "summary_table"]
 
 
 def _step_or_inf(history: TrainingHistory, index: int, censored: bool) -> float:
@@ -152,3 +152,19 @@ def save_figure(fig, path: str | Path) -> Path:
     from dmft.plotting import save_figure as _save
 
     return _save(fig, path)
+
+
+def summary_table(histories: Sequence[TrainingHistory], labels: Sequence[str], *, threshold: float = 0.99) -> str:
+    """Markdown table of grokking times (steps to > ``threshold`` accuracy) for several runs."""
+    key = f"{threshold:g}"
+    rows = ["| run | steps to train acc > {0:g} % | steps to val acc > {0:g} % | ratio | final train / val acc | "
+            "loss-based t_train / t_val (1 % of initial train loss) | norm start → end |".format(100 * threshold),
+            "|---|---|---|---|---|---|---|"]
+    for label, h in zip(labels, histories):
+        s = grokking_summary(h, thresholds=(threshold,))
+        a = s["accuracy"][key]
+        rows.append(f"| {label} | {a['t_train']:g} | {a['t_val']:g} | {a['ratio']:.3g} | "
+                    f"{100 * s['final']['train_accuracy']:.1f} % / {100 * s['final']['val_accuracy']:.1f} % | "
+                    f"{s['loss']['t_train']:g} / {s['loss']['t_val']:g} | "
+                    f"{h.param_norm[0]:.3g} → {h.param_norm[-1]:.3g} |")
+    return "\n".join(rows)
