@@ -279,3 +279,31 @@ def test_digits_reads_a_local_mnist_file(tmp_path):
     xtr, _, xte, _, name = load_digit_data(DigitsConfig())
     assert name == "sklearn-digits-8x8" and xtr.shape == (1000, 64) and xte.shape == (797, 64)
     assert xtr.max() == 1.0 and xtr.min() == 0.0  # pixels 0..16 scaled by 1/16
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformer architecture (seed_systems.md §B.1)
+
+
+def test_transformer_size_causality_and_attention():
+    from torch.nn import functional as F
+
+    from empirical.transformer import PowerTransformer, _CausalSelfAttention
+
+    model = PowerTransformer(239)
+    linear = sum(m.weight.numel() for m in model.blocks.modules() if isinstance(m, torch.nn.Linear))
+    assert linear == 2 * (4 * 128 ** 2 + 2 * 128 * 512)  # ≈ 4·10⁵ non-embedding weights, no biases
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Linear))
+    tokens = torch.randint(0, 239, (3, 6), generator=torch.Generator().manual_seed(0))
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 239
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    torch.testing.assert_close(a[:, :5], b[:, :5])  # causal: earlier outputs ignore later tokens
+    assert not torch.allclose(a[:, 5], b[:, 5])
+    attention = _CausalSelfAttention(16, 4)
+    x = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        q, k, v = (lin(x).view(2, 6, 4, 4).transpose(1, 2) for lin in (attention.query, attention.key, attention.value))
+        ref = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 6, 16)
+        torch.testing.assert_close(attention(x), attention.out(ref), rtol=1e-5, atol=1e-6)
