@@ -190,7 +190,8 @@ def run_concealment_grid(datasets: Sequence[str] = CONCEALMENT_DATASETS, extra_d
     from tqdm.auto import tqdm
 
     skip = set(skip)
-    jobs = [(d, int(m), int(s)) for d in datasets for m in extra_dims for s in seeds if (d, int(m), int(s)) not in skip]
+    # seed-major order: an interrupted grid still covers every (dataset, m) cell with the first seeds
+    jobs = [(d, int(m), int(s)) for s in seeds for d in datasets for m in extra_dims if (d, int(m), int(s)) not in skip]
     runs = []
     for d, m, s in tqdm(jobs, disable=not progress, desc="concealment grid"):
         run = train_concealment(d, m, s, config)
