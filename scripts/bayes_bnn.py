@@ -52,7 +52,7 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     if not args.report_only:
         compute(args.out, qs, seeds, args.epochs)
-    from scripts_report import report_bnn  # noqa: E402
+    from bayes_report import report_bnn  # noqa: E402
 
     report_bnn(args.out, " ".join(sys.argv))
 

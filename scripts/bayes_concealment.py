@@ -61,7 +61,7 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     if not args.report_only:
         compute(args.out, datasets, dims, seeds)
-    from scripts_report import report_concealment  # noqa: E402
+    from bayes_report import report_concealment  # noqa: E402
 
     report_concealment(args.out, " ".join(sys.argv))
 

@@ -54,7 +54,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     if not args.report_only:
         compute(args.out, seeds)
-    from scripts_report import report_gp_classification  # noqa: E402
+    from bayes_report import report_gp_classification  # noqa: E402
 
     report_gp_classification(args.out, seeds, " ".join(sys.argv))
 
