@@ -119,11 +119,12 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 
     if task == "one_zero":
         config = VariationalGPConfig(lengthscale_init=0.005 if lengthscale_init is None else lengthscale_init,
-                                     iterations=iterations or 1500, learning_rate=lr)
-        kwargs = {"x_dist": x_dist, **({"n_train": n_train} if n_train else {})}
+                                     iterations=1500 if iterations is None else iterations, learning_rate=lr)
+        kwargs = {"x_dist": x_dist, **({"n_train": n_train} if n_train is not None else {})}
     else:
-        config = VariationalGPConfig(lengthscale_init=lengthscale_init, iterations=iterations or 500, learning_rate=lr)
-        kwargs = {"spurious": spurious, **({"n_train": n_train, "n_samples": n_train + 100} if n_train else {})}
+        config = VariationalGPConfig(lengthscale_init=lengthscale_init, iterations=500 if iterations is None else iterations,
+                                     learning_rate=lr)
+        kwargs = {"spurious": spurious, **({"n_train": n_train, "n_samples": n_train + 100} if n_train is not None else {})}
     runs = [train_variational_gp(gp_classification_data(task, s, **kwargs), s, config, progress=not as_json)
             for s in _seeds(seeds, GP_SEEDS)]
     summary = {"task": task, "gaps": {r.seed: _gap_dict(r.gap) for r in runs},

@@ -30,9 +30,10 @@ TASKS = {"one_zero": VariationalGPConfig(lengthscale_init=0.005, iterations=1500
          "parity": VariationalGPConfig(lengthscale_init=None, iterations=500)}
 
 
-def compute(out: Path, seeds) -> None:
-    done = set(list_records(out)) if out.exists() else set()
-    for task, config in TASKS.items():
+def compute(out: Path, seeds, tasks, force: bool) -> None:
+    done = set(list_records(out)) if out.exists() and not force else set()
+    for task in tasks:
+        config = TASKS[task]
         for seed in seeds:
             name = f"gp_{task}_seed{seed}"
             if name in done:
@@ -49,11 +50,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bayes_gp.h5")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--seeds", default=",".join(map(str, GP_SEEDS)))
+    parser.add_argument("--tasks", default="one_zero,parity")
+    parser.add_argument("--force", action="store_true", help="recompute runs already stored")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     if not args.report_only:
-        compute(args.out, seeds)
+        compute(args.out, seeds, args.tasks.split(","), args.force)
     from bayes_report import report_gp_classification  # noqa: E402
 
     report_gp_classification(args.out, seeds, " ".join(sys.argv))
