@@ -1,0 +1,131 @@
+"""Concealment MLP (§A.6, C.3 statistics), mean-field BNN (§A.8) and the ``dmft train bayes`` CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from empirical.bnn import BNNConfig, MeanFieldBNN, gaussian_kl_standard_normal, train_bnn
+from empirical.concealment import ConcealmentConfig, gap_regression, log_gap, train_concealment
+
+torch.set_num_threads(1)
+
+
+def test_log_gap_maps_nonpositive_to_zero():
+    assert log_gap([-2, 0, 1, math.e ** 2]).tolist() == pytest.approx([0, 0, 0, 2])
+
+
+def test_gap_regression_recovers_an_exact_exponential_and_matches_scipy():
+    from scipy import stats
+
+    m = np.repeat([0, 10, 20, 30, 40], 2).astype(float)
+    fit = gap_regression(m, 4.3 * np.exp(0.092 * m))
+    assert fit.slope == pytest.approx(0.092, rel=1e-10) and fit.prefactor == pytest.approx(4.3, rel=1e-10)
+    assert fit.r == pytest.approx(1.0, abs=1e-12)
+    rng = np.random.default_rng(0)
+    gaps = np.round(5 * np.exp(0.08 * m + rng.normal(0, 0.4, m.size))) - 3  # includes gaps <= 0
+    ours = gap_regression(m, gaps)
+    z = np.where(gaps > 0, np.log(np.clip(gaps, 1, None)), 0.0)
+    ref = stats.linregress(m, z)
+    assert ours.slope == pytest.approx(ref.slope, rel=1e-10) and ours.r == pytest.approx(ref.rvalue, rel=1e-10)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-6)
+    excluded = gap_regression(m, gaps, exclude_nonpositive=True)
+    assert excluded.n_points == int(np.sum(gaps > 0))
+    with pytest.raises(ValueError):
+        gap_regression([1, 1, 1], [2, 3, 4])
+
+
+def test_concealment_run_bookkeeping_and_early_generalisation_at_m0():
+    """m = 0 on modular addition (120 of 300 epochs): the pre-step running train accuracy lags
+    the full-pass accuracy, both reach τ, the gap is small (reference run: 18 and 7 epochs)."""
+    run = train_concealment("add", 0, 0, ConcealmentConfig(epochs=120))
+    assert not run.gap.censored and abs(run.gap.gap) <= 30
+    lag = run.train_accuracy_full - run.train_accuracy
+    assert np.mean(lag[:40]) > 0
+    assert run.val_accuracy[-1] > 0.95
+
+
+def test_concealment_validation():
+    with pytest.raises(ValueError):
+        ConcealmentConfig(spurious="uniform")
+    with pytest.raises(ValueError):
+        ConcealmentConfig(batch_size=0)
+
+
+def test_bnn_kl_closed_form_against_monte_carlo():
+    rng = torch.Generator().manual_seed(0)
+    mean = torch.randn(50, generator=rng)
+    log_std = torch.log(torch.rand(50, generator=rng) + 0.2)
+    kl = float(gaussian_kl_standard_normal(mean, log_std))
+    w = mean + torch.exp(log_std) * torch.randn(100_000, 50, generator=rng)
+    q = torch.distributions.Normal(mean, torch.exp(log_std))
+    per_sample = (q.log_prob(w) - torch.distributions.Normal(0.0, 1.0).log_prob(w)).sum(1).double()
+    # tolerance: 5 Monte-Carlo standard errors
+    assert abs(kl - float(per_sample.mean())) < 5 * float(per_sample.std()) / math.sqrt(len(per_sample))
+
+
+def test_local_reparameterisation_moments_match_weight_sampling():
+    """Pre-activations sampled by the local trick have the mean/variance of sampling the weights."""
+    g = torch.Generator().manual_seed(1)
+    model = MeanFieldBNN([4, 3], q_mean_std=0.5, q_std_init=0.3, generator=g)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    xs = x.repeat(200_000, 1)
+    local = model(xs, torch.Generator().manual_seed(2))
+    mu, std = model.means[0].detach(), torch.exp(model.log_stds[0].detach())
+    w = mu + std * torch.randn(20_000, *mu.shape, generator=torch.Generator().manual_seed(3))
+    xb = torch.cat([x, torch.ones(1, 1)], 1)
+    direct = torch.einsum("i,sij->sj", xb[0], w)
+    exact_mean = (xb @ mu)[0]
+    exact_var = ((xb * xb) @ std ** 2)[0]
+    se = torch.sqrt(exact_var / len(local))
+    assert torch.all((local.mean(0) - exact_mean).abs() < 5 * se)
+    assert torch.all((local.var(0) / exact_var - 1).abs() < 5 * math.sqrt(2 / len(local)))
+    assert torch.all((direct.var(0) / exact_var - 1).abs() < 5 * math.sqrt(2 / len(direct)))
+
+
+def test_bnn_complexity_depends_on_initial_mean_scale_and_falls():
+    """Initial KL/N grows with q_mean_std (§C.5); within a run the complexity decreases."""
+    cfg = dict(epochs=60, hidden=50)
+    small = train_bnn(0, BNNConfig(q_mean_std=0.01, **cfg))
+    large = train_bnn(0, BNNConfig(q_mean_std=1.0, **cfg))
+    assert large.complexity[0] > small.complexity[0]
+    # exact: at σ = 0.01 the KL per weight is −log 0.01 + (1e-4 + μ²)/2 − ½; μ² ≈ q²
+    n_weights = 31 * 50 + 51 * 2
+    expected_small = n_weights * (-math.log(0.01) + (1e-4 + 0.01 ** 2) / 2 - 0.5) / 800
+    assert small.complexity[0] == pytest.approx(expected_small, rel=1e-3)
+    assert large.complexity[-1] < large.complexity[0] and large.error[-1] < large.error[0]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _train():
+    from dmft.cli import main
+
+    return main
+
+
+def test_cli_linear_json_and_store(tmp_path):
+    from empirical.records import read_record
+
+    out = tmp_path / "b.h5"
+    result = CliRunner().invoke(_train(), ["train", "bayes", "linear", "--seed", "0", "--epochs", "400", "--json",
+                                           "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["gaps"]["0"]["t_val"] == 260
+    arrays, attrs = read_record(out, "linear")
+    assert arrays["seed0"]["val_accuracy"].shape == (400,) and attrs["system"] == "linear"
+
+
+@pytest.mark.parametrize("args", [
+    ["linear", "--epochs", "0"], ["linear", "--lr", "-1"], ["gp-sine", "--iterations", "0"],
+    ["concealment", "--epochs", "-5"], ["bnn", "--q-mean-std", "-1"], ["laplace", "--lr", "0"],
+    ["gp-classification", "--iterations", "0"], ["linear", "--seed", "-1"],
+])
+def test_cli_invalid_input_exits_2(args):
+    result = CliRunner().invoke(_train(), ["train", "bayes", *args])
+    assert result.exit_code == 2, result.output
