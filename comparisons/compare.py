@@ -1,0 +1,305 @@
+"""Theory against experiment in one call: ``comparisons.compare`` / ``dmft compare``.
+
+Runs the theory (the DMFT at the sample ratio ``alpha``, or the online ODE) and finite-D
+gradient-descent simulations over several seeds from the **same** planted initial overlaps m(0)
+(theory.md §0: w_i(0) = m_i β + (1 − m_i²)^(1/2) z_i), stores everything in one HDF5 file,
+draws the overlay and measures the agreement (:mod:`comparisons.agreement`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from dmft.parameters import check_int_at_least, check_positive, default_init_overlap
+from dmft.result import LearningCurves
+
+from .agreement import QUANTITIES, Agreement, agreement
+
+__all__ = ["Comparison", "compare", "run_theory", "comparison_tag", "THEORIES"]
+
+#: Theory sides: the DMFT at the simulations' alpha, or the online (alpha = inf) ODE.
+THEORIES = ("dmft", "online")
+
+
+def _default_simulator() -> Callable[..., LearningCurves]:
+    try:
+        from empirical import train_committee
+    except ImportError as exc:  # pragma: no cover - depends on the branch state
+        raise ModuleNotFoundError(
+            "the committee simulation empirical.train_committee is not available in this "
+            "installation; pass simulator=... or install the full package"
+        ) from exc
+    return train_committee
+
+
+def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_overlap, center,
+               options: Mapping[str, Any] | None = None) -> LearningCurves:
+    """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
+    at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3)."""
+    import dmft
+
+    if theory not in THEORIES:
+        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+    theory_alpha = math.inf if theory == "online" else alpha
+    opts = dict(options or {}) if math.isfinite(theory_alpha) else {}
+    try:
+        return dmft.solve(theory_alpha, epsilon, scale=scale, width=width, t_max=t_max, dt=dt,
+                          init_overlap=init_overlap, center=center, **opts)
+    except ModuleNotFoundError as exc:
+        if exc.name != "dmft.dmft_solver":
+            raise
+        raise ModuleNotFoundError(
+            f"the finite-alpha DMFT solver (dmft.dmft_solver) is not available, so alpha={alpha:g} "
+            "cannot be solved; use theory='online' (--theory online) for the alpha = inf reference"
+        ) from exc
+
+
+def comparison_tag(alpha, epsilon, scale, width, dim, center, *, t_max, lr, init_overlap) -> str:
+    """Stable prefix of the run names of one comparison in the store.
+
+    Readable main parameters plus a short digest of the rest (t_max, lr, m(0)), so that a
+    resumed comparison reuses only runs made with identical settings.
+    """
+    import hashlib
+    import json
+
+    tag = f"compare_alpha{alpha:g}_eps{epsilon:g}_scale{scale:g}_N{width}_D{dim}"
+    if center:
+        tag += "_centered"
+    rest = json.dumps({"t_max": float(t_max), "lr": float(lr), "m0": [float(v) for v in init_overlap]}, sort_keys=True)
+    return f"{tag}_{hashlib.sha1(rest.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare`.
+
+    Attributes
+    ----------
+    theory : LearningCurves
+        Theory curves (kind ``"dmft"`` or ``"online"``).
+    simulations : tuple of LearningCurves
+        One simulation per seed.
+    agreements : dict of str to Agreement
+        Per compared quantity (train and test loss; the decomposition terms when asked).
+    parameters : dict
+        alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory.
+    out, plot : str or None
+        Where the runs and the overlay were written.
+    run_names : dict
+        ``{"theory": name, "simulations": [names]}`` in ``out``.
+    seconds : float
+    """
+
+    theory: LearningCurves
+    simulations: tuple[LearningCurves, ...]
+    agreements: Mapping[str, Agreement]
+    parameters: Mapping[str, Any]
+    out: str | None = None
+    plot: str | None = None
+    run_names: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def within_spread(self) -> bool:
+        """Every compared quantity agrees within the seed spread."""
+        return all(a.within_spread for a in self.agreements.values())
+
+    def summary(self) -> dict:
+        """JSON-ready summary (``dmft compare --json``)."""
+        return {
+            "parameters": dict(self.parameters),
+            "theory": {"kind": self.theory.kind, "converged": bool(self.theory.converged),
+                       "message": self.theory.message},
+            "agreement": {k: a.summary() for k, a in self.agreements.items()},
+            "within_spread": self.within_spread,
+            "out": self.out,
+            "plot": self.plot,
+            "run_names": dict(self.run_names),
+            "seconds": self.seconds,
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable report of the agreement."""
+        p = self.parameters
+        head = (f"{self.theory.kind} theory vs {len(self.simulations)} simulations: alpha={p['alpha']:g} (P/D), "
+                f"scale={p['scale']:g}, epsilon={p['epsilon']:g}, N={p['width']}, D={p['dim']}, "
+                f"center={p['center']}, m(0)={list(p['init_overlap'])}")
+        out = [head, "  quantity      window            sup rel.err  at t     seed spread  ratio  max z   within spread"]
+        for a in self.agreements.values():
+            out.append(
+                f"  {a.quantity:<12}  [{a.window[0]:6.3g}, {a.window[1]:6.3g}]  {a.sup_relative_error:10.3%}  "
+                f"{a.t_sup:6.3g}  {a.relative_spread:10.3%}  {a.spread_ratio:5.2f}  {a.max_z:6.2f}  {a.within_spread}"
+            )
+        return out
+
+
+def compare(
+    alpha: float,
+    epsilon: float,
+    scale: float = 1.0,
+    width: int = 2,
+    dim: int = 2000,
+    seeds: int | Sequence[int] = 4,
+    *,
+    center: bool = False,
+    t_max: float | None = None,
+    dt: float = 0.25,
+    lr: float = 1.0,
+    init_overlap: Sequence[float] | None = None,
+    theory: str = "dmft",
+    theory_options: Mapping[str, Any] | None = None,
+    simulation_options: Mapping[str, Any] | None = None,
+    window: tuple[float, float] | None = None,
+    decomposition: bool = False,
+    floor: float | None = None,
+    out: str | Path | None = None,
+    plot: str | Path | None = None,
+    device: str = "auto",
+    dtype: str = "float64",
+    progress: bool = False,
+    simulator: Callable[..., LearningCurves] | None = None,
+) -> Comparison:
+    """Theory and matching simulations from the same planted overlaps, stored, drawn, compared.
+
+    Parameters
+    ----------
+    alpha : float
+        Sample ratio P/D of the simulations (finite); also of the DMFT when ``theory="dmft"``.
+    epsilon, scale, width :
+        ε, output scale κ, hidden units N (theory.md §0).
+    dim : int, default 2000
+        Input dimension D of the simulations (P = round(alpha·D)).
+    seeds : int or sequence of int, default 4
+        Number of seeds (0, 1, …) or the seeds themselves.
+    center : bool
+        Centred predictor f(x;W) − f(x;W₀) on both sides (theory.md §4.2).
+    t_max : float, optional
+        Final time t = η₀·step/D; default ``dmft.solve``'s (40).
+    dt : float, default 0.25
+        Theory grid step.
+    lr : float, default 1
+        η₀ of the simulations (the theory is in units of t and does not depend on it).
+    init_overlap : sequence of float, optional
+        m(0), passed to both sides; default the theory's ±0.1 alternating.
+    theory : {"dmft", "online"}
+        ``"online"`` compares with the α → ∞ ODE (useful at large alpha).
+    theory_options, simulation_options : mapping, optional
+        Extra keyword arguments of ``dmft.solve`` (finite alpha) / the simulator.
+    window : (float, float), optional
+        Time window of the agreement (default: all record times t > 0).
+    decomposition : bool
+        Also compare and draw the three test-loss terms.
+    floor : float, optional
+        Floor of the relative-error denominators (see :func:`comparisons.agreement.agreement`).
+    out : path, optional
+        HDF5 store: the theory and every seed are stored (complete runs already there are
+        reused, so an interrupted comparison resumes).
+    plot : path, optional
+        Overlay figure (PNG/PDF by suffix).
+    device, dtype : str
+        Of the simulations (``empirical.train_committee``).
+    progress : bool
+        Progress bar over seeds.
+    simulator : callable, optional
+        Replaces ``empirical.train_committee`` (same keyword signature).
+
+    Returns
+    -------
+    Comparison
+    """
+    start = time.perf_counter()
+    alpha = check_positive("alpha (P/D)", alpha)
+    scale = check_positive("scale (output scale kappa)", scale)
+    width = check_int_at_least("width (hidden units N)", width, 1)
+    dim = check_int_at_least("dim (input dimension D)", dim, 1)
+    lr = check_positive("lr", lr)
+    if isinstance(seeds, (int, np.integer)):
+        seed_list = list(range(check_int_at_least("seeds", int(seeds), 1)))
+    else:
+        seed_list = [int(s) for s in seeds]
+        if not seed_list or len(set(seed_list)) != len(seed_list):
+            raise ValueError(f"seeds must be distinct and at least one, got {seeds!r}")
+    if theory not in THEORIES:
+        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+    if t_max is None:
+        from dmft.solve import DEFAULT_T_MAX
+
+        t_max = DEFAULT_T_MAX
+    t_max = check_positive("t_max", t_max)
+    m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
+    if len(m0) != width:
+        raise ValueError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
+    simulate = simulator or _default_simulator()
+
+    tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0)
+    theory_name = f"{tag}__{theory}_theory_dt{dt:g}"
+    sim_names = [f"{tag}__simulation_seed{s}" for s in seed_list]
+    stored = set()
+    if out is not None and Path(out).exists():
+        from .store import list_runs
+
+        stored = set(list_runs(out))
+
+    def cached(name):
+        from .store import read_run
+
+        return read_run(out, name) if name in stored else None
+
+    theory_curves = cached(theory_name)
+    if theory_curves is None:
+        theory_curves = run_theory(theory, alpha=alpha, epsilon=epsilon, scale=scale, width=width, t_max=t_max,
+                                   dt=dt, init_overlap=m0, center=center, options=theory_options)
+        if out is not None:
+            from .store import write_run
+
+            write_run(out, theory_name, theory_curves, attrs={"comparison": tag})
+    simulations = []
+    iterator = zip(seed_list, sim_names)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(list(iterator), desc="simulations", unit="seed")
+    for seed, name in iterator:
+        run = cached(name)
+        if run is None:
+            run = simulate(alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, t_max=t_max, lr=lr,
+                           init_overlap=list(m0), center=center, seed=seed, device=device, dtype=dtype,
+                           **dict(simulation_options or {}))
+            if out is not None:
+                from .store import write_run
+
+                write_run(out, name, run, attrs={"comparison": tag})
+        simulations.append(run)
+
+    quantities = ["train_loss", "test_loss"] + (list(QUANTITIES[2:]) if decomposition else [])
+    agreements = {q: agreement(theory_curves, simulations, q, window=window, floor=floor) for q in quantities}
+    parameters = {
+        "alpha": alpha, "epsilon": float(epsilon), "scale": scale, "width": width, "dim": dim,
+        "seeds": seed_list, "center": bool(center), "t_max": t_max, "dt": float(dt), "lr": lr,
+        "init_overlap": list(m0), "theory": theory,
+    }
+    plot_path = None
+    if plot is not None:
+        from dmft.plotting import save_figure
+
+        from .overlay import plot_overlay
+
+        theory_label = "online ODE (alpha=inf)" if theory_curves.kind == "online" else "DMFT"
+        fig = plot_overlay(theory_curves, simulations, decomposition=decomposition, theory_label=theory_label)
+        fig.axes[0].set_title(
+            f"alpha=P/D={alpha:g}, scale kappa={scale:g}, epsilon={epsilon:g}, N={width}, D={dim}, "
+            f"{len(seed_list)} seeds" + (", centred" if center else ""), fontsize=9)
+        plot_path = str(save_figure(fig, plot))
+    return Comparison(
+        theory=theory_curves, simulations=tuple(simulations), agreements=agreements, parameters=parameters,
+        out=None if out is None else str(out), plot=plot_path,
+        run_names={"theory": theory_name, "simulations": sim_names},
+        seconds=time.perf_counter() - start,
+    )
