@@ -79,7 +79,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
 
         dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
     """
-    from .compare import compare as run_compare
+    from .comparison import compare as run_compare
 
     if math.isinf(alpha):
         raise ValueError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
@@ -141,8 +141,8 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
 
         dmft sweep --kind theory -p alpha=inf -p epsilon=0.05,0.1,0.25 -p scale=1,2,4 --out sweep.h5
     """
-    from .sweep import make_executor, parse_value
-    from .sweep import sweep as run_sweep
+    from .sweeps import make_executor, parse_value
+    from .sweeps import sweep as run_sweep
 
     def parse_pair(text, option):
         if "=" not in text:
