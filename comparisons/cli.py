@@ -79,7 +79,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
 
         dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
     """
-    from .compare import compare as run_compare
+    from .comparison import compare as run_compare
 
     if math.isinf(alpha):
         raise ValueError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
@@ -88,11 +88,24 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     if win is not None and len(win) != 2:
         raise ValueError(f"window must be 'START,END', got {window!r}")
     options = {"samples": samples} if samples is not None else None
-    result = run_compare(alpha, epsilon, scale, width, dim, seeds, center=center, t_max=t_max, dt=dt, lr=lr,
-                         init_overlap=overlap, theory=theory, theory_options=options,
-                         window=tuple(win) if win else None, decomposition=decomposition, out=out,
-                         plot=None if no_plot else plot, device=device, dtype=dtype,
-                         progress=progress and not as_json)
+    try:
+        result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
+                                   overlap, theory, options, win, decomposition, out, no_plot, plot, device,
+                                   dtype, progress and not as_json)
+    except ModuleNotFoundError as exc:  # the DMFT solver or the simulator is not installed
+        raise click.ClickException(str(exc)) from None
+    _report_compare(result, as_json, require_agreement)
+
+
+def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, overlap, theory,
+                      options, win, decomposition, out, no_plot, plot, device, dtype, progress):
+    return run_compare(alpha, epsilon, scale, width, dim, seeds, center=center, t_max=t_max, dt=dt, lr=lr,
+                       init_overlap=overlap, theory=theory, theory_options=options,
+                       window=tuple(win) if win else None, decomposition=decomposition, out=out,
+                       plot=None if no_plot else plot, device=device, dtype=dtype, progress=progress)
+
+
+def _report_compare(result, as_json, require_agreement):
     if as_json:
         click.echo(json.dumps(result.summary()))
     else:
@@ -141,8 +154,8 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
 
         dmft sweep --kind theory -p alpha=inf -p epsilon=0.05,0.1,0.25 -p scale=1,2,4 --out sweep.h5
     """
-    from .sweep import make_executor, parse_value
-    from .sweep import sweep as run_sweep
+    from .sweeps import make_executor, parse_value
+    from .sweeps import sweep as run_sweep
 
     def parse_pair(text, option):
         if "=" not in text:

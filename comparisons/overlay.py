@@ -26,6 +26,22 @@ QUANTITY_LABELS = {
 _THEORY_STYLE = {"train_loss": "--", "test_loss": "-", "variance": ":", "alignment": "-.", "linear": (0, (5, 1, 1, 1))}
 
 
+#: Decades shown below the largest curve value: an ODE that converges to 0 otherwise drags the
+#: axis down to its round-off floor (1e-30) and flattens everything else.
+DYNAMIC_RANGE = 1e-8
+
+
+def _limit_dynamic_range(ax, dynamic_range: float) -> None:
+    top = 0.0
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), dtype=float)
+        if np.any(np.isfinite(y)):
+            top = max(top, float(np.nanmax(y)))
+    if top > 0:
+        bottom, upper = ax.get_ylim()
+        ax.set_ylim(max(bottom, top * dynamic_range), upper)
+
+
 def pyplot():
     """matplotlib.pyplot with the non-interactive Agg backend (no display needed)."""
     import matplotlib
@@ -113,6 +129,7 @@ def plot_overlay(
                     ls=_THEORY_STYLE.get(quantity, "-"), label=f"{prefix}{theory_name} {what}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _limit_dynamic_range(ax, DYNAMIC_RANGE)
     ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$")
     ax.set_ylabel("loss / loss at t=0" if normalise else "mean squared error")
     if legend:

@@ -1,0 +1,394 @@
+"""The paper's figures (Kumar et al. 2024), reduced by default, full size on request.
+
+``dmft figure NAME [--full] [--out-dir DIR]`` / :func:`make_figure`. Each figure writes
+``NAME.png``, ``NAME.pdf`` and ``NAME.h5`` (every run it drew, resumable: runs already complete
+there are reused) into the output directory. Settings are those of theory.md §5; the reduced
+sizes (``reduced=...`` in :data:`FIGURES`) keep the phenomenon but shrink D, N, the grids and the
+number of seeds so that each figure runs in a minute or two on one core.
+
+Labels use this package's names: ``alpha`` is P/D, the output scale is "scale κ (paper: α)".
+
+Theory curves: the finite-α DMFT (``dmft.solve`` at the simulations' α) when the solver
+``dmft.dmft_solver`` is installed, otherwise the online (α = ∞) ODE, labelled as such — never
+silently substituted. The theory starts from the same planted overlaps m(0) as the simulations
+(planted initialisation of theory.md §0 with |m_i(0)| = D^(−1/2), alternating signs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from dmft.result import LearningCurves
+
+__all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL"]
+
+SCALE_LABEL = "scale κ (paper: α)"
+EPSILON_LABEL = "ε (quadratic coefficient of φ)"
+TIME_LABEL = r"time $t = \eta_0\,\mathrm{step}/D$"
+
+
+def dmft_available() -> bool:
+    """Whether the finite-α DMFT solver is installed (else figures fall back to the online ODE)."""
+    return importlib.util.find_spec("dmft.dmft_solver") is not None
+
+
+def ntk_available() -> bool:
+    """Whether :mod:`dmft.ntk` (CKA, linearised baseline) is installed."""
+    return importlib.util.find_spec("dmft.ntk") is not None
+
+
+@dataclass(frozen=True)
+class FigureReport:
+    """What :func:`make_figure` wrote and the numbers it found."""
+
+    name: str
+    files: tuple[str, ...]
+    store: str
+    seconds: float
+    full: bool
+    notes: tuple[str, ...] = ()
+    numbers: Mapping[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"name": self.name, "files": list(self.files), "store": self.store, "seconds": self.seconds,
+                "full": self.full, "notes": list(self.notes), "numbers": dict(self.numbers)}
+
+    def lines(self) -> list[str]:
+        out = [f"{self.name} ({'full' if self.full else 'reduced'} size, {self.seconds:.1f} s): "
+               + ", ".join(self.files) + f"; runs in {self.store}"]
+        out += [f"  note: {n}" for n in self.notes]
+        out += [f"  {k}: {v}" for k, v in self.numbers.items()]
+        return out
+
+
+class _Runs:
+    """Run-or-reuse helper around the figure's HDF5 store (resumable figures)."""
+
+    def __init__(self, store: Path, device: str):
+        self.store = store
+        self.device = device
+        from .store import list_runs
+
+        self.done = set(list_runs(store)) if store.exists() else set()
+
+    def get(self, name: str, compute: Callable[[], LearningCurves]) -> LearningCurves:
+        from .store import read_run, write_run
+
+        if name in self.done:
+            return read_run(self.store, name)
+        curves = compute()
+        write_run(self.store, name, curves)
+        self.done.add(name)
+        return curves
+
+    def simulate(self, name: str, **kwargs) -> LearningCurves:
+        from empirical import train_committee
+
+        kwargs.setdefault("device", self.device)
+        return self.get(name, lambda: train_committee(**kwargs))
+
+    def theory(self, name: str, *, alpha, **kwargs) -> tuple[LearningCurves, str]:
+        """DMFT at ``alpha`` when available, else the online ODE; returns (curves, label)."""
+        import dmft
+
+        if dmft_available():
+            return self.get(f"{name}_dmft", lambda: dmft.solve(alpha, **kwargs)), f"DMFT (alpha=P/D={alpha:g})"
+        return self.get(f"{name}_online", lambda: dmft.solve(math.inf, **kwargs)), "online ODE (alpha=inf)"
+
+
+def planted_overlap(width: int, dim: int) -> list[float]:
+    """m_i(0) = ±D^(−1/2), alternating: the typical overlap of a random start (theory.md §0)."""
+    return [(1.0 if i % 2 == 0 else -1.0) / math.sqrt(dim) for i in range(width)]
+
+
+def _save(fig, out_dir: Path, name: str) -> tuple[str, ...]:
+    from dmft.plotting import save_figure
+
+    from .overlay import pyplot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{name}.png"
+    pdf = out_dir / f"{name}.pdf"
+    fig.savefig(pdf)
+    save_figure(fig, png)
+    pyplot().close(fig)
+    return (str(png), str(pdf))
+
+
+def _positive(y):
+    y = np.asarray(y, dtype=float)
+    return np.where(y > 0, y, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 1: curves + CKA + linearised baseline
+# --------------------------------------------------------------------------------------------
+def _fig1(runs: _Runs, full: bool, seed: int):
+    from .overlay import pyplot
+
+    plt = pyplot()
+    s = dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000) if full else \
+        dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300)
+    notes = []
+    have_ntk = ntk_available()
+    if not have_ntk:
+        notes.append("dmft.ntk not installed: CKA panel and linearised baseline skipped")
+    kwargs = dict(alpha=s["alpha"], dim=s["dim"], width=s["width"], scale=1.0, epsilon=s["epsilon"],
+                  t_max=s["t_max"], lr=1.0, center=True, seed=seed, record_points=150)
+    if have_ntk:
+        kwargs.update(cka_every=s["cka_every"], n_test=s["n_test"], baselines=True)
+    run = runs.simulate(f"fig1_sim_seed{seed}", **kwargs)
+    fig, axes = plt.subplots(1, 3 if have_ntk else 2, figsize=(14 if have_ntk else 10, 4.2), constrained_layout=True)
+    ax = axes[0]
+    keep = run.t > 0
+    ax.plot(run.t[keep], run.train_loss[keep], label="train (GD)", color="C0")
+    ax.plot(run.t[keep], run.test_loss[keep], label="test (GD, population)", color="C1")
+    numbers = {}
+    if have_ntk and "lazy_test_loss" in run.extras:
+        ax.plot(run.t[keep], run.extras["lazy_train_loss"][keep], ls="--", color="C0", label="train, linearised model")
+        ax.plot(run.t[keep], run.extras["lazy_test_loss"][keep], ls="--", color="C1", label="test, linearised model")
+        k0 = float(run.extras["k0_regression_test_loss"])
+        ax.axhline(k0, color="k", ls=":", lw=1, label=f"K0 regression test MSE ({k0:.3g})")
+        numbers["k0_regression_test_loss"] = k0
+        numbers["lazy_final_test_loss"] = float(run.extras["lazy_test_loss"][-1])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(TIME_LABEL)
+    ax.set_ylabel("mean squared error")
+    ax.legend(fontsize=7)
+    ax.set_title(f"D={s['dim']}, alpha=P/D={s['alpha']:g}, N={s['width']}, {SCALE_LABEL}=1, ε={s['epsilon']:g}, centred",
+                 fontsize=8)
+    terms = axes[1]
+    for j, (term, style) in enumerate(zip(("variance", "alignment", "linear"), (":", "--", "-."))):
+        terms.plot(run.t[keep], _positive(run.decomposition[keep, j]), ls=style, label=f"test: {term} term")
+    terms.plot(run.t[keep], run.test_loss[keep], color="C1", lw=2, alpha=0.5, label="test loss")
+    terms.set_xscale("log")
+    terms.set_yscale("log")
+    terms.set_xlabel(TIME_LABEL)
+    terms.set_title("test-loss decomposition (theory.md §2.3, centred)", fontsize=8)
+    terms.legend(fontsize=7)
+    if have_ntk and "cka" in run.extras:
+        cka_ax = axes[2]
+        cka_t = run.extras["cka_t"]
+        later = cka_t > 0
+        cka_ax.plot(cka_t[later], run.extras["cka"][later], color="C2", marker=".", ms=3)
+        cka_ax.axhline(float(run.extras["cka"][0]), color="k", ls=":", lw=1, label="CKA at t=0")
+        cka_ax.legend(fontsize=7)
+        cka_ax.set_xscale("log")
+        cka_ax.set_xlabel(TIME_LABEL)
+        cka_ax.set_ylabel("CKA(test-set NTK, y)")
+        cka_ax.set_title("NTK-target alignment", fontsize=8)
+        numbers["cka_initial"] = float(run.extras["cka"][0])
+        numbers["cka_final"] = float(run.extras["cka"][-1])
+    from empirical.metrics import time_to_loss
+
+    numbers.update({
+        "final_train_loss": float(run.train_loss[-1]),
+        "final_test_loss": float(run.test_loss[-1]),
+        "max_test_loss": float(run.test_loss.max()),
+        "t_train(0.1)": time_to_loss(run.t, run.train_loss, 0.1),
+        "t_test(0.1)": time_to_loss(run.t, run.test_loss, 0.1),
+    })
+    return fig, notes, numbers
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 3a/3b: sweeps of the scale κ and of ε (curves normalised by their step-0 value)
+# --------------------------------------------------------------------------------------------
+def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
+    from empirical.metrics import time_to_loss
+
+    from .overlay import pyplot
+
+    plt = pyplot()
+    if which == "fig3a":
+        values = [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16] if full else [0.25, 1.0, 4.0]
+        fixed = dict(epsilon=0.25, center=True)
+        label = SCALE_LABEL
+    else:
+        values = [0.25, 0.5, 1, 2, 4] if full else [0.25, 1.0, 4.0]
+        fixed = dict(scale=1.0, center=False)
+        label = "ε"
+    size = dict(dim=100, alpha=4.5, width=500, t_max=300.0) if full else dict(dim=40, alpha=4.5, width=4, t_max=150.0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True, sharey=True)
+    cmap = plt.get_cmap("viridis")
+    numbers, notes = {}, []
+    for i, value in enumerate(values):
+        params = dict(fixed)
+        params["scale" if which == "fig3a" else "epsilon"] = float(value)
+        m0 = planted_overlap(size["width"], size["dim"])
+        sim = runs.simulate(f"{which}_sim_{label[:5].strip()}{value:g}_seed{seed}", alpha=size["alpha"], dim=size["dim"],
+                            width=size["width"], t_max=size["t_max"], lr=0.5, target_scale=1.0, init_overlap=m0,
+                            seed=seed, record_points=120, **params)
+        colour = cmap(i / max(1, len(values) - 1))
+        keep = sim.t > 0
+        for ax, key in zip(axes, ("train_loss", "test_loss")):
+            y = getattr(sim, key)
+            ax.plot(sim.t[keep], y[keep] / y[0], color=colour, lw=1.6, label=f"{label} = {value:g} (GD)")
+        numbers[f"{label} = {value:g}"] = {
+            "t_train(0.1·L0)": time_to_loss(sim.t, sim.train_loss / sim.train_loss[0], 0.1),
+            "t_test(0.1·L0)": time_to_loss(sim.t, sim.test_loss / sim.test_loss[0], 0.1),
+            "final_test/L0": float(sim.test_loss[-1] / sim.test_loss[0]),
+        }
+    for ax, key in zip(axes, ("train loss", "test loss")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(TIME_LABEL)
+        ax.set_title(f"{key} / its value at t=0", fontsize=9)
+    axes[0].set_ylabel("normalised loss")
+    axes[1].legend(fontsize=7)
+    what = f"{SCALE_LABEL} sweep, ε=0.25, centred" if which == "fig3a" else f"ε sweep, {SCALE_LABEL}=1, uncentred"
+    fig.suptitle(f"Fig. 3{which[-1]}: {what}; D={size['dim']}, alpha=P/D={size['alpha']:g}, N={size['width']}, "
+                 "convention B target y=(β·x)², lr η₀=0.5", fontsize=9)
+    notes.append("simulations only: the paper's panel has no theory line (convention-B target, N=500)")
+    return fig, notes, numbers
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 3e: phase diagram of the amount of grokking over κ × ε
+# --------------------------------------------------------------------------------------------
+def _fig3e(runs: _Runs, full: bool, seed: int):
+    from empirical.metrics import amount_of_grokking, time_to_loss
+
+    from .overlay import pyplot
+
+    plt = pyplot()
+    if full:
+        scales = [0.4 * i for i in range(1, 15)]
+        epsilons = [0.02 * i for i in range(1, 15)]
+        size = dict(dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0)
+    else:
+        scales = [0.4, 0.8, 1.6, 2.4]
+        epsilons = [0.04, 0.08, 0.16, 0.28]
+        size = dict(dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0)
+    threshold = 0.1
+    sim_map = np.zeros((len(scales), len(epsilons)))
+    theory_map = np.zeros_like(sim_map)
+    use_dmft = dmft_available()
+    notes = []
+    m0 = planted_overlap(size["width"], size["dim"])
+    for i, kappa in enumerate(scales):
+        for j, eps in enumerate(epsilons):
+            sim = runs.simulate(f"fig3e_sim_scale{kappa:g}_eps{eps:g}_seed{seed}", alpha=size["alpha"], dim=size["dim"],
+                                width=size["width"], scale=kappa, epsilon=eps, t_max=size["t_max"], lr=size["lr"],
+                                center=True, init_overlap=m0, seed=seed, record_points=150)
+            sim_map[i, j] = amount_of_grokking(sim.t, sim.train_loss, sim.test_loss, threshold)
+            theory, _ = runs.theory(f"fig3e_theory_scale{kappa:g}_eps{eps:g}", alpha=size["alpha"], epsilon=eps,
+                                    scale=kappa, width=size["width"], t_max=size["t_max"], dt=0.5,
+                                    init_overlap=m0, center=True)
+            if use_dmft:
+                theory_map[i, j] = amount_of_grokking(theory.t, theory.train_loss, theory.test_loss, threshold)
+            else:
+                t_gen = time_to_loss(theory.t, theory.test_loss, threshold)
+                theory_map[i, j] = t_gen if math.isfinite(t_gen) else size["t_max"]
+    if not use_dmft:
+        notes.append("DMFT solver absent: the theory panel shows the online-ODE time to reach test loss 0.1 "
+                     "(online train = test, so its amount of grokking is identically 0)")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    extent_labels = dict(xticks=range(len(epsilons)), yticks=range(len(scales)))
+    panels = ((axes[0], sim_map, f"simulation: amount of grokking t_test({threshold}) − t_train({threshold})"),
+              (axes[1], theory_map, ("DMFT: amount of grokking" if use_dmft
+                                     else f"online ODE: time to test loss < {threshold} (no grokking at alpha=inf)")))
+    for ax, data, title in panels:
+        image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma")
+        fig.colorbar(image, ax=ax, label=r"time $t$")
+        ax.set_xticks(list(extent_labels["xticks"]), [f"{e:g}" for e in epsilons])
+        ax.set_yticks(list(extent_labels["yticks"]), [f"{k:g}" for k in scales])
+        ax.set_xlabel(EPSILON_LABEL)
+        ax.set_ylabel(SCALE_LABEL)
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(f"Fig. 3e: D={size['dim']}, alpha=P/D={size['alpha']:g}, N={size['width']}, lr η₀={size['lr']:g}, "
+                 f"centred, t ≤ {size['t_max']:g}", fontsize=9)
+    numbers = {"scales": scales, "epsilons": epsilons, "simulation_amount": np.round(sim_map, 3).tolist(),
+               "theory_map": np.round(theory_map, 3).tolist()}
+    return fig, notes, numbers
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 4: DMFT vs simulation; Fig. 11: loss decomposition
+# --------------------------------------------------------------------------------------------
+def _fig4(runs: _Runs, full: bool, seed: int, *, decomposition: bool = False):
+    from .agreement import agreement
+    from .overlay import plot_overlay, pyplot
+
+    plt = pyplot()
+    # theory.md §5/§8: D=40, N=2, alpha=3, kappa=1, epsilon=0.25, eta_0=0.5, uncentred, 5e4 epochs.
+    size = dict(dim=40, seeds=8, t_max=625.0) if full else dict(dim=40, seeds=4, t_max=120.0)
+    alpha, width, kappa, eps, lr = 3.0, 2, 1.0, 0.25, 0.5
+    m0 = planted_overlap(width, size["dim"])
+    sims = [runs.simulate(f"fig4_sim_seed{seed + k}", alpha=alpha, dim=size["dim"], width=width, scale=kappa, epsilon=eps,
+                          t_max=size["t_max"], lr=lr, init_overlap=m0, seed=seed + k, record_points=150)
+            for k in range(size["seeds"])]
+    theory, theory_label = runs.theory("fig4_theory", alpha=alpha, epsilon=eps, scale=kappa, width=width,
+                                       t_max=size["t_max"], dt=0.25, init_overlap=m0)
+    fig, ax = plt.subplots(figsize=(7.4, 5.0), constrained_layout=True)
+    quantities = ("variance", "alignment", "linear", "test_loss") if decomposition else ("train_loss", "test_loss")
+    plot_overlay(theory, sims, quantities=quantities, ax=ax, theory_label=theory_label)
+    name = "Fig. 11: test-loss decomposition" if decomposition else "Fig. 4: theory vs simulation"
+    ax.set_title(f"{name}; D={size['dim']}, alpha=P/D={alpha:g}, N={width}, {SCALE_LABEL}={kappa:g}, ε={eps:g}, "
+                 f"uncentred, {size['seeds']} seeds (mean ± sd)", fontsize=8)
+    notes = [] if dmft_available() else [
+        "DMFT solver absent: theory lines are the online (alpha=inf) ODE, which cannot show the finite-alpha "
+        "train/test gap; rerun when dmft.dmft_solver exists"]
+    numbers = {}
+    for q in quantities:
+        a = agreement(theory, sims, q)
+        numbers[q] = {k: v for k, v in a.summary().items() if k in ("sup_relative_error", "relative_spread", "spread_ratio")}
+    numbers["final_simulation_train_loss"] = float(np.mean([s.train_loss[-1] for s in sims]))
+    numbers["final_simulation_test_loss"] = float(np.mean([s.test_loss[-1] for s in sims]))
+    return fig, notes, numbers
+
+
+def _fig11(runs: _Runs, full: bool, seed: int):
+    return _fig4(runs, full, seed, decomposition=True)
+
+
+FIGURES: dict[str, Callable] = {
+    "fig1": _fig1,
+    "fig3a": lambda runs, full, seed: _sweep_figure(runs, full, seed, "fig3a"),
+    "fig3b": lambda runs, full, seed: _sweep_figure(runs, full, seed, "fig3b"),
+    "fig3e": _fig3e,
+    "fig4": _fig4,
+    "fig11": _fig11,
+}
+
+
+def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures", seed: int = 0,
+                device: str = "auto") -> FigureReport:
+    """Draw figure ``name`` (a key of :data:`FIGURES`) into ``out_dir`` as PNG and PDF.
+
+    Parameters
+    ----------
+    name : str
+        ``fig1``, ``fig3a``, ``fig3b``, ``fig3e``, ``fig4`` or ``fig11``.
+    full : bool
+        The paper's sizes (theory.md §5) instead of the reduced ones.
+    out_dir : path
+        Output directory; ``NAME.h5`` there caches the runs (a rerun reuses them).
+    seed : int
+        First simulation seed.
+    device : str
+        Simulation device.
+
+    Returns
+    -------
+    FigureReport
+    """
+    if name not in FIGURES:
+        raise ValueError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = out_dir / f"{name}{'_full' if full else ''}.h5"
+    runs = _Runs(store, device)
+    fig, notes, numbers = FIGURES[name](runs, full, seed)
+    files = _save(fig, out_dir, name)
+    return FigureReport(name=name, files=files, store=str(store), seconds=time.perf_counter() - start, full=full,
+                        notes=tuple(notes), numbers=numbers)
