@@ -106,7 +106,7 @@ def plot_history(histories: TrainingHistory | Sequence[TrainingHistory], *, titl
     axes[1].set(xscale="log", xlabel="optimiser step", ylabel="accuracy (%)", ylim=(-2, 102),
                 title="accuracy (dashed: train, solid: validation)")
     axes[2].set(xscale="log", xlabel="optimiser step", ylabel=r"$\|\theta\|_2$", title="parameter norm")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="lower left")
     axes[1].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
