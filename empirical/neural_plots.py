@@ -97,7 +97,7 @@ def plot_history(histories: TrainingHistory | Sequence[TrainingHistory], *, titl
             sl = run.extras["step_loss"]
             axes[0].plot(np.arange(1, sl.size + 1), np.where(sl > 0, sl, np.nan), color=c, lw=0.4, alpha=0.35)
         axes[0].plot(x, np.where(run.train_loss > 0, run.train_loss, np.nan), color=c, lw=1.2, ls="--",
-                     label=f"train ({label})")
+                     label=f"train ({label})" if len(runs) > 1 else "train")
         axes[0].plot(x, np.where(run.val_loss > 0, run.val_loss, np.nan), color=c, lw=1.8, label="validation")
         axes[1].plot(x, 100 * run.train_accuracy, color=c, lw=1.2, ls="--")
         axes[1].plot(x, 100 * run.val_accuracy, color=c, lw=1.8, label=label)
@@ -106,8 +106,9 @@ def plot_history(histories: TrainingHistory | Sequence[TrainingHistory], *, titl
     axes[1].set(xscale="log", xlabel="optimiser step", ylabel="accuracy (%)", ylim=(-2, 102),
                 title="accuracy (dashed: train, solid: validation)")
     axes[2].set(xscale="log", xlabel="optimiser step", ylabel=r"$\|\theta\|_2$", title="parameter norm")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7, loc="upper left")
+    axes[0].legend(fontsize=7, loc="lower left")
+    if len(runs) > 1:
+        axes[1].legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -552,7 +552,28 @@ class FractionSweep:
         decreases (§C.6), counting ``inf`` as the largest value."""
         order = np.argsort(-self.train_pct)
         med = self.median_t_val()[order]
-        return bool(np.all(np.diff(med) >= 0))
+        return bool(np.all(med[1:] >= med[:-1]))  # inf >= inf holds (np.diff would give NaN)
+
+    @classmethod
+    def from_histories(cls, histories: Sequence[TrainingHistory], threshold: float = 0.99) -> "FractionSweep":
+        """Rebuild a sweep from stored transformer runs (one per training percentage and seed)."""
+        pcts = sorted({float(h.parameters["train_pct"]) for h in histories})
+        seeds = sorted({int(h.settings["seed"]) for h in histories})
+        t_train = np.full((len(pcts), len(seeds)), np.inf)
+        t_val = np.full_like(t_train, np.inf)
+        phase = np.full(t_train.shape, "confusion", dtype=object)
+        ordered = []
+        for i, pct in enumerate(pcts):
+            for j, seed in enumerate(seeds):
+                match = [h for h in histories if float(h.parameters["train_pct"]) == pct and int(h.settings["seed"]) == seed]
+                if not match:
+                    raise ValueError(f"no run for train_pct={pct}, seed={seed}")
+                h = match[0]
+                t_train[i, j] = step_at_accuracy(h, threshold, "train")
+                t_val[i, j] = step_at_accuracy(h, threshold, "val")
+                phase[i, j] = classify_phase(t_train[i, j], t_val[i, j])
+                ordered.append(h)
+        return cls(np.asarray(pcts), np.asarray(seeds), t_train, t_val, phase.astype(str), tuple(ordered))
 
 
 def sweep_train_fraction(config: TransformerConfig, train_pcts: Sequence[float], *, seeds: Sequence[int] = (0,),

@@ -210,6 +210,9 @@ def test_phase_classification_and_monotonicity():
     assert sweep.monotone()
     bad = FractionSweep(pct, np.array([0]), sweep.t_train, np.array([[500.0], [40], [math.inf]]), sweep.phase, ())
     assert not bad.monotone()
+    censored = FractionSweep(np.array([80.0, 65.0, 50.0]), np.array([0]), sweep.t_train,
+                             np.array([[1360.0], [math.inf], [math.inf]]), sweep.phase, ())
+    assert censored.monotone()  # runs that never generalise count as the largest time
 
 
 def test_regression_accuracy_counts_points_below_threshold():
