@@ -187,7 +187,10 @@ def report_bnn(store: Path, command: str) -> None:
         lines.append(f"| {q:g} | {s.mean_gap[i]:.1f} | {s.initial_complexity[i]:.3f} | {s.per_q_min_error_epoch[i]} | "
                      f"{s.per_q_steepest_complexity_epoch[i]} |")
     lines += ["", "### Acceptance (§C.5)", "",
-              f"* Spearman(q_mean_std, mean gap) = {s.spearman_r:.3f} (p = {s.spearman_p:.2g}): **{_check(s.spearman_r > 0)}**",
+              f"* Spearman(q_mean_std, mean gap) = {s.spearman_r:.3f} (p = {s.spearman_p:.2g}): **{_check(s.spearman_r > 0)}**"
+              + (" — but every validation series is censored, so the gaps are E − T_train and the correlation only "
+                 "says that larger initial means memorise sooner; it is not evidence of grokking."
+                 if n_val_cens == len(runs) else ""),
               f"* averaged curves: argmin error at epoch {s.min_error_epoch}, steepest complexity decrease at epoch "
               f"{s.steepest_complexity_epoch}: **{_check(s.min_error_epoch < s.steepest_complexity_epoch)}**",
               f"* initial complexity increases with q_mean_std: "
