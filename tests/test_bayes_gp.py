@@ -38,7 +38,7 @@ def test_linear_regression_acceptance_c1_at_full_size():
     runs = run_linear_seeds()
     train_one = [int(np.flatnonzero(r.train_accuracy >= 1.0)[0]) for r in runs]
     assert max(train_one) <= 40
-    assert np.mean([r.val_accuracy[:100] for r in runs], axis=0).max() <= 0.65 + 0.05
+    assert np.mean([r.val_accuracy[:100] for r in runs], axis=0).max() <= 0.65
     final = np.array([r.val_accuracy[-1] for r in runs])
     assert final.min() >= 0.93 and np.sum(final == 1.0) >= 3
     # reference run (float64, same legacy stream): identical crossing epochs
