@@ -103,23 +103,27 @@ def run_point(kind: str, params: Mapping[str, Any]) -> LearningCurves:
     """Run one sweep point (executed in the worker; module-level so that it pickles).
 
     ``kind="theory"``: ``dmft.solve(**params)``; ``kind="simulation"``:
-    ``empirical.train_committee(**params)``. BLAS, Numba and torch are limited to one thread
-    per worker (the executor provides the parallelism).
+    ``empirical.train_committee(**params)``. Thread limits belong to the worker process
+    (:func:`limit_worker_threads`, the local pool's initializer), never to the caller: changing
+    ``NUMBA_NUM_THREADS`` in a process that already launched Numba threads breaks later
+    parallel compilations.
     """
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
     if kind == "theory":
         import dmft
 
         return dmft.solve(**params)
     if kind == "simulation":
-        import torch
-
-        torch.set_num_threads(1)
         from empirical import train_committee
 
         return train_committee(**params)
     raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def limit_worker_threads() -> None:
+    """Initializer of local worker processes: one BLAS/Numba/torch thread each (the pool gives
+    the parallelism). Runs before the worker imports numba or torch."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,8 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
 
     if workers is not None and (int(workers) != workers or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=limit_worker_threads)
     return pool, (lambda: pool.shutdown(wait=True, cancel_futures=True))
 
 

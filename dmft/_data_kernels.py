@@ -342,7 +342,7 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
     return failures.sum()
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def exact_response_numba(local, chi, coupling, local0, out_sum):
     """Exact mean response R_g(n, s) by per-sample block forward substitution (reference).
 
@@ -362,7 +362,7 @@ def exact_response_numba(local, chi, coupling, local0, out_sum):
     """
     S, T, N, _ = local.shape
     P = out_sum.shape[0]
-    for b in range(P):
+    for b in prange(P):
         psi = np.zeros((T, N, N))
         acc = np.zeros((N, N))
         start = (S * b) // P

@@ -20,9 +20,9 @@ Control-variate coefficients are the optimal ones, Cov(X, X⁰)/Var(X⁰) per co
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import _data_kernels as kernels
@@ -134,7 +134,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     cov_g_flat = np.zeros((T * N, T * N))
     probe_flat = np.zeros((T * N, T * N))
     n_exact = samples if response_samples is None else min(int(response_samples), samples)
-    parts = max(1, threads or int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)))
+    parts = max(1, threads or numba.get_num_threads())
     exact_sum = np.zeros((parts if backend == "numba" else 1, T, T, N, N)) if response == "exact" else None
     exact_count = 0
     failures = 0
