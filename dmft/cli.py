@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 import click
 
@@ -196,25 +195,16 @@ def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, cente
 
 def _register_optional_commands() -> None:
     """Attach the command groups of the other packages (each optional at import time)."""
-    import importlib
+    from ._commands import register_optional_commands
 
-    for module_name, attr in (
+    register_optional_commands(main, (
         ("dmft.ntk_cli", "ntk"),
         ("empirical.cli", "train"),
         ("comparisons.cli", "compare"),
         ("comparisons.cli", "figure"),
         ("comparisons.cli", "sweep"),
         ("comparisons.cli", "merge"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        command = getattr(module, attr, None)
-        if command is not None:
-            main.add_command(command)
+    ))
 
 
 _register_optional_commands()

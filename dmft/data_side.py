@@ -71,7 +71,6 @@ class _ControlVariateSum:
 
     def add(self, x, c):
         self.n += x.shape[0]
-        # centre the control by its chunk mean to keep the sums well conditioned
         self.sx += x.sum(axis=0)
         self.sc += c.sum(axis=0)
         self.sxc += np.einsum("s...,s...->...", x, c)

@@ -5,9 +5,9 @@ Each system owns its command module; this group collects those that are present.
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from dmft._commands import register_optional_commands
 
 __all__ = ["train"]
 
@@ -29,17 +29,4 @@ def train():
     """
 
 
-def _register() -> None:
-    for module_name, attr in _COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        command = getattr(module, attr, None)
-        if command is not None:
-            train.add_command(command)
-
-
-_register()
+register_optional_commands(train, _COMMANDS)

@@ -27,7 +27,8 @@ from torch import nn
 from dmft.parameters import check_int_at_least, check_positive
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
-    DecoupledAdamW, log_steps_geometric, parameter_norm, resolve_device, run_training,
+    train_to_history,
+    DecoupledAdamW, parameter_norm, resolve_device,
 )
 
 __all__ = ["DigitsConfig", "ScaledReLUMLP", "load_digit_data", "train_digits"]
@@ -169,18 +170,9 @@ def train_digits(config: DigitsConfig = DigitsConfig(), *, seed: int = 0, device
     seed = check_int_at_least("seed", seed, 0)
     dev = resolve_device(device)
     run = _DigitsRun(config, seed, dev)
-    every = log_every if log_every is not None else max(1, steps // 300)
-    log, completed, seconds = run_training(
-        run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
-        description=f"digits init={config.init_scale:g} scale={config.scale:g}")
-    a = log.arrays()
-    return TrainingHistory(
-        system="digits", step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],
-        train_accuracy=a["train_accuracy"], val_accuracy=a["val_accuracy"], param_norm=a["param_norm"],
-        parameters=config.as_attrs(), settings={"seed": seed, "device": str(dev), "steps": steps,
-                                                "completed_steps": completed, "dataset": run.dataset,
-                                                "n_train": len(run.x_train), "n_test": len(run.x_test)},
-        seconds=seconds, message=f"{completed} of {steps} AdamW steps on {run.dataset}",
-        extras={"step_loss": a["step_loss"]},
-    )
+    return train_to_history(
+        run, system="digits", parameters=config.as_attrs(), seed=seed, device=dev, steps=steps,
+        log_every=log_every, log_points=300, update_name=f"AdamW steps on {run.dataset}",
+        description=f"digits init={config.init_scale:g} scale={config.scale:g}",
+        settings={"dataset": run.dataset, "n_train": len(run.x_train), "n_test": len(run.x_test)},
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress)

@@ -41,7 +41,7 @@ import torch
 
 from dmft.parameters import check_int_at_least, check_positive
 
-from .datasets import Dataset, one_zero, parity, sine
+from .datasets import Dataset, one_zero, parity
 from .metrics import GrokkingGap, first_crossing, grokking_gap
 
 __all__ = [

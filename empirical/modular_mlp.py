@@ -30,7 +30,7 @@ import torch
 from dmft.parameters import check_int_at_least, check_positive
 from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
-from empirical.neural_training import log_steps_geometric, parameter_norm, resolve_device, run_training
+from empirical.neural_training import parameter_norm, resolve_device, train_to_history
 
 __all__ = ["ModularMLPConfig", "ModularMLP", "one_hot_pairs", "mlp_loss_gradients_numpy", "train_modular_mlp"]
 
@@ -191,18 +191,10 @@ def train_modular_mlp(config: ModularMLPConfig = ModularMLPConfig(), *, seed: in
     seed = check_int_at_least("seed", seed, 0)
     dev = resolve_device(device)
     run = _MLPRun(config, seed, dev)
-    every = log_every if log_every is not None else max(1, steps // 400)
-    log, completed, seconds = run_training(
-        run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
-        description=f"modular MLP s={config.scale:g}")
-    a = log.arrays()
-    return TrainingHistory(
-        system="modular_mlp", step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],
-        train_accuracy=a["train_accuracy"], val_accuracy=a["val_accuracy"], param_norm=a["param_norm"],
-        parameters=config.as_attrs(), settings={"seed": seed, "device": str(dev), "steps": steps,
-                                                "completed_steps": completed, "n_train": run.n_train,
-                                                "n_val": run.n_val, "lr": config.lr},
-        seconds=seconds, message=f"{completed} of {steps} full-batch GD steps",
-        extras={"step_loss": a["step_loss"], "norm_w1": a["norm_w1"], "norm_w2": a["norm_w2"]},
-    )
+    return train_to_history(
+        run, system="modular_mlp", parameters=config.as_attrs(), seed=seed, device=dev, steps=steps,
+        log_every=log_every, log_points=400, update_name="full-batch GD steps",
+        description=f"modular MLP s={config.scale:g}",
+        settings={"n_train": run.n_train, "n_val": run.n_val, "lr": config.lr},
+        extra_keys=("step_loss", "norm_w1", "norm_w2"),
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress)

@@ -34,7 +34,8 @@ from dmft.parameters import check_int_at_least, check_positive
 from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
-    DecoupledAdamW, log_steps_geometric, parameter_norm, resolve_device, run_training, seeded_init, warmup_lr,
+    train_to_history,
+    DecoupledAdamW, parameter_norm, resolve_device, seeded_init, warmup_lr,
 )
 
 __all__ = ["NandaConfig", "OneLayerTransformer", "centred_logits", "train_nanda"]
@@ -206,18 +207,10 @@ def train_nanda(config: NandaConfig = NandaConfig(), *, seed: int = 0, device: s
     seed = check_int_at_least("seed", seed, 0)
     dev = resolve_device(device)
     run = _NandaRun(config, seed, dev)
-    every = log_every if log_every is not None else max(1, steps // 300)
-    log, completed, seconds = run_training(
-        run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
-        description=f"nanda s={config.scale:g}")
-    a = log.arrays()
-    return TrainingHistory(
-        system="nanda", step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],
-        train_accuracy=a["train_accuracy"], val_accuracy=a["val_accuracy"], param_norm=a["param_norm"],
-        parameters=config.as_attrs(), settings={"seed": seed, "device": str(dev), "steps": steps,
-                                                "completed_steps": completed, "n_train": run.n_train,
-                                                "n_val": run.n_val, "lr": config.lr},
-        seconds=seconds, message=f"{completed} of {steps} full-batch AdamW steps",
-        extras={"step_loss": a["step_loss"], "relative_change": a["relative_change"]},
-    )
+    return train_to_history(
+        run, system="nanda", parameters=config.as_attrs(), seed=seed, device=dev, steps=steps,
+        log_every=log_every, log_points=300, update_name="full-batch AdamW steps",
+        description=f"nanda s={config.scale:g}",
+        settings={"n_train": run.n_train, "n_val": run.n_val, "lr": config.lr},
+        extra_keys=("step_loss", "relative_change"),
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress)

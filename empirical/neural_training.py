@@ -24,6 +24,8 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 import torch
 
+from empirical.neural_records import TrainingHistory
+
 __all__ = [
     "DecoupledAdamW",
     "warmup_lr",
@@ -325,3 +327,28 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
             bar.close()
     save(completed)
     return log, completed, time.perf_counter() - t0
+
+
+def train_to_history(run: Trainable, *, system: str, parameters: dict, seed: int, device, steps: int,
+                     log_every: int | None, log_points: int, update_name: str, description: str,
+                     settings: dict | None = None, extra_keys: Iterable[str] = ("step_loss",),
+                     checkpoint=None, checkpoint_every: int | None = None, stop_after: int | None = None,
+                     progress: bool = False):
+    """Run ``run`` on the geometric log schedule (ratio 1.02, seed_systems.md §B.5, and at least
+    every ``log_every`` steps, default ``steps // log_points``) and package the log as a
+    :class:`~empirical.neural_records.TrainingHistory`, the shared tail of every neural trainer.
+    """
+    every = log_every if log_every is not None else max(1, steps // log_points)
+    log, completed, seconds = run_training(
+        run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress, description=description)
+    a = log.arrays()
+    return TrainingHistory(
+        system=system, step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],
+        train_accuracy=a["train_accuracy"], val_accuracy=a["val_accuracy"], param_norm=a["param_norm"],
+        parameters=parameters,
+        settings={"seed": seed, "device": str(device), "steps": steps, "completed_steps": completed,
+                  **(settings or {})},
+        seconds=seconds, message=f"{completed} of {steps} {update_name}",
+        extras={key: a[key] for key in extra_keys},
+    )

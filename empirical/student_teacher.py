@@ -24,7 +24,8 @@ from torch import nn
 from dmft.parameters import check_int_at_least, check_positive
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
-    DecoupledAdamW, log_steps_geometric, parameter_norm, resolve_device, run_training, seeded_init,
+    train_to_history,
+    DecoupledAdamW, parameter_norm, resolve_device, seeded_init,
 )
 
 __all__ = ["StudentTeacherConfig", "tanh_mlp", "regression_accuracy", "train_student_teacher"]
@@ -135,17 +136,8 @@ def train_student_teacher(config: StudentTeacherConfig = StudentTeacherConfig(),
     seed = check_int_at_least("seed", seed, 0)
     dev = resolve_device(device)
     run = _StudentTeacherRun(config, seed, dev)
-    every = log_every if log_every is not None else max(1, steps // 300)
-    log, completed, seconds = run_training(
-        run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress,
-        description=f"student-teacher s={config.scale:g}")
-    a = log.arrays()
-    return TrainingHistory(
-        system="student_teacher", step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],
-        train_accuracy=a["train_accuracy"], val_accuracy=a["val_accuracy"], param_norm=a["param_norm"],
-        parameters=config.as_attrs(), settings={"seed": seed, "device": str(dev), "steps": steps,
-                                                "completed_steps": completed},
-        seconds=seconds, message=f"{completed} of {steps} full-batch AdamW steps",
-        extras={"step_loss": a["step_loss"]},
-    )
+    return train_to_history(
+        run, system="student_teacher", parameters=config.as_attrs(), seed=seed, device=dev, steps=steps,
+        log_every=log_every, log_points=300, update_name="full-batch AdamW steps",
+        description=f"student-teacher s={config.scale:g}",
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress)
