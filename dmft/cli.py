@@ -145,8 +145,10 @@ def main():
 @click.option("--response-samples", type=int, default=None,
               help="Samples of the exact response recursion (--response exact). [default: all]")
 @click.option("--damping", type=float, default=None,
-              help="Damping delta in (0,1] of the fixed-point update X <- (1-delta)X + delta X_new. "
-                   "[default: 0.5]")
+              help="Damping delta in (0,1] of the fixed-point update X <- (1-delta)X + delta X_new "
+                   "(also the step of Anderson mixing). [default: 0.5]")
+@click.option("--mixing", type=click.Choice(["anderson", "damped"]), default="anderson", show_default=True,
+              help="Fixed-point scheme: Anderson mixing (depth 5) or plain damped iteration.")
 @click.option("--tol", type=float, default=None,
               help="Convergence tolerance on the sup-norm residual of C_w, m, R_w. [default: 1e-4]")
 @click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations. [default: 100]")
@@ -162,7 +164,7 @@ def main():
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over iterations.")
 @handle_invalid_input
 def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, center, rho, samples,
-          response, response_samples, damping, tol, max_iter, seed, backend, as_json, out, run_name, plot,
+          response, response_samples, damping, mixing, tol, max_iter, seed, backend, as_json, out, run_name, plot,
           no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
@@ -182,7 +184,8 @@ def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, cente
         cov = np.array(cov).reshape(n, n)
     options = {}
     if not math.isinf(alpha):
-        options = {"seed": seed, "backend": backend, "progress": progress and not as_json, "response": response}
+        options = {"seed": seed, "backend": backend, "progress": progress and not as_json, "response": response,
+                   "mixing": mixing}
         for key, value in dict(samples=samples, response_samples=response_samples, damping=damping,
                                tol=tol, max_iter=max_iter).items():
             if value is not None:

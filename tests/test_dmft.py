@@ -193,6 +193,23 @@ def test_agrees_with_finite_dimensional_gradient_descent(alpha, scale, epsilon, 
         assert theory.gap[-1] > 0.1
 
 
+def test_anderson_and_damped_iteration_reach_the_same_fixed_point():
+    """Same random numbers, two mixing schemes: one fixed point (theory.md §0.1 "Iteration").
+
+    With residual r < 1e-7 and a contraction of at most ~0.7 per damped step, each iterate lies
+    within ~r/(1 − 0.7) < 1e-6 of the fixed point, so the curves must agree to 1e-6.
+    """
+    params = ModelParameters(alpha=3.0, epsilon=0.25)
+    t = time_grid(T_MAX, DT)
+    common = dict(samples=2048, warmup_samples=2048, tol=1e-7, max_iter=200, seed=3)
+    anderson = solve_dmft(params, t, mixing="anderson", **common)
+    damped = solve_dmft(params, t, mixing="damped", **common)
+    assert anderson.converged and damped.converged
+    for field in ("train_loss", "test_loss", "overlap", "cov"):
+        assert_allclose(getattr(anderson, field), getattr(damped, field), rtol=0, atol=1e-6, err_msg=field)
+    assert anderson.iterations < damped.iterations, (anderson.iterations, damped.iterations)
+
+
 def test_non_convergence_is_reported_not_hidden():
     params = ModelParameters(alpha=3.0, epsilon=0.25)
     res = solve_dmft(params, time_grid(1.0, DT), samples=256, max_iter=2, tol=1e-12)
@@ -229,7 +246,8 @@ def test_cli_json_summary_for_finite_alpha(tmp_path):
     "options, fragment",
     [({"samples": 6}, "samples must be a multiple of 4"), ({"damping": 0.0}, "damping must lie in (0, 1]"),
      ({"response": "stein"}, "response must be one of"), ({"backend": "cuda"}, "backend must be one of"),
-     ({"max_iter": 0}, "max_iter")],
+     ({"max_iter": 0}, "max_iter"), ({"mixing": "broyden"}, "mixing must be one of"),
+     ({"warmup_tol": -1.0}, "warmup_tol")],
 )
 def test_invalid_settings_are_named(options, fragment):
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
