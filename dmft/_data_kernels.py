@@ -208,6 +208,8 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                   hist[i] = mem_g[i, a - first]
                   phist[i] = mem_p[i, a - first]
                   shist[i] = mem_s[i, a - first]
+              converged = False
+              delta = 0.0
               # implicit step: h = b + a χ_nn g(h), Newton on F(h) = h − b − a χ_nn g(h)
               for i in range(N):
                   rhs[i] = u[a, n, i] + coupling * hist[i]        # b
@@ -218,9 +220,8 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                       for j in range(N):
                           s += chi[n, n, i, j] * g_out[a, n - 1, j]
                       h[i] = rhs[i] + coupling * s
-                  converged = False
                   for it in range(_NEWTON_MAX):
-                      _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+                      delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
                       err = 0.0
                       for i in range(N):
                           s = 0.0
@@ -244,17 +245,20 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                           h[i] -= s
                   if not converged:
                       failures[a] = 1
-              delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+              if not converged:
+                  # n = 0 (explicit) or Newton gave up: Δ, g, J and A = I − a χ_nn J at the final h
+                  # (a converged Newton loop left them evaluated at h already)
+                  delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
+                  for i in range(N):
+                      for j in range(N):
+                          s = 0.0
+                          for l in range(N):
+                              s += chi[n, n, i, l] * jac[l, j]
+                          Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
               delta_out[a, n] = delta
               for i in range(N):
                   g_out[a, n, i] = gvec[i]
-              # A = I − a χ_nn J ; D = J A⁻¹
-              for i in range(N):
-                  for j in range(N):
-                      s = 0.0
-                      for l in range(N):
-                          s += chi[n, n, i, l] * jac[l, j]
-                      Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
+              # D = J A⁻¹
               _small_inverse(Amat, Ainv, work)
               # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
               has_k = centered and n > 0

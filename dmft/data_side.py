@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import scipy.linalg.blas
 from threadpoolctl import threadpool_limits
 
 from . import _data_kernels as kernels
@@ -86,6 +87,28 @@ class _ControlVariateSum:
         return mx - coef * (mc - control_mean)
 
 
+def _add_gram(acc_upper: np.ndarray, x: np.ndarray) -> None:
+    """acc += xᵀx in the upper triangle of the Fortran-ordered ``acc_upper`` (BLAS syrk: half the
+    multiply-adds of ``x.T @ x``). ``x`` has shape (S, d), C-ordered."""
+    scipy.linalg.blas.dsyrk(1.0, x.T, beta=1.0, c=acc_upper, overwrite_c=1, lower=0)
+
+
+def _symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
+def _add_causal_cross(acc: np.ndarray, memory: np.ndarray, probe: np.ndarray, width: int, bands: int = 8) -> None:
+    """acc[nN+i, sN+j] += Σ_a memory[a, nN+i] probe[a, sN+j] for the blocks s < n that the
+    response needs, in ``bands`` row bands (≈ (bands+1)/(2·bands) of the full product's work)."""
+    steps = memory.shape[1] // width
+    edges = np.unique(np.linspace(0, steps, bands + 1).round().astype(int))
+    for first, last in zip(edges[:-1], edges[1:]):
+        cols = (last - 1) * width                      # sources s ≤ last − 2 < n
+        if cols > 0:
+            rows = slice(first * width, last * width)
+            acc[rows, :cols] += memory[:, rows].T @ probe[:, :cols]
+
+
 def _kernel(backend: str):
     if backend == "numba":
         return kernels.data_side_numba, kernels.exact_response_numba
@@ -131,20 +154,22 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     rstar = _ControlVariateSum((T, N))
     local = _ControlVariateSum((T, N, N))
     local0_sum = np.zeros((T, N, N))
-    cov_g_flat = np.zeros((T * N, T * N))
+    cov_g_upper = np.zeros((T * N, T * N), order="F")
     probe_flat = np.zeros((T * N, T * N))
     n_exact = samples if response_samples is None else min(int(response_samples), samples)
     parts = max(1, threads or numba.get_num_threads())
     exact_sum = np.zeros((parts if backend == "numba" else 1, T, T, N, N)) if response == "exact" else None
     exact_count = 0
     failures = 0
+    # one set of output buffers for all chunks (the kernels overwrite every entry)
+    buffers = kernels.allocate_outputs(min(chunk, samples), T, N)
     # One BLAS thread while the kernels run: idle OpenBLAS threads spin-wait after each product
     # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
             u, hstar, probe = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
                                          samples=samples, steps=T, width=N, rho=rho)
-            out = kernels.allocate_outputs(stop - start, T, N)
+            out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, hstar, probe, chi, float(scale), float(epsilon), float(coupling),
                                         bool(center), out["g"], out["delta"], out["local"], out["local0"],
                                         out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
@@ -153,10 +178,9 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
             rstar.add(out["dg_dstar"], out["dstar_gauss"])
             local.add(out["local"], out["jac_gauss"])
             local0_sum += out["local0"].sum(axis=0)
-            g = out["g"].reshape(-1, T * N)
-            cov_g_flat += g.T @ g
+            _add_gram(cov_g_upper, out["g"].reshape(-1, T * N))
             if response == "probe":
-                probe_flat += out["probe_memory"].reshape(-1, T * N).T @ probe.reshape(-1, T * N)
+                _add_causal_cross(probe_flat, out["probe_memory"].reshape(-1, T * N), probe.reshape(-1, T * N), N)
             elif exact_count < n_exact:
                 take = min(stop - start, n_exact - exact_count)
                 exact_kernel(np.ascontiguousarray(out["local"][:take]), chi, float(coupling),
@@ -190,7 +214,6 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     resp[idx, idx] = diag
     if center:
         resp[1:, 0] += local0_sum[1:] / samples if response == "probe" else 0.0
-    cov_g = from_flat(cov_g_flat / samples, N)
-    cov_g = 0.5 * (cov_g + cov_g.transpose(1, 0, 3, 2))
+    cov_g = from_flat(_symmetric_from_upper(cov_g_upper) / samples, N)
     return DataSideEstimate(cov_g=cov_g, response=resp, r_star=r_star, train_loss=train_loss,
                             newton_failures=failures)
