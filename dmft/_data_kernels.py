@@ -109,23 +109,94 @@ def _small_inverse(A, out, M):
 
 
 @njit(cache=True, inline="always")
-def _residual_and_jacobian(h, h0, y, kappa, eps, centered, g, jac, dphi):
-    """Δ, g = Δφ'(h) and J = ∂g/∂h at field h (theory.md §4.2 'Derivatives')."""
-    n = h.shape[0]
-    f = 0.0
-    for i in range(n):
-        f += h[i] + 0.5 * eps * h[i] * h[i]
-        if centered:
-            f -= h0[i] + 0.5 * eps * h0[i] * h0[i]
-    delta = y - kappa / n * f
-    for i in range(n):
-        dphi[i] = 1.0 + eps * h[i]
-        g[i] = delta * dphi[i]
-    for i in range(n):
-        for j in range(n):
-            jac[i, j] = -kappa / n * dphi[i] * dphi[j]
-        jac[i, i] += eps * delta
-    return delta
+def _field_terms_block(h, h0, y, kappa, eps, centered, delta, dphi, g, jac):
+    """Δ, φ', g = Δφ'(h) and J = ∂g/∂h for a block of samples (arrays (N, B), last axis = sample;
+    theory.md §4.2 'Derivatives'). Loops over the sample axis innermost, so they vectorise."""
+    N, B = h.shape
+    for b in range(B):
+        delta[b] = 0.0
+    for i in range(N):
+        for b in range(B):
+            delta[b] += h[i, b] + 0.5 * eps * h[i, b] * h[i, b]
+            if centered:
+                delta[b] -= h0[i, b] + 0.5 * eps * h0[i, b] * h0[i, b]
+    for b in range(B):
+        delta[b] = y[b] - kappa / N * delta[b]
+    for i in range(N):
+        for b in range(B):
+            dphi[i, b] = 1.0 + eps * h[i, b]
+            g[i, b] = delta[b] * dphi[i, b]
+    for i in range(N):
+        for j in range(N):
+            for b in range(B):
+                jac[i, j, b] = -kappa / N * dphi[i, b] * dphi[j, b]
+        for b in range(B):
+            jac[i, i, b] += eps * delta[b]
+
+
+@njit(cache=True, inline="always")
+def _implicit_matrix_block(chi_nn, coupling, jac, A):
+    """A = I − a χ_nn J per sample (theory.md §0.1: the implicit diagonal of the data side)."""
+    N, _, B = jac.shape
+    for i in range(N):
+        for j in range(N):
+            for b in range(B):
+                A[i, j, b] = 1.0 if i == j else 0.0
+            for l in range(N):
+                c_il = coupling * chi_nn[i, l]
+                for b in range(B):
+                    A[i, j, b] -= c_il * jac[l, j, b]
+
+
+@njit(cache=True, inline="always")
+def _inverse_block(A, Ainv, one, inv_one, work):
+    """Per-sample inverses of A (N, N, B): closed form for N ≤ 2 (vectorised over samples), else
+    Gauss–Jordan with partial pivoting sample by sample (workspaces one/inv_one (N, N), work)."""
+    N, _, B = A.shape
+    if N == 1:
+        for b in range(B):
+            Ainv[0, 0, b] = 1.0 / A[0, 0, b]
+    elif N == 2:
+        for b in range(B):
+            inv_det = 1.0 / (A[0, 0, b] * A[1, 1, b] - A[0, 1, b] * A[1, 0, b])
+            Ainv[0, 0, b] = A[1, 1, b] * inv_det
+            Ainv[0, 1, b] = -A[0, 1, b] * inv_det
+            Ainv[1, 0, b] = -A[1, 0, b] * inv_det
+            Ainv[1, 1, b] = A[0, 0, b] * inv_det
+    else:
+        for b in range(B):
+            for i in range(N):
+                for j in range(N):
+                    one[i, j] = A[i, j, b]
+            _small_inverse(one, inv_one, work)
+            for i in range(N):
+                for j in range(N):
+                    Ainv[i, j, b] = inv_one[i, j]
+
+
+@njit(cache=True, inline="always")
+def _matvec_block(M, x, out):
+    """out[:, b] = M[:, :, b] x[:, b] for every sample b."""
+    N, B = x.shape
+    for i in range(N):
+        for b in range(B):
+            out[i, b] = 0.0
+        for j in range(N):
+            for b in range(B):
+                out[i, b] += M[i, j, b] * x[j, b]
+
+
+@njit(cache=True, inline="always")
+def _shared_matvec_block(M, x, out):
+    """out[:, b] = M x[:, b] with one matrix M (N, N) for all samples."""
+    N, B = x.shape
+    for i in range(N):
+        for b in range(B):
+            out[i, b] = 0.0
+        for j in range(N):
+            m_ij = M[i, j]
+            for b in range(B):
+                out[i, b] += m_ij * x[j, b]
 
 
 @njit(parallel=True, cache=True)
@@ -133,6 +204,11 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                     delta_g_out, jac_g_out, dstar_g_out):
     """Integrate the data-side process and its tangents for every sample (see module doc).
+
+    Samples advance through time in blocks of ``_BLOCK``; every per-sample operation loops over
+    the block innermost (structure of arrays), so the memory sums, the Newton solve and the
+    tangents vectorise over samples. The Newton iteration runs until every sample of the block
+    has converged; converged samples are no longer moved.
 
     Parameters
     ----------
@@ -157,203 +233,204 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
     """
     S, T, N = u.shape
     failures = np.zeros(S, dtype=np.int64)
-    # Blocks of samples advance together through time, so that χ[n, :n] stays in cache
-    # while every sample of the block uses it.
     nblocks = (S + _BLOCK - 1) // _BLOCK
     for blk in prange(nblocks):
         first = blk * _BLOCK
-        last = min(S, first + _BLOCK)
-        h = np.empty(N)
-        h0 = np.empty(N)
-        gvec = np.empty(N)
-        dphi = np.empty(N)
-        jac = np.empty((N, N))
-        Amat = np.empty((N, N))
-        Ainv = np.empty((N, N))
-        work = np.empty((N, 2 * N))
-        kmat = np.zeros((N, N))
-        hist = np.empty(N)
-        phist = np.empty(N)
-        shist = np.empty(N)
-        rhs = np.empty(N)
-        tmp = np.empty(N)
-        B = last - first
-        dg_block = np.zeros((B, T, N))
-        # time-major, sample-minor copies of the histories: the memory sums below run over
-        # the samples of the block in the innermost (contiguous, SIMD) loop
+        B = min(S, first + _BLOCK) - first
+        # block copies, sample axis last
+        ub = np.empty((T, N, B))
+        vb = np.empty((T, N, B))
+        for b in range(B):
+            for n in range(T):
+                for i in range(N):
+                    ub[n, i, b] = u[first + b, n, i]
+                    vb[n, i, b] = probe[first + b, n, i]
+        y = np.empty(B)
+        hs = np.empty(B)
+        for b in range(B):
+            hs[b] = hstar[first + b]
+            y[b] = 0.5 * hs[b] * hs[b]
+        h0 = ub[0]
+        # histories of g, the probe tangent and dg/dh* (time-major, sample-minor)
         g_hist = np.zeros((T, N, B))
         p_hist = np.zeros((T, N, B))
         s_hist = np.zeros((T, N, B))
         mem_g = np.empty((N, B))
         mem_p = np.empty((N, B))
         mem_s = np.empty((N, B))
+        h = np.empty((N, B))
+        rhs = np.empty((N, B))
+        F = np.empty((N, B))
+        step = np.empty((N, B))
+        tmp = np.empty((N, B))
+        kv = np.zeros((N, B))
+        delta = np.empty(B)
+        dphi = np.empty((N, B))
+        gvec = np.empty((N, B))
+        jac = np.empty((N, N, B))
+        A = np.empty((N, N, B))
+        Ainv = np.empty((N, N, B))
+        local = np.empty((N, N, B))
+        kmat = np.zeros((N, N, B))
+        active = np.empty(B, dtype=np.bool_)
+        one = np.empty((N, N))
+        inv_one = np.empty((N, N))
+        work = np.empty((N, 2 * N))
         for n in range(T):
-          # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) for the whole block
-          mem_g[:, :] = 0.0
-          mem_p[:, :] = 0.0
-          mem_s[:, :] = 0.0
-          for k in range(n):
-              for i in range(N):
-                  for j in range(N):
-                      c_ij = chi[n, k, i, j]
-                      for b in range(B):
-                          mem_g[i, b] += c_ij * g_hist[k, j, b]
-                          mem_p[i, b] += c_ij * p_hist[k, j, b]
-                          mem_s[i, b] += c_ij * s_hist[k, j, b]
-          for a in range(first, last):
-              y = 0.5 * hstar[a] * hstar[a]
-              dg_probe = dg_block[a - first]
-              for i in range(N):
-                  h0[i] = u[a, 0, i]
-                  hist[i] = mem_g[i, a - first]
-                  phist[i] = mem_p[i, a - first]
-                  shist[i] = mem_s[i, a - first]
-              converged = False
-              delta = 0.0
-              # implicit step: h = b + a χ_nn g(h), Newton on F(h) = h − b − a χ_nn g(h)
-              for i in range(N):
-                  rhs[i] = u[a, n, i] + coupling * hist[i]        # b
-                  h[i] = rhs[i]
-              if n > 0:
-                  for i in range(N):
-                      s = 0.0
-                      for j in range(N):
-                          s += chi[n, n, i, j] * g_out[a, n - 1, j]
-                      h[i] = rhs[i] + coupling * s
-                  for it in range(_NEWTON_MAX):
-                      delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-                      err = 0.0
-                      for i in range(N):
-                          s = 0.0
-                          for j in range(N):
-                              s += chi[n, n, i, j] * gvec[j]
-                          tmp[i] = h[i] - rhs[i] - coupling * s
-                          err = max(err, abs(tmp[i]))
-                          for j in range(N):
-                              s2 = 0.0
-                              for l in range(N):
-                                  s2 += chi[n, n, i, l] * jac[l, j]
-                              Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s2
-                      if err <= _NEWTON_TOL * (1.0 + abs(h[0])):
-                          converged = True
-                          break
-                      _small_inverse(Amat, Ainv, work)
-                      for i in range(N):
-                          s = 0.0
-                          for j in range(N):
-                              s += Ainv[i, j] * tmp[j]
-                          h[i] -= s
-                  if not converged:
-                      failures[a] = 1
-              if not converged:
-                  # n = 0 (explicit) or Newton gave up: Δ, g, J and A = I − a χ_nn J at the final h
-                  # (a converged Newton loop left them evaluated at h already)
-                  delta = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-                  for i in range(N):
-                      for j in range(N):
-                          s = 0.0
-                          for l in range(N):
-                              s += chi[n, n, i, l] * jac[l, j]
-                          Amat[i, j] = (1.0 if i == j else 0.0) - coupling * s
-              delta_out[a, n] = delta
-              for i in range(N):
-                  g_out[a, n, i] = gvec[i]
-              # D = J A⁻¹
-              _small_inverse(Amat, Ainv, work)
-              # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
-              has_k = centered and n > 0
-              if centered:
-                  for i in range(N):
-                      for j in range(N):
-                          kmat[i, j] = scale / N * dphi[i] * (1.0 + epsilon * h0[j])
-                  if n == 0:
-                      # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
-                      for i in range(N):
-                          for j in range(N):
-                              jac[i, j] += kmat[i, j]
-              for i in range(N):
-                  for j in range(N):
-                      s = 0.0
-                      for l in range(N):
-                          s += jac[i, l] * Ainv[l, j]
-                      local_out[a, n, i, j] = s
-              # probe: δh = A⁻¹[v_n + a(phist + χ_nn K v_0)], δg = J δh + K v_0
-              for i in range(N):
-                  rhs[i] = probe[a, n, i] + coupling * phist[i]
-              if has_k:
-                  for i in range(N):
-                      s = 0.0
-                      for j in range(N):
-                          s += kmat[i, j] * probe[a, 0, j]
-                      tmp[i] = s
-                  for i in range(N):
-                      s = 0.0
-                      for j in range(N):
-                          s += chi[n, n, i, j] * tmp[j]
-                      rhs[i] += coupling * s
-              for i in range(N):
-                  s = 0.0
-                  for j in range(N):
-                      s += Ainv[i, j] * rhs[j]
-                  h[i] = s     # reuse h as δh (h itself is no longer needed at this step)
-              for i in range(N):
-                  s = 0.0
-                  for j in range(N):
-                      s += jac[i, j] * h[j]
-                  if has_k:
-                      s += tmp[i]
-                  dg_probe[n, i] = s
-                  # indirect part: D a phist
-                  s2 = 0.0
-                  for j in range(N):
-                      s2 += local_out[a, n, i, j] * phist[j]
-                  pmem_out[a, n, i] = coupling * s2
-              # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
-              if has_k:
-                  for i in range(N):
-                      for j in range(N):
-                          s = 0.0
-                          for l in range(N):
-                              s2 = 0.0
-                              for q in range(N):
-                                  s2 += chi[n, n, l, q] * kmat[q, j]
-                              s += local_out[a, n, i, l] * s2
-                          local0_out[a, n, i, j] = coupling * s + kmat[i, j]
-              else:
-                  for i in range(N):
-                      for j in range(N):
-                          local0_out[a, n, i, j] = 0.0
-              # target tangent: δh* = A⁻¹ a (shist + χ_nn p), δg* = J δh* + p, p = h* φ'(h)
-              for i in range(N):
-                  tmp[i] = hstar[a] * dphi[i]
-              for i in range(N):
-                  s = 0.0
-                  for j in range(N):
-                      s += chi[n, n, i, j] * tmp[j]
-                  rhs[i] = coupling * (shist[i] + s)
-              for i in range(N):
-                  s = 0.0
-                  for j in range(N):
-                      s += Ainv[i, j] * rhs[j]
-                  h[i] = s
-              for i in range(N):
-                  s = tmp[i]
-                  for j in range(N):
-                      s += jac[i, j] * h[j]
-                  dstar_out[a, n, i] = s
-              # control variates at the Gaussian field h = u
-              for i in range(N):
-                  h[i] = u[a, n, i]
-              dg = _residual_and_jacobian(h, h0, y, scale, epsilon, centered, gvec, jac, dphi)
-              delta_g_out[a, n] = dg
-              for i in range(N):
-                  dstar_g_out[a, n, i] = hstar[a] * dphi[i]
-                  for j in range(N):
-                      jac_g_out[a, n, i, j] = jac[i, j]
-              for i in range(N):
-                  g_hist[n, i, a - first] = g_out[a, n, i]
-                  p_hist[n, i, a - first] = dg_probe[n, i]
-                  s_hist[n, i, a - first] = dstar_out[a, n, i]
+            chi_nn = chi[n, n]
+            # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k)
+            # (four past times per pass: one load/store of the sums per four multiply-adds)
+            mem_g[:, :] = 0.0
+            mem_p[:, :] = 0.0
+            mem_s[:, :] = 0.0
+            head = n - n % 4
+            for k in range(0, head, 4):
+                for i in range(N):
+                    for j in range(N):
+                        c0 = chi[n, k, i, j]
+                        c1 = chi[n, k + 1, i, j]
+                        c2 = chi[n, k + 2, i, j]
+                        c3 = chi[n, k + 3, i, j]
+                        for b in range(B):
+                            mem_g[i, b] += (c0 * g_hist[k, j, b] + c1 * g_hist[k + 1, j, b]
+                                            + c2 * g_hist[k + 2, j, b] + c3 * g_hist[k + 3, j, b])
+                            mem_p[i, b] += (c0 * p_hist[k, j, b] + c1 * p_hist[k + 1, j, b]
+                                            + c2 * p_hist[k + 2, j, b] + c3 * p_hist[k + 3, j, b])
+                            mem_s[i, b] += (c0 * s_hist[k, j, b] + c1 * s_hist[k + 1, j, b]
+                                            + c2 * s_hist[k + 2, j, b] + c3 * s_hist[k + 3, j, b])
+            for k in range(head, n):
+                for i in range(N):
+                    for j in range(N):
+                        c_ij = chi[n, k, i, j]
+                        for b in range(B):
+                            mem_g[i, b] += c_ij * g_hist[k, j, b]
+                            mem_p[i, b] += c_ij * p_hist[k, j, b]
+                            mem_s[i, b] += c_ij * s_hist[k, j, b]
+            # implicit step h = b + a χ_nn g(h): Newton on F(h) = h − b − a χ_nn g(h)
+            for i in range(N):
+                for b in range(B):
+                    rhs[i, b] = ub[n, i, b] + coupling * mem_g[i, b]
+                    h[i, b] = rhs[i, b]
+            if n > 0:
+                _shared_matvec_block(chi_nn, g_hist[n - 1], tmp)
+                for i in range(N):
+                    for b in range(B):
+                        h[i, b] += coupling * tmp[i, b]
+                for b in range(B):
+                    active[b] = True
+                for it in range(_NEWTON_MAX):
+                    _field_terms_block(h, h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+                    _shared_matvec_block(chi_nn, gvec, tmp)
+                    remaining = 0
+                    for b in range(B):
+                        err = 0.0
+                        for i in range(N):
+                            F[i, b] = h[i, b] - rhs[i, b] - coupling * tmp[i, b]
+                            err = max(err, abs(F[i, b]))
+                        active[b] = active[b] and err > _NEWTON_TOL * (1.0 + abs(h[0, b]))
+                        remaining += active[b]
+                    if remaining == 0:
+                        break
+                    _implicit_matrix_block(chi_nn, coupling, jac, A)
+                    _inverse_block(A, Ainv, one, inv_one, work)
+                    _matvec_block(Ainv, F, step)
+                    for i in range(N):
+                        for b in range(B):
+                            if active[b]:
+                                h[i, b] -= step[i, b]
+                for b in range(B):
+                    if active[b]:
+                        failures[first + b] = 1
+            _field_terms_block(h, h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+            _implicit_matrix_block(chi_nn, coupling, jac, A)
+            _inverse_block(A, Ainv, one, inv_one, work)
+            # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
+            has_k = centered and n > 0
+            if centered:
+                for i in range(N):
+                    for j in range(N):
+                        for b in range(B):
+                            kmat[i, j, b] = scale / N * dphi[i, b] * (1.0 + epsilon * h0[j, b])
+                if n == 0:
+                    # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
+                    for i in range(N):
+                        for j in range(N):
+                            for b in range(B):
+                                jac[i, j, b] += kmat[i, j, b]
+            # D = J A⁻¹
+            for i in range(N):
+                for j in range(N):
+                    for b in range(B):
+                        local[i, j, b] = 0.0
+                    for l in range(N):
+                        for b in range(B):
+                            local[i, j, b] += jac[i, l, b] * Ainv[l, j, b]
+            # probe: δh = A⁻¹[v_n + a(Σ_{k<n} χ_nk δg_k + χ_nn K v_0)], δg = J δh + K v_0
+            for i in range(N):
+                for b in range(B):
+                    rhs[i, b] = vb[n, i, b] + coupling * mem_p[i, b]
+            if has_k:
+                _matvec_block(kmat, vb[0], kv)
+                _shared_matvec_block(chi_nn, kv, tmp)
+                for i in range(N):
+                    for b in range(B):
+                        rhs[i, b] += coupling * tmp[i, b]
+            _matvec_block(Ainv, rhs, step)
+            _matvec_block(jac, step, tmp)
+            for i in range(N):
+                for b in range(B):
+                    p_hist[n, i, b] = tmp[i, b] + (kv[i, b] if has_k else 0.0)
+            # indirect part of the probe response: D a Σ_{k<n} χ_nk δg_k
+            _matvec_block(local, mem_p, tmp)
+            for b in range(B):
+                for i in range(N):
+                    pmem_out[first + b, n, i] = coupling * tmp[i, b]
+            # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
+            for b in range(B):
+                for i in range(N):
+                    for j in range(N):
+                        local0_out[first + b, n, i, j] = 0.0
+            if has_k:
+                for j in range(N):
+                    for q in range(N):
+                        for b in range(B):
+                            F[q, b] = kmat[q, j, b]
+                    _shared_matvec_block(chi_nn, F, tmp)      # χ_nn K[:, j]
+                    _matvec_block(local, tmp, step)          # D χ_nn K[:, j]
+                    for b in range(B):
+                        for i in range(N):
+                            local0_out[first + b, n, i, j] = coupling * step[i, b] + kmat[i, j, b]
+            # target tangent: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p, p = h* φ'(h)
+            for i in range(N):
+                for b in range(B):
+                    F[i, b] = hs[b] * dphi[i, b]
+            _shared_matvec_block(chi_nn, F, tmp)
+            for i in range(N):
+                for b in range(B):
+                    rhs[i, b] = coupling * (mem_s[i, b] + tmp[i, b])
+            _matvec_block(Ainv, rhs, step)
+            _matvec_block(jac, step, tmp)
+            for i in range(N):
+                for b in range(B):
+                    s_hist[n, i, b] = F[i, b] + tmp[i, b]
+            for i in range(N):
+                for b in range(B):
+                    g_hist[n, i, b] = gvec[i, b]
+            for b in range(B):
+                delta_out[first + b, n] = delta[b]
+                for i in range(N):
+                    g_out[first + b, n, i] = gvec[i, b]
+                    dstar_out[first + b, n, i] = s_hist[n, i, b]
+                    for j in range(N):
+                        local_out[first + b, n, i, j] = local[i, j, b]
+            # control variates at the Gaussian field h = u
+            _field_terms_block(ub[n], h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+            for b in range(B):
+                delta_g_out[first + b, n] = delta[b]
+                for i in range(N):
+                    dstar_g_out[first + b, n, i] = hs[b] * dphi[i, b]
+                    for j in range(N):
+                        jac_g_out[first + b, n, i, j] = jac[i, j, b]
     return failures.sum()
 
 
