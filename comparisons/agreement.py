@@ -225,8 +225,12 @@ def agreement(
     quantity : str, default "test_loss"
         One of :data:`QUANTITIES`.
     window : (float, float), optional
-        Time window; default from the first positive simulation record time to the last time
-        both sides cover (t = 0 is excluded: both start from the same planted overlaps there).
+        Time window; default from the first simulation record time at or after the theory's
+        first positive grid time to the last time both sides cover. t = 0 is excluded (both
+        start from the same planted overlaps there), and so are record times inside the
+        theory's first step (0, dt): there the theory is only the straight line from its t = 0
+        value, not a solution, and a loss that falls fast at early times would be misjudged
+        (measured: 7.7 % at t = 0.13 against 2.1 % from t = 0.25 on, for alpha = 3, D = 2000).
     floor : float, optional
         Lower bound of the denominators |s̄|. Default: 1 % of max |s̄| over the window, so that
         a curve that has decayed by more than a factor 100 (a loss that reached 10⁻⁸ while the
@@ -242,10 +246,12 @@ def agreement(
     stats = seed_statistics(simulations, quantity)
     t_end = min(float(theory.t[-1]), float(stats.t[-1]))
     if window is None:
-        positive = stats.t[stats.t > 0]
-        if positive.size == 0:
-            raise ValueError("simulations have no record time t > 0 to compare at")
-        window = (float(positive[0]), t_end)
+        theory_positive = theory.t[theory.t > 0]
+        theory_start = float(theory_positive[0]) if theory_positive.size else 0.0
+        resolved = stats.t[(stats.t > 0) & (stats.t >= theory_start)]
+        if resolved.size == 0:
+            raise ValueError("simulations have no record time t > 0 inside the theory's grid to compare at")
+        window = (float(resolved[0]), t_end)
     lo, hi = float(window[0]), float(window[1])
     if not (0 <= lo <= hi) or not math.isfinite(hi):
         raise ValueError(f"window must satisfy 0 <= start <= end < inf, got {window!r}")

@@ -50,8 +50,13 @@ def _store_error_to_usage(func):
 @click.option("--init-overlap", type=str, default=None,
               help="Planted m_i(0), comma-separated, used by theory AND simulations. [default: +0.1,-0.1,...]")
 @click.option("--theory", type=click.Choice(["dmft", "online"]), default="dmft", show_default=True,
-              help="dmft: DMFT at the same alpha; online: the alpha = inf ODE (reference at large alpha).")
-@click.option("--samples", type=int, default=None, help="Monte Carlo samples of the DMFT solver (finite alpha).")
+              help="dmft: the finite-alpha DMFT at the simulations' --alpha (the default: it resolves the "
+                   "train/test gap); online: the alpha = inf ODE whatever --alpha is (a limit test, "
+                   "meaningful only at large alpha).")
+@click.option("--samples", type=int, default=None,
+              help="Monte Carlo samples S of the DMFT solver (multiple of 4). [default: the solver's, 32768]")
+@click.option("--tol", type=float, default=None,
+              help="Fixed-point tolerance of the DMFT solver (sup-norm residual). [default: the solver's, 1e-4]")
 @click.option("--window", type=str, default=None,
               help="Time window 'START,END' of the agreement. [default: every record time t > 0]")
 @click.option("--decomposition", is_flag=True, help="Also compare and draw the three test-loss terms.")
@@ -68,14 +73,15 @@ def _store_error_to_usage(func):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over seeds.")
 @handle_invalid_input
 @_store_error_to_usage
-def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples,
+def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples, tol,
             window, decomposition, device, dtype, out, plot, no_plot, as_json, require_agreement, progress):
     """Theory against seed-averaged simulations from the same planted overlaps.
 
-    Runs the theory (DMFT at --alpha, or --theory online) and --seeds gradient-descent
-    simulations at dimension --dim, stores them in --out, draws the overlay (theory lines,
-    simulation mean +- one standard deviation, train and test) and prints the sup relative
-    error over the window and its ratio to the seed spread. Example:
+    Runs the theory (by default the finite-alpha DMFT at --alpha; --theory online for the
+    alpha = inf ODE) and --seeds gradient-descent simulations at dimension --dim, stores them
+    in --out, draws the overlay (theory lines, simulation mean +- one standard deviation, train
+    and test) and prints the sup relative error over the window and its ratio to the seed
+    spread. Example:
 
         dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
     """
@@ -87,7 +93,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     win = parse_floats(window, "--window")
     if win is not None and len(win) != 2:
         raise ValueError(f"window must be 'START,END', got {window!r}")
-    options = {"samples": samples} if samples is not None else None
+    options = {key: value for key, value in (("samples", samples), ("tol", tol)) if value is not None} or None
     try:
         result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
                                    overlap, theory, options, win, decomposition, out, no_plot, plot, device,

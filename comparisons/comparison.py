@@ -21,7 +21,7 @@ from dmft.result import LearningCurves
 
 from .agreement import QUANTITIES, Agreement, agreement
 
-__all__ = ["Comparison", "compare", "run_theory", "comparison_tag", "THEORIES"]
+__all__ = ["Comparison", "compare", "run_theory", "comparison_tag", "theory_run_name", "THEORIES"]
 
 #: Theory sides: the DMFT at the simulations' alpha, or the online (alpha = inf) ODE.
 THEORIES = ("dmft", "online")
@@ -74,6 +74,35 @@ def comparison_tag(alpha, epsilon, scale, width, dim, center, *, t_max, lr, init
         tag += "_centered"
     rest = json.dumps({"t_max": float(t_max), "lr": float(lr), "m0": [float(v) for v in init_overlap]}, sort_keys=True)
     return f"{tag}_{hashlib.sha1(rest.encode()).hexdigest()[:8]}"
+
+
+def theory_run_name(tag: str, theory: str, dt: float, options: Mapping[str, Any] | None = None) -> str:
+    """Name of the stored theory run of a comparison.
+
+    Parameters
+    ----------
+    tag : str
+        :func:`comparison_tag` of the comparison.
+    theory : {"dmft", "online"}
+    dt : float
+        Theory grid step.
+    options : mapping, optional
+        Numerical options of the finite-α solver; when given, a short digest of them is
+        appended, so that runs solved with different ``samples``/``tol``/``seed`` get
+        different names.
+
+    Returns
+    -------
+    str
+    """
+    import hashlib
+    import json
+
+    name = f"{tag}__{theory}_theory_dt{dt:g}"
+    if options:
+        digest = hashlib.sha1(json.dumps(dict(options), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name += f"_opts{digest}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -188,10 +217,14 @@ def compare(
         η₀ of the simulations (the theory is in units of t and does not depend on it).
     init_overlap : sequence of float, optional
         m(0), passed to both sides; default the theory's ±0.1 alternating.
-    theory : {"dmft", "online"}
-        ``"online"`` compares with the α → ∞ ODE (useful at large alpha).
+    theory : {"dmft", "online"}, default "dmft"
+        ``"dmft"`` (default): the finite-α DMFT at the simulations' ``alpha`` (``dmft.solve``),
+        the theory that resolves the train/test gap. ``"online"``: the α → ∞ ODE whatever
+        ``alpha`` is, a limit test that is only meaningful at large alpha.
     theory_options, simulation_options : mapping, optional
-        Extra keyword arguments of ``dmft.solve`` (finite alpha) / the simulator.
+        Extra keyword arguments of ``dmft.solve`` (finite alpha: ``samples``, ``tol``, ``seed``,
+        ...) / the simulator. The theory options are part of the stored theory run's name, so a
+        resumed comparison never reuses a DMFT solved with other numerical settings.
     window : (float, float), optional
         Time window of the agreement (default: all record times t > 0).
     decomposition : bool
@@ -239,7 +272,7 @@ def compare(
     simulate = simulator or _default_simulator()
 
     tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0)
-    theory_name = f"{tag}__{theory}_theory_dt{dt:g}"
+    theory_name = theory_run_name(tag, theory, dt, theory_options if math.isfinite(alpha) else None)
     sim_names = [f"{tag}__simulation_seed{s}" for s in seed_list]
     stored = set()
     if out is not None and Path(out).exists():

@@ -135,6 +135,31 @@ def test_figure_command_rejects_unknown_name_and_figures_are_registered():
     assert res.exit_code == 2 and "fig3e" in res.output
 
 
+def test_mean_curves_averages_theory_solutions_pointwise():
+    """fig4/fig11 average DMFT Monte Carlo seeds: the mean of two known curves, field by field."""
+    from comparisons.figures import mean_curves
+    from dmft.result import LearningCurves
+
+    t = np.array([0.0, 1.0, 2.0])
+
+    def solution(v, seed, converged=True):
+        return LearningCurves(kind="dmft", t=t, train_loss=v * np.ones(3), test_loss=v * np.arange(1.0, 4.0),
+                              overlap=v * np.ones((3, 2)), cov=v * np.ones((3, 2, 2)),
+                              decomposition=v * np.ones((3, 3)), parameters={}, settings={"seed": seed},
+                              converged=converged, residual=v * 1e-5)
+
+    mean = mean_curves([solution(1.0, 0), solution(3.0, 1, converged=False)])
+    assert mean.kind == "dmft" and not mean.converged and mean.residual == pytest.approx(3e-5, rel=1e-15)
+    assert_array_equal(mean.test_loss, [2.0, 4.0, 6.0])
+    for field in ("train_loss", "overlap", "cov", "decomposition"):
+        assert np.all(getattr(mean, field) == 2.0), field
+    assert mean.settings["mc_seeds"] == [0, 1]
+    with pytest.raises(ValueError, match="one time grid"):
+        mean_curves([solution(1.0, 0), dmft.solve(math.inf, 0.1, t_max=2, dt=1.0, init_overlap=[0.1, -0.1])])
+    with pytest.raises(ValueError, match="at least one"):
+        mean_curves([])
+
+
 def test_overlay_draws_mean_and_band_from_the_data(tmp_path):
     """The plotted mean markers are the seed mean (checked on the Line2D data)."""
     from comparisons.overlay import plot_overlay
