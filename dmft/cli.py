@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from ._commands import LazyGroup
+
 __all__ = ["main", "handle_invalid_input", "parse_floats", "emit_result"]
 
 EXIT_NOT_CONVERGED = 3
@@ -108,7 +110,19 @@ def default_run_name(result) -> str:
 import numpy as np  # noqa: E402  (after helpers, keeps the CLI import light for --help)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Commands of the other packages, imported on first use (``dmft solve`` stays free of torch).
+_LAZY_COMMANDS = {
+    "ntk": ("dmft.ntk_cli", "ntk"),
+    "train": ("empirical.cli", "train"),
+    "compare": ("comparisons.cli", "compare"),
+    "figure": ("comparisons.cli", "figure"),
+    "sweep": ("comparisons.cli", "sweep"),
+    "merge": ("comparisons.cli", "merge"),
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=_LAZY_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="grokking-theory")
 def main():
     """grokking-theory: learning curves of grokking from theory (DMFT, online ODE, NTK)
@@ -195,22 +209,6 @@ def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, cente
     title = f"alpha=P/D={alpha:g}, scale={scale:g}, epsilon={epsilon:g}, N={width}" + (", centred" if center else "")
     emit_result(result, as_json=as_json, out=out, run_name=run_name, plot=None if no_plot else plot, title=title)
 
-
-def _register_optional_commands() -> None:
-    """Attach the command groups of the other packages (each optional at import time)."""
-    from ._commands import register_optional_commands
-
-    register_optional_commands(main, (
-        ("dmft.ntk_cli", "ntk"),
-        ("empirical.cli", "train"),
-        ("comparisons.cli", "compare"),
-        ("comparisons.cli", "figure"),
-        ("comparisons.cli", "sweep"),
-        ("comparisons.cli", "merge"),
-    ))
-
-
-_register_optional_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

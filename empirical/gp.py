@@ -519,7 +519,7 @@ def train_exact_gp(data: Dataset, case: str | tuple[float, float] = "B", config:
     I = config.iterations
     traj = np.empty((I + 1, 4))
     lml, fit, comp, tr_mse, va_mse = (np.empty(I) for _ in range(5))
-    traj[0] = [ls0, os0, float(noise_value()), 0.0]
+    traj[0] = [ls0, os0, float(noise_value().detach()), 0.0]
     for it in tqdm(range(I), disable=not progress, desc=f"exact GP case {name}"):
         optimiser.zero_grad()
         value, d, c = exact_gp_terms(x, y, log_ls, log_os, noise_value(), mean)
