@@ -781,7 +781,7 @@ def train_laplace_gp(data: Dataset, case: str | tuple[float, float] = "B", confi
         nll = -np.log(np.clip(np.where(labels, prob, 1.0 - prob), 1e-300, None))
         tr_acc[it], va_acc[it] = float(correct[:n_tr].mean()), float(correct[n_tr:].mean())
         tr_ll[it], va_ll[it] = float(nll[:n_tr].mean()), float(nll[n_tr:].mean())
-        traj[it + 1] = [float(log_ls), float(log_os)]
+        traj[it + 1] = [float(log_ls.detach()), float(log_os.detach())]
     return LaplaceRun(case=name, log_lengthscale=traj[:, 0], log_outputscale=traj[:, 1], lml=lml, data_fit=fit,
                       complexity=comp, prior_fit=prior, train_accuracy=tr_acc, val_accuracy=va_acc,
                       train_log_loss=tr_ll, val_log_loss=va_ll, gap=grokking_gap(tr_acc, va_acc, config.threshold), seconds=time.perf_counter() - start,
