@@ -152,7 +152,9 @@ def main():
 @click.option("--rho", type=float, default=1.0, show_default=True, help="Teacher norm |beta|^2/D.")
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process per iteration (finite alpha; a multiple of 4, "
-                   "antithetic quadruplets). [default: 32768]")
+                   "antithetic quadruplets). The curves' Monte Carlo error falls like S^-1/2 and grows with t "
+                   "at small alpha (alpha=3, t=20: 2.7% of the test loss at the default, 0.9% at 131072); "
+                   "raise S or average several --seed values for long windows. [default: 32768]")
 @click.option("--response", type=click.Choice(["probe", "exact"]), default="probe", show_default=True,
               help="Estimator of the response R_g: 'probe' (random probe vectors, cost of one extra "
                    "trajectory) or 'exact' (per-sample block recursion, cost ~T^3 N^3/6 per sample).")
