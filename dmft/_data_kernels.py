@@ -19,8 +19,9 @@ It also stores the exact local (same-time) response blocks D_n = ∂g_n/∂u_n =
 A_n = I − a χ_nn J_n, the local part E_n of ∂g_n/∂u_0 of the centred predictor, and the control
 variates evaluated at the Gaussian field h = u, whose means are known in closed form.
 
-Two implementations compute the same numbers: :func:`data_side_numba` (compiled, parallel over
-samples) and :func:`data_side_numpy` (vectorised over samples, loop over time).
+Two implementations compute the same numbers: :func:`data_side_numba` (compiled; blocks of
+``_BLOCK`` samples in parallel, every per-sample operation vectorised over the block) and
+:func:`data_side_numpy` (vectorised over all samples, loop over time).
 """
 
 from __future__ import annotations
