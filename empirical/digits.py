@@ -28,7 +28,7 @@ from dmft.parameters import check_int_at_least, check_positive
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
     train_to_history,
-    DecoupledAdamW, parameter_norm, resolve_device,
+    DecoupledAdamW, ModelOptimizerState, parameter_norm, resolve_device,
 )
 
 __all__ = ["DigitsConfig", "ScaledReLUMLP", "load_digit_data", "train_digits"]
@@ -115,7 +115,7 @@ class ScaledReLUMLP(nn.Module):
         return self.scale * (h @ w.T) / w.shape[1]
 
 
-class _DigitsRun:
+class _DigitsRun(ModelOptimizerState):
     def __init__(self, config: DigitsConfig, seed: int, device: torch.device):
         self.config = config
         xtr, ytr, xte, yte, self.dataset = load_digit_data(config)
@@ -153,13 +153,6 @@ class _DigitsRun:
             out[f"{name}_accuracy"] = float((pred.argmax(1) == y).float().mean())
         out["param_norm"] = parameter_norm(self.model.parameters())
         return out
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def train_digits(config: DigitsConfig = DigitsConfig(), *, seed: int = 0, device: str = "cpu", steps: int = 250_000,

@@ -30,7 +30,7 @@ import torch
 from dmft.parameters import check_int_at_least, check_positive
 from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
-from empirical.neural_training import parameter_norm, resolve_device, train_to_history
+from empirical.neural_training import ModelOptimizerState, parameter_norm, resolve_device, train_to_history
 
 __all__ = ["ModularMLPConfig", "ModularMLP", "one_hot_pairs", "mlp_loss_gradients_numpy", "train_modular_mlp"]
 
@@ -136,7 +136,7 @@ def mlp_loss_gradients_numpy(w1: np.ndarray, w2: np.ndarray, x: np.ndarray, y: n
     return loss, grad_w1, grad_w2
 
 
-class _MLPRun:
+class _MLPRun(ModelOptimizerState):
     def __init__(self, config: ModularMLPConfig, seed: int, device: torch.device):
         self.config = config
         split = split_equations(make_task(config.operator, config.modulus), 100.0 * config.train_fraction)
@@ -169,13 +169,6 @@ class _MLPRun:
         metrics["norm_w1"] = float(self.model.w1.norm())
         metrics["norm_w2"] = float(self.model.w2.norm())
         return metrics
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def train_modular_mlp(config: ModularMLPConfig = ModularMLPConfig(), *, seed: int = 1, device: str = "cpu",

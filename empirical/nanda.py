@@ -35,7 +35,7 @@ from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
     train_to_history,
-    DecoupledAdamW, parameter_norm, resolve_device, seeded_init, warmup_lr,
+    DecoupledAdamW, ModelOptimizerState, parameter_norm, resolve_device, seeded_init, warmup_lr,
 )
 
 __all__ = ["NandaConfig", "OneLayerTransformer", "centred_logits", "train_nanda"]
@@ -146,7 +146,7 @@ def centred_logits(model: nn.Module, initial: nn.Module, tokens: torch.Tensor, s
     return scale * (model(tokens) - reference)
 
 
-class _NandaRun:
+class _NandaRun(ModelOptimizerState):
     def __init__(self, config: NandaConfig, seed: int, device: torch.device):
         self.config = config
         p = config.modulus
@@ -186,13 +186,6 @@ class _NandaRun:
             a - b for a, b in zip(self.model.parameters(), self.initial.parameters())) / parameter_norm(
             self.initial.parameters())
         return out
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def train_nanda(config: NandaConfig = NandaConfig(), *, seed: int = 0, device: str = "cpu", steps: int = 15_000,

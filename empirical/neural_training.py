@@ -211,6 +211,18 @@ class Trainable(Protocol):
         ...
 
 
+class ModelOptimizerState:
+    """Resumable state of a run that holds only ``self.model`` and ``self.optimizer`` (mixin for
+    the :class:`Trainable` runs whose data order carries no state)."""
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 class TrainingLog:
     """Metrics logged at scheduled steps, plus the mini-batch loss of every step."""
 
