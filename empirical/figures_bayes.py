@@ -208,8 +208,11 @@ def plot_bnn(runs):
     ax2 = ax.twinx()
     ax2.plot(ep, comp, color="tab:blue", label="mean complexity")
     ax2.set(ylabel="complexity KL/N")
-    ax.axvline(np.argmin(err) + 1, color="tab:red", ls=":")
-    ax2.axvline(np.argmin(np.diff(comp)) + 2, color="tab:blue", ls=":")
+    from .bnn import steepest_fall_on_log_epochs
+
+    ax.axvline(np.argmin(err) + 1, color="tab:red", ls=":", label="min error")
+    ax2.axvline(steepest_fall_on_log_epochs(comp) + 1, color="tab:blue", ls=":",
+                label="steepest fall per log-epoch")
     ax.legend(loc="upper right", fontsize=8)
     ax2.legend(loc="lower left", fontsize=8)
     fig.suptitle("Mean-field BNN on concealed parity (§A.8)", fontsize=10)
