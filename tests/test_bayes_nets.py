@@ -120,6 +120,21 @@ def test_bnn_complexity_falls_at_the_closed_form_rate(q_mean_std):
     assert_allclose(observed, predicted, rtol=1e-2)
 
 
+def test_bnn_groks_at_reduced_size_with_a_gap_that_grows_with_the_initial_mean_scale():
+    """§C.5 at CI size: concealed parity k = 3 in 12 dims, 100 hidden units, 300 train / 200
+    validation, the spec's SGD lr 0.1 full batch. Both seeds memorise first and generalise later
+    (validation crosses 0.95 within 1600 epochs, uncensored), and the larger initial posterior-mean
+    scale gives the longer gap (measured: 411 and 398 epochs at q = 0.5 against 83 and 27 at
+    q = 0.05; the assertion asks for 2× and ≥ 150 epochs)."""
+    small = dict(n_total_dim=12, hidden=100, n_samples=500, n_train=300, epochs=1600)
+    for seed in (0, 1):
+        wide = train_bnn(seed, BNNConfig(q_mean_std=0.5, **small))
+        narrow = train_bnn(seed, BNNConfig(q_mean_std=0.05, **small))
+        assert not wide.gap.censored and not narrow.gap.censored
+        assert wide.gap.gap >= 150
+        assert wide.gap.gap > 2 * max(narrow.gap.gap, 0)
+
+
 def test_steepest_fall_on_log_epochs_finds_a_known_drop():
     """A logistic drop centred at epoch 300 on a log axis (plus a constant linear drift) is found to
     within the grid spacing (20 points per decade: a factor 10^(1/20) = 1.12)."""
