@@ -220,7 +220,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (repeatable; default 0 1 2).")
 @click.option("--epochs", type=int, default=1500, show_default=True,
               help="Full-batch SGD epochs. 1500 is the Fig 6 script's budget; validation accuracy stays near "
-                   "chance there, and the runs grok (validation > 0.95) by about 12000 epochs, so use 20000 "
+                   "chance there, and every run of the grid groks (validation > 0.95) within 16000 epochs, so use 20000 "
                    "to see the whole trajectory (docs/results/bayes_bnn_20000epochs.md).")
 @click.option("--hidden", type=int, default=200, show_default=True, help="Hidden units (spec: 200).")
 @_common

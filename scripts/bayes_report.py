@@ -218,7 +218,10 @@ def report_bnn(store: Path, command: str) -> None:
               f"{cfg.n_train}/{cfg.n_samples - cfg.n_train}."
               + ("" if epochs == BNNConfig().epochs else
                  f" The Fig 6 script's budget is {BNNConfig().epochs} epochs (docs/results/bayes_bnn.md); "
-                 "this grid runs longer to follow the runs until they grok."),
+                 "this grid runs longer to follow the runs until they grok.")
+              + (" The same grid run for 20000 epochs, until every run groks: "
+                 "[bayes_bnn_20000epochs.md](bayes_bnn_20000epochs.md)."
+                 if epochs == BNNConfig().epochs and (RESULTS / "bayes_bnn_20000epochs.md").exists() else ""),
               "", "| q_mean_std | seed | T_train | T_val | gap | censored | KL/N start → end | final error | "
               "final val acc (1 sample / posterior mean) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
