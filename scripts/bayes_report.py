@@ -255,7 +255,10 @@ def report_bnn(store: Path, command: str) -> None:
               f"{BNNConfig().epochs} epochs. Its per-epoch fall is therefore nearly constant, and the argmin of "
               f"the per-epoch difference (epoch {s.steepest_complexity_epoch_linear} on the averaged curve) is set "
               "by the early μ terms of the large-q_mean_std runs or by float32 noise; the criterion is read on "
-              "the log-epoch axis of the figure instead.", "",
+              "the log-epoch axis of the figure instead. Read there, a fall that is linear in the epoch is steepest "
+              "at the last epoch, so the criterion says that the error reaches its minimum and stops falling while "
+              "the complexity is still falling; the half-fall epochs below say the same without any choice of axis.",
+              "",
               f"Threshold-free reading of \"the error falls first, the complexity later\": the averaged error has "
               f"made half of its fall by epoch {s.error_half_fall_epoch}, the averaged complexity by epoch "
               f"{s.complexity_half_fall_epoch}.", ""]
