@@ -28,7 +28,7 @@ from dmft.parameters import check_int_at_least, check_positive
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
     train_to_history,
-    DecoupledAdamW, ModelOptimizerState, parameter_norm, resolve_device,
+    DecoupledAdamW, ModelOptimizerState, descend, parameter_norm, resolve_device,
 )
 
 __all__ = ["DigitsConfig", "ScaledReLUMLP", "load_digit_data", "train_digits"]
@@ -139,10 +139,7 @@ class _DigitsRun(ModelOptimizerState):
         b = update % self.batches
         idx = self.order[b * self.batch_size:(b + 1) * self.batch_size]
         loss, _ = self._mse(self.x_train[idx], self.y_train[idx])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return descend(self.optimizer, loss)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

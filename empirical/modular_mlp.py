@@ -30,7 +30,7 @@ import torch
 from dmft.parameters import check_int_at_least, check_positive
 from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
-from empirical.neural_training import ModelOptimizerState, parameter_norm, resolve_device, train_to_history
+from empirical.neural_training import ModelOptimizerState, descend, parameter_norm, resolve_device, train_to_history
 
 __all__ = ["ModularMLPConfig", "ModularMLP", "one_hot_pairs", "mlp_loss_gradients_numpy", "train_modular_mlp"]
 
@@ -153,9 +153,7 @@ class _MLPRun(ModelOptimizerState):
     def train_step(self, update: int) -> float:
         out = self.model(self.x_train)
         mse = torch.mean((out - self.y_train) ** 2)
-        self.optimizer.zero_grad(set_to_none=True)
-        (mse / self.config.scale ** 2).backward()
-        self.optimizer.step()
+        descend(self.optimizer, mse / self.config.scale ** 2)
         return float(mse.detach())
 
     @torch.no_grad()

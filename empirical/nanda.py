@@ -35,7 +35,7 @@ from empirical.algorithmic import make_task, split_equations
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
     train_to_history,
-    DecoupledAdamW, ModelOptimizerState, parameter_norm, resolve_device, seeded_init, warmup_lr,
+    DecoupledAdamW, ModelOptimizerState, descend, parameter_norm, resolve_device, seeded_init, warmup_lr,
 )
 
 __all__ = ["NandaConfig", "OneLayerTransformer", "centred_logits", "train_nanda"]
@@ -169,10 +169,7 @@ class _NandaRun(ModelOptimizerState):
         for group in self.optimizer.param_groups:
             group["lr"] = warmup_lr(update, self.config.lr, self.config.warmup_steps)
         loss = F.cross_entropy(centred_logits(self.model, self.initial, self.x_train, self.config.scale), self.y_train)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return descend(self.optimizer, loss)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

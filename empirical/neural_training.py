@@ -34,6 +34,7 @@ __all__ = [
     "resolve_device",
     "seeded_init",
     "parameter_norm",
+    "descend",
     "save_checkpoint",
     "load_checkpoint",
     "Trainable",
@@ -173,6 +174,14 @@ def parameter_norm(parameters: Iterable[torch.Tensor]) -> float:
     for p in parameters:
         total += float(p.detach().double().pow(2).sum())
     return math.sqrt(total)
+
+
+def descend(optimizer: torch.optim.Optimizer, objective: torch.Tensor) -> float:
+    """One optimiser step on ``objective`` (clear gradients, backpropagate, step); returns its value."""
+    optimizer.zero_grad(set_to_none=True)
+    objective.backward()
+    optimizer.step()
+    return float(objective.detach())
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:

@@ -25,7 +25,7 @@ from dmft.parameters import check_int_at_least, check_positive
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
     train_to_history,
-    DecoupledAdamW, parameter_norm, resolve_device, seeded_init,
+    DecoupledAdamW, descend, parameter_norm, resolve_device, seeded_init,
 )
 
 __all__ = ["StudentTeacherConfig", "tanh_mlp", "regression_accuracy", "train_student_teacher"]
@@ -103,10 +103,7 @@ class _StudentTeacherRun:
 
     def train_step(self, update: int) -> float:
         loss = torch.mean((self.predict(self.x_train) - self.y_train) ** 2)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return descend(self.optimizer, loss)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -34,7 +34,7 @@ from empirical.algorithmic import (
 from empirical.metrics import first_crossing
 from empirical.neural_records import TrainingHistory
 from empirical.neural_training import (
-    DecoupledAdamW, geometric_schedule, parameter_norm, resolve_device, run_training, seeded_init,
+    DecoupledAdamW, descend, geometric_schedule, parameter_norm, resolve_device, run_training, seeded_init,
     warmup_lr,
 )
 
@@ -265,10 +265,7 @@ class _TransformerRun:
         self.model.train()
         logits = self.model(batch[:, :-1])
         loss, _ = rhs_loss_and_accuracy(logits, batch[:, 1:])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return descend(self.optimizer, loss)
 
     @torch.no_grad()
     def _measure(self, tokens: torch.Tensor) -> tuple[float, float]:
