@@ -6,8 +6,9 @@
     4. update of X = (C_w, m, χ): Anderson mixing (default) or the damped
        X ← (1 − δ) X + δ X̂ of paper eq. 52                               — :mod:`dmft.mixing`
 
-The residual after each iteration is the sup-norm change sup|X̂ − X| over C_w, m and χ/dt (χ
-carries one quadrature weight, so χ/dt is the response R_w itself). The same random numbers are
+The residual after each iteration is the sup-norm change sup|X̂ − X| over C_w, m and χ[n,s]/h_s
+(χ carries one quadrature weight, so χ/h_s is the response R_w itself; h_s = t_{s+1} − t_s, which
+is dt on a uniform grid). The same random numbers are
 used in every iteration, so the map is deterministic and the residual measures convergence,
 not Monte Carlo noise.
 """
@@ -26,7 +27,7 @@ from .online import OnlineTrajectory, centering_response, mean_response
 from .parameters import ModelParameters, check_int_at_least, check_positive
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
-from .weight_side import WeightSide, trapezoid_weights, weight_side
+from .weight_side import WeightSide, column_steps, trapezoid_weights, weight_side
 
 __all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start"]
 
@@ -125,13 +126,12 @@ class SolverSettings:
         object.__setattr__(self, "warmup_samples", warm - warm % 4)
 
 
-def _grid_step(t: np.ndarray) -> float:
-    if t.ndim != 1 or t.size < 2 or t[0] != 0.0:
-        raise ValueError("t must be a grid 0 = t_0 < t_1 < ... with at least two points")
-    dt = float(t[1] - t[0])
-    if not np.allclose(np.diff(t), dt, rtol=1e-9, atol=1e-12):
-        raise ValueError("the DMFT solver needs a uniform time grid")
-    return dt
+def check_grid(t) -> np.ndarray:
+    """The time grid as a float array, refused unless 0 = t_0 < t_1 < … (theory.md §9.1)."""
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be a strictly increasing grid 0 = t_0 < t_1 < ... with at least two points")
+    return t
 
 
 def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
@@ -140,7 +140,7 @@ def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
     R_g is block diagonal, R_g[n, n] = R(t_n) of eq. 33 (centred: plus the column
     R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes.
     """
-    dt = _grid_step(t)
+    t = check_grid(t)
     traj = OnlineTrajectory(params, t_max=float(t[-1]))
     m, Q, X = traj(t)
     T, N = m.shape
@@ -154,13 +154,13 @@ def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
     else:
         resp[idx, idx] = mean_response(Q, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
     return weight_side(resp, params.epsilon * m, None, m0=params.m0, cov0=params.cov0, rho=params.rho,
-                       scale=params.scale, alpha=math.inf, dt=dt)
+                       scale=params.scale, alpha=math.inf, times=t)
 
 
-def _response_density(chi: np.ndarray, dt: float) -> np.ndarray:
+def _response_density(chi: np.ndarray, t: np.ndarray) -> np.ndarray:
     """R_w(t_n, t_s) from χ = M Q by dividing out the trapezoid weight of column s (R_w(0,0) = I)."""
     T, _, N, _ = chi.shape
-    weights = trapezoid_weights(T, dt)
+    weights = trapezoid_weights(t)
     weights[0, 0] = 1.0
     density = chi / np.where(weights > 0, weights, 1.0)[:, :, None, None]
     density[0, 0] = np.eye(N)
@@ -183,7 +183,8 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     params : ModelParameters
         Finite ``alpha``.
     t : ndarray, shape (T,)
-        Uniform grid starting at 0 (theory time t = η₀·step/D).
+        Strictly increasing grid starting at 0 (theory time t = η₀·step/D); uniform or not
+        (theory.md §9.1).
     **options
         Fields of :class:`SolverSettings`; ``device`` is accepted and ignored by the CPU
         backends.
@@ -205,8 +206,8 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     settings = SolverSettings(**options)
     if params.is_online:
         raise ValueError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
-    t = np.asarray(t, dtype=float)
-    dt = _grid_step(t)
+    t = check_grid(t)
+    steps = column_steps(t)                 # h_s: puts χ on the scale of R_w in the residual
     start_time = time.perf_counter()
     state = online_start(params, t)
     cov_w, overlap, chi = state.cov, state.overlap, state.response
@@ -221,7 +222,8 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         bar = tqdm(total=settings.max_iter, desc=f"DMFT alpha={params.alpha:g}", unit="it", leave=False)
     T, N = overlap.shape
     sizes = (cov_w.size, overlap.size, chi.size)
-    weights = np.concatenate([np.ones(sizes[0] + sizes[1]), np.full(sizes[2], 1.0 / dt)])
+    chi_scale = np.broadcast_to(steps[None, :, None, None], chi.shape)
+    weights = np.concatenate([np.ones(sizes[0] + sizes[1]), 1.0 / chi_scale.ravel()])
     mixer = Mixer(method=settings.mixing, damping=settings.damping, depth=settings.anderson_depth,
                   weights=weights)
 
@@ -245,9 +247,10 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
                 response=settings.response, response_samples=settings.response_samples,
                 chunk=settings.chunk)
             new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,
-                              cov0=params.cov0, rho=params.rho, scale=params.scale, alpha=params.alpha, dt=dt)
+                              cov0=params.cov0, rho=params.rho, scale=params.scale, alpha=params.alpha,
+                              times=t)
             residual = max(np.max(np.abs(new.cov - cov_w)), np.max(np.abs(new.overlap - overlap)),
-                           np.max(np.abs(new.response - chi)) / dt)
+                           np.max(np.abs(new.response - chi) / chi_scale))
             history.append(float(residual))
             if not math.isfinite(residual) or not np.all(np.isfinite(estimate.train_loss)):
                 raise DMFTError(
@@ -282,7 +285,7 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     decomposition = _decomposition(params, cov_w, overlap)
     extras = {
         "C_w": cov_w,
-        "R_w": _response_density(chi, dt),
+        "R_w": _response_density(chi, t),
         "C_g": estimate.cov_g,
         "R_g": estimate.response,
         "r_star": estimate.r_star,
@@ -291,7 +294,7 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     return LearningCurves(
         kind="dmft", t=t, train_loss=estimate.train_loss, test_loss=decomposition.sum(axis=-1),
         overlap=overlap, cov=cov_w[idx, idx], decomposition=decomposition, parameters=params.as_attrs(),
-        settings={**asdict(settings), "dt": dt, "t_max": float(t[-1]), "newton_failures": estimate.newton_failures},
+        settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size), "newton_failures": estimate.newton_failures},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,
