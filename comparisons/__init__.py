@@ -11,11 +11,11 @@ sweep, SweepResult : grids of runs through any concurrent.futures-style executor
 make_figure : the paper's figures.
 """
 
-from .agreement import Agreement, agreement
-from .comparison import Comparison, compare
-from .figures import make_figure
-from .store import StoreError, list_runs, load, merge_stores, read_run, to_xarray, write_run
-from .sweeps import SweepResult, sweep
+from comparisons.agreement import Agreement, agreement
+from comparisons.comparison import Comparison, compare
+from comparisons.figures import make_figure
+from comparisons.store import StoreError, list_runs, load, merge_stores, read_run, to_xarray, write_run
+from comparisons.sweeps import SweepResult, sweep
 
 __all__ = [
     "write_run", "read_run", "list_runs", "load", "merge_stores", "to_xarray", "StoreError",
