@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dmft.plotting import save_figure as _save
 from empirical.metrics import first_crossing, grokking_gap, time_to_loss
 from empirical.neural.history import TrainingHistory
 
@@ -150,8 +151,6 @@ def plot_fraction_phase(sweep, *, title: str | None = None, budget: float | None
 
 def save_figure(fig, path: str | Path) -> Path:
     """Save and close (format from the suffix)."""
-    from dmft.plotting import save_figure as _save
-
     return _save(fig, path)
 
 

@@ -17,6 +17,11 @@ module                 commands
 ``lazy``               the group that imports a command's module on first use
 =====================  ==========================================================
 
-Option defaults are read from the Python API (:func:`grokking_cli.common.api_default`), never
-written a second time here.
+Option defaults are read from the Python API (:func:`grokking_cli.common.api_default`,
+:class:`grokking_cli.common.ApiOption`), never written a second time here.
+
+Imports written inside command functions are a start-up-time choice only: ``dmft solve`` and
+``dmft --help`` must not pay for torch (``empirical``) or h5py (``comparisons.store``), so a command
+imports them when it runs. No import in the package is written inside a function to break a
+cycle; ``lint-imports`` checks every import, wherever it is written.
 """

@@ -15,9 +15,19 @@ from dataclasses import asdict, is_dataclass
 import click
 import numpy as np
 
-from grokking_cli.common import handle_invalid_input
+from grokking_cli.common import api_option, handle_invalid_input
 
 __all__ = ["bayes"]
+
+#: The APIs whose defaults the options below show (imported only when a default is needed).
+_BNN = "empirical.bayes.bnn:BNNConfig"
+_CONCEALMENT = "empirical.bayes.concealment:ConcealmentConfig"
+_EXACT = "empirical.bayes.gp:ExactGPConfig"
+_LAPLACE = "empirical.bayes.gp:LaplaceConfig"
+_LAPLACE_LANDSCAPE = "empirical.bayes.gp:laplace_landscape"
+_LINEAR = "empirical.bayes.linear:LinearGrokkingConfig"
+_LML_LANDSCAPE = "empirical.bayes.gp:lml_landscape"
+_VARIATIONAL = "empirical.bayes.gp:VariationalGPConfig"
 
 
 def _gap_dict(gap) -> dict:
@@ -74,10 +84,10 @@ def bayes():
 
 @bayes.command()
 @click.option("--seed", "seeds", type=int, multiple=True, help="Data seed (repeatable; default 0..4).")
-@click.option("--epochs", type=int, default=5000, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Full-batch SGD step.")
-@click.option("--noise-variance", type=float, default=0.002, show_default=True, help="σ² of eq 8.")
-@click.option("--prior-variance", type=float, default=0.5, show_default=True, help="s² of eq 8.")
+@api_option("--epochs", type=int, api=_LINEAR)
+@api_option("--lr", type=float, api=_LINEAR, field="learning_rate", help="Full-batch SGD step.")
+@api_option("--noise-variance", type=float, api=_LINEAR, help="σ² of eq 8.")
+@api_option("--prior-variance", type=float, api=_LINEAR, help="s² of eq 8.")
 @_common
 @handle_invalid_input
 def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot, name):
@@ -104,7 +114,7 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
 @click.option("--task", type=click.Choice(["one_zero", "parity"]), default="one_zero", show_default=True)
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 42 52 62 72 82).")
 @click.option("--iterations", type=int, default=None, help="Adam iterations [1500 one_zero, 500 parity].")
-@click.option("--lr", type=float, default=1e-2, show_default=True)
+@api_option("--lr", type=float, api=_VARIATIONAL, field="learning_rate")
 @click.option("--lengthscale-init", type=float, default=None, help="[0.005 one_zero, gpytorch default parity].")
 @click.option("--n-train", type=int, default=None, help="Training points [20 one_zero, 1000 parity].")
 @click.option("--x-dist", type=click.Choice(["uniform", "normal"]), default="uniform", show_default=True,
@@ -147,9 +157,9 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 @bayes.command("gp-sine")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Data seed (default 0; first one used).")
 @click.option("--case", "cases", type=click.Choice(["A", "B", "C"]), multiple=True, help="Initialisations (default all).")
-@click.option("--iterations", type=int, default=3000, show_default=True)
-@click.option("--lr", type=float, default=0.04, show_default=True)
-@click.option("--grid", type=int, default=100, show_default=True, help="Landscape grid points per axis.")
+@api_option("--iterations", type=int, api=_EXACT)
+@api_option("--lr", type=float, api=_EXACT, field="learning_rate")
+@api_option("--grid", type=int, api=_LML_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @click.option("--fix-noise", is_flag=True, help="Keep σ_n² at 0.01 (Decision D.8 flag).")
 @_common
 @handle_invalid_input
@@ -183,9 +193,9 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
               help="Datasets 2–7 (repeatable; default all six).")
 @click.option("--m", "dims", type=int, multiple=True, help="Added dimensions (repeatable; default 0 10 20 30 40).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (repeatable; default 0 1 2).")
-@click.option("--epochs", type=int, default=300, show_default=True)
-@click.option("--hidden", type=int, default=1000, show_default=True)
-@click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default="bits", show_default=True)
+@api_option("--epochs", type=int, api=_CONCEALMENT)
+@api_option("--hidden", type=int, api=_CONCEALMENT)
+@api_option("--spurious", type=click.Choice(["bits", "gaussian"]), api=_CONCEALMENT)
 @_common
 @handle_invalid_input
 def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, plot, name):
@@ -218,11 +228,11 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
 @click.option("--q-mean-std", "q_mean_stds", type=float, multiple=True,
               help="Initial posterior-mean std (repeatable; default 0.005 … 1.0).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (repeatable; default 0 1 2).")
-@click.option("--epochs", type=int, default=1500, show_default=True,
+@api_option("--epochs", type=int, api=_BNN,
               help="Full-batch SGD epochs. 1500 is the Fig 6 script's budget; validation accuracy stays near "
                    "chance there, and every run of the grid groks (validation > 0.95) within 16000 epochs, so use 20000 "
                    "to see the whole trajectory (docs/results/bayes_bnn_20000epochs.md).")
-@click.option("--hidden", type=int, default=200, show_default=True, help="Hidden units (spec: 200).")
+@api_option("--hidden", type=int, api=_BNN, help="Hidden units (spec: 200).")
 @_common
 @handle_invalid_input
 def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
@@ -253,9 +263,9 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
 @bayes.command()
 @click.option("--seed", "seeds", type=int, multiple=True, help="Dataset 8 seed (default 42; first one used).")
 @click.option("--case", "cases", type=click.Choice(["A", "B", "C"]), multiple=True, help="Initialisations (default all).")
-@click.option("--iterations", type=int, default=3000, show_default=True)
-@click.option("--lr", type=float, default=0.04, show_default=True)
-@click.option("--grid", type=int, default=50, show_default=True, help="Landscape grid points per axis.")
+@api_option("--iterations", type=int, api=_LAPLACE)
+@api_option("--lr", type=float, api=_LAPLACE, field="learning_rate")
+@api_option("--grid", type=int, api=_LAPLACE_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @_common
 @handle_invalid_input
 def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):

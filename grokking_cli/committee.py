@@ -14,6 +14,7 @@ import sys
 import click
 
 from dmft.parameters import ModelParameters
+from dmft.plotting import plot_curves, save_figure
 from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_default, default_run_name, emit_result,
                                  handle_invalid_input, parse_floats)
 
@@ -159,8 +160,6 @@ def _emit_sweep(results, *, task, as_json, out, run_name, plot, title):
         for name, (_, result) in zip(names, results):
             write_run(out, name, result)
     if plot:
-        from dmft.plotting import plot_curves, save_figure
-
         save_figure(plot_curves([r for _, r in results], decomposition=False, title=title), plot)
     if as_json:
         click.echo(json.dumps({"task": task, "runs": [{"label": label, **r.summary()} for label, r in results]}))

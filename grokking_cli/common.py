@@ -14,6 +14,8 @@ import sys
 import click
 import numpy as np
 
+from dmft.plotting import plot_curves, save_figure
+
 __all__ = ["EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP", "api_default", "parse_floats",
            "handle_invalid_input", "emit_result", "default_run_name"]
 
@@ -74,8 +76,6 @@ def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None,
 
         write_run(out, run_name or default_run_name(result), result)
     if plot:
-        from dmft.plotting import plot_curves, save_figure
-
         save_figure(plot_curves(result, title=title), plot)
     if as_json:
         click.echo(json.dumps(result.summary()))

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from dmft.plotting import save_figure
 from grokking_cli.common import ALPHA_HELP, EPSILON_HELP, SCALE_HELP, handle_invalid_input, parse_floats
 
 __all__ = ["compare", "sweep", "merge", "figure"]
@@ -202,8 +203,6 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
 
 
 def _plot_sweep(result, path) -> None:
-    from dmft.plotting import save_figure
-
     from comparisons.overlay import pyplot
     from comparisons.store import load
 

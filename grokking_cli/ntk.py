@@ -12,8 +12,11 @@ import math
 import click
 import numpy as np
 
-from grokking_cli.common import EPSILON_HELP, SCALE_HELP, default_run_name, handle_invalid_input
+from dmft.ntk import (cka, empirical_ntk_spectrum, initial_ntk_regression, lazy_curves, mercer_spectrum, ntk_gram,
+                      target_decomposition)
 from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.plotting import save_figure
+from grokking_cli.common import EPSILON_HELP, SCALE_HELP, default_run_name, handle_invalid_input
 
 __all__ = ["ntk", "make_problem", "lazy_time_grid"]
 
@@ -73,8 +76,6 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from dmft.plotting import save_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
     P = spec_expected.eigenvalues.size
@@ -161,16 +162,6 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
 
         dmft ntk --epsilon 0.25 --dim 100 --n-train 300 --width 2
     """
-    from dmft.ntk import (
-        cka,
-        empirical_ntk_spectrum,
-        initial_ntk_regression,
-        lazy_curves,
-        mercer_spectrum,
-        ntk_gram,
-        target_decomposition,
-    )
-
     epsilon = check_finite("epsilon", epsilon)
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
     n_train = check_int_at_least("n_train (training samples P)", n_train, 1)

@@ -81,3 +81,27 @@ def test_api_default_reads_dataclasses_and_signatures():
         api_default(Config, "depth")
     with pytest.raises(KeyError):
         api_default(run, "x")
+
+
+def _walk(command, ctx_name="dmft"):
+    yield ctx_name, command
+    if isinstance(command, click.Group):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            yield from _walk(command.get_command(ctx, name), f"{ctx_name} {name}")
+
+
+def test_every_api_option_finds_its_default_in_the_api():
+    """Options read their defaults from the API: a renamed field must fail here, not for a user."""
+    from grokking_cli.common import ApiOption
+    from grokking_cli.main import main
+
+    found = 0
+    for path, command in _walk(main):
+        for param in command.params:
+            if isinstance(param, ApiOption):
+                value = param.api_value()
+                assert value is not None, (path, param.name)
+                assert param.get_default(click.Context(command)) == value, (path, param.name)
+                found += 1
+    assert found >= 40

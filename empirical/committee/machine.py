@@ -46,6 +46,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from dmft.ntk import cka, lazy_curves, ntk_gram
 from dmft.parameters import check_finite, check_int_at_least, check_positive
 from dmft.population import centered_loss_decomposition, loss_decomposition
 from dmft.result import LearningCurves
@@ -662,8 +663,6 @@ def train_committee(
         for step in range(steps + 1):
             loss, gW, ga, _ = committee_loss_and_gradient(W, a, X, y, offset=f0, **model)
             if cka_every and (step % cka_every == 0 or step == steps):
-                from dmft.ntk import cka, ntk_gram
-
                 gram = ntk_gram(W.cpu().numpy(), data.test_inputs, epsilon=epsilon, scale=scale)
                 cka_steps.append(step)
                 cka_values.append(cka(gram, data.test_targets))
@@ -793,8 +792,6 @@ def train_committee(
 
 def _kernel_baselines(data, *, epsilon, scale, center, lr, target_scale, t):
     """Linearised-model curves and K₀ kernel regression (spec §1.4) via :mod:`dmft.ntk`."""
-    from dmft.ntk import lazy_curves
-
     x_test, y_test = data.test_inputs, data.test_targets
     if x_test is None:  # lazy_curves wants a test set; the population losses do not depend on it
         x_test, y_test = data.inputs[:2], data.targets[:2]
