@@ -23,8 +23,8 @@ __all__ = ["bayes"]
 _BNN = "empirical.bayes.bnn:BNNConfig"
 _CONCEALMENT = "empirical.bayes.concealment:ConcealmentConfig"
 _EXACT = "empirical.bayes.gp:ExactGPConfig"
-_LAPLACE = "empirical.bayes.gp:LaplaceConfig"
-_LAPLACE_LANDSCAPE = "empirical.bayes.gp:laplace_landscape"
+_LAPLACE = "empirical.bayes.laplace:LaplaceConfig"
+_LAPLACE_LANDSCAPE = "empirical.bayes.laplace:laplace_landscape"
 _LINEAR = "empirical.bayes.linear:LinearGrokkingConfig"
 _LML_LANDSCAPE = "empirical.bayes.gp:lml_landscape"
 _VARIATIONAL = "empirical.bayes.gp:VariationalGPConfig"
@@ -271,7 +271,7 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
 def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):
     """Laplace-approximation GP classification: complexity ½log|B|, landscapes (§A.9, D.7)."""
     from empirical.bayes.datasets import one_zero
-    from empirical.bayes.gp import LaplaceConfig, laplace_arrays, laplace_landscape, train_laplace_gp
+    from empirical.bayes.laplace import LaplaceConfig, laplace_arrays, laplace_landscape, train_laplace_gp
 
     seed = _seeds(seeds, (42,))[0]
     data = one_zero(seed=seed)

@@ -2,7 +2,8 @@
 
 datasets    : the small data sets (sine, one-zero, parity, modular, concealment families).
 linear      : linear regression with a description-length objective (linear grokking).
-gp          : exact and variational Gaussian processes, and the Laplace GP classifier.
+gp          : exact and variational Gaussian processes (the RBF kernel, landscapes).
+laplace     : the Laplace-approximation GP classifier.
 bnn         : the mean-field Bayesian neural network.
 concealment : the concealment experiments and the gap regression.
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirical.bayes import gp
+from empirical.bayes import gp, laplace
 from empirical.bayes.datasets import one_zero, sine
 from empirical.bayes.linear import LinearGrokkingConfig, mdl_gradient, mdl_loss, nuisance_features, run_linear_seeds
 
@@ -179,11 +179,11 @@ def test_laplace_gradient_matches_finite_differences():
     for a0, b0 in ((-1.0, 0.5), (-3.0, 3.0), (0.5, 2.0)):
         a = torch.tensor(a0, dtype=torch.float64, requires_grad=True)
         b = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
-        ga, gb = torch.autograd.grad(gp.laplace_terms(x, y, a, b)["lml"], (a, b))
+        ga, gb = torch.autograd.grad(laplace.laplace_terms(x, y, a, b)["lml"], (a, b))
         h = 1e-5
 
         def f(p, q):
-            return float(gp.laplace_terms(x, y, _t(p), _t(q), tol=1e-14)["lml"])
+            return float(laplace.laplace_terms(x, y, _t(p), _t(q), tol=1e-14)["lml"])
 
         fd = ((f(a0 + h, b0) - f(a0 - h, b0)) / (2 * h), (f(a0, b0 + h) - f(a0, b0 - h)) / (2 * h))
         # central differences: O(h²) ≈ 1e-10 truncation, plus mode error / h; 1e-6 absolute
@@ -199,7 +199,7 @@ def test_laplace_one_point_formula_and_quadrature():
     y = torch.tensor([1.0], dtype=torch.float64)
     for log_k, tol in ((0.0, None), (-3.0, 2e-3), (-5.0, 5e-5)):
         k = math.exp(log_k)
-        terms = gp.laplace_terms(x, y, _t(0.0), _t(log_k))
+        terms = laplace.laplace_terms(x, y, _t(0.0), _t(log_k))
         got = float(terms["lml"])
         f_hat = optimize.brentq(lambda f: (1 - 1 / (1 + np.exp(-f))) - f / k, -10, 10, xtol=1e-14)
         w = 1 / (1 + np.exp(-f_hat)) * (1 - 1 / (1 + np.exp(-f_hat)))
@@ -214,8 +214,8 @@ def test_laplace_one_point_formula_and_quadrature():
 
 def test_laplace_training_runs_and_reaches_the_same_optimum():
     d = one_zero(seed=42)
-    cfg = gp.LaplaceConfig(iterations=100)
-    runs = [gp.train_laplace_gp(d, c, cfg) for c in "BC"]
+    cfg = laplace.LaplaceConfig(iterations=100)
+    runs = [laplace.train_laplace_gp(d, c, cfg) for c in "BC"]
     for r in runs:
         assert r.lml[-1] > r.lml[0]  # ascent on the Laplace LML
         assert np.all(np.isfinite(r.complexity))
