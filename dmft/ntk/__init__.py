@@ -31,6 +31,7 @@ polynomial  : population loss of predictors in the span of the NTK features.
 baseline    : the K₀-regression baseline of Fig. 1.
 lazy        : lazy (linearised) learning curves.
 spectra     : empirical spectra grouped by sector.
+problem     : the seeded teacher–student problem and time grid of ``dmft ntk``.
 _checks     : input validation shared by the modules above.
 """
 
@@ -44,6 +45,7 @@ from dmft.ntk.regression import kernel_regression
 from dmft.ntk.polynomial import linearised_polynomial, polynomial_loss_decomposition
 from dmft.ntk.baseline import KernelRegressionResult, initial_ntk_regression
 from dmft.ntk.lazy import lazy_curves, lazy_weights
+from dmft.ntk.problem import lazy_time_grid, make_problem
 from dmft.ntk.spectra import EmpiricalSpectrum, SectorSummary, empirical_ntk_spectrum, group_by_sector
 
 __all__ = [
@@ -69,4 +71,6 @@ __all__ = [
     "group_by_sector",
     "committee_output",
     "SECTOR_LABELS",
+    "make_problem",
+    "lazy_time_grid",
 ]
