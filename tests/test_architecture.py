@@ -105,3 +105,13 @@ def test_every_api_option_finds_its_default_in_the_api():
                 assert param.get_default(click.Context(command)) == value, (path, param.name)
                 found += 1
     assert found >= 40
+
+
+def test_console_script_points_at_the_cli():
+    tomllib = pytest.importorskip("tomllib")
+    import importlib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module_name, attr = scripts["dmft"].split(":")
+    assert module_name.split(".")[0] == "grokking_cli"
+    assert isinstance(getattr(importlib.import_module(module_name), attr), click.Group)
