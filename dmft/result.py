@@ -57,6 +57,11 @@ class LearningCurves:
         Human-readable termination reason.
     extras : Mapping
         Further named arrays (two-time order parameters, spreads over seeds, ...).
+    train_loss_sem, test_loss_sem : ndarray, shape (T,), or None
+        Monte Carlo standard error of each curve (DMFT: from independent replica solves,
+        theory.md §9.3); ``None`` where the curve carries none.
+    overlap_sem : ndarray, shape (T, N), or None
+    cov_sem : ndarray, shape (T, N, N), or None
     """
 
     kind: str
@@ -75,6 +80,14 @@ class LearningCurves:
     seconds: float = 0.0
     message: str = ""
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    train_loss_sem: np.ndarray | None = None
+    test_loss_sem: np.ndarray | None = None
+    overlap_sem: np.ndarray | None = None
+    cov_sem: np.ndarray | None = None
+
+    #: Names of the optional standard-error fields and the field each one belongs to.
+    SEM_FIELDS = {"train_loss_sem": "train_loss", "test_loss_sem": "test_loss",
+                  "overlap_sem": "overlap", "cov_sem": "cov"}
 
     def __post_init__(self) -> None:
         t = np.asarray(self.t, dtype=float)
@@ -102,6 +115,15 @@ class LearningCurves:
         object.__setattr__(self, "parameters", dict(self.parameters))
         object.__setattr__(self, "settings", dict(self.settings))
         object.__setattr__(self, "extras", {k: np.asarray(v) for k, v in dict(self.extras).items()})
+        for name, of in self.SEM_FIELDS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=float)
+            expected = getattr(self, of).shape
+            if arr.shape != expected:
+                raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+            object.__setattr__(self, name, arr)
 
     @property
     def success(self) -> bool:
@@ -132,6 +154,8 @@ class LearningCurves:
             "train_loss": self.train_loss.tolist(),
             "test_loss": self.test_loss.tolist(),
             "overlap": self.overlap.tolist(),
+            **{name: getattr(self, name).tolist() for name in ("train_loss_sem", "test_loss_sem", "overlap_sem")
+               if getattr(self, name) is not None},
             "final": {
                 "t": float(self.t[-1]),
                 "train_loss": float(self.train_loss[-1]),
