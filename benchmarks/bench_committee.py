@@ -1,4 +1,4 @@
-"""Speed of the committee-machine trainer (empirical/committee.py).
+"""Speed of the committee-machine trainer (empirical/committee/machine.py).
 
 1. CPU, the Fig. 1 size D = 100, P = 550, N = 500: steps per second of ``train_committee``
    (torch, float64, closed-form gradient) against a plain NumPy implementation of the same

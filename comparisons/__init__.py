@@ -1,9 +1,15 @@
 """HDF5 storage of runs, theory-over-experiment overlays, sweeps and the papers' figures.
 
+Third layer of the package: imports :mod:`dmft` and :mod:`empirical`, never the CLI
+(:mod:`grokking_cli`). Theory and simulations return results; this layer stores, compares and
+draws them.
+
 Public surface
 --------------
 write_run, read_run, list_runs, load, merge_stores, to_xarray, StoreError : the HDF5 store
     (docs/hdf5_schema.md).
+write_history, read_history : neural training histories in the same store.
+write_record, read_record, list_records : named arrays of the Bayesian and kernel systems.
 agreement, Agreement : sup relative error of a theory curve against the seed mean, and its
     ratio to the seed spread.
 compare, Comparison : theory and matching simulations from the same planted overlaps.
@@ -11,13 +17,15 @@ sweep, SweepResult : grids of runs through any concurrent.futures-style executor
 make_figure : the paper's figures.
 """
 
-from .agreement import Agreement, agreement
-from .comparison import Comparison, compare
-from .figures import make_figure
-from .store import StoreError, list_runs, load, merge_stores, read_run, to_xarray, write_run
-from .sweeps import SweepResult, sweep
+from comparisons.agreement import Agreement, agreement
+from comparisons.comparison import Comparison, compare
+from comparisons.figures import make_figure
+from comparisons.store import (SCHEMA_VERSION, StoreError, list_records, list_runs, load, merge_stores, read_history,
+                               read_record, read_run, to_xarray, write_history, write_record, write_run)
+from comparisons.sweeps import SweepResult, sweep
 
 __all__ = [
-    "write_run", "read_run", "list_runs", "load", "merge_stores", "to_xarray", "StoreError",
+    "write_run", "read_run", "list_runs", "load", "merge_stores", "to_xarray", "StoreError", "SCHEMA_VERSION",
+    "write_history", "read_history", "write_record", "read_record", "list_records",
     "agreement", "Agreement", "compare", "Comparison", "sweep", "SweepResult", "make_figure",
 ]

@@ -8,6 +8,8 @@ draws the overlay and measures the agreement (:mod:`comparisons.agreement`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,10 +18,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+import dmft
 from dmft.parameters import check_int_at_least, check_positive, default_init_overlap
 from dmft.result import LearningCurves
+from dmft.plotting import save_figure
+from dmft.solve import DEFAULT_T_MAX
 
-from .agreement import QUANTITIES, Agreement, agreement
+from comparisons.agreement import QUANTITIES, Agreement, agreement
+from comparisons.overlay import plot_overlay
+from comparisons.store import list_runs, read_run, write_run
 
 __all__ = ["Comparison", "compare", "run_theory", "comparison_tag", "theory_run_name", "THEORIES"]
 
@@ -42,8 +49,6 @@ def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_ove
                options: Mapping[str, Any] | None = None) -> LearningCurves:
     """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
     at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3)."""
-    import dmft
-
     if theory not in THEORIES:
         raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     theory_alpha = math.inf if theory == "online" else alpha
@@ -66,9 +71,6 @@ def comparison_tag(alpha, epsilon, scale, width, dim, center, *, t_max, lr, init
     Readable main parameters plus a short digest of the rest (t_max, lr, m(0)), so that a
     resumed comparison reuses only runs made with identical settings.
     """
-    import hashlib
-    import json
-
     tag = f"compare_alpha{alpha:g}_eps{epsilon:g}_scale{scale:g}_N{width}_D{dim}"
     if center:
         tag += "_centered"
@@ -95,9 +97,6 @@ def theory_run_name(tag: str, theory: str, dt: float, options: Mapping[str, Any]
     -------
     str
     """
-    import hashlib
-    import json
-
     name = f"{tag}__{theory}_theory_dt{dt:g}"
     if options:
         digest = hashlib.sha1(json.dumps(dict(options), sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -262,8 +261,6 @@ def compare(
     if theory not in THEORIES:
         raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     if t_max is None:
-        from dmft.solve import DEFAULT_T_MAX
-
         t_max = DEFAULT_T_MAX
     t_max = check_positive("t_max", t_max)
     m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
@@ -276,13 +273,9 @@ def compare(
     sim_names = [f"{tag}__simulation_seed{s}" for s in seed_list]
     stored = set()
     if out is not None and Path(out).exists():
-        from .store import list_runs
-
         stored = set(list_runs(out))
 
     def cached(name):
-        from .store import read_run
-
         return read_run(out, name) if name in stored else None
 
     theory_curves = cached(theory_name)
@@ -290,8 +283,6 @@ def compare(
         theory_curves = run_theory(theory, alpha=alpha, epsilon=epsilon, scale=scale, width=width, t_max=t_max,
                                    dt=dt, init_overlap=m0, center=center, options=theory_options)
         if out is not None:
-            from .store import write_run
-
             write_run(out, theory_name, theory_curves, attrs={"comparison": tag})
     simulations = []
     iterator = zip(seed_list, sim_names)
@@ -306,8 +297,6 @@ def compare(
                            init_overlap=list(m0), center=center, seed=seed, device=device, dtype=dtype,
                            **dict(simulation_options or {}))
             if out is not None:
-                from .store import write_run
-
                 write_run(out, name, run, attrs={"comparison": tag})
         simulations.append(run)
 
@@ -320,10 +309,6 @@ def compare(
     }
     plot_path = None
     if plot is not None:
-        from dmft.plotting import save_figure
-
-        from .overlay import plot_overlay
-
         theory_label = "online ODE (alpha=inf)" if theory_curves.kind == "online" else "DMFT"
         fig = plot_overlay(theory_curves, simulations, decomposition=decomposition, theory_label=theory_label)
         fig.axes[0].set_title(

@@ -25,7 +25,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+import dmft
+from comparisons.agreement import agreement, quantity_values
+from comparisons.overlay import plot_overlay, pyplot
+from comparisons.store import list_runs, read_run, write_run
+from dmft.plotting import save_figure
 from dmft.result import LearningCurves
+from empirical.metrics import amount_of_grokking, time_to_loss
 
 __all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL"]
 
@@ -74,13 +80,9 @@ class _Runs:
     def __init__(self, store: Path, device: str):
         self.store = store
         self.device = device
-        from .store import list_runs
-
         self.done = set(list_runs(store)) if store.exists() else set()
 
     def get(self, name: str, compute: Callable[[], LearningCurves]) -> LearningCurves:
-        from .store import read_run, write_run
-
         if name in self.done:
             return read_run(self.store, name)
         curves = compute()
@@ -101,8 +103,6 @@ class _Runs:
         ``solver_options`` (``samples``, ``seed``, ``tol``, ...) go to the finite-α solver only;
         ``name`` must tell apart runs with different options (the store reuses runs by name).
         """
-        import dmft
-
         if dmft_available():
             return (self.get(f"{name}_dmft", lambda: dmft.solve(alpha, **kwargs, **dict(solver_options or {}))),
                     f"DMFT (alpha=P/D={alpha:g})")
@@ -115,10 +115,6 @@ def planted_overlap(width: int, dim: int) -> list[float]:
 
 
 def _save(fig, out_dir: Path, name: str) -> tuple[str, ...]:
-    from dmft.plotting import save_figure
-
-    from .overlay import pyplot
-
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{name}.png"
     pdf = out_dir / f"{name}.pdf"
@@ -137,8 +133,6 @@ def _positive(y):
 # Fig. 1: curves + CKA + linearised baseline
 # --------------------------------------------------------------------------------------------
 def _fig1(runs: _Runs, full: bool, seed: int):
-    from .overlay import pyplot
-
     plt = pyplot()
     s = dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000) if full else \
         dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300)
@@ -193,7 +187,6 @@ def _fig1(runs: _Runs, full: bool, seed: int):
         cka_ax.set_title("NTK-target alignment", fontsize=8)
         numbers["cka_initial"] = float(run.extras["cka"][0])
         numbers["cka_final"] = float(run.extras["cka"][-1])
-    from empirical.metrics import time_to_loss
 
     numbers.update({
         "final_train_loss": float(run.train_loss[-1]),
@@ -209,10 +202,6 @@ def _fig1(runs: _Runs, full: bool, seed: int):
 # Fig. 3a/3b: sweeps of the scale κ and of ε (curves normalised by their step-0 value)
 # --------------------------------------------------------------------------------------------
 def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
-    from empirical.metrics import time_to_loss
-
-    from .overlay import pyplot
-
     plt = pyplot()
     if which == "fig3a":
         values = [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16] if full else [0.25, 1.0, 4.0]
@@ -261,10 +250,6 @@ def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
 # Fig. 3e: phase diagram of the amount of grokking over κ × ε
 # --------------------------------------------------------------------------------------------
 def _fig3e(runs: _Runs, full: bool, seed: int):
-    from empirical.metrics import amount_of_grokking, time_to_loss
-
-    from .overlay import pyplot
-
     plt = pyplot()
     if full:
         scales = [0.4 * i for i in range(1, 15)]
@@ -374,8 +359,6 @@ def mean_curves(curves) -> LearningCurves:
 
 def _monte_carlo_range(curves, quantity: str) -> float:
     """max over t > 0 of (max − min over solver seeds) / mean: the theory's own Monte Carlo spread."""
-    from .agreement import quantity_values
-
     values = np.array([quantity_values(c, quantity) for c in curves])
     keep = curves[0].t > 0
     mean = np.abs(values.mean(axis=0))[keep]
@@ -384,9 +367,6 @@ def _monte_carlo_range(curves, quantity: str) -> float:
 
 
 def _fig4(runs: _Runs, full: bool, seed: int, *, decomposition: bool = False):
-    from .agreement import agreement, quantity_values
-    from .overlay import plot_overlay, pyplot
-
     plt = pyplot()
     size, model = FIG4_SIZES[bool(full)], FIG4_MODEL
     alpha, width, kappa, eps, lr = (model[k] for k in ("alpha", "width", "scale", "epsilon", "lr"))

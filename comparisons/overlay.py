@@ -12,7 +12,7 @@ import numpy as np
 
 from dmft.result import DECOMPOSITION_TERMS, LearningCurves
 
-from .agreement import quantity_values, seed_statistics
+from comparisons.agreement import quantity_values, seed_statistics
 
 __all__ = ["plot_overlay", "QUANTITY_LABELS", "pyplot"]
 

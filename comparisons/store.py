@@ -1,8 +1,11 @@
-"""HDF5 storage of theory and simulation runs, atomic per run.
+"""HDF5 storage of every kind of run: one file format, one atomic writer, one schema.
 
-Layout (see ``docs/hdf5_schema.md``)::
+Three kinds of record share a file (schema in ``docs/hdf5_schema.md``, version
+:data:`SCHEMA_VERSION`; every group written by this module carries ``record_type`` and
+``schema_version`` attributes)::
 
-    /runs/<name>/            group, one per run
+    /                        attrs: format = "grokking-theory/runs/1", schema_version
+    /runs/<name>/            record_type "curves": theory or committee simulation
         t                    (T,)        time axis, attached as dimension scale
         train_loss, test_loss (T,)
         overlap              (T, N)
@@ -13,34 +16,47 @@ Layout (see ``docs/hdf5_schema.md``)::
         attrs: kind, parameters (JSON), settings (JSON), converged, iterations, residual,
                seconds, message, seed, package_version, git_revision, created,
                complete (written last)
+    /runs/<name>/            record_type "history": training history of a neural system
+        step                 (T,)        optimiser steps, attached as dimension scale
+        train_loss, val_loss, train_accuracy, val_accuracy, param_norm   (T,)
+        extras/<key>         further series (each with its own axis)
+        attrs: kind = "neural:<system>", system, parameters, settings, seconds, message, seed,
+               provenance, complete
+    /records/<name>/         record_type "record": named arrays of a Bayesian/kernel experiment
+        <key> or <group>/<key>   arrays (nested mappings become groups)
+        attrs: the caller's attributes (JSON for lists and mappings), provenance, complete
 
-Atomicity: a run is written into a copy of the file, which then replaces the original with
-``os.replace`` (atomic on POSIX). A process killed mid-write leaves the original file, with all
-its earlier runs, untouched; the stray temporary copy is never read, and the next writer
-deletes it. An exclusive ``fcntl`` lock on ``<file>.lock`` serialises concurrent writers
-(processes or threads); the kernel releases it when a writer dies.
+Runs without ``record_type`` were written by schema version 1 (before histories had their own
+layout): neural runs then used the curves layout with ``overlap`` holding the parameter norm;
+they still load, with :func:`read_run` and with :func:`read_history`.
 
-Reading: :func:`read_run` / :func:`load` return :class:`~dmft.result.LearningCurves`;
-:func:`to_xarray` gives an ``xarray.Dataset`` view; :func:`merge_stores` (``dmft merge``)
-combines the one-file-per-worker output of a sweep.
+Atomicity (:mod:`dmft.atomic`): every write goes into a copy of the file, which then replaces the
+original with ``os.replace``. A process killed mid-write leaves the original file, with all its
+earlier runs, untouched; the stray temporary copy is never read, and the next writer deletes it.
+An exclusive ``fcntl`` lock on ``<file>.lock`` serialises concurrent writers.
+
+Reading: :func:`read_run` / :func:`load` return :class:`~dmft.result.LearningCurves` (a history
+through :meth:`TrainingHistory.to_curves`); :func:`read_history` returns the
+:class:`~empirical.neural.history.TrainingHistory`; :func:`read_record` the arrays and attributes
+of a record; :func:`to_xarray` gives an ``xarray.Dataset`` view; :func:`merge_stores`
+(``dmft merge``) combines the one-file-per-worker output of a sweep.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import h5py
 import numpy as np
 
+from dmft.atomic import atomic_replace, file_lock, remove_stale_temporaries
 from dmft.provenance import provenance
-from dmft.result import LearningCurves
+from dmft.result import DECOMPOSITION_TERMS, LearningCurves
+from empirical.neural.history import TrainingHistory, history_from_curves
 
 __all__ = [
     "write_run",
@@ -49,11 +65,21 @@ __all__ = [
     "load",
     "merge_stores",
     "to_xarray",
+    "write_history",
+    "read_history",
+    "write_record",
+    "read_record",
+    "list_records",
     "StoreError",
     "file_lock",
+    "SCHEMA_VERSION",
 ]
 
+#: Version of the layout written by this module (1: before ``record_type``; 2: histories and
+#: records with their own documented layout).
+SCHEMA_VERSION = 2
 _CURVES = ("train_loss", "test_loss", "overlap", "cov", "decomposition")
+_HISTORY = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "param_norm")
 _FORMAT = "grokking-theory/runs/1"
 #: Attributes HDF5 itself uses to tie datasets to dimension scales (never copied verbatim).
 _SCALE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME")
@@ -61,19 +87,6 @@ _SCALE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME")
 
 class StoreError(RuntimeError):
     """A file is missing, corrupt, or not a grokking-theory store."""
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Exclusive advisory lock on ``<path>.lock`` for the duration of the block."""
-    lock_path = Path(str(path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _json(value) -> str:
@@ -85,6 +98,12 @@ def _json(value) -> str:
         return str(o)
 
     return json.dumps(value, default=default, sort_keys=True)
+
+
+def _set_attrs(group: h5py.Group, attrs: Mapping) -> None:
+    """Scalars as HDF5 attributes, everything else as JSON text."""
+    for key, value in attrs.items():
+        group.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else _json(value)
 
 
 def _open_checked(path: Path, mode: str) -> h5py.File:
@@ -102,12 +121,33 @@ def _open_checked(path: Path, mode: str) -> h5py.File:
     return handle
 
 
-def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Mapping) -> None:
-    runs = root.require_group("runs")
-    if name in runs:
-        del runs[name]
-    group = runs.create_group(name)
+def _check_name(kind: str, name: str) -> None:
+    if not name or "/" in name:
+        raise ValueError(f"{kind} name must be a non-empty string without '/', got {name!r}")
+
+
+def _new_group(parent: h5py.Group, name: str, record_type: str) -> h5py.Group:
+    """A fresh group ``name`` (replacing one of that name), flagged incomplete until written."""
+    if name in parent:
+        del parent[name]
+    group = parent.create_group(name)
     group.attrs["complete"] = False
+    group.attrs["record_type"] = record_type
+    group.attrs["schema_version"] = SCHEMA_VERSION
+    return group
+
+
+def _finish(group: h5py.Group) -> None:
+    group.file.flush()
+    group.attrs["complete"] = True  # written last: an interrupted run never looks complete
+
+
+def _seed_of(settings: Mapping) -> int:
+    return int(settings["seed"]) if settings.get("seed") is not None else -1
+
+
+def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Mapping) -> None:
+    group = _new_group(root.require_group("runs"), name, "curves")
     t = group.create_dataset("t", data=curves.t)
     t.make_scale("t")
     for key in _CURVES:
@@ -127,13 +167,10 @@ def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Map
         "residual": float(curves.residual),
         "seconds": float(curves.seconds),
         "message": curves.message,
-        "seed": int(curves.settings.get("seed", -1)) if curves.settings.get("seed") is not None else -1,
+        "seed": _seed_of(curves.settings),
     }
-    meta.update(provenance())
-    for key, value in {**meta, **dict(attrs)}.items():
-        group.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else _json(value)
-    group.file.flush()
-    group.attrs["complete"] = True  # written last: an interrupted run never looks complete
+    _set_attrs(group, {**meta, **provenance(), **dict(attrs)})
+    _finish(group)
 
 
 def write_run(path: str | os.PathLike, name: str, curves: LearningCurves, attrs: Mapping | None = None) -> None:
@@ -141,19 +178,40 @@ def write_run(path: str | os.PathLike, name: str, curves: LearningCurves, attrs:
 
     A run of the same name is replaced. Earlier runs survive any interruption.
     """
-    if not name or "/" in name:
-        raise ValueError(f"run name must be a non-empty string without '/', got {name!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_update(path) as handle:
+    _check_name("run", name)
+    with _atomic_update(Path(path)) as handle:
         _write_group(handle, name, curves, attrs or {})
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporary copies left by writers that were killed (call with the lock held)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+def _write_history_group(root: h5py.Group, name: str, history: TrainingHistory) -> None:
+    group = _new_group(root.require_group("runs"), name, "history")
+    step = group.create_dataset("step", data=history.step)
+    step.make_scale("step")
+    for key in _HISTORY:
+        ds = group.create_dataset(key, data=getattr(history, key))
+        ds.dims[0].attach_scale(step)
+    if history.extras:
+        extras = group.create_group("extras")
+        for key, value in history.extras.items():
+            extras.create_dataset(key, data=value)
+    meta = {
+        "kind": f"neural:{history.system}",
+        "system": history.system,
+        "parameters": _json(history.parameters),
+        "settings": _json(history.settings),
+        "seconds": float(history.seconds),
+        "message": history.message,
+        "seed": _seed_of(history.settings),
+    }
+    _set_attrs(group, {**meta, **provenance()})
+    _finish(group)
+
+
+def write_history(path: str | os.PathLike, name: str, history: TrainingHistory) -> None:
+    """Store the training history of a neural system as run ``name`` (atomic; layout "history")."""
+    _check_name("run", name)
+    with _atomic_update(Path(path)) as handle:
+        _write_history_group(handle, name, history)
 
 
 @contextlib.contextmanager
@@ -163,28 +221,18 @@ def _atomic_update(path: Path) -> Iterator[h5py.File]:
     The lock on ``<path>.lock`` is held throughout, so only one writer (process or thread)
     updates the file at a time. If the block raises or the process dies, ``path`` is untouched.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        _remove_stale_temporaries(path)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            if path.exists():
-                _open_checked(path, "r").close()  # refuse to overwrite a foreign/corrupt file
-                shutil.copyfile(path, tmp)
-                mode = "a"
-            else:
-                mode = "w"
-            with h5py.File(tmp, mode) as handle:
+        remove_stale_temporaries(path)
+        existed = path.exists()
+        if existed:
+            _open_checked(path, "r").close()  # refuse to overwrite a foreign/corrupt file
+        with atomic_replace(path, copy_existing=existed) as tmp:
+            with h5py.File(tmp, "a" if existed else "w") as handle:
                 handle.attrs["format"] = _FORMAT
+                handle.attrs["schema_version"] = SCHEMA_VERSION
                 handle.require_group("runs")
                 yield handle
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
 
 def list_runs(path: str | os.PathLike, *, include_incomplete: bool = False) -> list[str]:
@@ -199,8 +247,20 @@ def list_runs(path: str | os.PathLike, *, include_incomplete: bool = False) -> l
         )
 
 
+def _record_type(group: h5py.Group) -> str:
+    """``"curves"``, ``"history"`` or ``"record"``; groups of schema version 1 are curves."""
+    return str(group.attrs.get("record_type", "curves"))
+
+
 def _read_group(path: Path, name: str, group: h5py.Group) -> LearningCurves:
-    """Rebuild :class:`LearningCurves` from one complete run group."""
+    """One complete run group as :class:`LearningCurves` (a history through ``to_curves``)."""
+    if _record_type(group) == "history":
+        return _read_history_group(path, name, group).to_curves()
+    return _read_curves_group(path, name, group)
+
+
+def _read_curves_group(path: Path, name: str, group: h5py.Group) -> LearningCurves:
+    """Rebuild :class:`LearningCurves` from one complete run group of the curves layout."""
     try:
         a = group.attrs
         extras = {k: v[()] for k, v in group["extras"].items()} if "extras" in group else {}
@@ -239,12 +299,60 @@ def read_run(path: str | os.PathLike, name: str) -> LearningCurves:
     if not path.exists():
         raise StoreError(f"{path}: no such file")
     with _open_checked(path, "r") as handle:
-        if "runs" not in handle or name not in handle["runs"]:
-            raise StoreError(f"{path}: no run named {name!r}")
-        group = handle["runs"][name]
-        if not bool(group.attrs.get("complete", False)):
-            raise StoreError(f"{path}: run {name!r} is incomplete")
-        return _read_group(path, name, group)
+        return _read_group(path, name, _complete_run(path, handle, name))
+
+
+def _read_history_group(path: Path, name: str, group: h5py.Group) -> TrainingHistory:
+    """Rebuild :class:`TrainingHistory` from one complete run group of the history layout."""
+    try:
+        a = group.attrs
+        extras = {k: v[()] for k, v in group["extras"].items()} if "extras" in group else {}
+        return TrainingHistory(
+            system=str(a["system"]),
+            step=group["step"][()],
+            **{key: group[key][()] for key in _HISTORY},
+            parameters=json.loads(a["parameters"]),
+            settings=json.loads(a["settings"]),
+            seconds=float(a["seconds"]),
+            message=str(a["message"]),
+            extras=extras,
+        )
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise StoreError(f"{path}: run {name!r} is malformed ({exc})") from exc
+
+
+def _complete_run(path: Path, handle: h5py.File, name: str) -> h5py.Group:
+    if "runs" not in handle or name not in handle["runs"]:
+        raise StoreError(f"{path}: no run named {name!r}")
+    group = handle["runs"][name]
+    if not bool(group.attrs.get("complete", False)):
+        raise StoreError(f"{path}: run {name!r} is incomplete")
+    return group
+
+
+def read_history(path: str | os.PathLike, name: str) -> TrainingHistory:
+    """Load the training history stored as run ``name``.
+
+    Reads the history layout and, for files of schema version 1, a neural run stored in the
+    curves layout (``kind`` ``"neural:<system>"``, parameter norm in ``overlap``).
+
+    Raises
+    ------
+    StoreError
+        As :func:`read_run`, or the run is not a neural training history.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file")
+    with _open_checked(path, "r") as handle:
+        group = _complete_run(path, handle, name)
+        if _record_type(group) == "history":
+            return _read_history_group(path, name, group)
+        curves = _read_curves_group(path, name, group)
+    try:
+        return history_from_curves(curves)
+    except (KeyError, ValueError) as exc:
+        raise StoreError(f"{path}: run {name!r} is not a neural training history ({exc})") from exc
 
 
 def load(path: str | os.PathLike, name: str | None = None):
@@ -299,11 +407,12 @@ def _copy_run(source: h5py.Group, runs: h5py.Group, name: str) -> None:
                         ds.attrs[attr] = value
 
     copy_into(source, group)
-    if "t" in group:
-        group["t"].make_scale("t")
-        for key in _CURVES:
+    axis, series = ("step", _HISTORY) if _record_type(source) == "history" else ("t", _CURVES)
+    if axis in group:
+        group[axis].make_scale(axis)
+        for key in series:
             if key in group:
-                group[key].dims[0].attach_scale(group["t"])
+                group[key].dims[0].attach_scale(group[axis])
     for attr, value in source.attrs.items():
         if attr != "complete":
             group.attrs[attr] = value
@@ -376,6 +485,70 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
     return report
 
 
+def _write_arrays(group: h5py.Group, arrays: Mapping) -> None:
+    for key, value in arrays.items():
+        if "/" in str(key):
+            raise ValueError(f"array names must not contain '/', got {key!r}")
+        if isinstance(value, Mapping):
+            _write_arrays(group.create_group(str(key)), value)
+        else:
+            arr = np.asarray(value)
+            if arr.dtype.kind in "OU":
+                arr = arr.astype("S")
+            group.create_dataset(str(key), data=arr)
+
+
+def write_record(path: str | os.PathLike, name: str, arrays: Mapping, attrs: Mapping | None = None) -> None:
+    """Store the named ``arrays`` (nested mappings allowed) as record ``name``, atomically.
+
+    Records hold what the Bayesian and kernel experiments return (curves per seed, grids,
+    tables) under ``/records``; :func:`list_runs` does not list them. A record of the same name
+    is replaced; earlier runs and records survive any interruption.
+    """
+    _check_name("record", name)
+    with _atomic_update(Path(path)) as handle:
+        group = _new_group(handle.require_group("records"), name, "record")
+        _write_arrays(group, arrays)
+        _set_attrs(group, {**provenance(), **dict(attrs or {})})
+        _finish(group)
+
+
+def _read_arrays(group: h5py.Group) -> dict:
+    return {key: _read_arrays(item) if isinstance(item, h5py.Group) else item[()] for key, item in group.items()}
+
+
+def list_records(path: str | os.PathLike) -> list[str]:
+    """Names of the complete records in ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file")
+    with _open_checked(path, "r") as handle:
+        records = handle.get("records", {})
+        return sorted(n for n in records if bool(records[n].attrs.get("complete", False)))
+
+
+def read_record(path: str | os.PathLike, name: str) -> tuple[dict, dict]:
+    """Load record ``name``: ``(arrays, attrs)``; JSON lists and mappings in attributes are decoded."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file")
+    with _open_checked(path, "r") as handle:
+        if "records" not in handle or name not in handle["records"]:
+            raise StoreError(f"{path}: no record named {name!r}")
+        group = handle["records"][name]
+        if not bool(group.attrs.get("complete", False)):
+            raise StoreError(f"{path}: record {name!r} is incomplete")
+        attrs = {}
+        for key, value in group.attrs.items():
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            attrs[key] = value.item() if isinstance(value, np.generic) else value
+        return _read_arrays(group), attrs
+
+
 def to_xarray(curves):
     """An :mod:`xarray` view of learning curves (needs the optional ``xarray`` package).
 
@@ -399,8 +572,6 @@ def to_xarray(curves):
         raise ModuleNotFoundError(
             "to_xarray needs the optional package xarray: pip install 'grokking-theory[xarray]'"
         ) from exc
-    from dmft.result import DECOMPOSITION_TERMS
-
     def one(run: LearningCurves):
         n = run.overlap.shape[1]
         data = {

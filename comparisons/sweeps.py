@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import dmft
+from comparisons.store import list_runs, write_run
 from dmft.result import LearningCurves
 
 __all__ = ["KINDS", "SweepResult", "expand_grid", "run_name", "run_point", "sweep", "make_executor", "parse_value"]
@@ -109,8 +111,6 @@ def run_point(kind: str, params: Mapping[str, Any]) -> LearningCurves:
     parallel compilations.
     """
     if kind == "theory":
-        import dmft
-
         return dmft.solve(**params)
     if kind == "simulation":
         from empirical import train_committee
@@ -275,8 +275,6 @@ def sweep(
     -------
     SweepResult
     """
-    from .store import list_runs, write_run
-
     start = time.perf_counter()
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")

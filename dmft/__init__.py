@@ -1,5 +1,9 @@
 """grokking-theory: theoretical learning curves of the committee machine.
 
+Bottom layer of the package: theory and the core types every other layer shares
+(:class:`LearningCurves`, :class:`ModelParameters`, :mod:`dmft.provenance`, :mod:`dmft.atomic`).
+It imports nothing from :mod:`empirical`, :mod:`comparisons` or the CLI.
+
 Public surface
 --------------
 solve : the DMFT learning curves at sample ratio ``alpha`` = P/D (``math.inf``: online ODE).

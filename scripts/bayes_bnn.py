@@ -30,8 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from empirical.bnn import BNN_SEEDS, Q_MEAN_STDS, BNNConfig, bnn_arrays, train_bnn  # noqa: E402
-from empirical.records import list_records, write_record  # noqa: E402
+from empirical.bayes.bnn import BNN_SEEDS, Q_MEAN_STDS, BNNConfig, bnn_arrays, train_bnn  # noqa: E402
+from comparisons.store import list_records, write_record  # noqa: E402
 
 
 def compute(out: Path, qs, seeds, epochs: int) -> None:

@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from empirical.concealment import DEFAULT_EXTRA_DIMS, DEFAULT_SEEDS, concealment_arrays, run_concealment_grid  # noqa: E402
-from empirical.datasets import CONCEALMENT_DATASETS  # noqa: E402
-from empirical.records import list_records, write_record  # noqa: E402
+from empirical.bayes.concealment import DEFAULT_EXTRA_DIMS, DEFAULT_SEEDS, concealment_arrays, run_concealment_grid  # noqa: E402
+from empirical.bayes.datasets import CONCEALMENT_DATASETS  # noqa: E402
+from comparisons.store import list_records, write_record  # noqa: E402
 
 
 def compute(out: Path, datasets, dims, seeds) -> None:

@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from empirical.gp import GP_SEEDS, VariationalGPConfig, gp_classification_data, train_variational_gp, variational_arrays  # noqa: E402
-from empirical.records import list_records, write_record  # noqa: E402
+from empirical.bayes.gp import GP_SEEDS, VariationalGPConfig, gp_classification_data, train_variational_gp, variational_arrays  # noqa: E402
+from comparisons.store import list_records, write_record  # noqa: E402
 
 TASKS = {"one_zero": VariationalGPConfig(lengthscale_init=0.005, iterations=1500),
          "parity": VariationalGPConfig(lengthscale_init=None, iterations=500)}

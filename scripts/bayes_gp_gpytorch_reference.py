@@ -10,7 +10,7 @@ of dims 4–40 by iteration 150). This builds the model of §A.4 with gpytorch (
 ``UnwhitenedVariationalStrategy``, ``ConstantMean``, ``ScaleKernel(RBFKernel(ard_num_dims=40))``,
 ``BernoulliLikelihood``, ``VariationalELBO``, Adam lr 1e-2) on the package's concealed-parity data, and
 writes docs/results/bayes_gp_gpytorch_reference.md with the ratio min(1/ℓ, dims 1–3) / max(1/ℓ, dims 4–40) after 10, 50 and 150 iterations and the
-first iteration at which it reaches 10. The package's own implementation (``empirical.gp``) is
+first iteration at which it reaches 10. The package's own implementation (``empirical.bayes.gp``) is
 reported by ``scripts/bayes_gp_classification.py``; the two are compared in
 docs/results/bayes_gp_classification.md.
 """
@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from empirical.datasets import parity  # noqa: E402
+from empirical.bayes.datasets import parity  # noqa: E402
 
 
 def lengthscale_ratios(seed: int, iterations: int) -> np.ndarray:

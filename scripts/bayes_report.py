@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dmft.provenance import git_revision  # noqa: E402
-from empirical.bnn import BNNConfig, BNNRun, bnn_summary  # noqa: E402
-from empirical.concealment import regression_table, runs_from_arrays  # noqa: E402
-from empirical.figures_bayes import plot_bnn, plot_concealment, plot_gp_classification, save_png_pdf  # noqa: E402
-from empirical.gp import VariationalGPConfig, VariationalGPRun  # noqa: E402
+from empirical.bayes.bnn import BNNConfig, BNNRun, bnn_summary  # noqa: E402
+from empirical.bayes.concealment import regression_table, runs_from_arrays  # noqa: E402
+from comparisons.bayes_plots import plot_bnn, plot_concealment, plot_gp_classification, save_png_pdf  # noqa: E402
+from empirical.bayes.gp import VariationalGPConfig, VariationalGPRun  # noqa: E402
 from empirical.metrics import grokking_gap  # noqa: E402
-from empirical.records import list_records, read_record  # noqa: E402
+from comparisons.store import list_records, read_record  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
 FIGURES = ROOT / "docs" / "figures"
@@ -191,7 +191,7 @@ def report_concealment(store: Path, command: str) -> None:
 def report_bnn(store: Path, command: str) -> None:
     """§C.5 report of a BNN grid; a grid at the Fig 6 budget (1500 epochs) goes to ``bayes_bnn.md``,
     any other budget E to ``bayes_bnn_<E>epochs.md`` (figure likewise)."""
-    from empirical.bnn import MeanFieldBNN, complexity_fall_rate
+    from empirical.bayes.bnn import MeanFieldBNN, complexity_fall_rate
 
     runs = []
     for name in list_records(store):
@@ -249,7 +249,7 @@ def report_bnn(store: Path, command: str) -> None:
               + ("; the other gaps are censored at the epoch limit (E − T_train) and flagged above." if n_val_cens else
                  "."), "",
               "How to read the complexity: the KL term's own gradient lowers KL/N by η‖∇(KL/N)‖² per step "
-              f"(`empirical.bnn.complexity_fall_rate`), {drift:.3g} per epoch at q_mean_std = 0.01 "
+              f"(`empirical.bayes.bnn.complexity_fall_rate`), {drift:.3g} per epoch at q_mean_std = 0.01 "
               f"(≈ ηW/N², W = {cfg.n_total_dim + 1}·{cfg.hidden} + {cfg.hidden + 1}·2 weights), so KL/N falls "
               f"almost linearly in the epoch: by ≈ {drift * BNNConfig().epochs:.2f} over the Fig 6 budget of "
               f"{BNNConfig().epochs} epochs. Its per-epoch fall is therefore nearly constant, and the argmin of "

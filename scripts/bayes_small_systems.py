@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bayes_report import FIGURES, _check, _header, _write  # noqa: E402
-from empirical.datasets import one_zero, sine  # noqa: E402
-from empirical.figures_bayes import plot_gp_sine, plot_laplace, plot_linear, save_png_pdf  # noqa: E402
-from empirical.gp import (exact_arrays, laplace_arrays, laplace_landscape, lml_landscape, train_exact_gp,  # noqa: E402
-                          train_laplace_gp)
-from empirical.linear_grokking import linear_arrays, run_linear_seeds  # noqa: E402
-from empirical.records import write_record  # noqa: E402
+from empirical.bayes.datasets import one_zero, sine  # noqa: E402
+from comparisons.bayes_plots import plot_gp_sine, plot_laplace, plot_linear, save_png_pdf  # noqa: E402
+from empirical.bayes.gp import exact_arrays, lml_landscape, train_exact_gp  # noqa: E402
+from empirical.bayes.laplace import laplace_arrays, laplace_landscape, train_laplace_gp  # noqa: E402
+from empirical.bayes.linear import linear_arrays, run_linear_seeds  # noqa: E402
+from comparisons.store import write_record  # noqa: E402
 
 
 def linear(out: Path, command: str) -> None:

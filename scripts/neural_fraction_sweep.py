@@ -5,7 +5,7 @@ Runs the sweep (or, with ``--from-store``, rebuilds it from the runs already sto
 docs/results/neural_fraction_sweep.md and docs/figures/neural_fraction_sweep.png. The recorded
 runs came from
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python -m dmft.cli train algorithmic sweep-fraction --modulus 23 \
+    OMP_NUM_THREADS=1 PYTHONPATH=. python -m grokking_cli train algorithmic sweep-fraction --modulus 23 \
         --train-pcts 50,65,80 --d-model 32 --steps 6000 --weight-decay 1 \
         --plot docs/figures/neural_fraction_sweep.png --out runs/neural_fraction_sweep.h5 --no-progress
 
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from comparisons.store import list_runs
-from empirical.neural_plots import plot_fraction_phase, save_figure
-from empirical.neural_records import read_history, write_history
-from empirical.transformer import FractionSweep, TransformerConfig, sweep_train_fraction
+from comparisons.neural_plots import plot_fraction_phase, save_figure
+from comparisons.store import read_history, write_history
+from empirical.neural.transformer import FractionSweep, TransformerConfig, sweep_train_fraction
 
 
 def main() -> None:

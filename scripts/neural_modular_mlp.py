@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from empirical.modular_mlp import ModularMLPConfig, train_modular_mlp
-from empirical.neural_plots import plot_history, save_figure, summary_table
-from empirical.neural_records import write_history
+from empirical.neural.modular_mlp import ModularMLPConfig, train_modular_mlp
+from comparisons.neural_plots import plot_history, save_figure, summary_table
+from comparisons.store import write_history
 
 
 def main() -> None:

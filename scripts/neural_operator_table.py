@@ -10,7 +10,7 @@ Usage (after training each operator with ``scripts/neural_transformer.py``)::
 
 Reads ``runs/neural_transformer_op_<name>.h5`` (and the ``+`` and x³+xy / mix1 runs when present)
 and writes docs/results/neural_operators.md with the steps to 99 % train and validation accuracy,
-their ratio and the final accuracies, computed by :func:`empirical.neural_plots.grokking_summary`.
+their ratio and the final accuracies, computed by :func:`comparisons.neural_plots.grokking_summary`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from empirical.neural_plots import grokking_summary  # noqa: E402
-from empirical.neural_records import read_history  # noqa: E402
+from comparisons.neural_plots import grokking_summary  # noqa: E402
+from comparisons.store import read_history  # noqa: E402
 
 RUNS = [("+", "neural_transformer"), ("−", "neural_transformer_op_minus"), ("×", "neural_transformer_op_times"),
         ("÷", "neural_transformer_op_divide"), ("x²+y²", "neural_transformer_op_x2y2"),

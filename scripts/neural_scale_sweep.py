@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from empirical.neural_plots import plot_history, save_figure, summary_table
-from empirical.neural_records import read_history, write_history
+from comparisons.neural_plots import plot_history, save_figure, summary_table
+from comparisons.store import read_history, write_history
 
 #: What a reader must know about each system's reduced or substituted setting.
 NOTES = {
@@ -42,18 +42,18 @@ NOTES = {
 
 def run(system: str, scale: float, args):
     if system == "nanda":
-        from empirical.nanda import NandaConfig, train_nanda
+        from empirical.neural.nanda import NandaConfig, train_nanda
 
         config = NandaConfig(modulus=args.modulus, train_fraction=args.train_fraction, d_model=32, d_mlp=128,
                              n_heads=4, scale=scale, lr_base=args.lr_base, weight_decay=args.weight_decay)
         return train_nanda(config, seed=args.seed, steps=args.steps, log_every=20, progress=True)
     if system == "student_teacher":
-        from empirical.student_teacher import StudentTeacherConfig, train_student_teacher
+        from empirical.neural.student_teacher import StudentTeacherConfig, train_student_teacher
 
         config = StudentTeacherConfig(scale=scale, accuracy_threshold=args.accuracy_threshold)
         return train_student_teacher(config, seed=args.seed, steps=args.steps, log_every=25, progress=True)
     if system == "digits":
-        from empirical.digits import DigitsConfig, train_digits
+        from empirical.neural.digits import DigitsConfig, train_digits
 
         config = DigitsConfig(scale=scale, init_scale=args.init_scale)
         return train_digits(config, seed=args.seed, steps=args.steps, log_every=50, progress=True)

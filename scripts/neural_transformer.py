@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from empirical.neural_plots import grokking_summary, plot_history, save_figure
-from empirical.neural_records import write_history
-from empirical.transformer import (
+from comparisons.neural_plots import grokking_summary, plot_history, save_figure
+from comparisons.store import write_history
+from empirical.neural.transformer import (
     TransformerConfig, check_no_ungrokking, detect_spikes, jumps_preceded_by_spikes, sharp_jumps, train_transformer,
 )
 

@@ -1,0 +1,274 @@
+"""``dmft compare``, ``dmft sweep``, ``dmft merge``, ``dmft figure`` (registered by grokking_cli.main).
+
+Exit codes: 0 success; 1 a sweep point failed or a comparison disagreed beyond the seed spread
+with ``--require-agreement``; 2 invalid input (one-line message naming the parameter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+from dmft.plotting import save_figure
+from grokking_cli.common import ALPHA_HELP, EPSILON_HELP, SCALE_HELP, handle_invalid_input, parse_floats
+
+__all__ = ["compare", "sweep", "merge", "figure"]
+
+
+def _store_error_to_usage(func):
+    """StoreError (corrupt/foreign file) → one-line error, exit 2, like invalid parameters."""
+    import functools
+
+    from comparisons.store import StoreError
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except StoreError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return wrapper
+
+
+@click.command()
+@click.option("--alpha", type=float, required=True,
+              help=ALPHA_HELP + " Here it must be finite: the simulations use P = round(alpha*dim) samples.")
+@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
+@click.option("--scale", type=float, default=1.0, show_default=True, help=SCALE_HELP)
+@click.option("--width", type=int, default=2, show_default=True, help="Hidden units N.")
+@click.option("--dim", type=int, default=2000, show_default=True, help="Input dimension D of the simulations.")
+@click.option("--seeds", type=int, default=4, show_default=True, help="Number of simulation seeds (0..seeds-1).")
+@click.option("--center/--no-center", default=False, show_default=True,
+              help="Centred predictor f(x;W) - f(x;W(0)) on both sides.")
+@click.option("--t-max", type=float, default=40.0, show_default=True, help="Final time t = lr*step/D.")
+@click.option("--dt", type=float, default=0.25, show_default=True, help="Time step of the theory grid.")
+@click.option("--lr", type=float, default=1.0, show_default=True,
+              help="Learning rate eta_0 of the simulations (step size eta_0*N/scale^2).")
+@click.option("--init-overlap", type=str, default=None,
+              help="Planted m_i(0), comma-separated, used by theory AND simulations. [default: +0.1,-0.1,...]")
+@click.option("--theory", type=click.Choice(["dmft", "online"]), default="dmft", show_default=True,
+              help="dmft: the finite-alpha DMFT at the simulations' --alpha (the default: it resolves the "
+                   "train/test gap); online: the alpha = inf ODE whatever --alpha is (a limit test, "
+                   "meaningful only at large alpha).")
+@click.option("--samples", type=int, default=None,
+              help="Monte Carlo samples S of the DMFT solver (multiple of 4). [default: the solver's, 32768]")
+@click.option("--tol", type=float, default=None,
+              help="Fixed-point tolerance of the DMFT solver (sup-norm residual). [default: the solver's, 1e-4]")
+@click.option("--window", type=str, default=None,
+              help="Time window 'START,END' of the agreement. [default: every record time t > 0]")
+@click.option("--decomposition", is_flag=True, help="Also compare and draw the three test-loss terms.")
+@click.option("--device", type=str, default="auto", show_default=True, help="Simulation device: auto, cpu, cuda.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="compare.h5", show_default=True,
+              help="HDF5 store for the theory and every seed (complete runs there are reused).")
+@click.option("--plot", type=click.Path(dir_okay=False), default="compare.png", show_default=True,
+              help="Overlay figure (PNG or PDF by suffix).")
+@click.option("--no-plot", is_flag=True, help="Do not draw the overlay.")
+@click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
+@click.option("--require-agreement", is_flag=True,
+              help="Exit 1 unless every quantity agrees within the seed spread.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over seeds.")
+@handle_invalid_input
+@_store_error_to_usage
+def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples, tol,
+            window, decomposition, device, dtype, out, plot, no_plot, as_json, require_agreement, progress):
+    """Theory against seed-averaged simulations from the same planted overlaps.
+
+    Runs the theory (by default the finite-alpha DMFT at --alpha; --theory online for the
+    alpha = inf ODE) and --seeds gradient-descent simulations at dimension --dim, stores them
+    in --out, draws the overlay (theory lines, simulation mean +- one standard deviation, train
+    and test) and prints the sup relative error over the window and its ratio to the seed
+    spread. Example:
+
+        dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
+    """
+    from comparisons.comparison import compare as run_compare
+
+    if math.isinf(alpha):
+        raise ValueError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
+    overlap = parse_floats(init_overlap, "--init-overlap")
+    win = parse_floats(window, "--window")
+    if win is not None and len(win) != 2:
+        raise ValueError(f"window must be 'START,END', got {window!r}")
+    options = {key: value for key, value in (("samples", samples), ("tol", tol)) if value is not None} or None
+    try:
+        result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
+                                   overlap, theory, options, win, decomposition, out, no_plot, plot, device,
+                                   dtype, progress and not as_json)
+    except ModuleNotFoundError as exc:  # the DMFT solver or the simulator is not installed
+        raise click.ClickException(str(exc)) from None
+    _report_compare(result, as_json, require_agreement)
+
+
+def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, overlap, theory,
+                      options, win, decomposition, out, no_plot, plot, device, dtype, progress):
+    return run_compare(alpha, epsilon, scale, width, dim, seeds, center=center, t_max=t_max, dt=dt, lr=lr,
+                       init_overlap=overlap, theory=theory, theory_options=options,
+                       window=tuple(win) if win else None, decomposition=decomposition, out=out,
+                       plot=None if no_plot else plot, device=device, dtype=dtype, progress=progress)
+
+
+def _report_compare(result, as_json, require_agreement):
+    if as_json:
+        click.echo(json.dumps(result.summary()))
+    else:
+        for line in result.lines():
+            click.echo(line)
+        click.echo(f"  stored in {result.out}")
+        if result.plot:
+            click.echo(f"  overlay saved to {result.plot}")
+    if require_agreement and not result.within_spread:
+        click.echo("error: theory deviates from the simulation mean by more than the seed spread", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["theory", "simulation"]), required=True,
+              help="theory: dmft.solve per point; simulation: empirical.train_committee per point.")
+@click.option("--param", "-p", "params", multiple=True, required=True,
+              help="Grid axis NAME=V1,V2,... (repeat; Cartesian product). Names are keyword arguments of "
+                   "dmft.solve / train_committee, e.g. -p alpha=3,10 -p epsilon=0.1,0.25. 'inf' is allowed.")
+@click.option("--set", "fixed", multiple=True,
+              help="Parameter NAME=VALUE shared by every point (repeat), e.g. --set t_max=20. "
+                   "A comma makes a list value (e.g. init_overlap=0.1,-0.1).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="HDF5 store; complete runs already there are skipped (resume).")
+@click.option("--workers", type=int, default=None, help="Processes of the local pool. [default: CPU count]")
+@click.option("--scheduler", type=str, default=None,
+              help="Address of a Dask scheduler (tcp://host:8786): run the points on that cluster.")
+@click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")
+@click.option("--slurm-partition", type=str, default=None, help="Slurm partition (with --slurm).")
+@click.option("--slurm-minutes", type=int, default=60, show_default=True, help="Time limit per job (with --slurm).")
+@click.option("--slurm-folder", type=click.Path(file_okay=False), default="sweep_slurm_logs", show_default=True,
+              help="submitit log folder (with --slurm).")
+@click.option("--no-resume", is_flag=True, help="Recompute points that are already complete in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Draw the test loss of every point of the grid (PNG or PDF).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
+@handle_invalid_input
+@_store_error_to_usage
+def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, slurm_minutes, slurm_folder,
+          no_resume, as_json, plot, progress):
+    """Run a grid of theory or simulation runs through a process pool, Dask or Slurm.
+
+    Each result is stored in --out as soon as it finishes; rerunning the same command skips the
+    points already complete. Example:
+
+        dmft sweep --kind theory -p alpha=inf -p epsilon=0.05,0.1,0.25 -p scale=1,2,4 --out sweep.h5
+    """
+    from comparisons.sweeps import make_executor, parse_value
+    from comparisons.sweeps import sweep as run_sweep
+
+    def parse_pair(text, option):
+        if "=" not in text:
+            raise click.BadParameter(f"expected NAME=VALUE[,VALUE...], got {text!r}", param_hint=option)
+        name, _, values = text.partition("=")
+        return name.strip(), [parse_value(v) for v in values.split(",") if v.strip()]
+
+    grid = dict(parse_pair(p, "--param") for p in params)
+    shared = {}
+    for text in fixed:
+        name, values = parse_pair(text, "--set")
+        shared[name] = values[0] if len(values) == 1 else values
+    slurm_options = {"timeout_min": slurm_minutes}
+    if slurm_partition:
+        slurm_options["slurm_partition"] = slurm_partition
+    if scheduler or slurm:
+        executor, close = make_executor(scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,
+                                        slurm_options=slurm_options)
+    else:
+        executor, close = None, (lambda: None)
+    try:
+        result = run_sweep(grid, kind, out, executor, fixed=shared, workers=workers,
+                           progress=progress and not as_json, resume=not no_resume)
+    finally:
+        close()
+    if plot:
+        _plot_sweep(result, plot)
+    if as_json:
+        click.echo(json.dumps(result.summary()))
+    else:
+        click.echo(f"sweep ({kind}): {len(result.names)} points, {len(result.computed)} computed, "
+                   f"{len(result.skipped)} already complete, {len(result.failed)} failed, "
+                   f"{result.seconds:.1f} s; stored in {result.out}")
+        for name, message in result.failed.items():
+            click.echo(f"  failed {name}: {message}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
+def _plot_sweep(result, path) -> None:
+    from comparisons.overlay import pyplot
+    from comparisons.store import load
+
+    plt = pyplot()
+    runs = load(result.out)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
+    for name in result.names:
+        if name in runs:
+            run = runs[name]
+            keep = run.t > 0
+            ax.plot(run.t[keep], run.test_loss[keep], lw=1.2, label=name.split("__", 1)[1].replace("__", ", "))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$")
+    ax.set_ylabel("test loss (mean squared error)")
+    ax.legend(fontsize=6)
+    save_figure(fig, path)
+
+
+@click.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace runs that OUT already holds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merge report as JSON.")
+@handle_invalid_input
+@_store_error_to_usage
+def merge(out, inputs, overwrite, as_json):
+    """Merge the complete runs of stores IN1.h5 IN2.h5 ... into OUT.h5 (atomic, provenance kept).
+
+    Example: dmft merge all.h5 worker0.h5 worker1.h5
+    """
+    from comparisons.store import merge_stores
+
+    report = merge_stores(out, inputs, overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"merged into {out}: {len(report['copied'])} copied, {len(report['skipped'])} already present, "
+                   f"{len(report['incomplete'])} incomplete ignored")
+
+
+@click.command()
+@click.argument("name", type=str)
+@click.option("--full", is_flag=True, help="The paper's sizes (hours on a CPU) instead of the reduced ones.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default="figures", show_default=True,
+              help="Where NAME.png and NAME.pdf (and NAME.h5 with the runs) are written.")
+@click.option("--seed", type=int, default=0, show_default=True, help="First simulation seed.")
+@click.option("--device", type=str, default="auto", show_default=True, help="Simulation device: auto, cpu, cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written and the key numbers as JSON.")
+@handle_invalid_input
+def figure(name, full, out_dir, seed, device, as_json):
+    """Reproduce a figure of the paper: fig1, fig3a, fig3b, fig3e, fig4, fig11 (or 'all').
+
+    Reduced size by default (a minute or two on one core), the paper's sizes with --full.
+    Sweeps are labelled with this package's names: "scale kappa (paper: alpha)".
+    """
+    from comparisons.figures import FIGURES, make_figure
+
+    names = list(FIGURES) if name == "all" else [name]
+    for figure_name in names:
+        if figure_name not in FIGURES:
+            raise ValueError(f"figure NAME must be one of {', '.join(FIGURES)} or all, got {figure_name!r}")
+    reports = [make_figure(n, full=full, out_dir=out_dir, seed=seed, device=device) for n in names]
+    if as_json:
+        click.echo(json.dumps([r.summary() for r in reports]))
+    else:
+        for report in reports:
+            for line in report.lines():
+                click.echo(line)

@@ -1,0 +1,79 @@
+"""Invalid input is refused with an error naming the parameter; the CLI exits 2 without a traceback."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import dmft
+from grokking_cli.main import main
+from dmft.parameters import ModelParameters
+
+BAD = [
+    (dict(alpha=0.0), "alpha"),
+    (dict(alpha=-1.0), "alpha"),
+    (dict(alpha=float("nan")), "alpha"),
+    (dict(epsilon=float("nan")), "epsilon"),
+    (dict(scale=0.0), "scale"),
+    (dict(scale=math.inf), "scale"),
+    (dict(width=0), "width"),
+    (dict(width=1.5), "width"),
+    (dict(rho=-1.0), "rho"),
+    (dict(init_overlap=[1.0, 0.0]), "init_overlap"),
+    (dict(init_overlap=[0.1]), "init_overlap"),
+    (dict(init_cov=[[1.0, 2.0], [2.0, 1.0]]), "init_cov"),
+    (dict(init_cov=[[1.0, 0.0], [0.5, 1.0]]), "init_cov"),
+]
+
+
+@pytest.mark.parametrize("change, name", BAD)
+def test_invalid_parameters_raise_named_value_error(change, name):
+    kwargs = dict(alpha=10.0, epsilon=0.1, width=2) | change
+    with pytest.raises(ValueError, match=name):
+        ModelParameters(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(t_max=0.0), "t_max"), (dict(t_max=-3.0), "t_max"),
+                                          (dict(dt=0.0), "dt"), (dict(dt=100.0), "dt")])
+def test_invalid_time_grid_raises(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        dmft.solve(alpha=math.inf, epsilon=0.1, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["--alpha", "0", "--epsilon", "0.1"], "alpha"),
+        (["--alpha", "inf", "--epsilon", "0.1", "--scale", "-1"], "scale"),
+        (["--alpha", "inf", "--epsilon", "0.1", "--width", "0"], "width"),
+        (["--alpha", "inf", "--epsilon", "0.1", "--init-overlap", "1.5,0"], "init_overlap"),
+        (["--alpha", "inf", "--epsilon", "0.1", "--t-max", "-1"], "t_max"),
+        (["--alpha", "inf", "--epsilon", "nan"], "epsilon"),
+    ],
+)
+def test_cli_rejects_bad_input_with_exit_code_2(args, name):
+    result = CliRunner().invoke(main, ["solve", *args, "--no-plot"])
+    assert result.exit_code == 2, result.output
+    assert name in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_online_json_matches_api(tmp_path):
+    plot = tmp_path / "curves.png"
+    result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.25", "--json",
+                                       "--t-max", "10", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for key in ("converged", "iterations", "residual", "seconds", "t", "train_loss", "test_loss"):
+        assert key in summary
+    api = dmft.solve(alpha=math.inf, epsilon=0.25, t_max=10)
+    np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12)
+    assert plot.stat().st_size > 10_000  # a real PNG with curves, not an empty canvas
+
+
+def test_help_explains_alpha_and_scale():
+    result = CliRunner().invoke(main, ["solve", "--help"])
+    assert result.exit_code == 0
+    assert "P/D" in result.output and "Output scale" in result.output
