@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -417,7 +417,7 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
             end = ends[target_pos]
             continue
         last_good = done_end if done is not None else 0
-        if end - last_good > 4:
+        if settings.march and end - last_good > 4:
             events.append(f"window to t={t[end]:.4g} {failure}; halved")
             end = last_good + (end - last_good) // 2
             continue
@@ -434,11 +434,21 @@ def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar
     samples = (settings.samples // B) // 4 * 4
     curves = {"train_loss": [], "test_loss": [], "overlap": [], "cov": []}
     failed = 0
+    iterations = []
     idx = np.arange(t.size)
+    whole = replace(settings, march=False)
     for b in range(B):
-        outcome, end, _, _, reason = _march(params, t, fixed, settings, group, samples=samples,
+        # from the fixed point on the whole grid (it starts within Monte Carlo error of the
+        # replica's own fixed point); marching from it only where that fails
+        outcome, end, history, _, reason = _march(params, t, fixed, whole, group, samples=samples,
                                             seed=(seed, b + 1), tol=tol, warmup=None, bar=bar,
                                             initial=fixed, label=f"replica {b + 1}/{B}")
+        if reason and settings.march:
+            outcome, end, more, _, reason = _march(params, t, fixed, settings, group, samples=samples,
+                                                   seed=(seed, b + 1), tol=tol, warmup=None, bar=bar,
+                                                   initial=fixed, label=f"replica {b + 1}/{B}")
+            history = history + more
+        iterations.append(len(history))
         if reason or outcome is None or end != t.size - 1:
             failed += 1
             continue
@@ -448,8 +458,9 @@ def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar
         curves["overlap"].append(state.overlap)
         curves["cov"].append(state.cov[idx, idx])
     if len(curves["train_loss"]) < 2:
-        return None, failed
-    return {name: np.std(np.array(v), axis=0, ddof=1) / math.sqrt(len(v)) for name, v in curves.items()}, failed
+        return None, failed, iterations
+    sem = {name: np.std(np.array(v), axis=0, ddof=1) / math.sqrt(len(v)) for name, v in curves.items()}
+    return sem, failed, iterations
 
 
 def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCurves:
@@ -480,6 +491,10 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     device = options.pop("device", None)
     if device not in (None, "cpu", "auto"):
         raise ValueError(f"device must be 'cpu' for the finite-alpha DMFT solver (Numba/NumPy), got {device!r}")
+    known = {f.name for f in fields(SolverSettings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown DMFT solver option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     settings = SolverSettings(**options)
     if params.is_online:
         raise ValueError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
@@ -504,10 +519,10 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
             raise DMFTError(f"DMFT failed on its first window: {reason}", len(history),
                             history[-1] if history else math.inf)
         converged = not reason
-        sem, failed = None, 0
+        sem, failed, replica_iterations = None, 0, []
         if converged and settings.error_replicas:
             replica_tol = settings.replica_tol or 10 * settings.tol
-            sem, failed = _replica_errors(params, t, outcome.state, settings, group,
+            sem, failed, replica_iterations = _replica_errors(params, t, outcome.state, settings, group,
                                           seed=settings.seed, tol=replica_tol, bar=bar)
     finally:
         if bar is not None:
@@ -539,7 +554,7 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
                   "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
                   "symmetry_removed": outcome.symmetry_removed, "windows_halved": len(events),
-                  "replicas_failed": failed},
+                  "replicas_failed": failed, "replica_iterations": replica_iterations},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,

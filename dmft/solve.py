@@ -182,6 +182,10 @@ def solve(
     )
     t = make_grid(t_max, dt, grid, grid_points, times)
     if params.is_online:
+        if solver_options:
+            raise ValueError(
+                f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+                "alpha=inf integrates the online ODE, which takes only the model parameters and the grid")
         return solve_online(params, t)
     from .dmft_solver import solve_dmft
 
