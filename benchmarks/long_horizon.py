@@ -2,6 +2,7 @@
 
     python benchmarks/long_horizon.py accuracy [--problems 0 1 2 3] [--samples 32768]
     python benchmarks/long_horizon.py envelope [--t-max 300] [--samples 8192]
+    python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4]
 
 ``accuracy``: for each reference problem, solves on the uniform grid (dt = 0.25) to t = 60 and
 on the default log grid to t_max = 300, and prints the largest difference of the train and test
@@ -82,16 +83,75 @@ def envelope(opts):
         print(json.dumps(out, default=str), flush=True)
 
 
+def _simulate(job):
+    from dmft.parameters import ModelParameters
+    from dmft.simulate import simulate_gd
+
+    problem, dim, seed, t, time_step = job
+    run = simulate_gd(ModelParameters(**problem), dim, np.asarray(t), seed=seed, time_step=time_step)
+    return dim, seed, run.train_loss.tolist(), run.test_loss.tolist()
+
+
+def evidence(opts):
+    """DMFT (log grid, replica error bars) against seed-averaged gradient descent at large D."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    problem = PROBLEMS[opts.problems[0]]
+    start = time.perf_counter()
+    theory = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
+                        error_replicas=opts.replicas)
+    seconds = time.perf_counter() - start
+    print(f"DMFT {problem}: {theory.message} in {seconds:.0f} s", flush=True)
+    t = theory.t
+    jobs = [(problem, dim, seed, t.tolist(), 0.01) for dim in opts.dims for seed in range(opts.seeds)]
+    with ProcessPoolExecutor(opts.workers) as pool:
+        sims = list(pool.map(_simulate, jobs))
+    report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds,
+                  converged=theory.converged, message=theory.message, t=t.tolist(),
+                  dmft_train=theory.train_loss.tolist(), dmft_test=theory.test_loss.tolist(),
+                  dmft_train_sem=None if theory.train_loss_sem is None else theory.train_loss_sem.tolist(),
+                  dmft_test_sem=None if theory.test_loss_sem is None else theory.test_loss_sem.tolist(),
+                  dims={})
+    scale = theory.test_loss[0]
+    for dim in opts.dims:
+        runs = [s for s in sims if s[0] == dim]
+        entry = {}
+        for k, field in ((2, "train"), (3, "test")):
+            curves = np.array([r[k] for r in runs])
+            mean, spread = curves.mean(0), curves.std(0, ddof=1)
+            theory_curve = theory.train_loss if field == "train" else theory.test_loss
+            sem = getattr(theory, f"{field}_loss_sem")
+            dev = np.abs(theory_curve - mean)
+            i = int(np.argmax(dev))
+            entry[field] = dict(sup_dev=float(dev[i] / scale), at=float(t[i]),
+                                seed_spread=float(spread[i] / scale),
+                                seed_sem=float(spread[i] / np.sqrt(len(runs)) / scale),
+                                dmft_sem=None if sem is None else float(sem[i] / scale),
+                                mean=mean.tolist(), spread=spread.tolist())
+            print(f"  D={dim} {field}: sup|DMFT - mean| = {dev[i] / scale:.4f} of the initial loss at t={t[i]:.1f}; "
+                  f"seed spread {spread[i] / scale:.4f}, seed-mean SE {spread[i] / np.sqrt(len(runs)) / scale:.4f}, "
+                  f"DMFT SE {float('nan') if sem is None else sem[i] / scale:.4f}", flush=True)
+        report["dims"][str(dim)] = entry
+    if opts.json:
+        with open(opts.json, "w") as fh:
+            json.dump(report, fh)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["accuracy", "envelope"])
+    parser.add_argument("mode", choices=["accuracy", "envelope", "evidence"])
+    parser.add_argument("--dims", type=int, nargs="+", default=[2000, 4000])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=8)
+    parser.add_argument("--json", default=None, help="write the evidence report here")
     parser.add_argument("--problems", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=32768)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--t-max", type=float, default=300.0)
     parser.add_argument("--grid-points", type=int, default=None)
     opts = parser.parse_args()
-    (accuracy if opts.mode == "accuracy" else envelope)(opts)
+    {"accuracy": accuracy, "envelope": envelope, "evidence": evidence}[opts.mode](opts)
 
 
 if __name__ == "__main__":
