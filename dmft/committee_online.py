@@ -147,6 +147,8 @@ class CommitteeModel:
             set_(self, "teacher_width", int(self.teacher_width))
             if not (math.isfinite(float(self.teacher_scale)) and self.teacher_scale > 0):
                 raise ValueError(f"teacher_scale must lie in (0, inf), got {self.teacher_scale!r}")
+            if self.rho != 1.0:
+                raise ValueError("rho applies to target='square' only; give a committee's overlaps as teacher_cov")
             spec = self.activation if self.teacher_activation is None else self.teacher_activation
             teacher = get_activation(spec, epsilon=self.epsilon)
             M = self.teacher_width

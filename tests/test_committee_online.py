@@ -291,6 +291,26 @@ def test_plateau_is_a_fixed_point_with_the_derived_loss(K):
     assert_allclose(R @ R.T, np.full((K, K), 1 / (2 * K - 1)), rtol=1e-14)
 
 
+def test_symmetric_reduced_equations_have_the_derived_root():
+    # Independent of the closed form: a root of (dq, dc, dr) = 0 on Q = (q−c)I + c11ᵀ, R = r11ᵀ
+    # from a generic start. The equations are degenerate along q − c (a neutral mode of the
+    # plateau), so the root is located to ~1e-7 only; r to ~1e-9.
+    from scipy.optimize import fsolve
+
+    K = 2
+    model = _scm(K, np.ones((K, K)) / math.sqrt(6))
+
+    def rates(x):
+        q, c, r = x
+        dQ, dR = committee_rates((q - c) * np.eye(K) + c, r * np.ones((K, K)), model)
+        return [dQ[0, 0], dQ[0, 1], dR[0, 0]]
+
+    root = fsolve(rates, [0.5, 0.1, 0.3], xtol=1e-14)
+    assert_allclose(root, [1 / 3, 1 / 3, 1 / math.sqrt(6)], atol=1e-6)
+    assert_allclose(root[2], 1 / math.sqrt(6), rtol=1e-8)
+    assert np.abs(rates(root)).max() < 1e-14
+
+
 def test_solver_reaches_the_plateau_and_leaves_it():
     # K = 2 from small, nearly symmetric overlaps: the loss settles within 1 % of the derived
     # plateau level, the overlaps near r = 1/√6, then specialisation drives the loss to 0.
@@ -362,6 +382,8 @@ def test_finite_alpha_rejects_the_general_model():
         dmft.solve(10.0, 0.1, target="square", teacher_width=2)
     with pytest.raises(ValueError, match="target"):
         CommitteeModel(target="cubic")
+    with pytest.raises(ValueError, match="rho applies"):
+        CommitteeModel(activation="erf", target="committee", rho=2.0)
     with pytest.raises(ValueError, match="positive semi-definite"):
         CommitteeModel(activation="erf", target="committee", teacher_width=2, init_overlap=[[1.5, 0], [0, 0.1]])
 
