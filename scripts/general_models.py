@@ -142,8 +142,9 @@ def sgd_table(seeds: int, dim: int) -> None:
         print("| t | simulation | ODE with η₀ term | (sim − ODE)/s.e. | gradient flow (η₀ → 0) |")
         print("|---|---|---|---|---|")
         for k in range(len(t)):
-            z = (mean[k] - theory[k]) / se[k] if se[k] > 0 else 0.0
-            print(f"| {t[k]:g} | {mean[k]:.5f} ± {se[k]:.5f} | {theory[k]:.5f} | {z:+.1f} | {gf[k]:.5f} |")
+            # t = 0: every seed starts at the same exact overlaps (s.e. 0).
+            z = f"{(mean[k] - theory[k]) / se[k]:+.1f}" if se[k] > 1e-9 else "—"
+            print(f"| {t[k]:g} | {mean[k]:.5f} ± {se[k]:.5f} | {theory[k]:.5f} | {z} | {gf[k]:.5f} |")
         print()
 
 
