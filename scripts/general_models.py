@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import zlib
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def autograd_table() -> None:
         for name in ref.ACTIVATIONS:
             if target == "square" and name == "relu":
                 continue
-            rng = np.random.default_rng(hash((name, target)) % 2**32)
+            rng = np.random.default_rng(zlib.crc32(f"{name}-{target}".encode()))
             d, n = 24, 2
             phi = ref._sin() if name == "sin" else act.get_activation(name, epsilon=0.6)
             M = 2 if target == "committee" else 1
