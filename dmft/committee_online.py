@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import Activation, get_activation, i2, i2_prime, i3, i4, mean_slope, mean_value
+from .activations import Activation, gauss_hermite, get_activation, i2, i2_prime, i3, i4, mean_slope, mean_value
 from .result import LearningCurves
 
 __all__ = [
@@ -246,11 +246,47 @@ def committee_rates(Q, R, model: CommitteeModel):
     return dQ, dR
 
 
+#: Largest number of fields N + M for which the SGD term of a non-erf model is one joint
+#: (N + M)-dimensional Gauss–Hermite rule, with nodes per axis from this table.
+JOINT_RULE_NODES = {1: 64, 2: 64, 3: 40, 4: 20, 5: 11}
+
+
+def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
+    """E[Δ² φ′(h_i) φ′(h_j)] as one (N+M)-dimensional tensor rule over the eigen-factor of Ω.
+
+    Every I4 of the pairwise form is an expectation over the same N + M Gaussian fields, so one
+    rule evaluates them all at once (cost nodes^(N+M) instead of N²(N+M)² 4-d rules).
+    """
+    N, K = model.width, Omega.shape[0]
+    x, w = gauss_hermite(nodes)
+    lam, V = np.linalg.eigh(Omega)
+    F = V * np.sqrt(np.maximum(lam, 0.0))
+    grid = np.stack(np.meshgrid(*([x] * K), indexing="ij"), axis=-1).reshape(-1, K)
+    weight = np.prod(np.stack(np.meshgrid(*([w] * K), indexing="ij"), axis=-1).reshape(-1, K), axis=-1)
+    fields = grid @ F.T
+    s = model.signs
+    delta = model.activation.phi(fields[:, :N]) @ s[:N] + model.teacher_activation.phi(fields[:, N:]) @ s[N:]
+    slopes = model.activation.dphi(fields[:, :N])
+    return np.einsum("p,pi,pj->ij", weight * (delta**2 + model.noise), slopes, slopes)
+
+
 def _sgd_second_moment(Omega, model: CommitteeModel):
-    """E[Δ² φ′(h_i) φ′(h_j)] (N×N) with Δ = y + noise − f."""
+    """E[Δ² φ′(h_i) φ′(h_j)] (N×N) with Δ = y + noise − f.
+
+    Four erf activations: Saad–Solla's closed-form I4 for every (i, j, k, l). Otherwise, for
+    N + M ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
+    polynomials); beyond that, pairwise 4-d rules (:func:`dmft.activations.i4`).
+    """
     N, M = model.width, model.M
     phi, phis = model.activation, model.teacher_activation
     s = model.signs
+    all_erf = phi.family == "erf" and phis.family == "erf"
+    if not all_erf and N + M in JOINT_RULE_NODES:
+        nodes = JOINT_RULE_NODES[N + M]
+        if phi.family == "polynomial" and phis.family == "polynomial":
+            degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)
+            nodes = degree // 2 + 2
+        return _sgd_second_moment_joint(Omega, model, nodes)
     groups = ((np.arange(N), phi, s[:N]), (np.arange(N, N + M), phis, s[N:]))
     ii = np.arange(N)[:, None, None, None]
     jj = np.arange(N)[None, :, None, None]
