@@ -383,6 +383,8 @@ def test_finite_alpha_rejects_the_general_model():
         dmft.solve(10.0, 0.1, target="square", teacher_width=2)
     with pytest.raises(ValueError, match="target"):
         CommitteeModel(target="cubic")
+    with pytest.raises(ValueError, match="not available with relu"):
+        CommitteeModel(activation="relu", target="committee", lr=1.0)
     with pytest.raises(ValueError, match="rho applies"):
         CommitteeModel(activation="erf", target="committee", rho=2.0)
     with pytest.raises(ValueError, match="positive semi-definite"):
@@ -412,7 +414,7 @@ def test_sgd_second_moment_matches_monte_carlo(name):
     else:
         model = CommitteeModel(activation=name, scale=2, width=2, target="committee", teacher_width=2, teacher_scale=1.5,
                                init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
-                               init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), noise=0.1, lr=1.0)
+                               init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), noise=0.1, lr=None if name == "relu" else 1.0)
     Omega = _joint(model.init_cov, model.init_overlap, model.teacher_cov)
     exact = _sgd_second_moment(Omega, model)
     z = rng.normal(size=(1_000_000, Omega.shape[0])) @ np.linalg.cholesky(Omega).T
