@@ -61,6 +61,7 @@ __all__ = [
     "i2",
     "i2_prime",
     "i3",
+    "i3_shared",
     "i4",
 ]
 
@@ -376,24 +377,54 @@ def i2_prime(a: Activation, b: Activation, C, *, nodes: int = GH_NODES_2D):
     return closed if closed is not None else _gh2(a.dphi, b.dphi, C, nodes)
 
 
+def i3_shared(a: Activation, b: Activation, C_uw, c_uv, c_vw, *, nodes: int = GH_NODES_2D):
+    """I3 for many v sharing one pair (u, w): E[φ_a′(u) v φ_b(w)] for each v.
+
+    Parameters
+    ----------
+    C_uw : ndarray, shape (..., 2, 2)
+        Covariance of (u, w).
+    c_uv, c_vw : ndarray, shape (..., V)
+        Cov(u, v) and Cov(v, w) of V variables v.
+
+    Returns
+    -------
+    ndarray, shape (..., V)
+
+    Every I3 is linear in (C_uv, C_vw) once (u, w) is fixed: by Stein's lemma on v,
+    I3 = C_uv E[φ_a″(u) φ_b(w)] + C_vw E[φ_a′(u) φ_b′(w)] (closed families), or, regressing v on
+    (u, w) = L z, I3 = γ₁ E[φ_a′(u) z₁ φ_b(w)] + γ₂ E[φ_a′(u) z₂ φ_b(w)] (quadrature, needs only φ′
+    and φ). Either way two 2-d expectations per (u, w) serve all v.
+    """
+    C_uw = _as_cov(C_uw, 2)
+    c_uv, c_vw = np.asarray(c_uv, dtype=float), np.asarray(c_vw, dtype=float)
+    k20 = _pair_closed(a, 2, b, 0, C_uw)
+    k11 = _pair_closed(a, 1, b, 1, C_uw)
+    if k20 is not None and k11 is not None:
+        return c_uv * k20[..., None] + c_vw * k11[..., None]
+    x, w = gauss_hermite(nodes)
+    l11, l21, l22 = _cholesky2(C_uw)
+    z1, z2 = x[:, None], x[None, :]
+    vals = a.dphi(l11[..., None, None] * z1) * b.phi(l21[..., None, None] * z1 + l22[..., None, None] * z2)
+    e1 = np.einsum("...ij,i,j->...", vals, w * x, w)
+    e2 = np.einsum("...ij,i,j->...", vals, w, w * x)
+    g1 = c_uv / l11[..., None]
+    tiny = (l22 <= 1e-12 * np.maximum(l11, 1.0))[..., None]
+    g2 = np.where(tiny, 0.0, (c_vw - l21[..., None] * g1) / np.where(tiny, 1.0, l22[..., None]))
+    return g1 * e1[..., None] + g2 * e2[..., None]
+
+
 def i3(a: Activation, b: Activation, C, *, nodes: int = GH_NODES_2D):
     """I3(C) = E[φ_a′(u) v φ_b(w)], (u, v, w) ~ N(0, C), C of shape (..., 3, 3).
 
     Closed families use Stein's lemma on v,
     I3 = C_uv E[φ_a″(u) φ_b(w)] + C_vw E[φ_a′(u) φ_b′(w)];
-    the quadrature fallback regresses v on (u, w) = L z (needs only φ′ and φ).
+    the quadrature fallback regresses v on (u, w) = L z (needs only φ′ and φ); see
+    :func:`i3_shared`.
     """
     C = _as_cov(C, 3)
-    Cuw = C[..., [[0], [2]], [[0, 2]]]
-    k20 = _pair_closed(a, 2, b, 0, Cuw)
-    k11 = _pair_closed(a, 1, b, 1, Cuw)
-    if k20 is not None and k11 is not None:
-        return C[..., 0, 1] * k20 + C[..., 1, 2] * k11
-    l11, l21, l22 = _cholesky2(Cuw)
-    g1 = C[..., 0, 1] / l11
-    tiny = l22 <= 1e-12 * np.maximum(l11, 1.0)
-    g2 = np.where(tiny, 0.0, (C[..., 1, 2] - l21 * g1) / np.where(tiny, 1.0, l22))
-    return _gh2(a.dphi, b.phi, Cuw, nodes, weight_factor=(g1, g2))
+    C_uw = C[..., [[0], [2]], [[0, 2]]]
+    return i3_shared(a, b, C_uw, C[..., 0, 1][..., None], C[..., 1, 2][..., None], nodes=nodes)[..., 0]
 
 
 def _erf_i4(C):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import Activation, gauss_hermite, get_activation, i2, i2_prime, i3, i4, mean_slope, mean_value
+from .activations import Activation, gauss_hermite, get_activation, i2, i2_prime, i3_shared, i4, mean_slope, mean_value
 from .result import LearningCurves
 
 __all__ = [
@@ -241,11 +241,12 @@ def committee_rates(Q, R, model: CommitteeModel):
     s = model.signs
     c = 2.0 / model.scale
     Omega = _joint(Q, R, model.teacher_cov)
-    i = np.arange(N)[:, None, None]
-    v = np.arange(K)[None, :, None]
-    ks = np.arange(N)[None, None, :]
-    kt = np.arange(N, K)[None, None, :]
-    A = i3(phi, phi, _sub(Omega, i, v, ks)) @ s[:N] + i3(phi, phis, _sub(Omega, i, v, kt)) @ s[N:]
+    i = np.arange(N)[:, None]
+    A = np.zeros((N, K))
+    for k, psi in ((np.arange(N), phi), (np.arange(N, K), phis)):
+        # I3[i, k, v] = E[φ′(h_i) λ_v ψ_k(λ_k)]: two 2-d integrals per (i, k) serve every v.
+        I = i3_shared(phi, psi, _sub(Omega, i, k[None, :]), Omega[:N][:, None, :], Omega[k][None, :, :])
+        A += np.einsum("ikv,k->iv", I, s[k])
     dR = c * A[:, N:]
     half = A[:, :N]
     dQ = c * (half + half.T)

@@ -225,10 +225,16 @@ def _population_gradient_flow(W0, B, model, t):
         (grad,) = torch.autograd.grad(loss(W), W)
         return (-(d * n / model.scale**2) * grad).numpy().ravel()
 
-    sol = solve_ivp(rhs, (0, t[-1]), W0.ravel(), method="DOP853", t_eval=t, rtol=1e-11, atol=1e-12)
-    assert sol.success
-    W = sol.y.T.reshape(len(t), n, d)
-    return W, np.array([loss(torch.tensor(Wt)).item() for Wt in W])
+    # Tiny tensors: one thread (several threads spin and slow down ~10x on a loaded machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sol = solve_ivp(rhs, (0, t[-1]), W0.ravel(), method="DOP853", t_eval=t, rtol=1e-11, atol=1e-12)
+        assert sol.success
+        W = sol.y.T.reshape(len(t), n, d)
+        return W, np.array([loss(torch.tensor(Wt)).item() for Wt in W])
+    finally:
+        torch.set_num_threads(threads)
 
 
 ACTIVATIONS = ["erf", "relu", "tanh", "linear", "quadratic", "sin"]
