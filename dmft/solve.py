@@ -133,6 +133,14 @@ def solve(
     grid: str = "uniform",
     grid_points: int | None = None,
     times=None,
+    activation="quadratic",
+    target: str = "square",
+    teacher_width: int = 1,
+    teacher_scale: float = 1.0,
+    teacher_activation=None,
+    teacher_cov=None,
+    noise: float = 0.0,
+    lr=None,
     **solver_options,
 ):
     """Learning curves of the committee machine from theory.
@@ -164,9 +172,16 @@ def solve(
         keeps the step dt near t = 0 and lets it grow geometrically to t_max: long horizons
         (t_max = 300–1000) at the cost of a few hundred points.
     grid_points : int, optional
-        Points of the log grid (default :func:`default_grid_points`, e.g. 257 for t_max = 300).
+        Points of the log grid (default :func:`default_grid_points`, e.g. 259 for t_max = 300).
     times : array_like, optional
         Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
+    activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
+        The general model family (online limit only; see :class:`dmft.committee_online.CommitteeModel`):
+        student φ (``"quadratic"``, ``"erf"``, ``"relu"``, ``"tanh"``, ``"linear"`` or an
+        :class:`~dmft.activations.Activation`), target ``"square"`` or ``"committee"``, teacher
+        width M, scale κ*, activation φ*, overlaps T, output-noise variance σ², and the online-SGD
+        learning rate η₀ (None: gradient flow). With any of them off its default, ``alpha`` must
+        be ``math.inf`` and ``init_overlap`` is the N×M matrix R(0).
     **solver_options
         Options of the finite-α DMFT solver (``samples``, ``response_samples``, ``damping``,
         ``tol``, ``max_iter``, ``seed``, ``backend``, ``progress``, ...); see
@@ -176,6 +191,31 @@ def solve(
     -------
     LearningCurves
     """
+    family = {"activation": (activation, "quadratic"), "target": (target, "square"),
+              "teacher_width": (teacher_width, 1), "teacher_scale": (teacher_scale, 1.0),
+              "teacher_activation": (teacher_activation, None), "teacher_cov": (teacher_cov, None),
+              "noise": (noise, 0.0), "lr": (lr, None)}
+    changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
+    if changed:
+        if not math.isinf(alpha):
+            raise ValueError(
+                f"{changed[0]}={family[changed[0]][0]!r} needs alpha=math.inf: the finite-alpha solver "
+                "supports only the quadratic model so far (activation='quadratic', target='square')"
+            )
+        if center:
+            raise ValueError("center=True is not supported for the general model family yet")
+        from .committee_online import CommitteeModel, solve_committee_online
+
+        model = CommitteeModel(
+            activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
+            teacher_width=teacher_width, teacher_scale=teacher_scale,
+            teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
+            init_overlap=init_overlap, init_cov=init_cov, lr=lr,
+        )
+        if solver_options:
+            raise ValueError(f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+                             "the general model family is solved in the online limit only")
+        return solve_committee_online(model, make_grid(t_max, dt, grid, grid_points, times))
     params = ModelParameters(
         alpha=alpha, epsilon=epsilon, scale=scale, width=width, rho=rho,
         init_overlap=init_overlap, init_cov=init_cov, center=center,
