@@ -103,7 +103,7 @@ def evidence(opts):
     seconds = time.perf_counter() - start
     print(f"DMFT {problem}: {theory.message} in {seconds:.0f} s", flush=True)
     t = theory.t
-    jobs = [(problem, dim, seed, t.tolist(), 0.01) for dim in opts.dims for seed in range(opts.seeds)]
+    jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
     with ProcessPoolExecutor(opts.workers) as pool:
         sims = list(pool.map(_simulate, jobs))
     report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds,
@@ -144,6 +144,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=8)
+    parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
     parser.add_argument("--json", default=None, help="write the evidence report here")
     parser.add_argument("--problems", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=32768)
