@@ -2,7 +2,7 @@
 
 An :class:`Activation` bundles φ, φ′ and φ″ (vectorised numpy callables) with a ``family`` tag
 that selects closed forms of the Gaussian integrals the online theory needs
-(docs/general_models_theory.md §2):
+(theory.md §10.4):
 
 * ``I2(C)  = E[φ_a(u) φ_b(w)]``                        (population loss),
 * ``I2′(C) = E[φ_a′(u) φ_b′(w)]``                      (output noise in the SGD term),

@@ -9,7 +9,7 @@ Order parameters: Q = WWᵀ/D (N×N), R = WBᵀ/D (N×M, ``R = m`` of :mod:`dmft
 teacher overlaps T = BBᵀ/D (M×M, fixed). With the joint covariance Ω = [[Q, R], [Rᵀ, T]] of the
 fields (λ_1..λ_{N+M}) = (h_1..h_N, ν_1..ν_M), the signed weights s = (−κ/N,…, +κ*/M,…) and the
 activations ψ_k (φ for a student field, φ* for a teacher field), Δ = y − f = Σ_k s_k ψ_k(λ_k) and
-(docs/general_models_theory.md §1)
+(theory.md §10.1–§10.3)
 
     A_iv  = Σ_k s_k I3(φ, ψ_k; Ω_{(i, v, k)})        = E[φ′(h_i) λ_v Δ]
     dR/dt = c A[:, N:],   dQ/dt = c (A[:, :N] + A[:, :N]ᵀ) + c² η₀ E[Δ² φ′(h_i) φ′(h_j)],

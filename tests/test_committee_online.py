@@ -1,4 +1,4 @@
-"""General activations and committee teachers in the online limit (docs/general_models_theory.md).
+"""General activations and committee teachers in the online limit (theory.md §10).
 
 Checks: every closed-form Gaussian expectation against Gauss–Hermite or Monte Carlo; the ODE
 against autograd gradient flow of the exact D-dimensional population loss for every activation
