@@ -166,3 +166,26 @@ def test_replica_standard_error_matches_the_spread_over_seeds():
     sem = np.sqrt(np.mean([r.test_loss_sem ** 2 for r in runs], axis=0))
     ratio = np.sqrt(np.mean(spread[4:] ** 2) / np.mean(sem[4:] ** 2))
     assert 1 / 1.5 < ratio < 1.5, ratio
+
+
+# -- no crash on a valid problem -----------------------------------------------------------------
+ENVELOPE = [
+    dict(alpha=1.0, scale=0.1, epsilon=1.0, width=2, center=False),
+    dict(alpha=1.0, scale=10.0, epsilon=0.01, width=2, center=True),
+    dict(alpha=1.5, scale=1.0, epsilon=0.0, width=3, center=False),
+    dict(alpha=2.0, scale=10.0, epsilon=1.0, width=6, center=True),
+    dict(alpha=100.0, scale=0.1, epsilon=0.5, width=5, center=False),
+]
+
+
+@pytest.mark.parametrize("problem", ENVELOPE, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_awkward_valid_problems_give_finite_curves_or_say_why_not(problem):
+    """Issue: never NaN, an overflow or an exception from a linear solve on a valid problem."""
+    res = dmft.solve(**problem, t_max=40.0, grid="log", grid_points=40, samples=512, error_replicas=0,
+                     max_iter=25, tol=1e-3)
+    assert np.all(np.isfinite(res.train_loss)) and np.all(np.isfinite(res.test_loss))
+    assert np.all(res.train_loss >= 0) and np.all(res.test_loss >= -1e-12)
+    if res.converged:
+        assert res.t[-1] == 40.0 and res.message.startswith("converged")
+    else:
+        assert res.message.startswith("not converged") and "window" in res.message
