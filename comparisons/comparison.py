@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.parameters import check_int_at_least, check_positive, default_init_overlap
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive, default_init_overlap
 from dmft.result import LearningCurves
 from dmft.plotting import save_figure
 from dmft.solve import DEFAULT_T_MAX
@@ -50,7 +50,7 @@ def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_ove
     """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
     at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3)."""
     if theory not in THEORIES:
-        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+        raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     theory_alpha = math.inf if theory == "online" else alpha
     opts = dict(options or {}) if math.isfinite(theory_alpha) else {}
     try:
@@ -257,15 +257,15 @@ def compare(
     else:
         seed_list = [int(s) for s in seeds]
         if not seed_list or len(set(seed_list)) != len(seed_list):
-            raise ValueError(f"seeds must be distinct and at least one, got {seeds!r}")
+            raise InvalidParameterError(f"seeds must be distinct and at least one, got {seeds!r}")
     if theory not in THEORIES:
-        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+        raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     if t_max is None:
         t_max = DEFAULT_T_MAX
     t_max = check_positive("t_max", t_max)
     m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
     if len(m0) != width:
-        raise ValueError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
+        raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
     simulate = simulator or _default_simulator()
 
     tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0)

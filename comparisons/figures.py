@@ -32,6 +32,7 @@ from comparisons.store import list_runs, read_run, write_run
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
 from empirical.metrics import amount_of_grokking, time_to_loss
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL"]
 
@@ -469,7 +470,7 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
     FigureReport
     """
     if name not in FIGURES:
-        raise ValueError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+        raise InvalidParameterError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

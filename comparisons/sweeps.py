@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import dmft
 from comparisons.store import list_runs, write_run
 from dmft.result import LearningCurves
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["KINDS", "SweepResult", "expand_grid", "run_name", "run_point", "sweep", "make_executor", "parse_value"]
 
@@ -71,20 +72,20 @@ def expand_grid(grid: Mapping[str, Any] | Sequence[Mapping[str, Any]], fixed: Ma
     fixed = dict(fixed or {})
     if isinstance(grid, Mapping):
         if not grid:
-            raise ValueError("grid must name at least one parameter, got an empty mapping")
+            raise InvalidParameterError("grid must name at least one parameter, got an empty mapping")
         keys = list(grid)
         values = []
         for key in keys:
             v = grid[key]
             v = list(v) if isinstance(v, (list, tuple, range)) else [v]
             if not v:
-                raise ValueError(f"grid parameter {key!r} must have at least one value, got none")
+                raise InvalidParameterError(f"grid parameter {key!r} must have at least one value, got none")
             values.append(v)
         points = [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     else:
         points = [dict(p) for p in grid]
         if not points:
-            raise ValueError("grid must hold at least one point, got none")
+            raise InvalidParameterError("grid must hold at least one point, got none")
     return [{**fixed, **p} for p in points]
 
 
@@ -116,7 +117,7 @@ def run_point(kind: str, params: Mapping[str, Any]) -> LearningCurves:
         from empirical import train_committee
 
         return train_committee(**params)
-    raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def limit_worker_threads() -> None:
@@ -199,7 +200,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     (executor, close) : the executor and a no-argument function shutting it down.
     """
     if scheduler and slurm:
-        raise ValueError("scheduler and slurm are exclusive: choose one executor")
+        raise InvalidParameterError("scheduler and slurm are exclusive: choose one executor")
     if scheduler:
         try:
             from distributed import Client
@@ -208,7 +209,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as exc:
-            raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({exc})") from exc
+            raise InvalidParameterError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({exc})") from exc
         return client.get_executor(pure=False), client.close
     if slurm:
         try:
@@ -227,7 +228,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     import multiprocessing
 
     if workers is not None and (int(workers) != workers or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise InvalidParameterError(f"workers must be an integer >= 1, got {workers!r}")
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=limit_worker_threads)
     return pool, (lambda: pool.shutdown(wait=True, cancel_futures=True))
@@ -277,11 +278,11 @@ def sweep(
     """
     start = time.perf_counter()
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     points = expand_grid(grid, fixed)
     names = [run_name(kind, p) for p in points]
     if len(set(names)) != len(names):
-        raise ValueError("grid has repeated points (identical parameters)")
+        raise InvalidParameterError("grid has repeated points (identical parameters)")
     out = Path(out)
     done = set(list_runs(out)) if (resume and out.exists()) else set()
     todo = [(n, p) for n, p in zip(names, points) if n not in done]

@@ -15,6 +15,7 @@ import math
 import click
 
 from grokking_cli.common import api_option, handle_invalid_input, parse_floats
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["algorithmic"]
 
@@ -106,7 +107,7 @@ def _threads(n: int) -> None:
     import torch
 
     if n < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {n}")
+        raise InvalidParameterError(f"threads must be an integer >= 1, got {n}")
     torch.set_num_threads(n)
 
 

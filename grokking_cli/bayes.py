@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from grokking_cli.common import api_option, handle_invalid_input
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["bayes"]
 
@@ -73,7 +74,7 @@ def _seeds(seeds, default):
     seeds = tuple(seeds) or tuple(default)
     for s in seeds:
         if s < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {s!r}")
+            raise InvalidParameterError(f"seed must be an integer >= 0, got {s!r}")
     return seeds
 
 
@@ -208,7 +209,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
     dims = tuple(dims) or DEFAULT_EXTRA_DIMS
     for m in dims:
         if m < 0:
-            raise ValueError(f"m must be an integer >= 0, got {m!r}")
+            raise InvalidParameterError(f"m must be an integer >= 0, got {m!r}")
     runs = run_concealment_grid(datasets or CONCEALMENT_DATASETS, dims, _seeds(seeds, DEFAULT_SEEDS), config,
                                 progress=not as_json)
     summary = {"gaps": {f"{r.dataset}_m{r.m}_seed{r.seed}": _gap_dict(r.gap) for r in runs}}

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from dmft.parameters import ModelParameters
+from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.plotting import plot_curves, save_figure
 from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_default, default_run_name, emit_result,
                                  handle_invalid_input, parse_floats)
@@ -104,18 +104,18 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
                  cka_every=cka_every, baselines=baselines)
     given = {k: v for k, v in given.items() if v is not None}
     if seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds}")
+        raise InvalidParameterError(f"seeds must be an integer >= 1, got {seeds}")
     if reduced and task is None:
-        raise ValueError("--reduced needs --task")
+        raise InvalidParameterError("--reduced needs --task")
     if steps is not None and t_max is not None:
-        raise ValueError("give exactly one of --steps and --t-max")
+        raise InvalidParameterError("give exactly one of --steps and --t-max")
     if task is None:
         missing = [k for k in ("alpha", "dim", "width", "epsilon") if k not in given]
         if missing:
-            raise ValueError(f"missing option(s) {', '.join('--' + m.replace('_', '-') for m in missing)} "
+            raise InvalidParameterError(f"missing option(s) {', '.join('--' + m.replace('_', '-') for m in missing)} "
                              "(or use --task NAME)")
         if steps is None and t_max is None:
-            raise ValueError("give exactly one of --steps and --t-max")
+            raise InvalidParameterError("give exactly one of --steps and --t-max")
         defaults = {"scale": api_default(ModelParameters, "scale"),
                     **{name: api_default(train_committee, name) for name in _API_DEFAULTED}}
         the_task = CommitteeTask("committee", "command-line run", {**defaults, **given})

@@ -14,6 +14,7 @@ import click
 
 from dmft.plotting import save_figure
 from grokking_cli.common import ALPHA_HELP, EPSILON_HELP, SCALE_HELP, handle_invalid_input, parse_floats
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["compare", "sweep", "merge", "figure"]
 
@@ -89,11 +90,11 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     from comparisons.comparison import compare as run_compare
 
     if math.isinf(alpha):
-        raise ValueError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
+        raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
     overlap = parse_floats(init_overlap, "--init-overlap")
     win = parse_floats(window, "--window")
     if win is not None and len(win) != 2:
-        raise ValueError(f"window must be 'START,END', got {window!r}")
+        raise InvalidParameterError(f"window must be 'START,END', got {window!r}")
     options = {key: value for key, value in (("samples", samples), ("tol", tol)) if value is not None} or None
     try:
         result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
@@ -264,7 +265,7 @@ def figure(name, full, out_dir, seed, device, as_json):
     names = list(FIGURES) if name == "all" else [name]
     for figure_name in names:
         if figure_name not in FIGURES:
-            raise ValueError(f"figure NAME must be one of {', '.join(FIGURES)} or all, got {figure_name!r}")
+            raise InvalidParameterError(f"figure NAME must be one of {', '.join(FIGURES)} or all, got {figure_name!r}")
     reports = [make_figure(n, full=full, out_dir=out_dir, seed=seed, device=device) for n in names]
     if as_json:
         click.echo(json.dumps([r.summary() for r in reports]))

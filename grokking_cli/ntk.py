@@ -13,7 +13,7 @@ import numpy as np
 
 from dmft.ntk import (cka, empirical_ntk_spectrum, initial_ntk_regression, lazy_curves, lazy_time_grid, make_problem,
                       mercer_spectrum, ntk_gram, target_decomposition)
-from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from dmft.plotting import save_figure
 from grokking_cli.common import EPSILON_HELP, SCALE_HELP, default_run_name, handle_invalid_input
 
@@ -124,7 +124,7 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
     rho = check_positive("rho (teacher norm |beta|^2/D)", rho)
     ridge = check_finite("ridge", ridge)
     if ridge < 0:
-        raise ValueError(f"ridge must lie in [0, inf), got {ridge!r}")
+        raise InvalidParameterError(f"ridge must lie in [0, inf), got {ridge!r}")
     if lr is not None:
         lr = check_positive("lr (eta0)", lr)
     s = float(target_scale)
