@@ -22,14 +22,12 @@ import numpy as np
 
 from dmft.result import LearningCurves
 
-from comparisons.overlay import pyplot
+from comparisons.overlay import SEM_WIDTH, pyplot
 
 __all__ = ["threshold_time", "lazy_reference", "plot_story", "THRESHOLD", "SEM_WIDTH"]
 
 #: Fraction of the initial loss that defines a crossing time.
 THRESHOLD = 0.1
-#: Half-width of the Monte Carlo bands, in standard errors.
-SEM_WIDTH = 2.0
 #: Below this fraction of the initial loss a curve is round-off (not drawn).
 ROUNDOFF = 1e-12
 

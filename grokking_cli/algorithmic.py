@@ -14,7 +14,7 @@ import math
 
 import click
 
-from grokking_cli.common import api_option, handle_invalid_input, parse_floats
+from grokking_cli.common import api_option, handle_errors, parse_floats
 from dmft.parameters import InvalidParameterError
 
 __all__ = ["algorithmic"]
@@ -138,7 +138,7 @@ def algorithmic():
 @api_option("--steps", type=int, api=_TRAIN_TRANSFORMER, help="Optimiser updates.")
 @click.option("--stop-when-generalised", is_flag=True, help="Stop once validation accuracy exceeds 99%.")
 @_common
-@handle_invalid_input
+@handle_errors
 def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr, n_layers, d_model, n_heads,
                 batch_size, steps, stop_when_generalised, seed, device, as_json, out, run_name, plot, checkpoint,
                 checkpoint_every, threads, progress):
@@ -179,7 +179,7 @@ def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr
 @api_option("--lr-base", type=float, api=_MODULAR_MLP_CONFIG, help="Learning rate is lr_base/s^2.")
 @api_option("--steps", type=int, api=_TRAIN_MODULAR_MLP, help="Full-batch GD steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, device, as_json, out, run_name, plot,
         checkpoint, checkpoint_every, threads, progress):
     """Two-layer quadratic MLP on modular arithmetic, plain GD, MSE (theory.md §5 Fig. 2)."""
@@ -207,7 +207,7 @@ def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, d
 @api_option("--weight-decay", type=float, api=_NANDA_CONFIG)
 @api_option("--steps", type=int, api=_TRAIN_NANDA, help="Full-batch steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_base, weight_decay, steps, seed,
           device, as_json, out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """One-layer transformer (Nanda et al.) with output scale and centred cross-entropy (Fig. 5b)."""
@@ -232,7 +232,7 @@ def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_
 @click.option("--center/--no-center", default=False, show_default=True, help="Centre the student's output.")
 @api_option("--steps", type=int, api=_TRAIN_STUDENT_TEACHER, help="Full-batch steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, center, steps, seed, device, as_json,
                     out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """Omnigrok 5-100-100-5 tanh student-teacher regression with an output scale (theory.md §5)."""
@@ -262,7 +262,7 @@ def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, cen
 @api_option("--batch-size", type=int, api=_DIGITS_CONFIG)
 @api_option("--steps", type=int, api=_TRAIN_DIGITS)
 @_common
-@handle_invalid_input
+@handle_errors
 def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, weight_decay, batch_size, steps, seed,
            device, as_json, out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """Digit-classification MLP with initial weight scale and output scale (theory.md §5, Fig. 5a)."""
@@ -296,7 +296,7 @@ def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, wei
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the phase picture.")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@handle_invalid_input
+@handle_errors
 def sweep_fraction(operator, modulus, train_pcts, seeds, weight_decay, max_lr, n_layers, d_model, n_heads, steps, seed,
                    device, as_json, out, plot, threads, progress):
     """Steps to 99% validation accuracy against the training percentage (seed_systems §B.6.2, §C.6)."""

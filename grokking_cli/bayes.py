@@ -15,7 +15,7 @@ from dataclasses import asdict, is_dataclass
 import click
 import numpy as np
 
-from grokking_cli.common import api_option, handle_invalid_input
+from grokking_cli.common import api_option, handle_errors
 from dmft.parameters import InvalidParameterError
 
 __all__ = ["bayes"]
@@ -90,7 +90,7 @@ def bayes():
 @api_option("--noise-variance", type=float, api=_LINEAR, help="σ² of eq 8.")
 @api_option("--prior-variance", type=float, api=_LINEAR, help="s² of eq 8.")
 @_common
-@handle_invalid_input
+@handle_errors
 def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot, name):
     """Linear regression with nuisance features and the MDL loss (§A.3)."""
     from empirical.bayes.linear import LinearGrokkingConfig, linear_arrays, run_linear_seeds
@@ -123,7 +123,7 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
 @click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default="bits", show_default=True,
               help="Parity concealment (Decision D.1).")
 @_common
-@handle_invalid_input
+@handle_errors
 def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_dist, spurious, as_json, out, plot, name):
     """Variational GP classification on 1-0 data or concealed parity (§A.4, §A.5)."""
     from empirical.bayes.gp import GP_SEEDS, VariationalGPConfig, gp_classification_data, train_variational_gp, variational_arrays
@@ -163,7 +163,7 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 @api_option("--grid", type=int, api=_LML_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @click.option("--fix-noise", is_flag=True, help="Keep σ_n² at 0.01 (Decision D.8 flag).")
 @_common
-@handle_invalid_input
+@handle_errors
 def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, name):
     """Exact GP regression on the sine from initialisations A/B/C with landscapes (§A.7)."""
     from empirical.bayes.datasets import sine
@@ -198,7 +198,7 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
 @api_option("--hidden", type=int, api=_CONCEALMENT)
 @api_option("--spurious", type=click.Choice(["bits", "gaussian"]), api=_CONCEALMENT)
 @_common
-@handle_invalid_input
+@handle_errors
 def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, plot, name):
     """Concealment MLP grid, gap per run and the log-linear gap regression (§A.6)."""
     from empirical.bayes.concealment import (DEFAULT_EXTRA_DIMS, DEFAULT_SEEDS, ConcealmentConfig, concealment_arrays,
@@ -235,7 +235,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
                    "to see the whole trajectory (docs/results/bayes_bnn_20000epochs.md).")
 @api_option("--hidden", type=int, api=_BNN, help="Hidden units (spec: 200).")
 @_common
-@handle_invalid_input
+@handle_errors
 def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
     """Mean-field BNN on concealed parity, description-length complexity (§A.8)."""
     from empirical.bayes.bnn import BNN_SEEDS, Q_MEAN_STDS, BNNConfig, bnn_arrays, bnn_summary, run_bnn_grid
@@ -268,7 +268,7 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
 @api_option("--lr", type=float, api=_LAPLACE, field="learning_rate")
 @api_option("--grid", type=int, api=_LAPLACE_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @_common
-@handle_invalid_input
+@handle_errors
 def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):
     """Laplace-approximation GP classification: complexity ½log|B|, landscapes (§A.9, D.7)."""
     from empirical.bayes.datasets import one_zero

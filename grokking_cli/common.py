@@ -33,7 +33,7 @@ from dmft.plotting import plot_curves, save_figure
 __all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
            "api_default", "parse_floats", "handle_errors", "handle_invalid_input", "emit_result",
            "default_run_name", "check_outputs", "check_plot_path", "run_identity", "prepare_store",
-           "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line"]
+           "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line", "check_solver_settings"]
 
 EXIT_IO = 1
 EXIT_INVALID = 2
@@ -154,6 +154,23 @@ def check_outputs(out: str | None = None, plot: str | None = None, *, plot_optio
         from comparisons.store import check_writable  # start-up time: h5py only when a run is stored
 
         check_writable(out)
+
+
+def check_solver_settings(options: dict) -> None:
+    """Validate the finite-alpha solver's settings before any computation (exit 2 if invalid)."""
+    import dataclasses
+
+    try:
+        from dmft.dmft_solver import SolverSettings
+    except ImportError:  # pragma: no cover - the solver checks them itself
+        return
+    known = {f.name for f in dataclasses.fields(SolverSettings)}
+    try:
+        SolverSettings(**{k: v for k, v in options.items() if k in known})
+    except InvalidParameterError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidParameterError(str(exc)) from None
 
 
 def run_identity(kind: str, request: dict) -> str:

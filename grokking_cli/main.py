@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, emit_result,
+from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
@@ -54,23 +54,6 @@ _SOLVER_OPTIONS = ("samples", "response", "response_samples", "damping", "mixing
 def _given(ctx, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
-
-
-def _check_solver_settings(options: dict) -> None:
-    """Validate the finite-alpha solver's settings before any computation (exit 2 if invalid)."""
-    import dataclasses
-
-    try:
-        from dmft.dmft_solver import SolverSettings
-    except ImportError:  # pragma: no cover - the solver checks them itself
-        return
-    known = {f.name for f in dataclasses.fields(SolverSettings)}
-    try:
-        SolverSettings(**{k: v for k, v in options.items() if k in known})
-    except InvalidParameterError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise InvalidParameterError(str(exc)) from None
 
 
 @main.command()
@@ -171,7 +154,7 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
                 "solver; --alpha inf integrates the online ODE, which has none")
     else:
         options = {key: value for key, value in given.items() if value is not None}
-        _check_solver_settings(options)
+        check_solver_settings(options)
     grid_options = {key: value for key, value in (("grid", grid), ("grid_points", grid_points)) if value is not None}
     request = {"alpha": alpha, "epsilon": epsilon, "scale": scale, "width": width, "t_max": t_max, "dt": dt,
                "init_overlap": overlap, "init_cov": None if cov is None else cov.tolist(), "center": center,

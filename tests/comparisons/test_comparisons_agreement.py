@@ -188,15 +188,21 @@ def test_compare_plot_exists_and_cli_reports_agreement(online_comparison, tmp_pa
     assert bad.exit_code == 2 and "scale" in bad.output
 
 
-def test_compare_without_dmft_solver_explains_itself(tmp_path):
-    import importlib.util
-
+def test_compare_without_dmft_solver_explains_itself(tmp_path, monkeypatch):
+    """A build without the finite-alpha solver: compare says what to do instead (API and CLI, exit 1)."""
+    import dmft
     from comparisons import compare
+    from grokking_cli.main import main
 
-    if importlib.util.find_spec("dmft.dmft_solver") is not None:
-        pytest.skip("finite-alpha DMFT solver is installed")
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'dmft.dmft_solver'", name="dmft.dmft_solver")
+
+    monkeypatch.setattr(dmft, "solve", missing)
     with pytest.raises(ModuleNotFoundError, match="theory='online'"):
         compare(3.0, 0.25, dim=10, seeds=1, t_max=1.0, simulator=lambda **k: None)
+    res = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--dim", "10", "--seeds", "1",
+                                    "--t-max", "1", "--out", str(tmp_path / "c.h5"), "--no-plot"])
+    assert res.exit_code == 1 and "theory online" in res.output and "Traceback" not in res.output
 
 
 # ------------------------------------------------------------------------------------------
