@@ -694,9 +694,11 @@ def to_xarray(curves):
     Returns
     -------
     xarray.Dataset
-        Variables ``train_loss``, ``test_loss`` (t), ``overlap`` (t, unit), ``cov``
-        (t, unit, unit_b), ``decomposition`` (t, term) and every extra array whose leading
-        axis is time; ``parameters``/``settings`` flattened into ``attrs``. Several runs are
+        Variables ``train_loss``, ``test_loss`` (t), ``overlap`` (t, i), ``cov`` (t, i, j),
+        ``decomposition`` (t, term), the standard errors present (``*_sem``, as their curve) and
+        every extra array whose leading axis is time: the two-time kernels ``C_w``, ``R_w``,
+        ``C_g``, ``R_g`` as (t, s, i, j) with s the second time on the same grid, ``cross_cov``
+        as (t, i, j); ``parameters``/``settings`` flattened into ``attrs``. Several runs are
         concatenated along a new ``run`` dimension with an outer join on ``t`` (NaN where a run
         has no point).
     """
@@ -706,27 +708,45 @@ def to_xarray(curves):
         raise ModuleNotFoundError(
             "to_xarray needs the optional package xarray: pip install 'grokking-theory[xarray]'"
         ) from exc
+    def dims_of(run: LearningCurves, key: str, value: np.ndarray) -> tuple[str, ...]:
+        """Dimension names of an extra whose leading axis is time.
+
+        Two-time kernels (``C_w``, ``R_w``, ``C_g``, ``R_g``, ... of shape (T, T, N, N) or (T, T))
+        get (t, s, i, j): the second time s on the same grid, then the hidden units i, j; one-time
+        (T, N, N) arrays (t, i, j); anything else its own names.
+        """
+        T, n = run.t.shape[0], run.overlap.shape[1]
+        shape = value.shape
+        if len(shape) >= 2 and shape[1] == T and shape[2:] in ((), (n, n)):
+            return ("t", "s", "i", "j")[: len(shape)]
+        if shape[1:] in ((n,), (n, n)):
+            return ("t", "i", "j")[: len(shape)]
+        return ("t",) + tuple(f"{key}_dim{i}" for i in range(1, len(shape)))
+
     def one(run: LearningCurves):
         n = run.overlap.shape[1]
         data = {
             "train_loss": (("t",), run.train_loss),
             "test_loss": (("t",), run.test_loss),
-            "overlap": (("t", "unit"), run.overlap),
-            "cov": (("t", "unit", "unit_b"), run.cov),
+            "overlap": (("t", "i"), run.overlap),
+            "cov": (("t", "i", "j"), run.cov),
             "decomposition": (("t", "term"), run.decomposition),
         }
+        for key in _SEM:
+            value = getattr(run, key, None)
+            if value is not None:
+                data[key] = (data[key[:-4]][0], value)
         for key, value in run.extras.items():
             value = np.asarray(value)
             if value.ndim >= 1 and value.shape[0] == run.t.shape[0] and key not in data:
-                dims = ("t",) + tuple(f"{key}_dim{i}" for i in range(1, value.ndim))
-                data[key] = (dims, value)
+                data[key] = (dims_of(run, key, value), value)
         attrs = {"kind": run.kind, "converged": int(run.converged), "message": run.message}
         for prefix, mapping in (("parameters", run.parameters), ("settings", run.settings)):
             for key, value in mapping.items():
                 attrs[f"{prefix}.{key}"] = value if isinstance(value, (int, float, str)) else _json(value)
         return xr.Dataset(
             data,
-            coords={"t": run.t, "unit": np.arange(n), "unit_b": np.arange(n), "term": list(DECOMPOSITION_TERMS)},
+            coords={"t": run.t, "s": run.t, "i": np.arange(n), "j": np.arange(n), "term": list(DECOMPOSITION_TERMS)},
             attrs=attrs,
         )
 
