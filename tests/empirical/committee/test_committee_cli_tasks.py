@@ -87,7 +87,8 @@ def test_cli_bad_input_exits_2(args, message):
 
 
 def test_cli_unknown_task_and_missing_options_exit_2():
-    assert _invoke(["--task", "nonsense"]).exit_code == 2
+    unknown = _invoke(["--task", "nonsense"])
+    assert unknown.exit_code == 2 and "task" in unknown.output and "nonsense" in unknown.output
     missing = _invoke(["--alpha", "2", "--steps", "3"])
     assert missing.exit_code == 2 and "--dim" in missing.output
 
