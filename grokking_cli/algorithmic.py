@@ -14,7 +14,8 @@ import math
 
 import click
 
-from grokking_cli.common import api_option, handle_errors, parse_floats
+from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+                                 parse_floats, try_output)
 from dmft.parameters import InvalidParameterError
 
 __all__ = ["algorithmic"]
@@ -48,6 +49,7 @@ def _common(func):
         click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads."),
         click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar."),
     ]
+    func = outputs_checked_first(func)  # --out and --plot before any training
     for option in reversed(options):
         func = option(func)
     return func
@@ -69,13 +71,14 @@ def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), ext
 
     summary = grokking_summary(history)
     name = run_name or _default_name(history)
-    if out:
-        write_history(out, name, history)
-    if plot:
-        save_figure(plot_history(history, title=title, step_loss=True), plot)
+    errors = []
+    stored = bool(out) and try_output(lambda: write_history(out, name, history), f"store run {name!r} in {out}", errors)
+    plotted = bool(plot) and try_output(
+        lambda: save_figure(plot_history(history, title=title, step_loss=True), plot), f"save the plot {plot}", errors)
     if as_json:
         payload = {**history.summary(), "grokking": summary, **(extra_json or {})}
         click.echo(json.dumps(_clean(payload)))
+        report_output_errors(errors)
         return
     f = summary["final"]
     click.echo(f"{title}")
@@ -87,10 +90,11 @@ def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), ext
                    f"ratio {row['ratio']:.3g}")
     for line in extra_lines:
         click.echo("  " + line)
-    if out:
+    if stored:
         click.echo(f"  stored as run {name!r} in {out}")
-    if plot:
+    if plotted:
         click.echo(f"  plot saved to {plot}")
+    report_output_errors(errors)
 
 
 def _default_name(history) -> str:

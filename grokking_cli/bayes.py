@@ -15,7 +15,8 @@ from dataclasses import asdict, is_dataclass
 import click
 import numpy as np
 
-from grokking_cli.common import api_option, handle_errors
+from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+                                 try_output)
 from dmft.parameters import InvalidParameterError
 
 __all__ = ["bayes"]
@@ -42,27 +43,29 @@ def _config_dict(config) -> dict:
 
 def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, as_json: bool, out: str | None, name: str | None,
             plot: str | None, figure) -> None:
-    if out:
-        from comparisons.store import write_record
+    from comparisons.bayes_plots import save_png_pdf
+    from comparisons.store import write_record
 
-        write_record(out, name or system, arrays, {"system": system, **attrs})
-    if plot:
-        from comparisons.bayes_plots import save_png_pdf
-
-        save_png_pdf(figure(), plot)
+    errors = []
+    stored = bool(out) and try_output(lambda: write_record(out, name or system, arrays, {"system": system, **attrs}),
+                                      f"store record {name or system!r} in {out}", errors)
+    plotted = bool(plot) and try_output(lambda: save_png_pdf(figure(), plot), f"save the plot {plot}", errors)
     if as_json:
         click.echo(json.dumps({"system": system, **summary}, default=float))
+        report_output_errors(errors)
         return
     click.echo(f"{system}:")
     for key, value in summary.items():
         click.echo(f"  {key}: {value}")
-    if out:
+    if stored:
         click.echo(f"  stored as record {name or system!r} in {out}")
-    if plot:
+    if plotted:
         click.echo(f"  plot saved to {plot}")
+    report_output_errors(errors)
 
 
 def _common(func):
+    func = outputs_checked_first(func)  # --out and --plot before any computation
     func = click.option("--name", default=None, help="Record name in --out (default: the system name).")(func)
     func = click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the figure (PNG + PDF).")(func)
     func = click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the curves (HDF5 record).")(func)

@@ -52,7 +52,8 @@ def _task_names():
 @click.option("--init-overlap", type=str, default=None,
               help="Planted initial overlaps m_i(0) = w_i.beta/D, comma-separated (exact). [default: W ~ N(0,1)]")
 @click.option("--init-scale", type=float, default=None, help="Initial weight scale sigma: W(0) <- sigma W(0). [default: 1]")
-@click.option("--center/--no-center", default=None, help="Train f(x;W) - f(x;W(0)). [default: no]")
+@click.option("--center/--no-center", default=None, help="Train f(x;W) - f(x;W(0)). [default: no, as dmft solve and the Python API; dmft ntk "
+                   "centres by default for the paper's lazy baseline]")
 @click.option("--rho", type=float, default=None, help="Teacher norm |beta|^2/D (imposed exactly). [default: 1]")
 @click.option("--target-scale", type=float, default=None,
               help="y = s (beta.x)^2: 0.5 convention A, 1 convention B. [default: 0.5]")

@@ -33,7 +33,7 @@ from dmft.plotting import plot_curves, save_figure
 __all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
            "api_default", "parse_floats", "handle_errors", "handle_invalid_input", "emit_result",
            "default_run_name", "check_outputs", "check_plot_path", "run_identity", "prepare_store",
-           "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line", "check_solver_settings"]
+           "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line", "check_solver_settings", "outputs_checked_first", "report_output_errors", "try_output"]
 
 EXIT_IO = 1
 EXIT_INVALID = 2
@@ -171,6 +171,36 @@ def check_solver_settings(options: dict) -> None:
         raise
     except (ValueError, TypeError) as exc:
         raise InvalidParameterError(str(exc)) from None
+
+
+def outputs_checked_first(func):
+    """Decorator of a command with ``out`` and ``plot`` parameters: check both before it runs."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        check_outputs(kwargs.get("out"), kwargs.get("plot"))
+        return func(*args, **kwargs)
+
+    return handle_errors(wrapper)
+
+
+def report_output_errors(errors) -> None:
+    """After the results were printed: one line per storing/plotting failure, then exit 1."""
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        sys.exit(EXIT_IO)
+
+
+def try_output(action, what: str, errors: list) -> bool:
+    """Run ``action()`` (a store or plot write); on an I/O failure append one line to ``errors``."""
+    try:
+        action()
+        return True
+    except Exception as exc:  # noqa: BLE001 - only I/O failures are expected; others re-raised below
+        if _exit_code(exc) != EXIT_IO and not isinstance(exc, ValueError):
+            raise
+        errors.append(f"error (input/output): could not {what}: {_one_line(exc)}")
+        return False
 
 
 def run_identity(kind: str, request: dict) -> str:

@@ -57,8 +57,8 @@ def _given(ctx, name: str) -> bool:
 
 
 @main.command()
-@click.option("--alpha", type=float, required=True, help=ALPHA_HELP + " [required]")
-@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP + " [required]")
+@click.option("--alpha", type=float, required=True, help=ALPHA_HELP)
+@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
 @api_option("--scale", type=float, api=_SOLVE, help=SCALE_HELP)
 @api_option("--width", type=int, api=_SOLVE, help="Hidden units N.")
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")

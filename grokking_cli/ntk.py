@@ -74,7 +74,7 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
 
 
 @click.command("ntk", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP + " [required]")
+@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
 @click.option("--dim", type=int, default=100, show_default=True, help="Input dimension D (integer >= 1).")
 @click.option("--n-train", type=int, default=300, show_default=True,
               help="Training samples P (integer >= 1); the sample ratio is alpha = P/D.")
@@ -95,7 +95,9 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
 @click.option("--ridge", type=float, default=0.0, show_default=True,
               help="Ridge added to the Gram diagonal in K0 regression (>= 0; units of K, incl. kappa^2/N).")
 @click.option("--t-min", type=float, default=0.01, show_default=True, help="First non-zero time (units lr*step/D).")
-@click.option("--t-max", type=float, default=1e4, show_default=True, help="Final time (units lr*step/D).")
+@click.option("--t-max", type=float, default=1e4, show_default=True,
+              help="Final time (units lr*step/D). Longer than dmft solve's 40: the lazy curves are cheap at any "
+                   "t and reach the kernel-regression limit only at t ~ 1e3-1e4.")
 @click.option("--points", type=int, default=61, show_default=True, help="Time points (t = 0 plus log-spaced).")
 @click.option("--lr", type=float, default=None,
               help="eta0 > 0: exact discrete gradient descent (times rounded to whole steps). "

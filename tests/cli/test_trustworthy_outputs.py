@@ -399,3 +399,28 @@ def test_sweep_plot_says_where_it_wrote(tmp_path):
                       "--workers", "1", "--out", str(tmp_path / "s.h5"), "--no-progress", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert f"plot saved to {plot}" in result.output and plot.stat().st_size > 5000
+
+
+def test_algorithmic_and_bayes_commands_check_outputs_first(tmp_path, monkeypatch):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    monkeypatch.setattr("empirical.neural.modular_mlp.train_modular_mlp",
+                        lambda *a, **k: pytest.fail("trained before checking --out"), raising=False)
+    result = _invoke(["train", "algorithmic", "mlp", "--modulus", "7", "--width", "8", "--steps", "3",
+                      "--out", str(text)])
+    assert result.exit_code == 1
+    _one_error_line(result, "notes.txt")
+    result = _invoke(["train", "bayes", "linear", "--epochs", "3", "--plot", str(tmp_path / "x.gif")])
+    assert result.exit_code == 2 and "--plot" in result.output
+
+
+def test_bayes_results_are_printed_when_the_record_cannot_be_stored(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("comparisons.store.write_record", broken)
+    result = _invoke(["train", "bayes", "linear", "--epochs", "3", "--seed", "0", "--json",
+                      "--out", str(tmp_path / "b.h5")])
+    assert result.exit_code == 1
+    assert json.loads(result.output.splitlines()[0])["system"] == "linear"
+    _one_error_line(result, "could not store", "No space left")
