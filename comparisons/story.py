@@ -139,6 +139,10 @@ def plot_story(curves: LearningCurves, *, lazy: LearningCurves | None = None, ti
     elif not online and t_test is None:
         ax.text(0.98, 0.02, f"test loss never below {THRESHOLD:g}×start on this window", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7)
+    if not online and curves.test_loss_sem is None:
+        ax.text(0.98, 0.98, "Monte Carlo error not estimated: wiggles may be sampling noise\n"
+                "(dmft solve --error-replicas B draws ±2 s.e. bands)", transform=ax.transAxes, ha="right",
+                va="top", fontsize=6.5, color="0.3")
     ax.legend(fontsize=7, loc="lower left")
     if title:
         ax.set_title(title, fontsize=9)
