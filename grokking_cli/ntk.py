@@ -16,8 +16,8 @@ from dmft.ntk import (cka, empirical_ntk_spectrum, initial_ntk_regression, lazy_
                       mercer_spectrum, ntk_gram, target_decomposition)
 from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from dmft.plotting import save_figure
-from grokking_cli.common import (EPSILON_HELP, EXIT_IO, SCALE_HELP, check_outputs, default_run_name, handle_errors,
-                                 run_identity, store_result)
+from grokking_cli.common import (EPSILON_HELP, EXIT_IO, SCALE_HELP, check_outputs, handle_errors, prepare_store,
+                                 readable_name, run_identity, store_result)
 
 __all__ = ["ntk"]
 
@@ -147,6 +147,8 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
                "rho": rho, "target_scale": s, "seed": seed, "center": center, "ridge": ridge, "t_min": t_min,
                "t_max": t_max, "points": points, "lr": lr}
     identity = run_identity("lazy", request)
+    name = run_name or readable_name("lazy", n_train / dim, scale, epsilon, width, center, seed, identity)
+    prepare_store(out, name, identity, overwrite=overwrite)  # a different run under --run-name: refused now
 
     data = make_problem(dim, n_train, n_test, width, rho=rho, target_scale=s, seed=seed)
     W0, beta = data["weights0"], data["teacher"]
@@ -194,7 +196,6 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
         "lazy": lazy.summary(),
     }
 
-    name = run_name or default_run_name(lazy, identity)
     notes, errors = [], []
     if out:
         note, error = store_result(out, name, lazy, identity=identity, request=request, overwrite=overwrite, attrs={

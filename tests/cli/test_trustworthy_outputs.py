@@ -424,3 +424,14 @@ def test_bayes_results_are_printed_when_the_record_cannot_be_stored(tmp_path, mo
     assert result.exit_code == 1
     assert json.loads(result.output.splitlines()[0])["system"] == "linear"
     _one_error_line(result, "could not store", "No space left")
+
+
+def test_ntk_refuses_a_different_run_under_its_name_before_computing(tmp_path):
+    out = tmp_path / "n.h5"
+    base = ["ntk", "--epsilon", "0.25", "--dim", "6", "--n-train", "12", "--n-test", "10", "--points", "5",
+            "--out", str(out), "--run-name", "k"]
+    assert _invoke(base).exit_code == 0
+    refused = _invoke(base[:2] + ["0.3"] + base[3:])
+    assert refused.exit_code == 2 and "'k'" in refused.output and "--overwrite" in refused.output
+    assert _invoke(base[:2] + ["0.3"] + base[3:] + ["--overwrite"]).exit_code == 0
+    assert read_run(out, "k").parameters["epsilon"] == 0.3
