@@ -119,8 +119,14 @@ def plot_story(curves: LearningCurves, *, lazy: LearningCurves | None = None, ti
         ax.plot(lazy.t, _drawable(lazy.test_loss, start), color="0.35", lw=1.4, ls="--",
                 label="lazy test loss (kernel limit, linearised at init)")
     ax.set_yscale("log")
-    ax.set_xlim(0, float(t[-1]))
-    ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$ (linear axis)")
+    positive = t[t > 0]
+    if positive.size > 1 and positive[-1] / positive[0] > 1e3:  # a long (log-spaced) window: log time
+        ax.set_xscale("log")
+        ax.set_xlim(float(positive[0]), float(t[-1]))
+        ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$ (log axis)")
+    else:  # a linear axis shows the delay as a distance
+        ax.set_xlim(0, float(t[-1]))
+        ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$ (linear axis)")
     ax.set_ylabel("mean squared error")
     ymin, ymax = ax.get_ylim()
     for label, colour, height in (("train", "C1", 0.98), ("test", "C0", 0.86)):
