@@ -189,7 +189,7 @@ def _emit_sweep(results, *, task, as_json, out, run_name, plot, title, identity,
         try:
             save_figure(plot_curves([r for _, r in results], decomposition=False, title=title), plot)
             notes.append(f"  plot saved to {plot}")
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
         click.echo(json.dumps({"task": task, "identity": identity, "out": out, "run_names": names if out else None,

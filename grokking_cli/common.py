@@ -196,8 +196,8 @@ def try_output(action, what: str, errors: list) -> bool:
     try:
         action()
         return True
-    except Exception as exc:  # noqa: BLE001 - only I/O failures are expected; others re-raised below
-        if _exit_code(exc) != EXIT_IO and not isinstance(exc, ValueError):
+    except Exception as exc:  # noqa: BLE001 - I/O failures are reported, anything else re-raised
+        if _exit_code(exc) != EXIT_IO:
             raise
         errors.append(f"error (input/output): could not {what}: {_one_line(exc)}")
         return False
@@ -303,7 +303,7 @@ def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None,
             fig = plotter(result) if plotter is not None else plot_curves(result, title=title)
             save_figure(fig, plot)
             notes.append(f"  plot saved to {plot}")
-        except (OSError, ValueError) as exc:  # matplotlib reports unwritable targets as either
+        except OSError as exc:  # the suffix was checked before computing: only the file system fails here
             errors.append(f"error (input/output): could not save the plot {plot}: {_one_line(exc)}")
     if as_json:
         summary = result.summary()

@@ -233,7 +233,7 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
     if plot:
         try:
             _plot_sweep(result, plot)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             plot_error = f"error (input/output): could not save the plot {plot}: {exc}"
     if as_json:
         summary = result.summary()

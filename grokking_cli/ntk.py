@@ -210,7 +210,7 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
         try:
             _plot(plot, mercer, spec_expected, spec_network, lazy, regression, title)
             notes.append(f"  plot saved to {plot}")
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
         summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity}
