@@ -119,7 +119,7 @@ def test_sweep_and_merge_commands(tmp_path):
     res = runner.invoke(main, ["merge", str(merged), str(tmp_path / "junk.h5")])
     assert res.exit_code == 1 and "junk.h5" in res.output and "Traceback" not in res.output  # I/O: exit 1
     res = runner.invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon", "--out", str(a)])
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "--param" in res.output and "NAME=VALUE" in res.output
 
 
 def test_run_point_rejects_unknown_kind():

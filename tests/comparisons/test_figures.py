@@ -110,3 +110,10 @@ def test_figure_command_reports_json_and_rejects_a_bad_name(tiny, tmp_path):
     assert summary["name"] == "fig3b" and len(summary["files"]) == 2
     bad = CliRunner().invoke(main, ["figure", "fig99"])
     assert bad.exit_code == 2 and "fig99" in bad.output and "NAME" in bad.output
+
+
+def test_figure_out_dir_that_is_a_file_is_refused_first(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["figure", "fig1", "--out-dir", str(blocker)])
+    assert result.exit_code == 2 and "--out-dir" in result.output and "Traceback" not in result.output
