@@ -16,7 +16,7 @@ import click
 
 from dmft.plotting import save_figure
 from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
-                                 check_outputs, check_solver_settings, handle_errors, parse_floats)
+                                 api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
 from dmft.parameters import InvalidParameterError
 
 __all__ = ["compare", "sweep", "merge", "figure"]
@@ -26,15 +26,15 @@ __all__ = ["compare", "sweep", "merge", "figure"]
 @click.option("--alpha", type=float, required=True,
               help=ALPHA_HELP + " Here it must be finite: the simulations use P = round(alpha*dim) samples.")
 @click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
-@click.option("--scale", type=float, default=1.0, show_default=True, help=SCALE_HELP)
-@click.option("--width", type=int, default=2, show_default=True, help="Hidden units N.")
+@api_option("--scale", type=float, api="dmft.solve:solve", help=SCALE_HELP)
+@api_option("--width", type=int, api="dmft.solve:solve", help="Hidden units N.")
 @click.option("--dim", type=int, default=2000, show_default=True, help="Input dimension D of the simulations.")
 @click.option("--seeds", type=int, default=4, show_default=True, help="Number of simulation seeds (0..seeds-1).")
 @click.option("--center/--no-center", default=False, show_default=True,
               help="Centred predictor f(x;W) - f(x;W(0)) on both sides (off by default, as in dmft solve; "
                    "dmft ntk centres by default for the paper's lazy baseline).")
-@click.option("--t-max", type=float, default=40.0, show_default=True, help="Final time t = lr*step/D.")
-@click.option("--dt", type=float, default=0.25, show_default=True, help="Time step of the theory grid.")
+@api_option("--t-max", type=float, api="dmft.solve:solve", help="Final time t = lr*step/D.")
+@api_option("--dt", type=float, api="dmft.solve:solve", help="Time step of the theory grid.")
 @click.option("--lr", type=float, default=1.0, show_default=True,
               help="Learning rate eta_0 of the simulations (step size eta_0*N/scale^2).")
 @click.option("--init-overlap", type=str, default=None,
