@@ -32,6 +32,7 @@ from comparisons.store import list_runs, read_run, write_run
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
 from empirical.metrics import amount_of_grokking, time_to_loss
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL"]
 
@@ -132,10 +133,16 @@ def _positive(y):
 # --------------------------------------------------------------------------------------------
 # Fig. 1: curves + CKA + linearised baseline
 # --------------------------------------------------------------------------------------------
+#: Sizes of Fig. 1 (full: the paper's; reduced: a minute on one core).
+FIG1_SIZES = {
+    True: dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000),
+    False: dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300),
+}
+
+
 def _fig1(runs: _Runs, full: bool, seed: int):
     plt = pyplot()
-    s = dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000) if full else \
-        dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300)
+    s = FIG1_SIZES[bool(full)]
     notes = []
     have_ntk = ntk_available()
     if not have_ntk:
@@ -201,17 +208,25 @@ def _fig1(runs: _Runs, full: bool, seed: int):
 # --------------------------------------------------------------------------------------------
 # Fig. 3a/3b: sweeps of the scale κ and of ε (curves normalised by their step-0 value)
 # --------------------------------------------------------------------------------------------
+#: Swept values and sizes of Fig. 3a (scale κ) and 3b (ε).
+SWEEP_VALUES = {
+    "fig3a": {True: [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16], False: [0.25, 1.0, 4.0]},
+    "fig3b": {True: [0.25, 0.5, 1, 2, 4], False: [0.25, 1.0, 4.0]},
+}
+SWEEP_SIZES = {True: dict(dim=100, alpha=4.5, width=500, t_max=300.0),
+               False: dict(dim=40, alpha=4.5, width=4, t_max=150.0)}
+
+
 def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
     plt = pyplot()
+    values = SWEEP_VALUES[which][bool(full)]
     if which == "fig3a":
-        values = [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16] if full else [0.25, 1.0, 4.0]
         fixed = dict(epsilon=0.25, center=True)
         label = SCALE_LABEL
     else:
-        values = [0.25, 0.5, 1, 2, 4] if full else [0.25, 1.0, 4.0]
         fixed = dict(scale=1.0, center=False)
         label = "ε"
-    size = dict(dim=100, alpha=4.5, width=500, t_max=300.0) if full else dict(dim=40, alpha=4.5, width=4, t_max=150.0)
+    size = SWEEP_SIZES[bool(full)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True, sharey=True)
     cmap = plt.get_cmap("viridis")
     numbers, notes = {}, []
@@ -249,16 +264,19 @@ def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
 # --------------------------------------------------------------------------------------------
 # Fig. 3e: phase diagram of the amount of grokking over κ × ε
 # --------------------------------------------------------------------------------------------
+#: Grid and sizes of Fig. 3e.
+FIG3E_SIZES = {
+    True: dict(scales=[0.4 * i for i in range(1, 15)], epsilons=[0.02 * i for i in range(1, 15)],
+               dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0),
+    False: dict(scales=[0.4, 0.8, 1.6, 2.4], epsilons=[0.04, 0.08, 0.16, 0.28],
+                dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0),
+}
+
+
 def _fig3e(runs: _Runs, full: bool, seed: int):
     plt = pyplot()
-    if full:
-        scales = [0.4 * i for i in range(1, 15)]
-        epsilons = [0.02 * i for i in range(1, 15)]
-        size = dict(dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0)
-    else:
-        scales = [0.4, 0.8, 1.6, 2.4]
-        epsilons = [0.04, 0.08, 0.16, 0.28]
-        size = dict(dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0)
+    size = dict(FIG3E_SIZES[bool(full)])
+    scales, epsilons = size.pop("scales"), size.pop("epsilons")
     threshold = 0.1
     sim_map = np.zeros((len(scales), len(epsilons)))
     theory_map = np.zeros_like(sim_map)
@@ -469,7 +487,7 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
     FigureReport
     """
     if name not in FIGURES:
-        raise ValueError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+        raise InvalidParameterError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
