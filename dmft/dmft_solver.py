@@ -24,7 +24,7 @@ import numpy as np
 from .data_side import BACKENDS, RESPONSE_METHODS, estimate_data_side
 from .mixing import MIXING_METHODS, Mixer
 from .online import OnlineTrajectory, centering_response, mean_response
-from .parameters import ModelParameters, check_int_at_least, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
 from .symmetry import SymmetryGroup, invariance_group
@@ -129,24 +129,24 @@ class SolverSettings:
     def __post_init__(self):
         samples = check_int_at_least("samples", self.samples, 4)
         if samples % 4:
-            raise ValueError(f"samples must be a multiple of 4 (antithetic quadruplets), got {samples}")
+            raise InvalidParameterError(f"samples must be a multiple of 4 (antithetic quadruplets), got {samples}")
         object.__setattr__(self, "samples", samples)
         if self.response not in RESPONSE_METHODS:
-            raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
+            raise InvalidParameterError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
         if self.response_samples is not None:
             object.__setattr__(self, "response_samples",
                                check_int_at_least("response_samples", self.response_samples, 1))
         if not (0.0 < float(self.damping) <= 1.0) or math.isnan(float(self.damping)):
-            raise ValueError(f"damping must lie in (0, 1], got {self.damping!r}")
+            raise InvalidParameterError(f"damping must lie in (0, 1], got {self.damping!r}")
         if self.mixing not in MIXING_METHODS:
-            raise ValueError(f"mixing must be one of {MIXING_METHODS}, got {self.mixing!r}")
+            raise InvalidParameterError(f"mixing must be one of {MIXING_METHODS}, got {self.mixing!r}")
         check_int_at_least("anderson_depth", self.anderson_depth, 1)
         check_positive("tol", self.tol)
         check_positive("warmup_tol", self.warmup_tol)
         check_int_at_least("max_iter", self.max_iter, 1)
         check_int_at_least("seed", self.seed, 0)
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS} for the finite-alpha solver, got {self.backend!r}")
+            raise InvalidParameterError(f"backend must be one of {BACKENDS} for the finite-alpha solver, got {self.backend!r}")
         chunk = check_int_at_least("chunk", self.chunk, 4)
         object.__setattr__(self, "chunk", chunk - chunk % 4)
         warm = self.warmup_samples
@@ -158,12 +158,12 @@ class SolverSettings:
         object.__setattr__(self, "symmetrize", bool(self.symmetrize))
         check_positive("first_window", self.first_window)
         if not float(self.window_growth) > 1.0 or not math.isfinite(float(self.window_growth)):
-            raise ValueError(f"window_growth must be a finite number > 1, got {self.window_growth!r}")
+            raise InvalidParameterError(f"window_growth must be a finite number > 1, got {self.window_growth!r}")
         replicas = check_int_at_least("error_replicas", self.error_replicas, 0)
         if replicas == 1:
-            raise ValueError("error_replicas must be 0 (no error bars) or at least 2, got 1")
+            raise InvalidParameterError("error_replicas must be 0 (no error bars) or at least 2, got 1")
         if replicas and samples // replicas < 4:
-            raise ValueError(f"error_replicas must leave at least 4 samples per replica "
+            raise InvalidParameterError(f"error_replicas must leave at least 4 samples per replica "
                              f"(samples={samples}), got {replicas}")
         if self.replica_tol is not None:
             check_positive("replica_tol", self.replica_tol)
@@ -173,7 +173,7 @@ def check_grid(t) -> np.ndarray:
     """The time grid as a float array, refused unless 0 = t_0 < t_1 < … (theory.md §9.1)."""
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a strictly increasing grid 0 = t_0 < t_1 < ... with at least two points")
+        raise InvalidParameterError("t must be a strictly increasing grid 0 = t_0 < t_1 < ... with at least two points")
     return t
 
 
@@ -490,14 +490,14 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     options = dict(options)
     device = options.pop("device", None)
     if device not in (None, "cpu", "auto"):
-        raise ValueError(f"device must be 'cpu' for the finite-alpha DMFT solver (Numba/NumPy), got {device!r}")
+        raise InvalidParameterError(f"device must be 'cpu' for the finite-alpha DMFT solver (Numba/NumPy), got {device!r}")
     known = {f.name for f in fields(SolverSettings)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"unknown DMFT solver option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        raise InvalidParameterError(f"unknown DMFT solver option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     settings = SolverSettings(**options)
     if params.is_online:
-        raise ValueError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
+        raise InvalidParameterError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
     t = check_grid(t)
     start_time = time.perf_counter()
     online = online_data_side(params, t)

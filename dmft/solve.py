@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .online import solve_online
-from .parameters import ModelParameters, check_int_at_least, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 
 __all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "make_grid", "GRIDS",
            "DEFAULT_T_MAX", "DEFAULT_DT", "LOG_GRID_GROWTH"]
@@ -38,7 +38,7 @@ def time_grid(t_max: float, dt: float) -> np.ndarray:
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     if dt > t_max:
-        raise ValueError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
+        raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
     whole = int(math.floor(t_max / dt + 1e-9))
     t = dt * np.arange(whole + 1)
     if t_max - t[-1] > 1e-9 * dt:
@@ -72,7 +72,7 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
     dt = check_positive("dt", dt)
     points = check_int_at_least("grid_points", points, 2)
     if dt > t_max:
-        raise ValueError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
+        raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
     intervals = points - 1
     if dt * intervals >= t_max:
         return np.linspace(0.0, t_max, points)
@@ -107,13 +107,13 @@ def make_grid(t_max: float = DEFAULT_T_MAX, dt: float = DEFAULT_DT, grid: str = 
     if times is not None:
         t = np.asarray(times, dtype=float)
         if t.ndim != 1 or t.size < 2 or not np.all(np.isfinite(t)) or t[0] != 0.0 or np.any(np.diff(t) <= 0):
-            raise ValueError("times must be a strictly increasing array 0 = t_0 < t_1 < ... with at least two points")
+            raise InvalidParameterError("times must be a strictly increasing array 0 = t_0 < t_1 < ... with at least two points")
         return t
     if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+        raise InvalidParameterError(f"grid must be one of {GRIDS}, got {grid!r}")
     if grid == "uniform":
         if grid_points is not None:
-            raise ValueError("grid_points applies to grid='log' only; a uniform grid is set by dt and t_max")
+            raise InvalidParameterError("grid_points applies to grid='log' only; a uniform grid is set by dt and t_max")
         return time_grid(t_max, dt)
     points = default_grid_points(t_max, dt) if grid_points is None else grid_points
     return log_time_grid(t_max, points, dt)
@@ -198,12 +198,12 @@ def solve(
     changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
     if changed:
         if not math.isinf(alpha):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{changed[0]}={family[changed[0]][0]!r} needs alpha=math.inf: the finite-alpha solver "
                 "supports only the quadratic model so far (activation='quadratic', target='square')"
             )
         if center:
-            raise ValueError("center=True is not supported for the general model family yet")
+            raise InvalidParameterError("center=True is not supported for the general model family yet")
         from .committee_online import CommitteeModel, solve_committee_online
 
         model = CommitteeModel(
@@ -213,7 +213,7 @@ def solve(
             init_overlap=init_overlap, init_cov=init_cov, lr=lr,
         )
         if solver_options:
-            raise ValueError(f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+            raise InvalidParameterError(f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
                              "the general model family is solved in the online limit only")
         return solve_committee_online(model, make_grid(t_max, dt, grid, grid_points, times))
     params = ModelParameters(
@@ -223,7 +223,7 @@ def solve(
     t = make_grid(t_max, dt, grid, grid_points, times)
     if params.is_online:
         if solver_options:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
                 "alpha=inf integrates the online ODE, which takes only the model parameters and the grid")
         return solve_online(params, t)
