@@ -1,0 +1,271 @@
+"""The phase diagram of grokking (comparisons.phase): the metric on closed-form curves, the grid
+runner (resume after a kill, identity of a solve, labelled result) and a small real DMFT grid."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comparisons.phase import (PhaseDiagram, crossing_time, grokking_point, phase_diagram, phase_points, plot_phase,
+                               point_identity, point_name)
+from comparisons.store import list_runs, read_run
+from dmft.result import LearningCurves
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def curves(t, train, test, *, train_sem=None, test_sem=None, converged=True, params=None):
+    """LearningCurves with the given losses (other order parameters zero)."""
+    t = np.asarray(t, dtype=float)
+    T = t.size
+    test = np.asarray(test, dtype=float)
+    return LearningCurves(kind="dmft", t=t, train_loss=train, test_loss=test, overlap=np.zeros((T, 1)),
+                          cov=np.ones((T, 1, 1)), decomposition=np.stack([test, 0 * test, 0 * test], axis=1),
+                          parameters=dict(params or {}), converged=converged, message="closed form",
+                          train_loss_sem=train_sem, test_loss_sem=test_sem)
+
+
+def closed_form(params):
+    """Exponential decays with t_train = κ/ε · 0.5 ln 10, t_test = t_train (1 + κ/(αε)) (for tests)."""
+    kappa, eps, alpha = params.get("scale", 1.0), params["epsilon"], params["alpha"]
+    t = np.linspace(0.0, params.get("t_max", 100.0), 2001)
+    tau_train = 0.5 * kappa / eps
+    tau_test = tau_train * (1.0 + kappa / (alpha * eps))
+    return curves(t, 2.0 * np.exp(-t / tau_train), 3.0 * np.exp(-t / tau_test),
+                  train_sem=0.01 * np.exp(-t / tau_train), test_sem=0.01 * np.exp(-t / tau_test), params=params)
+
+
+# --------------------------------------------------------------------------------------------
+# metric
+# --------------------------------------------------------------------------------------------
+def test_crossing_interpolates_linearly_and_applies_the_delta_method():
+    t = [0.0, 1.0, 2.0, 3.0, 4.0]
+    loss = [1.0, 0.8, 0.3, 0.05, 0.01]
+    c = crossing_time(t, loss, 0.1)
+    assert c.time == pytest.approx(2.8) and not c.censored and c.sem is None
+    c = crossing_time(t, loss, 0.1, sem=[0.0, 0.0, 0.02, 0.04, 0.0])
+    # SEM at t* = 0.2*0.02 + 0.8*0.04 = 0.036; slope 0.25 per unit time
+    assert c.sem == pytest.approx(0.036 / 0.25)
+    # exactly at a grid value: the first strictly-below point is index 3, t* interpolates to 2.0
+    assert crossing_time(t, loss, 0.3).time == pytest.approx(2.0)
+    assert crossing_time(t, loss, 1e-3).censored and crossing_time(t, loss, 1e-3).time is None
+    assert crossing_time(t, [np.nan] * 5, 0.5).censored
+
+
+def test_known_crossing_times_on_exponential_curves():
+    t = np.linspace(0.0, 50.0, 5001)
+    c = curves(t, 2.0 * np.exp(-t / 2.0), 3.0 * np.exp(-t / 5.0))
+    p = grokking_point(c, 0.1)
+    assert p.t_train == pytest.approx(2.0 * math.log(10), rel=1e-4)
+    assert p.t_test == pytest.approx(5.0 * math.log(10), rel=1e-4)
+    assert p.amount == pytest.approx(3.0 * math.log(10), rel=1e-4)
+    assert not p.censored and p.converged and p.amount_sem is None
+    # relative threshold: the level scales with each curve's own initial value
+    assert grokking_point(curves(t, 7.0 * np.exp(-t / 2.0), np.exp(-t / 5.0)), 0.1).amount == pytest.approx(
+        p.amount, rel=1e-4)
+    # test before train: amount 0 (never negative)
+    assert grokking_point(curves(t, np.exp(-t / 5.0), np.exp(-t / 2.0)), 0.1).amount == 0.0
+    assert grokking_point(c, 0.5).amount == pytest.approx(3.0 * math.log(2), rel=1e-4)
+    with pytest.raises(ValueError, match="threshold"):
+        grokking_point(c, 1.5)
+
+
+def test_sem_by_the_delta_method():
+    t = np.linspace(0.0, 50.0, 5001)
+    train, test = 2.0 * np.exp(-t / 2.0), 3.0 * np.exp(-t / 5.0)
+    c = curves(t, train, test, train_sem=np.full_like(t, 0.01), test_sem=np.full_like(t, 0.02))
+    p = grokking_point(c, 0.1)
+    # |dL/dt| at the crossing = level/τ
+    d_train = 0.01 / (0.2 / 2.0)
+    d_test = 0.02 / (0.3 / 5.0)
+    assert p.amount_sem == pytest.approx(math.hypot(d_train, d_test), rel=1e-3)
+    # SEM of only one curve: no error bar for the amount
+    assert grokking_point(curves(t, train, test, train_sem=np.full_like(t, 0.01)), 0.1).amount_sem is None
+
+
+def test_censoring_is_never_a_number():
+    t = np.linspace(0.0, 10.0, 101)
+    test_late = grokking_point(curves(t, np.exp(-t), np.exp(-t / 100.0)), 0.1)
+    assert test_late.censored and test_late.test_censored and not test_late.train_censored
+    assert test_late.t_test is None and test_late.amount is None and test_late.amount_sem is None
+    assert test_late.t_train == pytest.approx(math.log(10), rel=1e-2) and test_late.t_end == 10.0
+    never = grokking_point(curves(t, np.ones_like(t), np.ones_like(t), converged=False), 0.1)
+    assert never.censored and never.train_censored and never.t_train is None and not never.converged
+    assert set(never.as_dict()) == {"t_train", "t_test", "amount", "amount_sem", "censored", "converged"}
+
+
+# --------------------------------------------------------------------------------------------
+# grid runner
+# --------------------------------------------------------------------------------------------
+AXES = {"scale": [1.0, 2.0], "epsilon": [0.1, 0.25, 0.5]}
+FIXED = {"alpha": 10.0, "t_max": 200.0}
+
+
+def test_grid_result_is_labelled_and_ordered(tmp_path):
+    ds = phase_diagram(AXES, FIXED, out=tmp_path / "p.h5", workers=0, runner=closed_form)
+    assert tuple(ds.dims) == ("scale", "epsilon") or set(ds.dims) == {"scale", "epsilon"}
+    assert list(ds["amount"].dims) == ["scale", "epsilon"]
+    amount = ds["amount"].values
+    assert amount.shape == (2, 3)
+    expected = np.array([[k / e * 0.5 * k / (10 * e) * math.log(10) for e in AXES["epsilon"]] for k in AXES["scale"]])
+    # t_test - t_train = ln(10 L0/L0 ...): amount = τ_test ln10 - τ_train ln10 with τ as in closed_form
+    np.testing.assert_allclose(amount, expected, rtol=5e-3)
+    assert np.all(np.isfinite(ds["amount_sem"].values)) and not ds["censored"].values.any()
+    assert ds["converged"].values.all() and ds.attrs["computed"] == 6 and ds.attrs["reused"] == 0
+    points = phase_points(ds)
+    assert len(points) == 6 and points[1]["scale"] == 1.0 and points[1]["epsilon"] == 0.25
+    assert points[1]["alpha"] == 10.0
+    # the same without xarray's help
+    plain = phase_diagram(AXES, FIXED, out=tmp_path / "p.h5", workers=0, runner=closed_form, as_xarray=False)
+    assert isinstance(plain, PhaseDiagram) and plain.attrs["reused"] == 6
+    np.testing.assert_array_equal(plain.amount, amount)
+    assert phase_points(plain) == points
+    fig = plot_phase(plain)
+    fig.savefig(tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_identity_covers_every_setting_and_sem_survives_the_store(tmp_path):
+    base = {"alpha": 10.0, "epsilon": 0.1, "scale": 1.0}
+    assert point_name(base) == point_name({**base, "samples": 32768})  # the default, spelled out
+    assert point_name(base) != point_name({**base, "samples": 4096})
+    assert point_name(base) != point_name({**base, "t_max": 41.0})
+    assert point_name(base) == point_name({**base, "progress": True})
+    assert "t_max" in point_identity(base) and "samples" in point_identity(base)
+    out = tmp_path / "p.h5"
+    first = phase_diagram(AXES, FIXED, out=out, workers=0, runner=closed_form)
+    name = str(first["run"].values[0, 0])
+    assert read_run(out, name).extras["train_loss_sem"].shape == read_run(out, name).t.shape
+    # a new threshold reuses every solve; a new solver option recomputes every point
+    calls = []
+
+    def counting(params):
+        calls.append(params)
+        return closed_form(params)
+
+    again = phase_diagram(AXES, FIXED, out=out, workers=0, runner=counting, threshold=0.2)
+    assert not calls and again.attrs["reused"] == 6
+    assert np.all(np.isfinite(again["amount_sem"].values)) and np.all(again["amount"].values < first["amount"].values)
+    phase_diagram(AXES, FIXED, out=out, workers=0, runner=counting, samples=4096)
+    assert len(calls) == 6 and all(c["samples"] == 4096 for c in calls)
+
+
+def test_invalid_axes_name_the_parameter(tmp_path):
+    out = tmp_path / "p.h5"
+    with pytest.raises(ValueError, match="axes"):
+        phase_diagram({"scale": [1.0]}, FIXED, out=out)
+    with pytest.raises(ValueError, match="width"):
+        phase_diagram({"scale": [1.0], "width": [2, 4]}, FIXED, out=out)
+    with pytest.raises(ValueError, match="epsilon"):
+        phase_diagram({"scale": [1.0], "epsilon": [0.1, -0.2]}, FIXED, out=out)
+    with pytest.raises(ValueError, match="alpha"):
+        phase_diagram({"scale": [1.0], "epsilon": [0.1]}, {"t_max": 5.0}, out=out)
+    with pytest.raises(ValueError, match="scale"):
+        phase_diagram({"scale": [1.0, 1.0], "epsilon": [0.1]}, FIXED, out=out)
+    with pytest.raises(ValueError, match="threshold"):
+        phase_diagram(AXES, FIXED, out=out, threshold=0.0)
+    assert not out.exists()
+
+
+def test_failed_point_loses_nothing_else(tmp_path):
+    def flaky(params):
+        if params["epsilon"] == 0.25 and params["scale"] == 2.0:
+            raise RuntimeError("boom")
+        return closed_form(params)
+
+    ds = phase_diagram(AXES, FIXED, out=tmp_path / "p.h5", workers=0, runner=flaky)
+    assert ds.attrs["computed"] == 5 and "boom" in ds.attrs["failed"]
+    assert not ds["converged"].values[1, 1] and ds["censored"].values[1, 1]
+    assert len(list_runs(tmp_path / "p.h5")) == 5
+
+
+_KILLED_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from comparisons.phase import phase_diagram
+    from test_phase import closed_form
+
+    def slow(params):
+        with open({log!r}, "a") as f:
+            f.write("call\\n")
+        time.sleep(0.4)
+        return closed_form(params)
+
+    phase_diagram({axes!r}, {fixed!r}, out={out!r}, workers=0, runner=slow)
+""")
+
+
+def test_resume_after_a_kill_does_not_recompute_stored_points(tmp_path):
+    out, log = tmp_path / "killed.h5", tmp_path / "calls.log"
+    script = _KILLED_SCRIPT.format(tests=str(Path(__file__).parent), log=str(log), axes=AXES, fixed=FIXED,
+                                   out=str(out))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
+    deadline = time.time() + 120
+    stored = []
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if out.exists():
+                try:
+                    stored = list_runs(out)
+                except Exception:  # the file is being replaced this instant
+                    stored = []
+                if len(stored) >= 2:
+                    break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the grid finished before it could be killed"
+    stored = list_runs(out)
+    assert 2 <= len(stored) < 6
+    calls = []
+
+    def counting(params):
+        calls.append(params)
+        return closed_form(params)
+
+    ds = phase_diagram(AXES, FIXED, out=out, workers=0, runner=counting)
+    assert len(calls) == 6 - len(stored) and ds.attrs["reused"] == len(stored)
+    assert len(list_runs(out)) == 6 and not ds["censored"].values.any()
+    fresh = phase_diagram(AXES, FIXED, out=tmp_path / "fresh.h5", workers=0, runner=closed_form)
+    np.testing.assert_allclose(ds["amount"].values, fresh["amount"].values)
+
+
+# --------------------------------------------------------------------------------------------
+# a real DMFT grid
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def one_numba_thread():
+    """One Numba thread (the shared 2-core machines are oversubscribed otherwise); restored after."""
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+def test_small_dmft_grid_groks_more_at_larger_scale_and_smaller_epsilon(tmp_path, one_numba_thread):
+    """α = 10, N = 2, centred, m(0) = ±0.5, κ ∈ {1, 2}, ε ∈ {0.1, 0.25}, t ≤ 32 on a uniform grid.
+
+    Measured (S = 4096, about 10 s): amounts ≈ [[3.8, 1.4], [7.2, 3.7]]; the escape time of theory.md §4.5
+    grows with κ/ε, and so does the lag of the test loss behind the train loss."""
+    ds = phase_diagram({"scale": [1.0, 2.0], "epsilon": [0.1, 0.25]},
+                       {"alpha": 10.0, "width": 2, "center": True, "init_overlap": [0.5, -0.5], "t_max": 32.0,
+                        "dt": 0.5},
+                       out=tmp_path / "dmft.h5", workers=0, samples=4096, tol=1e-3, max_iter=30, seed=0)
+    amount = ds["amount"].values
+    assert not ds["censored"].values.any() and ds["converged"].values.all()
+    assert amount[1, 0] > amount[0, 0] and amount[1, 1] > amount[0, 1]   # larger κ: more grokking
+    assert amount[0, 0] > amount[0, 1] and amount[1, 0] > amount[1, 1]   # smaller ε: more grokking
+    assert np.all(ds["t_test"].values >= ds["t_train"].values)
