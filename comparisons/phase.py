@@ -44,7 +44,7 @@ from empirical.metrics import first_crossing
 __all__ = [
     "SWEEPABLE", "VARIABLES", "DEFAULT_THRESHOLD", "Crossing", "PhasePoint", "PhaseDiagram", "PhaseError",
     "crossing_time", "grokking_point", "phase_diagram", "solve_point", "point_identity", "point_name",
-    "phase_points", "plot_phase", "with_stored_sem",
+    "phase_points", "plot_phase", "with_stored_sem", "solver_accepts",
 ]
 
 #: Parameters a phase diagram can sweep (exactly two of them per diagram).
@@ -293,6 +293,38 @@ def point_name(params: Mapping[str, Any]) -> str:
     return f"phase__{head}__{digest}"
 
 
+def solver_accepts() -> frozenset[str]:
+    """Names of the keyword arguments the installed ``dmft.solve`` understands (its own
+    parameters and the fields of the DMFT solver's settings): the CLI refuses pass-through options
+    (``--grid``, ``--error-replicas``, ...) that the installed solver does not have."""
+    names = {name for name, p in inspect.signature(dmft.solve).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    try:
+        from dmft.dmft_solver import SolverSettings
+    except ModuleNotFoundError:  # pragma: no cover - the solver is optional
+        return frozenset(names)
+    return frozenset(names | {f.name for f in dataclasses.fields(SolverSettings)})
+
+
+_MODEL_KEYS = ("alpha", "epsilon", "scale", "width", "rho", "init_overlap", "init_cov", "center")
+
+
+def _validate(params: Mapping[str, Any]) -> None:
+    """Refuse an invalid point before anything runs (ValueError naming the parameter)."""
+    from dmft.parameters import ModelParameters, check_positive
+
+    ModelParameters(**{k: params[k] for k in _MODEL_KEYS if k in params})
+    for key in ("t_max", "dt"):
+        if key in params:
+            check_positive(key, params[key])
+    if not math.isinf(float(params["alpha"])):
+        try:
+            from dmft.dmft_solver import SolverSettings
+        except ModuleNotFoundError:  # pragma: no cover
+            return
+        fields = {f.name for f in dataclasses.fields(SolverSettings)}
+        SolverSettings(**{k: v for k, v in params.items() if k in fields})
+
+
 def solve_point(params: Mapping[str, Any]) -> LearningCurves:
     """Solve one point (module level so that it pickles to process, Dask and Slurm workers)."""
     return dmft.solve(**dict(params))
@@ -386,7 +418,7 @@ def phase_points(result) -> list[dict]:
     points = []
     for i, v0 in enumerate(c0):
         for j, v1 in enumerate(c1):
-            point = {k: fixed.get(k) for k in SWEEPABLE}
+            point = {k: (math.inf if fixed.get(k) == "inf" else fixed.get(k)) for k in SWEEPABLE}
             point.update({d0: float(v0), d1: float(v1)})
             for name in ("t_train", "t_test", "amount", "amount_sem"):
                 value = float(arrays[name][i, j])
@@ -419,8 +451,8 @@ def _check_axes(axes: Mapping[str, Sequence[float]], fixed: Mapping[str, Any]) -
             except (TypeError, ValueError):
                 raise ValueError(f"{name} values must be numbers, got {v!r}") from None
             if math.isnan(v) or v <= 0 or (math.isinf(v) and name != "alpha"):
-                raise ValueError(f"{name} values must be positive and finite{' (alpha may be inf)' if name == 'alpha' else ''}, "
-                                 f"got {v!r}")
+                note = " (alpha may be inf)" if name == "alpha" else ""
+                raise ValueError(f"{name} values must be positive and finite{note}, got {v!r}")
             out.append(v)
         if len(set(out)) != len(out):
             raise ValueError(f"{name} values must be distinct, got {values!r}")
@@ -510,6 +542,9 @@ def phase_diagram(
     shared = {**fixed, **solver_options}
     shared.pop("progress", None)
     points = [[{**shared, d0: v0, d1: v1} for v1 in values1] for v0 in values0]
+    for row in points:
+        for params in row:
+            _validate(params)
     names = [[point_name(p) for p in row] for row in points]
     out = Path(out)
     stored = set(list_runs(out)) if (resume and out.exists()) else set()
