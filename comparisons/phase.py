@@ -44,7 +44,7 @@ from empirical.metrics import first_crossing
 __all__ = [
     "SWEEPABLE", "VARIABLES", "DEFAULT_THRESHOLD", "Crossing", "PhasePoint", "PhaseDiagram", "PhaseError",
     "crossing_time", "grokking_point", "phase_diagram", "solve_point", "point_identity", "point_name",
-    "phase_points", "plot_phase", "with_stored_sem", "solver_accepts",
+    "phase_points", "plot_phase", "with_stored_sem", "solver_accepts", "phase_from_seeds", "map_agreement",
 ]
 
 #: Parameters a phase diagram can sweep (exactly two of them per diagram).
@@ -351,6 +351,9 @@ class PhaseDiagram:
         Store name of each point.
     attrs : mapping
         Threshold, fixed parameters, solver options, store, timing.
+    extra : mapping of str to ndarray
+        Further variables of the same shape (e.g. ``amount_sd``, ``seeds`` of
+        :func:`phase_from_seeds`).
     """
 
     dims: tuple[str, str]
@@ -366,21 +369,24 @@ class PhaseDiagram:
     t_end: np.ndarray
     run: np.ndarray
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.coords:
             return np.asarray(self.coords[name])
+        if name in self.extra:
+            return np.asarray(self.extra[name])
         return getattr(self, name)
 
     @property
     def data_vars(self) -> tuple[str, ...]:
-        return VARIABLES + ("train_censored", "test_censored", "t_end", "run")
+        return VARIABLES + ("train_censored", "test_censored", "t_end", "run") + tuple(self.extra)
 
     def to_xarray(self):
         """The same result as an :class:`xarray.Dataset` (needs xarray)."""
         import xarray as xr
 
-        return xr.Dataset({name: (self.dims, getattr(self, name)) for name in self.data_vars},
+        return xr.Dataset({name: (self.dims, self[name]) for name in self.data_vars},
                           coords={d: np.asarray(self.coords[d]) for d in self.dims}, attrs=dict(self.attrs))
 
 
@@ -630,14 +636,112 @@ def phase_diagram(
     return _labelled(diagram, as_xarray)
 
 
+def phase_from_seeds(axes: Mapping[str, Sequence[float]], runs, threshold: float = DEFAULT_THRESHOLD, *,
+                     attrs: Mapping[str, Any] | None = None, as_xarray: bool | None = None):
+    """Phase diagram of simulations: the amount of grokking of each seed, averaged per cell.
+
+    Parameters
+    ----------
+    axes : mapping
+        Two swept names → values (the order of the axes of ``runs``).
+    runs : nested sequence
+        ``runs[i][j]`` is the sequence of :class:`LearningCurves` (one per seed) at the i-th
+        value of the first and the j-th value of the second parameter.
+    threshold : float
+    attrs : mapping, optional
+        Added to the result's attributes (``fixed`` as JSON is used by :func:`phase_points`).
+
+    Returns
+    -------
+    xarray.Dataset or PhaseDiagram
+        ``t_train``, ``t_test``, ``amount``: means over the seeds; ``amount_sem`` = sd/√n;
+        extra variables ``amount_sd`` (the seed spread, ddof = 1) and ``seeds`` (n). A cell is
+        censored when any of its seeds is (its mean would be biased), converged when all are.
+    """
+    (d0, values0), (d1, values1) = list(axes.items())
+    shape = (len(values0), len(values1))
+    arrays = {k: np.full(shape, np.nan) for k in ("t_train", "t_test", "amount", "amount_sem", "t_end", "amount_sd")}
+    flags = {k: np.zeros(shape, dtype=bool) for k in ("censored", "converged", "train_censored", "test_censored")}
+    seeds = np.zeros(shape, dtype=int)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            points = [grokking_point(c, threshold) for c in runs[i][j]]
+            if not points:
+                raise ValueError(f"runs[{i}][{j}] holds no curves")
+            n = len(points)
+            seeds[i, j] = n
+            flags["converged"][i, j] = all(p.converged for p in points)
+            for key in ("train_censored", "test_censored", "censored"):
+                flags[key][i, j] = any(getattr(p, key) for p in points)
+            arrays["t_end"][i, j] = min(p.t_end for p in points)
+            for key, censored in (("t_train", "train_censored"), ("t_test", "test_censored")):
+                if not flags[censored][i, j]:
+                    arrays[key][i, j] = float(np.mean([getattr(p, key) for p in points]))
+            if not flags["censored"][i, j]:
+                amounts = np.array([p.amount for p in points])
+                arrays["amount"][i, j] = amounts.mean()
+                if n > 1:
+                    arrays["amount_sd"][i, j] = amounts.std(ddof=1)
+                    arrays["amount_sem"][i, j] = arrays["amount_sd"][i, j] / math.sqrt(n)
+    sd = arrays.pop("amount_sd")
+    coords = {d0: np.asarray(values0, dtype=float), d1: np.asarray(values1, dtype=float)}
+    diagram = PhaseDiagram(dims=(d0, d1), coords=coords, **arrays, **flags, run=np.full(shape, "", dtype=object),
+                           attrs={"threshold": float(threshold), **dict(attrs or {})},
+                           extra={"amount_sd": sd, "seeds": seeds})
+    return _labelled(diagram, as_xarray)
+
+
+def map_agreement(theory, simulation) -> dict:
+    """How well a theory map reproduces a simulated one (cells where neither is censored).
+
+    Parameters
+    ----------
+    theory : Dataset or PhaseDiagram
+        E.g. :func:`phase_diagram` (the DMFT).
+    simulation : Dataset or PhaseDiagram
+        :func:`phase_from_seeds` on the same grid (needs ``amount_sd``).
+
+    Returns
+    -------
+    dict
+        ``cells`` compared; ``spearman``: rank correlation of the two amounts (None below 3 cells
+        or for a constant map); ``max_diff_in_sd``: max |theory − simulation mean| / seed
+        spread over cells with a spread > 0, and the cell (``at``) where it occurs;
+        ``max_abs_diff``; ``zero_spread_cells``: cells left out of the ratio.
+    """
+    from scipy.stats import spearmanr
+
+    d0, d1 = _dims(simulation)
+    a = _array(theory, "amount").astype(float)
+    b = _array(simulation, "amount").astype(float)
+    if a.shape != b.shape:
+        raise ValueError(f"theory and simulation maps must have one shape, got {a.shape} and {b.shape}")
+    sd = _array(simulation, "amount_sd").astype(float)
+    both = np.isfinite(a) & np.isfinite(b)
+    out = {"cells": int(both.sum()), "spearman": None, "max_diff_in_sd": None, "at": None, "max_abs_diff": None,
+           "zero_spread_cells": int(np.sum(both & ~(sd > 0)))}
+    if both.sum() >= 3 and np.ptp(a[both]) > 0 and np.ptp(b[both]) > 0:
+        out["spearman"] = float(spearmanr(a[both], b[both]).statistic)
+    if both.any():
+        out["max_abs_diff"] = float(np.max(np.abs(a - b)[both]))
+    usable = both & (sd > 0)
+    if usable.any():
+        ratio = np.where(usable, np.abs(a - b) / np.where(usable, sd, 1.0), -np.inf)
+        i, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        c0, c1 = _array(simulation, d0), _array(simulation, d1)
+        out["max_diff_in_sd"] = float(ratio[i, j])
+        out["at"] = {d0: float(c0[i]), d1: float(c1[j])}
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # The picture
 # --------------------------------------------------------------------------------------------
 _AXIS_LABELS = {"scale": "scale κ (paper: α)", "epsilon": "ε (quadratic coefficient of φ)", "alpha": "alpha = P/D"}
 
 
-def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None = None, colorbar: bool = True,
-               cmap: str = "magma"):
+def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None = None, vmax: float | None = None,
+               colorbar: bool = True, cmap: str = "magma", error: str = "amount_sem", error_label: str = "±"):
     """Heat map of the amount of grokking over the two swept parameters.
 
     Rows are the first swept parameter, columns the second (cells equally spaced, ticks at the
@@ -650,9 +754,17 @@ def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None 
     ----------
     result : xarray.Dataset or PhaseDiagram
     ax : matplotlib Axes, optional
+    variable : {"amount", "t_train", "t_test"}
+        What is coloured (``t_test`` of an α = ∞ diagram is the online time to generalise);
+        the error is written in the cells only for ``amount``.
     title : str, optional
     vmax : float, optional
         Upper end of the colour scale (to share one scale between panels).
+    error : str
+        Variable written under the amount (default its standard error; ``amount_sd`` for the
+        seed spread of :func:`phase_from_seeds`).
+    error_label : str
+        Prefix of the error written under the value ("±", or e.g. "sd").
 
     Returns
     -------
@@ -665,11 +777,14 @@ def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None 
     plt = pyplot()
     d0, d1 = _dims(result)
     c0, c1 = _array(result, d0), _array(result, d1)
-    amount = _array(result, "amount").astype(float)
-    sem = _array(result, "amount_sem").astype(float)
-    censored = _array(result, "censored").astype(bool)
-    converged = _array(result, "converged").astype(bool)
+    if variable not in ("amount", "t_train", "t_test"):
+        raise ValueError(f"variable must be amount, t_train or t_test, got {variable!r}")
+    amount = _array(result, variable).astype(float)
+    sem = _array(result, error).astype(float) if variable == "amount" else np.full(amount.shape, np.nan)
     names = set(result.data_vars)
+    mask = {"amount": "censored", "t_train": "train_censored", "t_test": "test_censored"}[variable]
+    censored = _array(result, mask if mask in names else "censored").astype(bool)
+    converged = _array(result, "converged").astype(bool)
     extra = {k: _array(result, k) for k in ("train_censored", "test_censored", "t_end", "t_train") if k in names}
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.3 * len(c1) + 2.6, 1.0 * len(c0) + 1.8), constrained_layout=True)
@@ -686,7 +801,9 @@ def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None 
             if censored[i, j]:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.45", lw=0))
                 text = "censored"
-                if "test_censored" in extra and extra["test_censored"][i, j] and not extra["train_censored"][i, j]:
+                if variable != "amount" and "t_end" in extra:
+                    text = f"not reached\nby t = {extra['t_end'][i, j]:.3g}"
+                elif "test_censored" in extra and extra["test_censored"][i, j] and not extra["train_censored"][i, j]:
                     text = f"test not\nreached\n≥ {extra['t_end'][i, j] - extra['t_train'][i, j]:.3g}"
                 elif "train_censored" in extra and extra["train_censored"][i, j]:
                     text = "train not\nreached"
@@ -694,7 +811,7 @@ def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None 
             else:
                 value = amount[i, j]
                 dark = value < 0.55 * max(top, 1e-12)
-                text = f"{value:.3g}" + (f"\n± {sem[i, j]:.2g}" if math.isfinite(sem[i, j]) else "")
+                text = f"{value:.3g}" + (f"\n{error_label} {sem[i, j]:.2g}" if math.isfinite(sem[i, j]) else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
             if not converged[i, j]:
                 ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, edgecolor="red", lw=1.8))
@@ -704,7 +821,9 @@ def plot_phase(result, ax=None, *, title: str | None = None, vmax: float | None 
     ax.set_xlabel(_AXIS_LABELS.get(d1, d1))
     ax.set_ylabel(_AXIS_LABELS.get(d0, d0))
     threshold = float(result.attrs.get("threshold", DEFAULT_THRESHOLD))
-    ax.set_title(title or f"amount of grokking t_test − t_train (losses < {threshold:g} × initial)", fontsize=8)
+    what = {"amount": "amount of grokking t_test − t_train", "t_train": "t_train", "t_test": "t_test"}[variable]
+    ax.set_title(title or f"{what} (losses < {threshold:g} × initial)", fontsize=8)
     if colorbar:
-        fig.colorbar(image, ax=ax, label=r"amount of grokking (time $t$)")
+        label = "amount of grokking" if variable == "amount" else variable
+        fig.colorbar(image, ax=ax, label=label + r" (time $t$)")
     return fig

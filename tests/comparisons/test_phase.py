@@ -269,3 +269,60 @@ def test_small_dmft_grid_groks_more_at_larger_scale_and_smaller_epsilon(tmp_path
     assert amount[1, 0] > amount[0, 0] and amount[1, 1] > amount[0, 1]   # larger κ: more grokking
     assert amount[0, 0] > amount[0, 1] and amount[1, 0] > amount[1, 1]   # smaller ε: more grokking
     assert np.all(ds["t_test"].values >= ds["t_train"].values)
+
+
+# --------------------------------------------------------------------------------------------
+# simulated maps, agreement, fig3e
+# --------------------------------------------------------------------------------------------
+def test_seed_maps_and_their_agreement_with_a_theory_map(tmp_path):
+    from comparisons.phase import map_agreement, phase_from_seeds
+
+    axes = {"scale": [1.0, 2.0], "epsilon": [0.1, 0.25]}
+    t = np.linspace(0.0, 100.0, 10001)
+
+    def seed_curves(lag, jitter):
+        return curves(t, np.exp(-t), np.exp(-t / (1.0 + lag + jitter)))
+
+    lags = [[4.0, 1.0], [9.0, 3.0]]
+    runs = [[[seed_curves(lags[i][j], d) for d in (-0.5, 0.5)] for j in range(2)] for i in range(2)]
+    sim = phase_from_seeds(axes, runs, 0.1, as_xarray=False)
+    assert sim["seeds"].tolist() == [[2, 2], [2, 2]]
+    expected = np.array(lags) * math.log(10)
+    np.testing.assert_allclose(sim.amount, expected, rtol=1e-3)
+    np.testing.assert_allclose(sim["amount_sd"], math.sqrt(0.5) * math.log(10), rtol=1e-3)
+    np.testing.assert_allclose(sim.amount_sem, 0.5 * math.log(10), rtol=1e-3)
+    theory = phase_from_seeds(axes, [[[seed_curves(lags[i][j] + (1.0 if (i, j) == (1, 0) else 0.0), 0.0)]
+                                      for j in range(2)] for i in range(2)], 0.1, as_xarray=False)
+    agreement = map_agreement(theory, sim)
+    assert agreement["cells"] == 4 and agreement["spearman"] == pytest.approx(1.0)
+    assert agreement["max_diff_in_sd"] == pytest.approx(1.0 / math.sqrt(0.5), rel=1e-3)
+    assert agreement["at"] == {"scale": 2.0, "epsilon": 0.1}
+    # a censored seed censors its cell (its mean would be biased)
+    runs[0][0][1] = curves(t, np.exp(-t), np.ones_like(t))
+    assert phase_from_seeds(axes, runs, 0.1, as_xarray=True)["censored"].values[0, 0]
+
+
+def test_fig3e_from_theory_at_reduced_settings(tmp_path, one_numba_thread):
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from grokking_cli.main import main
+
+    args = ["figure", "fig3e", "--out-dir", str(tmp_path), "--json", "--set", "scales=1,2", "--set", "epsilons=0.1,0.25",
+            "--set", "t_max=20", "--set", "seeds=2", "--set", "dim=20", "--set", "alpha=10", "--set", "width=2",
+            "--set", "lr=1", "--set", "workers=0", "--solver", "samples=512", "--solver", "max_iter=5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = _json.loads(result.output)[0]
+    numbers = report["numbers"]
+    assert {"simulation", "dmft", "agreement", "online_t_test", "escape_time_estimate"} <= set(numbers)
+    assert len(numbers["dmft"]) == 4 and len(numbers["simulation"]) == 4
+    assert {"spearman", "max_diff_in_sd", "cells"} <= set(numbers["agreement"])
+    assert all(v is not None and v > 0 for row in numbers["escape_time_estimate"] for v in row)
+    assert (tmp_path / "fig3e.png").stat().st_size > 0
+    runs_before = list_runs(tmp_path / "fig3e.h5")
+    assert CliRunner().invoke(main, args).exit_code == 0          # resumes: nothing new is stored
+    assert list_runs(tmp_path / "fig3e.h5") == runs_before
+    bad = CliRunner().invoke(main, ["figure", "fig3e", "--out-dir", str(tmp_path), "--set", "colour=red"])
+    assert bad.exit_code == 2 and "colour" in bad.output
