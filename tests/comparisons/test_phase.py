@@ -326,3 +326,25 @@ def test_fig3e_from_theory_at_reduced_settings(tmp_path, one_numba_thread):
     assert list_runs(tmp_path / "fig3e.h5") == runs_before
     bad = CliRunner().invoke(main, ["figure", "fig3e", "--out-dir", str(tmp_path), "--set", "colour=red"])
     assert bad.exit_code == 2 and "colour" in bad.output
+
+
+def test_phase_maps_script_runs_every_stage_at_the_tiny_size(tmp_path, one_numba_thread):
+    """scripts/phase_maps.py: each stage at --tiny writes its store, its picture and the report;
+    --report-only rebuilds the report from the stores without computing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("phase_maps", REPO / "scripts" / "phase_maps.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    common = ["--tiny", "--workers", "0", "--out-dir", str(tmp_path)]
+    for stage in script.STAGES:
+        assert script.main([stage, *common]) == 0
+    for name in ("fig3e.png", "phase_theory8x8.png", "phase_alpha_kappa.png", "phase_dim400.png", "phase.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    first = (tmp_path / "phase.md").read_text()
+    assert "Not run yet" not in first and "α·gap law" in first and "DMFT vs D=40" in first
+    before = {p.name: list_runs(p) for p in tmp_path.glob("*.h5")}
+    (tmp_path / "phase.md").unlink()
+    assert script.main(["report", *common]) == 0
+    assert (tmp_path / "phase.md").read_text() == first
+    assert {p.name: list_runs(p) for p in tmp_path.glob("*.h5")} == before
