@@ -164,6 +164,8 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
                                progress=progress and not as_json, resume=not no_resume, **options)
     except (OSError, StoreError) as exc:
         raise click.ClickException(f"--out {out}: {exc}") from None
+    except (RuntimeError, ModuleNotFoundError) as exc:  # no Slurm here, dask/submitit not installed
+        raise click.ClickException(str(exc)) from None
     points = [{k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in p.items() if k != "run"}
               for p in phase_points(result)]
     if plot is not None:

@@ -348,3 +348,27 @@ def test_phase_maps_script_runs_every_stage_at_the_tiny_size(tmp_path, one_numba
     assert script.main(["report", *common]) == 0
     assert (tmp_path / "phase.md").read_text() == first
     assert {p.name: list_runs(p) for p in tmp_path.glob("*.h5")} == before
+
+
+@pytest.mark.parametrize("how", ["pool", "dask", "submitit"])
+def test_executors_of_dmft_sweep_give_the_same_diagram(tmp_path, how):
+    """Online points (milliseconds) through the local process pool, a Dask LocalCluster and a
+    submitit executor (its in-process "debug" cluster): the same diagram as in this process."""
+    axes, fixed = {"scale": [1.0, 2.0], "epsilon": [0.1, 0.25]}, {"alpha": math.inf, "t_max": 30.0, "center": True,
+                                                                  "init_overlap": [0.5, -0.5]}
+    reference = phase_diagram(axes, fixed, out=tmp_path / "ref.h5", workers=0)
+    out = tmp_path / f"{how}.h5"
+    if how == "pool":
+        result = phase_diagram(axes, fixed, out=out, workers=2)
+    elif how == "dask":
+        distributed = pytest.importorskip("distributed")
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            result = phase_diagram(axes, fixed, out=out, scheduler=cluster.scheduler_address)
+    else:
+        submitit = pytest.importorskip("submitit")
+        executor = submitit.AutoExecutor(folder=str(tmp_path / "logs"), cluster="debug")
+        result = phase_diagram(axes, fixed, out=out, executor=executor)
+    assert result.attrs["computed"] == 4 and result.attrs["failed"] == "{}"
+    np.testing.assert_array_equal(result["t_test"].values, reference["t_test"].values)
+    assert np.all(result["amount"].values == 0.0)   # online: train = test (theory.md §4.4)
