@@ -565,15 +565,19 @@ def phase_diagram(
             "phase_identity": json.dumps(point_identity(params), sort_keys=True)})
         results[name] = curves
 
+    inline = executor is None and workers == 0 and not (scheduler or slurm)
+    close = None
+    if todo and executor is None and not inline:
+        executor, close = make_executor(workers=workers, scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,
+                                        slurm_options=slurm_options)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(values0) * len(values1), initial=len(values0) * len(values1) - len(todo),
                    desc="phase diagram", unit="point")
-    close = None
     try:
-        if todo and executor is None and workers == 0 and not (scheduler or slurm):
+        if todo and inline:
             for name, params in todo:
                 try:
                     curves = runner(params)
@@ -584,9 +588,6 @@ def phase_diagram(
                 if bar is not None:
                     bar.update(1)
         elif todo:
-            if executor is None:
-                executor, close = make_executor(workers=workers, scheduler=scheduler, slurm=slurm,
-                                                slurm_folder=slurm_folder, slurm_options=slurm_options)
             futures = {executor.submit(runner, params): (name, params) for name, params in todo}
             for future in _completed(list(futures)):
                 name, params = futures[future]
