@@ -7,6 +7,7 @@ there)::
     OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py theory8x8   --solver grid=log --solver error_replicas=4
     OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py alpha_kappa --solver grid=log --solver error_replicas=4
     OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py dim400      --solver grid=log --solver error_replicas=4
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py scaling     --solver grid=log --solver error_replicas=4
     PYTHONPATH=. python scripts/phase_maps.py report                        # = any stage with --report-only
 
 ``--tiny`` runs every stage at a smoke-test size (2 × 2 grids, t ≤ 10, a few hundred Monte
@@ -25,6 +26,8 @@ Stages (theory.md §4.4, §4.5, §5):
   α·(E_test − E_train) → α·gap_estimate, checked at the largest alphas.
 * ``dim400`` — the 4 × 4 grid simulated at D = 400 and D = 40 (the same ≥ 4 seeds and planted
   m(0)): how much closer the DMFT map (the ``fig3e`` store) is to D = 400 than to D = 40.
+* ``scaling`` — the 4 × 4 DMFT grid on a Dask ``LocalCluster`` with 1 and 2 workers (recomputed),
+  and what a 32 × 32 map would take on n workers.
 
 Runs already complete in a store are reused (a killed stage restarts where it stopped).
 ``--report-only`` computes nothing: every map is read back from its store (missing points show
@@ -48,7 +51,7 @@ from comparisons.sweeps import parse_value
 from dmft.plotting import save_figure
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("fig3e", "theory8x8", "alpha_kappa", "dim400")
+STAGES = ("fig3e", "theory8x8", "alpha_kappa", "dim400", "scaling")
 SUMMARY = "phase_summary"
 
 
@@ -75,6 +78,11 @@ def settings(stage: str, tiny: bool) -> dict:
                     gap_t_max=40.0, gap_dt=0.5)
         small = dict(alphas=[10.0, 20.0, math.inf], scales=[0.5, 1.0], epsilon=0.25, width=2, init_dim=20,
                      t_max=15.0, dt=0.5, gap_alphas=[10.0, 20.0], gap_t_max=4.0, gap_dt=0.5)
+    elif stage == "scaling":
+        full = dict(scales=[0.4, 0.8, 1.6, 2.4], epsilons=[0.04, 0.08, 0.16, 0.28], alpha=5.5, width=4, init_dim=40,
+                    t_max=300.0, dt=0.5, workers=[1, 2], target=32)
+        small = dict(scales=[0.5, 1.0], epsilons=[0.25, 0.5], alpha=10.0, width=2, init_dim=20, t_max=15.0, dt=0.5,
+                     workers=[1, 2], target=32)
     elif stage == "dim400":
         full = dict(**grid43, alpha=5.5, width=4, dims=[40, 400], init_dim=40, lr=8.0, t_max=300.0, seeds=4)
         small = dict(scales=[0.5, 1.0], epsilons=[0.25, 0.5], alpha=10.0, width=2, dims=[20, 40], init_dim=20,
@@ -284,6 +292,37 @@ def stage_dim400(args, report_only: bool) -> dict | None:
     return summary
 
 
+def stage_scaling(args, report_only: bool) -> dict | None:
+    """Wall time of one grid on a Dask LocalCluster with 1 and 2 workers (recomputed, not resumed),
+    and the extrapolation to a ``target`` × ``target`` map on n workers."""
+    s = settings("scaling", args.tiny)
+    store = args.out_dir / "phase_scaling.h5"
+    if report_only:
+        return _summary(store)
+    from distributed import LocalCluster
+
+    fixed = dict(alpha=s["alpha"], width=s["width"], center=True, init_overlap=planted(s["width"], s["init_dim"]),
+                 t_max=s["t_max"], dt=s["dt"])
+    axes = {"scale": s["scales"], "epsilon": s["epsilons"]}
+    points = len(s["scales"]) * len(s["epsilons"])
+    timings = {}
+    for n in s["workers"]:
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            start = time.perf_counter()
+            phase_diagram(axes, fixed, out=args.out_dir / f"phase_scaling_{n}.h5", scheduler=cluster.scheduler_address,
+                          resume=False, as_xarray=False, **args.solver)
+            timings[n] = time.perf_counter() - start
+    per_point = timings[min(timings)] * min(timings) / points   # worker-seconds per point
+    target = s["target"] ** 2
+    summary = {"stage": "scaling", "settings": s, "solver": args.solver, "points": points,
+               "seconds": {str(k): v for k, v in timings.items()},
+               "speedup": timings[min(timings)] / timings[max(timings)],
+               "worker_seconds_per_point": per_point,
+               "estimate_hours_target_map": {str(n): per_point * target / n / 3600 for n in (1, 2, 16, 64, 256)}}
+    _save_summary(store, summary)
+    return summary
+
+
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
@@ -375,6 +414,16 @@ def write_report(summaries: dict, args) -> Path:
         lines += ["DMFT:", "", *d4["theory_table"], ""]
     else:
         lines += [f"Not run yet: {commands['dim400']}.", ""]
+    sc = summaries.get("scaling")
+    lines += ["## Scaling on a Dask LocalCluster", ""]
+    if sc:
+        t = sc["settings"]["target"]
+        lines += [f"{sc['points']} points: " + ", ".join(f"{k} worker(s) {v:.1f} s" for k, v in sc["seconds"].items())
+                  + f"; speed-up {sc['speedup']:.2f}; {sc['worker_seconds_per_point']:.1f} worker-seconds per point.",
+                  "", f"A {t} × {t} map at these settings would take (hours, perfect scaling): "
+                  + ", ".join(f"{n} workers {_fmt(h)}" for n, h in sc["estimate_hours_target_map"].items()) + ".", ""]
+    else:
+        lines += [f"Not run yet: {commands['scaling']}.", ""]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines))
     return report
@@ -405,7 +454,7 @@ def main(argv=None) -> int:
     for path in (args.out_dir, args.figures):
         path.mkdir(parents=True, exist_ok=True)
     stages = {"fig3e": stage_fig3e, "theory8x8": stage_theory8x8, "alpha_kappa": stage_alpha_kappa,
-              "dim400": stage_dim400}
+              "dim400": stage_dim400, "scaling": stage_scaling}
     summaries = {}
     for name, run in stages.items():
         compute = name == args.stage and not args.report_only
