@@ -328,14 +328,38 @@ def test_fig3e_from_theory_at_reduced_settings(tmp_path, one_numba_thread):
     assert bad.exit_code == 2 and "colour" in bad.output
 
 
-def test_phase_maps_script_runs_every_stage_at_the_tiny_size(tmp_path, one_numba_thread):
-    """scripts/phase_maps.py: each stage at --tiny writes its store, its picture and the report;
-    --report-only rebuilds the report from the stores without computing."""
+def _phase_maps_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("phase_maps", REPO / "scripts" / "phase_maps.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_phase_maps_script_theory_stages_and_report_only(tmp_path, one_numba_thread):
+    """scripts/phase_maps.py at --tiny: the two theory maps, the α·gap law, and --report-only
+    rebuilding the same report from the stores without computing anything."""
+    script = _phase_maps_script()
+    common = ["--tiny", "--workers", "0", "--out-dir", str(tmp_path)]
+    for stage in ("theory8x8", "alpha_kappa"):
+        assert script.main([stage, *common]) == 0
+    first = (tmp_path / "phase.md").read_text()
+    assert "α·gap law" in first and first.count("Not run yet") == 3
+    rows = [line for line in first.splitlines() if line.startswith("| 0.5 | 10 |") or line.startswith("| 0.5 | 20 |")]
+    assert len(rows) == 2        # the gap-law table has a row per large alpha
+    before = {p.name: list_runs(p) for p in tmp_path.glob("*.h5")}
+    (tmp_path / "phase.md").unlink()
+    assert script.main(["report", *common]) == 0
+    assert (tmp_path / "phase.md").read_text() == first
+    assert {p.name: list_runs(p) for p in tmp_path.glob("*.h5")} == before
+
+
+@pytest.mark.slow
+def test_phase_maps_script_runs_every_stage_at_the_tiny_size(tmp_path, one_numba_thread):
+    """scripts/phase_maps.py: each stage at --tiny writes its store, its picture and the report;
+    --report-only rebuilds the report from the stores without computing."""
+    script = _phase_maps_script()
     common = ["--tiny", "--workers", "0", "--out-dir", str(tmp_path)]
     for stage in script.STAGES:
         assert script.main([stage, *common]) == 0
