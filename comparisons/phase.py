@@ -402,7 +402,8 @@ def _labelled(diagram: PhaseDiagram, as_xarray: bool | None):
 
 
 def _dims(result) -> tuple[str, str]:
-    dims = tuple(result.dims)
+    """The two swept names in array order (a Dataset's own ``dims`` is a set of names)."""
+    dims = getattr(result["amount"], "dims", None) or tuple(result.dims)
     return dims[0], dims[1]
 
 
@@ -533,7 +534,8 @@ def phase_diagram(
     xarray.Dataset or PhaseDiagram
         dims = the two swept names (in the order of ``axes``); variables ``t_train``,
         ``t_test``, ``amount``, ``amount_sem`` (NaN where censored or unknown), ``censored``,
-        ``converged`` (plus ``train_censored``, ``test_censored``, ``t_end``, ``run``); attrs
+        ``converged`` (plus ``train_censored``, ``test_censored``, ``t_end``, ``run``, and
+        ``failed``: the solve raised, nothing stored, censored and not converged); attrs
         ``threshold``, ``fixed`` and ``solver_options`` (JSON), ``store``, ``computed``,
         ``reused``, ``failed`` (JSON: run → error), ``seconds``.
     """
@@ -608,11 +610,12 @@ def phase_diagram(
     shape = (len(values0), len(values1))
     arrays = {k: np.full(shape, np.nan) for k in ("t_train", "t_test", "amount", "amount_sem", "t_end")}
     flags = {k: np.zeros(shape, dtype=bool) for k in ("censored", "converged", "train_censored", "test_censored")}
+    failed_cells = np.zeros(shape, dtype=bool)
     for i in range(shape[0]):
         for j in range(shape[1]):
             name = names[i][j]
             if name in failed:
-                flags["censored"][i, j] = True
+                flags["censored"][i, j] = failed_cells[i, j] = True
                 continue
             curves = results.get(name) or read_run(out, name)
             point = grokking_point(curves, threshold)
@@ -633,7 +636,7 @@ def phase_diagram(
         "seconds": time.perf_counter() - start,
     }
     diagram = PhaseDiagram(dims=(d0, d1), coords={d0: np.array(values0), d1: np.array(values1)}, **arrays, **flags,
-                           run=np.array(names, dtype=object), attrs=attrs)
+                           run=np.array(names, dtype=object), attrs=attrs, extra={"failed": failed_cells})
     return _labelled(diagram, as_xarray)
 
 
@@ -786,7 +789,8 @@ def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None =
     mask = {"amount": "censored", "t_train": "train_censored", "t_test": "test_censored"}[variable]
     censored = _array(result, mask if mask in names else "censored").astype(bool)
     converged = _array(result, "converged").astype(bool)
-    extra = {k: _array(result, k) for k in ("train_censored", "test_censored", "t_end", "t_train") if k in names}
+    extra = {k: _array(result, k) for k in ("train_censored", "test_censored", "t_end", "t_train", "failed")
+             if k in names}
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.3 * len(c1) + 2.6, 1.0 * len(c0) + 1.8), constrained_layout=True)
     else:
@@ -802,7 +806,9 @@ def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None =
             if censored[i, j]:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.45", lw=0))
                 text = "censored"
-                if variable != "amount" and "t_end" in extra:
+                if "failed" in extra and extra["failed"][i, j]:
+                    text = "failed"
+                elif variable != "amount" and "t_end" in extra:
                     text = f"not reached\nby t = {extra['t_end'][i, j]:.3g}"
                 elif "test_censored" in extra and extra["test_censored"][i, j] and not extra["train_censored"][i, j]:
                     text = f"test not\nreached\n≥ {extra['t_end'][i, j] - extra['t_train'][i, j]:.3g}"

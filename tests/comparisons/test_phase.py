@@ -184,7 +184,9 @@ def test_failed_point_loses_nothing_else(tmp_path):
 
     ds = phase_diagram(AXES, FIXED, out=tmp_path / "p.h5", workers=0, runner=flaky)
     assert ds.attrs["computed"] == 5 and "boom" in ds.attrs["failed"]
-    assert not ds["converged"].values[1, 1] and ds["censored"].values[1, 1]
+    assert not ds["converged"].values[1, 1] and ds["censored"].values[1, 1] and ds["failed"].values[1, 1]
+    assert ds["failed"].values.sum() == 1
+    plot_phase(ds)
     assert len(list_runs(tmp_path / "p.h5")) == 5
 
 
