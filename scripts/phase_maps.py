@@ -268,7 +268,12 @@ def stage_dim400(args, report_only: bool) -> dict | None:
     theory_store = args.figures / "fig3e.h5"
     fixed = dict(alpha=s["alpha"], width=s["width"], center=True, init_overlap=m0, t_max=s["t_max"],
                  dt=settings("fig3e", args.tiny)["dt"])
-    theory = _theory_map(axes, fixed, theory_store, args, report_only=False)
+    from comparisons.figures import fig3e_settings
+
+    # the options the fig3e stage solved with (its long-horizon defaults under --solver), so that
+    # its stored solves are found
+    solver = {**fig3e_settings(False)["solver"], **args.solver}
+    theory = _theory_map(axes, fixed, theory_store, args, report_only=False, solver=solver)
     agreement = {f"D={dim}": map_agreement(theory, maps[dim]) for dim in s["dims"]}
     for dim in s["dims"]:
         both = np.isfinite(theory.amount) & np.isfinite(maps[dim].amount)

@@ -365,6 +365,9 @@ def test_phase_maps_script_runs_every_stage_at_the_tiny_size(tmp_path, one_numba
     common = ["--tiny", "--workers", "0", "--out-dir", str(tmp_path)]
     for stage in script.STAGES:
         assert script.main([stage, *common]) == 0
+        if stage == "fig3e":
+            fig3e_runs = list_runs(tmp_path / "fig3e.h5")
+    assert list_runs(tmp_path / "fig3e.h5") == fig3e_runs     # dim400 reuses the fig3e DMFT solves
     for name in ("fig3e.png", "phase_theory8x8.png", "phase_alpha_kappa.png", "phase_dim400.png", "phase.md"):
         assert (tmp_path / name).stat().st_size > 0, name
     first = (tmp_path / "phase.md").read_text()
