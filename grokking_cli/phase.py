@@ -114,6 +114,7 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     whether a threshold was never reached by --t-max (censored: null, never a number) and
     whether the solve converged. Example (the grid of Fig. 3e):
 
+    \b
         dmft phase --alpha 5.5 --width 4 --center --scale 0.4,0.8,1.6,2.4
         --epsilon 0.04,0.08,0.16,0.28 --t-max 300 --out phase.h5 --plot phase.png --json
     """
