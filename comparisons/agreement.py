@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from dmft.result import LearningCurves
+from dmft.parameters import InvalidParameterError
 
 __all__ = [
     "Agreement",
@@ -49,7 +50,7 @@ def quantity_values(curves: LearningCurves, quantity: str) -> np.ndarray:
         return getattr(curves, quantity)
     if quantity in QUANTITIES:
         return curves.decomposition[:, QUANTITIES.index(quantity) - 2]
-    raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+    raise InvalidParameterError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
 
 
 def interpolate_log_time(t_source, values, t_target) -> np.ndarray:
@@ -242,7 +243,7 @@ def agreement(
     Agreement
     """
     if floor is not None and (floor < 0 or not math.isfinite(floor)):
-        raise ValueError(f"floor must lie in [0, inf), got {floor!r}")
+        raise InvalidParameterError(f"floor must lie in [0, inf), got {floor!r}")
     stats = seed_statistics(simulations, quantity)
     t_end = min(float(theory.t[-1]), float(stats.t[-1]))
     if window is None:
@@ -250,15 +251,15 @@ def agreement(
         theory_start = float(theory_positive[0]) if theory_positive.size else 0.0
         resolved = stats.t[(stats.t > 0) & (stats.t >= theory_start)]
         if resolved.size == 0:
-            raise ValueError("simulations have no record time t > 0 inside the theory's grid to compare at")
+            raise InvalidParameterError("simulations have no record time t > 0 inside the theory's grid to compare at")
         window = (float(resolved[0]), t_end)
     lo, hi = float(window[0]), float(window[1])
     if not (0 <= lo <= hi) or not math.isfinite(hi):
-        raise ValueError(f"window must satisfy 0 <= start <= end < inf, got {window!r}")
+        raise InvalidParameterError(f"window must satisfy 0 <= start <= end < inf, got {window!r}")
     hi = min(hi, t_end)
     keep = (stats.t >= lo) & (stats.t <= hi)
     if not keep.any():
-        raise ValueError(f"window {window!r} holds no simulation record time in [{stats.t[0]:g}, {t_end:g}]")
+        raise InvalidParameterError(f"window {window!r} holds no simulation record time in [{stats.t[0]:g}, {t_end:g}]")
     t = stats.t[keep]
     mean, std = stats.mean[keep], stats.std[keep]
     theory_values = interpolate_log_time(theory.t, quantity_values(theory, quantity), t)

@@ -88,9 +88,12 @@ def plot_gp_classification(runs_by_task: Mapping[str, Sequence], iterations_for_
         _band(ax, it, [r.train_accuracy for r in runs], "tab:blue", "train")
         _band(ax, it, [r.val_accuracy for r in runs], "tab:orange", "validation")
         ax.axhline(0.95, color="grey", ls=":", lw=0.8)
-        gaps = [r.gap.gap for r in runs]
+        gaps = [f"{r.gap.gap}{'*' if r.gap.censored else ''}" for r in runs]
+        censored = sum(bool(r.gap.censored) for r in runs)
         ax.set(xscale="log", xlabel="iteration", ylabel="accuracy", title=f"{task}: accuracy, {len(runs)} seeds")
-        ax.text(0.02, 0.03, f"gaps {gaps}", transform=ax.transAxes, fontsize=7)
+        ax.text(0.02, 0.03, f"gaps {', '.join(gaps)}" + (f"  (* censored: {censored} of {len(runs)} runs never pass "
+                                                          "val acc > 0.95)" if censored else ""),
+                transform=ax.transAxes, fontsize=7)
         ax.legend(fontsize=8)
         ax = axes[row, 1]
         _band(ax, it, [-r.data_fit for r in runs], "tab:purple", "negative data fit −E_q log p(y|f)/N")
@@ -196,7 +199,13 @@ def plot_bnn(runs):
         axes[0].plot(r.error, r.complexity, color=cmap(g), lw=0.8, alpha=0.8)
         axes[0].plot(r.error[0], r.complexity[0], "o", color=cmap(g), ms=3)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(gaps.min(), gaps.max()))
-    plt.colorbar(sm, ax=axes[0], label="grokking gap (epochs)")
+    censored = sum(bool(r.gap.censored) for r in runs)
+    label = "grokking gap (epochs)"
+    if censored == len(runs):
+        label += "\nCENSORED in every run: E - T_train (validation never crossed)"
+    elif censored:
+        label += f"\n{censored} of {len(runs)} censored (E - T_train)"
+    plt.colorbar(sm, ax=axes[0], label=label)
     axes[0].set(xscale="log", yscale="log", xlabel="error (train CE)", ylabel="complexity KL/N",
                 title="trajectories (dot = start)")
     ep = np.arange(1, len(runs[0].error) + 1)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.parameters import check_int_at_least, check_positive, default_init_overlap
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive, default_init_overlap
 from dmft.result import LearningCurves
 from dmft.plotting import save_figure
 from dmft.solve import DEFAULT_T_MAX
@@ -29,6 +29,10 @@ from comparisons.overlay import plot_overlay
 from comparisons.store import list_runs, read_run, write_run
 
 __all__ = ["Comparison", "compare", "run_theory", "comparison_tag", "theory_run_name", "THEORIES"]
+
+#: Digest of the default simulation settings (float64, no options): their run names carry no
+#: digest, as before the settings were part of the names.
+_PLAIN_SIMULATION = hashlib.sha1(json.dumps({"dtype": "float64"}, sort_keys=True).encode()).hexdigest()[:8]
 
 #: Theory sides: the DMFT at the simulations' alpha, or the online (alpha = inf) ODE.
 THEORIES = ("dmft", "online")
@@ -50,7 +54,7 @@ def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_ove
     """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
     at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3)."""
     if theory not in THEORIES:
-        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+        raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     theory_alpha = math.inf if theory == "online" else alpha
     opts = dict(options or {}) if math.isfinite(theory_alpha) else {}
     try:
@@ -144,7 +148,11 @@ class Comparison:
         return {
             "parameters": dict(self.parameters),
             "theory": {"kind": self.theory.kind, "converged": bool(self.theory.converged),
-                       "message": self.theory.message},
+                       "iterations": int(self.theory.iterations), "residual": float(self.theory.residual),
+                       "message": self.theory.message,
+                       "newton_failures": int(self.theory.settings.get("newton_failures", 0) or 0)},
+            "simulations": [{"seed": s, "converged": bool(r.converged), "message": r.message}
+                            for s, r in zip(self.parameters.get("seeds", []), self.simulations)],
             "agreement": {k: a.summary() for k, a in self.agreements.items()},
             "within_spread": self.within_spread,
             "out": self.out,
@@ -159,12 +167,21 @@ class Comparison:
         head = (f"{self.theory.kind} theory vs {len(self.simulations)} simulations: alpha={p['alpha']:g} (P/D), "
                 f"scale={p['scale']:g}, epsilon={p['epsilon']:g}, N={p['width']}, D={p['dim']}, "
                 f"center={p['center']}, m(0)={list(p['init_overlap'])}")
-        out = [head, "  quantity      window            sup rel.err  at t     seed spread  ratio  max z   within spread"]
+        th = self.theory
+        status = "converged" if th.converged else "NOT CONVERGED"
+        out = [head,
+               f"  theory: {th.kind} {status} (iterations {th.iterations}, residual {th.residual:.3g}): {th.message}",
+               f"  simulations: {sum(r.converged for r in self.simulations)} of {len(self.simulations)} finished "
+               "without diverging",
+               "  quantity      window            sup rel.err  at t     seed spread  ratio  max z   within spread"]
         for a in self.agreements.values():
             out.append(
                 f"  {a.quantity:<12}  [{a.window[0]:6.3g}, {a.window[1]:6.3g}]  {a.sup_relative_error:10.3%}  "
                 f"{a.t_sup:6.3g}  {a.relative_spread:10.3%}  {a.spread_ratio:5.2f}  {a.max_z:6.2f}  {a.within_spread}"
             )
+        out.append("  (ratio = sup rel.err / seed spread; max z = largest |theory - seed mean| over the window in "
+                   "units of the mean's standard error sd/sqrt(seeds): a few units arise from seed noise alone, "
+                   "many more mean a systematic deviation)")
         return out
 
 
@@ -257,26 +274,33 @@ def compare(
     else:
         seed_list = [int(s) for s in seeds]
         if not seed_list or len(set(seed_list)) != len(seed_list):
-            raise ValueError(f"seeds must be distinct and at least one, got {seeds!r}")
+            raise InvalidParameterError(f"seeds must be distinct and at least one, got {seeds!r}")
     if theory not in THEORIES:
-        raise ValueError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
+        raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     if t_max is None:
         t_max = DEFAULT_T_MAX
     t_max = check_positive("t_max", t_max)
     m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
     if len(m0) != width:
-        raise ValueError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
+        raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
     simulate = simulator or _default_simulator()
 
     tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0)
     theory_name = theory_run_name(tag, theory, dt, theory_options if math.isfinite(alpha) else None)
-    sim_names = [f"{tag}__simulation_seed{s}" for s in seed_list]
+    sim_digest = hashlib.sha1(json.dumps({"dtype": dtype, **dict(simulation_options or {})}, sort_keys=True,
+                                         default=str).encode()).hexdigest()[:8]
+    sim_names = [f"{tag}__simulation_seed{s}" + ("" if sim_digest == _PLAIN_SIMULATION else f"_{sim_digest}")
+                 for s in seed_list]
     stored = set()
     if out is not None and Path(out).exists():
         stored = set(list_runs(out))
 
     def cached(name):
-        return read_run(out, name) if name in stored else None
+        """A stored run to reuse: complete and converged (a non-converged one is recomputed)."""
+        if name not in stored:
+            return None
+        run = read_run(out, name)
+        return run if run.converged else None
 
     theory_curves = cached(theory_name)
     if theory_curves is None:
@@ -313,7 +337,9 @@ def compare(
         fig = plot_overlay(theory_curves, simulations, decomposition=decomposition, theory_label=theory_label)
         fig.axes[0].set_title(
             f"alpha=P/D={alpha:g}, scale kappa={scale:g}, epsilon={epsilon:g}, N={width}, D={dim}, "
-            f"{len(seed_list)} seeds" + (", centred" if center else ""), fontsize=9)
+            f"{len(seed_list)} seeds" + (", centred" if center else "")
+            + ("" if theory_curves.converged else f"\n{theory_label} NOT CONVERGED: {theory_curves.message}"),
+            fontsize=9, color="k" if theory_curves.converged else "r")
         plot_path = str(save_figure(fig, plot))
     return Comparison(
         theory=theory_curves, simulations=tuple(simulations), agreements=agreements, parameters=parameters,

@@ -33,10 +33,11 @@ from comparisons.overlay import plot_overlay, pyplot
 from comparisons.store import list_runs, read_run, write_run
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
+from dmft.parameters import InvalidParameterError
 from empirical.metrics import time_to_loss
 
-__all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL", "FIG3E_SETTINGS",
-           "FIG3E_LONG_HORIZON", "fig3e_settings"]
+__all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL", "FIG3E_SIZES",
+           "FIG3E_DEFAULTS", "FIG3E_LONG_HORIZON", "fig3e_settings"]
 
 SCALE_LABEL = "scale κ (paper: α)"
 EPSILON_LABEL = "ε (quadratic coefficient of φ)"
@@ -135,10 +136,16 @@ def _positive(y):
 # --------------------------------------------------------------------------------------------
 # Fig. 1: curves + CKA + linearised baseline
 # --------------------------------------------------------------------------------------------
+#: Sizes of Fig. 1 (full: the paper's; reduced: a minute on one core).
+FIG1_SIZES = {
+    True: dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000),
+    False: dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300),
+}
+
+
 def _fig1(runs: _Runs, full: bool, seed: int):
     plt = pyplot()
-    s = dict(dim=100, alpha=5.5, width=500, epsilon=0.02, t_max=1000.0, cka_every=100, n_test=1000) if full else \
-        dict(dim=40, alpha=5.5, width=40, epsilon=0.1, t_max=150.0, cka_every=40, n_test=300)
+    s = FIG1_SIZES[bool(full)]
     notes = []
     have_ntk = ntk_available()
     if not have_ntk:
@@ -204,17 +211,25 @@ def _fig1(runs: _Runs, full: bool, seed: int):
 # --------------------------------------------------------------------------------------------
 # Fig. 3a/3b: sweeps of the scale κ and of ε (curves normalised by their step-0 value)
 # --------------------------------------------------------------------------------------------
+#: Swept values and sizes of Fig. 3a (scale κ) and 3b (ε).
+SWEEP_VALUES = {
+    "fig3a": {True: [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16], False: [0.25, 1.0, 4.0]},
+    "fig3b": {True: [0.25, 0.5, 1, 2, 4], False: [0.25, 1.0, 4.0]},
+}
+SWEEP_SIZES = {True: dict(dim=100, alpha=4.5, width=500, t_max=300.0),
+               False: dict(dim=40, alpha=4.5, width=4, t_max=150.0)}
+
+
 def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
     plt = pyplot()
+    values = SWEEP_VALUES[which][bool(full)]
     if which == "fig3a":
-        values = [2**-5, 0.25, 0.5, 1, 2, 4, 8, 16] if full else [0.25, 1.0, 4.0]
         fixed = dict(epsilon=0.25, center=True)
         label = SCALE_LABEL
     else:
-        values = [0.25, 0.5, 1, 2, 4] if full else [0.25, 1.0, 4.0]
         fixed = dict(scale=1.0, center=False)
         label = "ε"
-    size = dict(dim=100, alpha=4.5, width=500, t_max=300.0) if full else dict(dim=40, alpha=4.5, width=4, t_max=150.0)
+    size = SWEEP_SIZES[bool(full)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True, sharey=True)
     cmap = plt.get_cmap("viridis")
     numbers, notes = {}, []
@@ -252,21 +267,21 @@ def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
 # --------------------------------------------------------------------------------------------
 # Fig. 3e: phase diagram of the amount of grokking over κ × ε
 # --------------------------------------------------------------------------------------------
-#: Settings of Fig. 3e (theory.md §5). Reduced: the 4 × 4 grid at D = 40, N = 4, t ≤ 300, the
+#: Grid and sizes of Fig. 3e (theory.md §5). Reduced: the 4 × 4 grid at D = 40, N = 4, t ≤ 300, the
 #: setting on which the DMFT is compared with the simulations; full: the paper's 14 × 14 grid at
 #: D = 100, N = 500 (simulations only: the DMFT costs O(S·T²·N²) per iteration, out of reach at
 #: N = 500). ``solver`` holds options of ``dmft.solve`` (``samples``, ``grid``, ...); ``workers``
 #: the local pool of the DMFT grid (0: in this process). Where the installed solver has them, the
 #: long-horizon options :data:`FIG3E_LONG_HORIZON` are the defaults (a uniform grid to t = 300 is
 #: out of reach: T = 601 points, O(S·T²·N²) per iteration).
-FIG3E_SETTINGS = {
-    False: dict(scales=[0.4, 0.8, 1.6, 2.4], epsilons=[0.04, 0.08, 0.16, 0.28], dim=40, alpha=5.5, width=4, lr=8.0,
-                t_max=300.0, dt=0.5, seeds=4, threshold=0.1, record_points=150, theory=True, workers=None,
-                solver={}),
-    True: dict(scales=[0.4 * i for i in range(1, 15)], epsilons=[0.02 * i for i in range(1, 15)], dim=100, alpha=5.5,
-               width=500, lr=20.0, t_max=22000.0, dt=0.5, seeds=1, threshold=0.1, record_points=150, theory=False,
-               workers=None, solver={}),
+FIG3E_SIZES = {
+    True: dict(scales=[0.4 * i for i in range(1, 15)], epsilons=[0.02 * i for i in range(1, 15)],
+               dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0, seeds=1, theory=False),
+    False: dict(scales=[0.4, 0.8, 1.6, 2.4], epsilons=[0.04, 0.08, 0.16, 0.28],
+                dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0, seeds=4, theory=True),
 }
+#: Settings of Fig. 3e that :data:`FIG3E_SIZES` does not give.
+FIG3E_DEFAULTS = dict(dt=0.5, seeds=4, threshold=0.1, record_points=150, theory=True, workers=None, solver={})
 
 
 #: Solver options of the Fig. 3e DMFT used by default when ``dmft.solve`` accepts them: the log
@@ -279,12 +294,12 @@ def fig3e_settings(full: bool = False, overrides: Mapping[str, Any] | None = Non
     from comparisons.phase import solver_accepts
 
     settings = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                for k, v in FIG3E_SETTINGS[bool(full)].items()}
+                for k, v in {**FIG3E_DEFAULTS, **FIG3E_SIZES[bool(full)]}.items()}
     accepted = solver_accepts()
     settings["solver"].update({k: v for k, v in FIG3E_LONG_HORIZON.items() if k in accepted})
     for key, value in dict(overrides or {}).items():
         if key not in settings:
-            raise ValueError(f"fig3e setting {key!r} is unknown; known: {', '.join(settings)}")
+            raise InvalidParameterError(f"fig3e setting {key!r} is unknown; known: {', '.join(settings)}")
         if key in ("scales", "epsilons"):
             value = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
         if key == "solver":
@@ -533,19 +548,19 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
         Simulation device.
     settings : mapping, optional
         Overrides of the figure's settings, for figures that have them (``fig3e``: see
-        :data:`FIG3E_SETTINGS`, e.g. ``{"t_max": 20, "seeds": 2, "solver": {"samples": 4096}}``).
+        :data:`FIG3E_SIZES` and :data:`FIG3E_DEFAULTS`, e.g. ``{"t_max": 20, "seeds": 2, "solver": {"samples": 4096}}``).
 
     Returns
     -------
     FigureReport
     """
     if name not in FIGURES:
-        raise ValueError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+        raise InvalidParameterError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
     draw = FIGURES[name]
     extra = {}
     if settings:
         if "settings" not in inspect.signature(draw).parameters:
-            raise ValueError(f"settings: figure {name} has no settings to override")
+            raise InvalidParameterError(f"settings: figure {name} has no settings to override")
         extra["settings"] = settings
     start = time.perf_counter()
     out_dir = Path(out_dir)

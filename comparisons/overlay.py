@@ -26,6 +26,9 @@ QUANTITY_LABELS = {
 _THEORY_STYLE = {"train_loss": "--", "test_loss": "-", "variance": ":", "alignment": "-.", "linear": (0, (5, 1, 1, 1))}
 
 
+#: Half-width of the theory's Monte Carlo bands, in standard errors.
+SEM_WIDTH = 2.0
+
 #: Decades shown below the largest curve value: an ODE that converges to 0 otherwise drags the
 #: axis down to its round-off floor (1e-30) and flattens everything else.
 DYNAMIC_RANGE = 1e-8
@@ -71,6 +74,9 @@ def plot_overlay(
     legend: bool = True,
 ):
     """Draw theory lines and the simulations' seed mean ± one standard deviation.
+
+    A theory that carries Monte Carlo standard errors (``train_loss_sem``/``test_loss_sem``, the
+    DMFT's replica solves) gets a hatched band of ±``SEM_WIDTH`` standard errors.
 
     Parameters
     ----------
@@ -127,6 +133,12 @@ def plot_overlay(
                 what = "train = test loss"
             ax.plot(theory.t[keep], _positive(values[keep] / norm), color=c, lw=1.6,
                     ls=_THEORY_STYLE.get(quantity, "-"), label=f"{prefix}{theory_name} {what}")
+            sem = getattr(theory, f"{quantity}_sem", None) if quantity in ("train_loss", "test_loss") else None
+            if sem is not None:  # the theory's own Monte Carlo error (DMFT replica solves)
+                lo = (values[keep] - SEM_WIDTH * sem[keep]) / norm
+                hi = (values[keep] + SEM_WIDTH * sem[keep]) / norm
+                ax.fill_between(theory.t[keep], _positive(lo), _positive(hi), color=c, alpha=0.3, lw=0, hatch="///",
+                                label=f"{prefix}{theory_name} {what}: Monte Carlo ±{SEM_WIDTH:g} s.e.")
     ax.set_xscale("log")
     ax.set_yscale("log")
     _limit_dynamic_range(ax, DYNAMIC_RANGE)

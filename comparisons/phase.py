@@ -36,8 +36,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from comparisons.store import list_runs, read_run, write_run
+from comparisons.store import identity_digest, list_runs, read_run, write_run
 from comparisons.sweeps import _completed, make_executor
+from dmft.parameters import InvalidParameterError
 from dmft.result import LearningCurves
 from empirical.metrics import first_crossing
 
@@ -55,8 +56,7 @@ VARIABLES = ("t_train", "t_test", "amount", "amount_sem", "censored", "converged
 DEFAULT_THRESHOLD = 0.1
 #: Settings that never change a solve's result (left out of its identity).
 _NOT_IDENTITY = ("progress",)
-#: Names of the standard-error arrays kept in a stored run's extras (the store's curves layout
-#: has no field of its own for them).
+#: Names of the standard-error arrays also looked up in a run's extras.
 _SEM_EXTRAS = ("train_loss_sem", "test_loss_sem")
 
 
@@ -177,9 +177,9 @@ def _check_threshold(threshold) -> float:
     try:
         value = float(threshold)
     except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}") from None
+        raise InvalidParameterError(f"threshold must be a number in (0, 1), got {threshold!r}") from None
     if not 0.0 < value < 1.0:
-        raise ValueError(f"threshold must lie in (0, 1) (a fraction of the loss at t = 0), got {threshold!r}")
+        raise InvalidParameterError(f"threshold must lie in (0, 1) (a fraction of the loss at t = 0), got {threshold!r}")
     return value
 
 
@@ -222,18 +222,13 @@ def grokking_point(curves: LearningCurves, threshold: float = DEFAULT_THRESHOLD)
 
 
 def with_stored_sem(curves: LearningCurves) -> LearningCurves:
-    """``curves`` with ``train_loss_sem``/``test_loss_sem`` restored from ``extras`` if absent.
+    """``curves`` with ``train_loss_sem``/``test_loss_sem`` taken from ``extras`` where absent.
 
-    :func:`phase_diagram` keeps the standard errors in the stored run's extras; this brings them
-    back into their fields after :func:`comparisons.store.read_run`.
+    The store reads the standard errors back into their fields; runs that kept them as extras
+    (arrays named ``train_loss_sem``/``test_loss_sem``) are read the same way.
     """
     missing = {k: curves.extras[k] for k in _SEM_EXTRAS if getattr(curves, k) is None and k in curves.extras}
     return dataclasses.replace(curves, **missing) if missing else curves
-
-
-def _sem_in_extras(curves: LearningCurves) -> LearningCurves:
-    extra = {k: getattr(curves, k) for k in _SEM_EXTRAS if getattr(curves, k) is not None}
-    return dataclasses.replace(curves, extras={**dict(curves.extras), **extra}) if extra else curves
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +318,16 @@ def _validate(params: Mapping[str, Any]) -> None:
             return
         fields = {f.name for f in dataclasses.fields(SolverSettings)}
         SolverSettings(**{k: v for k, v in params.items() if k in fields})
+
+
+def _online_options_dropped(params: dict) -> dict:
+    """At alpha = inf (the online ODE, theory.md §4.3) the finite-α solver's settings do not apply:
+    they are left out (the solver refuses them), so an α axis may end in ``inf``."""
+    if not math.isinf(float(params["alpha"])):
+        return params
+    own = {name for name in inspect.signature(dmft.solve).parameters}
+    dmft_only = solver_accepts() - own
+    return {k: v for k, v in params.items() if k not in dmft_only}
 
 
 def solve_point(params: Mapping[str, Any]) -> LearningCurves:
@@ -443,33 +448,33 @@ def phase_points(result) -> list[dict]:
 def _check_axes(axes: Mapping[str, Sequence[float]], fixed: Mapping[str, Any]) -> dict[str, list[float]]:
     if not isinstance(axes, Mapping) or len(axes) != 2:
         got = list(axes) if isinstance(axes, Mapping) else axes
-        raise ValueError(f"axes must map exactly two of {', '.join(SWEEPABLE)} to lists of values, got {got!r}")
+        raise InvalidParameterError(f"axes must map exactly two of {', '.join(SWEEPABLE)} to lists of values, got {got!r}")
     checked = {}
     for name, values in axes.items():
         if name not in SWEEPABLE:
-            raise ValueError(f"axes: {name!r} cannot be swept; choose two of {', '.join(SWEEPABLE)}")
+            raise InvalidParameterError(f"axes: {name!r} cannot be swept; choose two of {', '.join(SWEEPABLE)}")
         values = [values] if np.isscalar(values) else list(values)
         if not values:
-            raise ValueError(f"{name} must have at least one value, got none")
+            raise InvalidParameterError(f"{name} must have at least one value, got none")
         out = []
         for v in values:
             try:
                 v = float(v)
             except (TypeError, ValueError):
-                raise ValueError(f"{name} values must be numbers, got {v!r}") from None
+                raise InvalidParameterError(f"{name} values must be numbers, got {v!r}") from None
             if math.isnan(v) or v <= 0 or (math.isinf(v) and name != "alpha"):
                 note = " (alpha may be inf)" if name == "alpha" else ""
-                raise ValueError(f"{name} values must be positive and finite{note}, got {v!r}")
+                raise InvalidParameterError(f"{name} values must be positive and finite{note}, got {v!r}")
             out.append(v)
         if len(set(out)) != len(out):
-            raise ValueError(f"{name} values must be distinct, got {values!r}")
+            raise InvalidParameterError(f"{name} values must be distinct, got {values!r}")
         checked[name] = out
     for name in checked:
         if name in fixed:
-            raise ValueError(f"{name} is swept and fixed at once; give it in axes or in fixed, not both")
+            raise InvalidParameterError(f"{name} is swept and fixed at once; give it in axes or in fixed, not both")
     third = next(k for k in SWEEPABLE if k not in checked)
     if third in ("alpha", "epsilon") and third not in fixed:
-        raise ValueError(f"{third} must be given as a fixed parameter (it is not swept)")
+        raise InvalidParameterError(f"{third} must be given as a fixed parameter (it is not swept)")
     return checked
 
 
@@ -507,8 +512,8 @@ def phase_diagram(
         identity: changing it reuses every stored solve.
     out : path
         HDF5 store (created if absent). Each solve is written as soon as it finishes, under
-        :func:`point_name` (swept values + hash of :func:`point_identity`); its standard errors
-        are kept in the run's extras.
+        :func:`point_name` (swept values + hash of :func:`point_identity`), with its standard
+        errors.
     executor : optional
         Anything with ``submit(fn, *args)`` (as for :func:`comparisons.sweeps.sweep`); default:
         built by :func:`comparisons.sweeps.make_executor` from ``workers``/``scheduler``/``slurm``.
@@ -544,12 +549,12 @@ def phase_diagram(
     fixed = dict(fixed or {})
     overlap = set(fixed) & set(solver_options)
     if overlap:
-        raise ValueError(f"{', '.join(sorted(overlap))} given both in fixed and as a solver option")
+        raise InvalidParameterError(f"{', '.join(sorted(overlap))} given both in fixed and as a solver option")
     grid = _check_axes(axes, fixed)
     (d0, values0), (d1, values1) = grid.items()
     shared = {**fixed, **solver_options}
     shared.pop("progress", None)
-    points = [[{**shared, d0: v0, d1: v1} for v1 in values1] for v0 in values0]
+    points = [[_online_options_dropped({**shared, d0: v0, d1: v1}) for v1 in values1] for v0 in values0]
     for row in points:
         for params in row:
             _validate(params)
@@ -562,9 +567,10 @@ def phase_diagram(
     failed: dict[str, str] = {}
 
     def keep(name, params, curves):
-        write_run(out, name, _sem_in_extras(curves), attrs={
+        identity = point_identity(params)
+        write_run(out, name, curves, attrs={
             "sweep_kind": "theory", "sweep_point": json.dumps(_jsonable(dict(params)), sort_keys=True),
-            "phase_identity": json.dumps(point_identity(params), sort_keys=True)})
+            "phase_identity": json.dumps(identity, sort_keys=True), "identity": identity_digest(identity)})
         results[name] = curves
 
     inline = executor is None and workers == 0 and not (scheduler or slurm)

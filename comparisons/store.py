@@ -45,8 +45,10 @@ of a record; :func:`to_xarray` gives an ``xarray.Dataset`` view; :func:`merge_st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -56,6 +58,7 @@ import numpy as np
 from dmft.atomic import atomic_replace, file_lock, remove_stale_temporaries
 from dmft.provenance import provenance
 from dmft.result import DECOMPOSITION_TERMS, LearningCurves
+from dmft.parameters import InvalidParameterError
 from empirical.neural.history import TrainingHistory, history_from_curves
 
 __all__ = [
@@ -71,6 +74,11 @@ __all__ = [
     "read_record",
     "list_records",
     "StoreError",
+    "RunConflictError",
+    "check_writable",
+    "identity_digest",
+    "stored_run_info",
+    "store_run",
     "file_lock",
     "SCHEMA_VERSION",
 ]
@@ -79,6 +87,8 @@ __all__ = [
 #: records with their own documented layout).
 SCHEMA_VERSION = 2
 _CURVES = ("train_loss", "test_loss", "overlap", "cov", "decomposition")
+#: Optional Monte Carlo standard errors of a curves run (``LearningCurves.SEM_FIELDS``).
+_SEM = ("train_loss_sem", "test_loss_sem", "overlap_sem", "cov_sem")
 _HISTORY = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "param_norm")
 _FORMAT = "grokking-theory/runs/1"
 #: Attributes HDF5 itself uses to tie datasets to dimension scales (never copied verbatim).
@@ -86,7 +96,115 @@ _SCALE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME")
 
 
 class StoreError(RuntimeError):
-    """A file is missing, corrupt, or not a grokking-theory store."""
+    """A file is missing, corrupt, not a grokking-theory store, or cannot be written."""
+
+
+class RunConflictError(InvalidParameterError):
+    """A run name already holds a different run (other parameters or settings) in the store.
+
+    Raised instead of replacing it silently: choose another name or pass ``overwrite=True``
+    (``--overwrite``). An invalid-input error (CLI exit 2), raised before any computation.
+    """
+
+
+def identity_digest(request: Mapping) -> str:
+    """Short digest (12 hex digits) of everything that shaped a run.
+
+    ``request`` maps every parameter and numerical setting of the run (unset options as
+    ``None``) to its value; two runs with the same digest are the same computation. Stored as
+    the run's ``identity`` attribute; default run names end in it.
+    """
+    return hashlib.sha1(_json(dict(request)).encode()).hexdigest()[:12]
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse, before any computation, a store path that a later write would fail on.
+
+    Raises :class:`StoreError` (one line naming the path) when ``path`` is a folder, lies under
+    a file, is in a folder that cannot be created or written, or exists but is not a readable
+    grokking-theory store (a text file, a truncated or random-bytes ``.h5``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not an HDF5 store")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StoreError(f"{path}: cannot be created, {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: cannot write in {probe} (permission denied)")
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"{path}: cannot read the existing store (permission denied)")
+        _open_checked(path, "r").close()
+
+
+def stored_run_info(path: str | os.PathLike, name: str) -> dict | None:
+    """``{"identity", "converged", "complete"}`` of run ``name`` in ``path``, or None if absent.
+
+    ``identity`` is None for runs written before identities were recorded.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    with _open_checked(path, "r") as handle:
+        runs = handle.get("runs", {})
+        if name not in runs:
+            return None
+        a = runs[name].attrs
+        identity = a.get("identity")
+        return {"identity": None if identity is None else str(identity),
+                "converged": bool(a.get("converged", True)), "complete": bool(a.get("complete", False))}
+
+
+def store_run(path: str | os.PathLike, name: str, curves: LearningCurves, *, identity: str,
+              attrs: Mapping | None = None, overwrite: bool = False) -> str:
+    """Store ``curves`` as run ``name`` without ever replacing another run silently.
+
+    Parameters
+    ----------
+    identity : str
+        :func:`identity_digest` of the run's parameters and settings (stored as ``identity``).
+    overwrite : bool
+        Replace a complete run of that name made with other parameters or settings.
+
+    Returns
+    -------
+    str
+        ``"stored"``; or ``"kept"`` when ``curves`` did not converge and the store already holds a
+        converged run of that name (a non-converged run never replaces a converged one, not even
+        with ``overwrite``): nothing is written then.
+
+    Raises
+    ------
+    RunConflictError
+        ``name`` holds a complete run of another identity and ``overwrite`` is false.
+    """
+    _check_name("run", name)
+    try:
+        with _atomic_update(Path(path)) as handle:
+            runs = handle["runs"]
+            if name in runs and bool(runs[name].attrs.get("complete", False)):
+                old = runs[name].attrs
+                same = old.get("identity") is not None and str(old.get("identity")) == identity
+                if not same and not overwrite:
+                    raise RunConflictError(
+                        f"run name {name!r} already holds a different run in {path} (other parameters or "
+                        "settings); choose another run name or pass --overwrite to replace it")
+                if bool(old.get("converged", True)) and not curves.converged:
+                    raise _KeepExisting()
+            _write_group(handle, name, curves, {**dict(attrs or {}), "identity": identity})
+    except _KeepExisting:  # the atomic update was abandoned: the file is untouched
+        return "kept"
+    return "stored"
+
+
+class _KeepExisting(Exception):
+    """Abandon an atomic update: the store keeps what it holds."""
 
 
 def _json(value) -> str:
@@ -123,7 +241,7 @@ def _open_checked(path: Path, mode: str) -> h5py.File:
 
 def _check_name(kind: str, name: str) -> None:
     if not name or "/" in name:
-        raise ValueError(f"{kind} name must be a non-empty string without '/', got {name!r}")
+        raise InvalidParameterError(f"{kind} name must be a non-empty string without '/', got {name!r}")
 
 
 def _new_group(parent: h5py.Group, name: str, record_type: str) -> h5py.Group:
@@ -153,6 +271,11 @@ def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Map
     for key in _CURVES:
         ds = group.create_dataset(key, data=getattr(curves, key))
         ds.dims[0].attach_scale(t)
+    for key in _SEM:
+        value = getattr(curves, key, None)
+        if value is not None:
+            ds = group.create_dataset(key, data=value)
+            ds.dims[0].attach_scale(t)
     group.create_dataset("residual_history", data=curves.residual_history)
     if curves.extras:
         extras = group.create_group("extras")
@@ -227,12 +350,22 @@ def _atomic_update(path: Path) -> Iterator[h5py.File]:
         existed = path.exists()
         if existed:
             _open_checked(path, "r").close()  # refuse to overwrite a foreign/corrupt file
+        mode = stat.S_IMODE(path.stat().st_mode) if existed else _default_file_mode()
         with atomic_replace(path, copy_existing=existed) as tmp:
             with h5py.File(tmp, "a" if existed else "w") as handle:
                 handle.attrs["format"] = _FORMAT
                 handle.attrs["schema_version"] = SCHEMA_VERSION
                 handle.require_group("runs")
                 yield handle
+            # the temporary is created private (0600); the store gets ordinary permissions: those
+            # of the file it replaces, or 0666 less the umask for a new one, as open() would give
+            os.chmod(tmp, mode)
+
+
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def list_runs(path: str | os.PathLike, *, include_incomplete: bool = False) -> list[str]:
@@ -281,6 +414,7 @@ def _read_curves_group(path: Path, name: str, group: h5py.Group) -> LearningCurv
             seconds=float(a["seconds"]),
             message=str(a["message"]),
             extras=extras,
+            **{key: group[key][()] for key in _SEM if key in group},
         )
     except (KeyError, ValueError, TypeError, OSError) as exc:
         raise StoreError(f"{path}: run {name!r} is malformed ({exc})") from exc
@@ -407,7 +541,7 @@ def _copy_run(source: h5py.Group, runs: h5py.Group, name: str) -> None:
                         ds.attrs[attr] = value
 
     copy_into(source, group)
-    axis, series = ("step", _HISTORY) if _record_type(source) == "history" else ("t", _CURVES)
+    axis, series = ("step", _HISTORY) if _record_type(source) == "history" else ("t", _CURVES + _SEM)
     if axis in group:
         group[axis].make_scale(axis)
         for key in series:
@@ -452,10 +586,10 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
     out = Path(out)
     sources = [Path(p) for p in inputs]
     if not sources:
-        raise ValueError("inputs must name at least one store to merge, got none")
+        raise InvalidParameterError("inputs must name at least one store to merge, got none")
     for source in sources:
         if source.resolve() == out.resolve():
-            raise ValueError(f"inputs must not include the output file {out}")
+            raise InvalidParameterError(f"inputs must not include the output file {out}")
         if not source.exists():
             raise StoreError(f"{source}: no such file")
         _open_checked(source, "r").close()
@@ -560,9 +694,11 @@ def to_xarray(curves):
     Returns
     -------
     xarray.Dataset
-        Variables ``train_loss``, ``test_loss`` (t), ``overlap`` (t, unit), ``cov``
-        (t, unit, unit_b), ``decomposition`` (t, term) and every extra array whose leading
-        axis is time; ``parameters``/``settings`` flattened into ``attrs``. Several runs are
+        Variables ``train_loss``, ``test_loss`` (t), ``overlap`` (t, i), ``cov`` (t, i, j),
+        ``decomposition`` (t, term), the standard errors present (``*_sem``, as their curve) and
+        every extra array whose leading axis is time: the two-time kernels ``C_w``, ``R_w``,
+        ``C_g``, ``R_g`` as (t, s, i, j) with s the second time on the same grid, ``cross_cov``
+        as (t, i, j); ``parameters``/``settings`` flattened into ``attrs``. Several runs are
         concatenated along a new ``run`` dimension with an outer join on ``t`` (NaN where a run
         has no point).
     """
@@ -572,27 +708,45 @@ def to_xarray(curves):
         raise ModuleNotFoundError(
             "to_xarray needs the optional package xarray: pip install 'grokking-theory[xarray]'"
         ) from exc
+    def dims_of(run: LearningCurves, key: str, value: np.ndarray) -> tuple[str, ...]:
+        """Dimension names of an extra whose leading axis is time.
+
+        Two-time kernels (``C_w``, ``R_w``, ``C_g``, ``R_g``, ... of shape (T, T, N, N) or (T, T))
+        get (t, s, i, j): the second time s on the same grid, then the hidden units i, j; one-time
+        (T, N, N) arrays (t, i, j); anything else its own names.
+        """
+        T, n = run.t.shape[0], run.overlap.shape[1]
+        shape = value.shape
+        if len(shape) >= 2 and shape[1] == T and shape[2:] in ((), (n, n)):
+            return ("t", "s", "i", "j")[: len(shape)]
+        if shape[1:] in ((n,), (n, n)):
+            return ("t", "i", "j")[: len(shape)]
+        return ("t",) + tuple(f"{key}_dim{i}" for i in range(1, len(shape)))
+
     def one(run: LearningCurves):
         n = run.overlap.shape[1]
         data = {
             "train_loss": (("t",), run.train_loss),
             "test_loss": (("t",), run.test_loss),
-            "overlap": (("t", "unit"), run.overlap),
-            "cov": (("t", "unit", "unit_b"), run.cov),
+            "overlap": (("t", "i"), run.overlap),
+            "cov": (("t", "i", "j"), run.cov),
             "decomposition": (("t", "term"), run.decomposition),
         }
+        for key in _SEM:
+            value = getattr(run, key, None)
+            if value is not None:
+                data[key] = (data[key[:-4]][0], value)
         for key, value in run.extras.items():
             value = np.asarray(value)
             if value.ndim >= 1 and value.shape[0] == run.t.shape[0] and key not in data:
-                dims = ("t",) + tuple(f"{key}_dim{i}" for i in range(1, value.ndim))
-                data[key] = (dims, value)
+                data[key] = (dims_of(run, key, value), value)
         attrs = {"kind": run.kind, "converged": int(run.converged), "message": run.message}
         for prefix, mapping in (("parameters", run.parameters), ("settings", run.settings)):
             for key, value in mapping.items():
                 attrs[f"{prefix}.{key}"] = value if isinstance(value, (int, float, str)) else _json(value)
         return xr.Dataset(
             data,
-            coords={"t": run.t, "unit": np.arange(n), "unit_b": np.arange(n), "term": list(DECOMPOSITION_TERMS)},
+            coords={"t": run.t, "s": run.t, "i": np.arange(n), "j": np.arange(n), "term": list(DECOMPOSITION_TERMS)},
             attrs=attrs,
         )
 

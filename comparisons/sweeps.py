@@ -11,7 +11,9 @@
 * results come back to this process, which is the only writer of ``out``: each is stored with
   :func:`comparisons.store.write_run` as soon as it finishes (atomic per run, under the file lock,
   so a killed sweep keeps every finished point);
-* resumable: a point whose run is already complete in ``out`` is not submitted again.
+* resumable: a point whose run is already complete and converged in ``out`` is not submitted
+  again (a stored run that did not converge is recomputed);
+* parameter names are checked against the point's function before the first point runs.
 
 Run names are derived from the parameters (:func:`run_name`), so the same grid maps to the
 same names on every invocation.
@@ -30,10 +32,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import dmft
-from comparisons.store import list_runs, write_run
+from comparisons.store import identity_digest, list_runs, store_run, stored_run_info
 from dmft.result import LearningCurves
+from dmft.parameters import InvalidParameterError
 
-__all__ = ["KINDS", "SweepResult", "expand_grid", "run_name", "run_point", "sweep", "make_executor", "parse_value"]
+__all__ = ["KINDS", "SweepResult", "expand_grid", "run_name", "run_point", "sweep", "make_executor", "parse_value",
+           "accepted_parameters", "check_parameter_names"]
 
 #: What a sweep point runs.
 KINDS = ("theory", "simulation")
@@ -71,20 +75,20 @@ def expand_grid(grid: Mapping[str, Any] | Sequence[Mapping[str, Any]], fixed: Ma
     fixed = dict(fixed or {})
     if isinstance(grid, Mapping):
         if not grid:
-            raise ValueError("grid must name at least one parameter, got an empty mapping")
+            raise InvalidParameterError("grid must name at least one parameter, got an empty mapping")
         keys = list(grid)
         values = []
         for key in keys:
             v = grid[key]
             v = list(v) if isinstance(v, (list, tuple, range)) else [v]
             if not v:
-                raise ValueError(f"grid parameter {key!r} must have at least one value, got none")
+                raise InvalidParameterError(f"grid parameter {key!r} must have at least one value, got none")
             values.append(v)
         points = [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     else:
         points = [dict(p) for p in grid]
         if not points:
-            raise ValueError("grid must hold at least one point, got none")
+            raise InvalidParameterError("grid must hold at least one point, got none")
     return [{**fixed, **p} for p in points]
 
 
@@ -94,6 +98,45 @@ def _format(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(_format(v) for v in value)
     return str(value).replace("/", "|")
+
+
+#: Options of ``dmft.solve`` the finite-alpha solver takes through ``**solver_options`` beyond the
+#: fields of its settings dataclass (the time grid and error options of the solver).
+_SOLVE_EXTRA_OPTIONS = ("progress", "grid", "grid_points", "times", "symmetrize", "error_replicas", "march")
+#: Keyword arguments of the simulation that are not parameters a sweep can set.
+_SIMULATION_NOT_SWEEPABLE = ("data", "record_hook")
+
+
+def accepted_parameters(kind: str) -> set[str]:
+    """Names a sweep point of ``kind`` may set: the keyword arguments of ``dmft.solve`` (with the
+    finite-alpha solver's settings) or of ``empirical.train_committee``."""
+    import dataclasses
+    import inspect
+
+    if kind == "theory":
+        signature = inspect.signature(dmft.solve)
+        names = {n for n, p in signature.parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        try:
+            from dmft.dmft_solver import SolverSettings
+        except ImportError:  # pragma: no cover - a build without the finite-alpha solver
+            return names
+        return names | {f.name for f in dataclasses.fields(SolverSettings)} | set(_SOLVE_EXTRA_OPTIONS)
+    if kind == "simulation":
+        from empirical import train_committee
+
+        return set(inspect.signature(train_committee).parameters) - set(_SIMULATION_NOT_SWEEPABLE)
+    raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def check_parameter_names(kind: str, names) -> None:
+    """Refuse, before the first point runs, a parameter name the point's function does not take."""
+    accepted = accepted_parameters(kind)
+    unknown = sorted(set(names) - accepted)
+    if unknown:
+        what = "dmft.solve" if kind == "theory" else "empirical.train_committee"
+        raise InvalidParameterError(
+            f"unknown sweep parameter(s) {', '.join(repr(u) for u in unknown)}: not an option of {what} "
+            f"(names use underscores, e.g. t_max); accepted: {', '.join(sorted(accepted))}")
 
 
 def run_name(kind: str, params: Mapping[str, Any]) -> str:
@@ -116,7 +159,7 @@ def run_point(kind: str, params: Mapping[str, Any]) -> LearningCurves:
         from empirical import train_committee
 
         return train_committee(**params)
-    raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def limit_worker_threads() -> None:
@@ -137,10 +180,13 @@ class SweepResult:
     names : tuple of str
         Run names of every grid point, in grid order.
     computed, skipped : tuple of str
-        Points run now / already complete in ``out`` (resume).
+        Points run now / already complete and converged in ``out`` (resume).
     failed : dict of str to str
         Points whose worker raised, with the error message (nothing stored for them).
     seconds : float
+    converged : dict of str to bool
+        Whether each stored point's run converged (theory: the DMFT met its tolerance;
+        simulation: it did not diverge).
     """
 
     out: str
@@ -149,10 +195,17 @@ class SweepResult:
     skipped: tuple[str, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    converged: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def unconverged(self) -> tuple[str, ...]:
+        """Points whose stored run did not converge."""
+        return tuple(n for n in self.names if self.converged.get(n) is False)
 
     def summary(self) -> dict:
         return {"out": self.out, "points": len(self.names), "computed": list(self.computed),
-                "skipped": list(self.skipped), "failed": dict(self.failed), "seconds": self.seconds}
+                "skipped": list(self.skipped), "failed": dict(self.failed), "seconds": self.seconds,
+                "converged": dict(self.converged), "unconverged": list(self.unconverged)}
 
 
 def _completed(futures: Sequence[Any], poll_seconds: float = 0.2) -> Iterable[Any]:
@@ -199,7 +252,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     (executor, close) : the executor and a no-argument function shutting it down.
     """
     if scheduler and slurm:
-        raise ValueError("scheduler and slurm are exclusive: choose one executor")
+        raise InvalidParameterError("scheduler and slurm are exclusive: choose one executor")
     if scheduler:
         try:
             from distributed import Client
@@ -208,7 +261,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as exc:
-            raise ValueError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({exc})") from exc
+            raise InvalidParameterError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({exc})") from exc
         return client.get_executor(pure=False), client.close
     if slurm:
         try:
@@ -227,7 +280,7 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     import multiprocessing
 
     if workers is not None and (int(workers) != workers or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise InvalidParameterError(f"workers must be an integer >= 1, got {workers!r}")
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                   initializer=limit_worker_threads)
     return pool, (lambda: pool.shutdown(wait=True, cancel_futures=True))
@@ -277,13 +330,21 @@ def sweep(
     """
     start = time.perf_counter()
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    points = expand_grid(grid, fixed)
+        raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    points = [{str(k).replace("-", "_"): v for k, v in p.items()} for p in expand_grid(grid, fixed)]
+    if runner is run_point:
+        check_parameter_names(kind, {k for p in points for k in p})
     names = [run_name(kind, p) for p in points]
     if len(set(names)) != len(names):
-        raise ValueError("grid has repeated points (identical parameters)")
+        raise InvalidParameterError("grid has repeated points (identical parameters)")
     out = Path(out)
-    done = set(list_runs(out)) if (resume and out.exists()) else set()
+    converged: dict[str, bool] = {}
+    if resume and out.exists():
+        for name in set(list_runs(out)) & set(names):
+            info = stored_run_info(out, name)
+            converged[name] = bool(info and info["converged"])
+    # a stored run that did not converge is recomputed, never reused
+    done = {n for n, ok in converged.items() if ok}
     todo = [(n, p) for n, p in zip(names, points) if n not in done]
     skipped = tuple(n for n in names if n in done)
     computed, failed = [], {}
@@ -306,9 +367,14 @@ def sweep(
             except Exception as exc:  # a failed point must not lose the others
                 failed[name] = f"{type(exc).__name__}: {exc}"
             else:
-                write_run(out, name, curves, attrs={"sweep_kind": kind,
-                                                    "sweep_point": json.dumps(params, sort_keys=True, default=str)})
+                # the name spells out every parameter of the point, so a run stored under it is the
+                # same point; store_run still never lets a non-converged run replace a converged one
+                status = store_run(out, name, curves, identity=identity_digest({"sweep_kind": kind, **params}),
+                                   attrs={"sweep_kind": kind,
+                                          "sweep_point": json.dumps(params, sort_keys=True, default=str)},
+                                   overwrite=True)
                 computed.append(name)
+                converged[name] = bool(curves.converged) or status == "kept"
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=len(failed))
@@ -318,4 +384,5 @@ def sweep(
         if close is not None:
             close()
     return SweepResult(out=str(out), names=tuple(names), computed=tuple(computed), skipped=skipped,
-                       failed=failed, seconds=time.perf_counter() - start)
+                       failed=failed, seconds=time.perf_counter() - start,
+                       converged={n: converged[n] for n in names if n in converged})

@@ -148,7 +148,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     T, N = overlap.shape
     coupling = (2.0 / scale) / alpha
     chi = np.ascontiguousarray(chi)
-    root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N), rho)
+    root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N), rho, width=N)
 
     train = _ControlVariateSum((T,))
     rstar = _ControlVariateSum((T, N))

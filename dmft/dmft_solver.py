@@ -6,8 +6,9 @@
     4. update of X = (C_w, m, χ): Anderson mixing (default) or the damped
        X ← (1 − δ) X + δ X̂ of paper eq. 52                               — :mod:`dmft.mixing`
 
-The residual after each iteration is the sup-norm change sup|X̂ − X| over C_w, m and χ/dt (χ
-carries one quadrature weight, so χ/dt is the response R_w itself). The same random numbers are
+The residual after each iteration is the sup-norm change sup|X̂ − X| over C_w, m and χ[n,s]/h_s
+(χ carries one quadrature weight, so χ/h_s is the response R_w itself; h_s = t_{s+1} − t_s, which
+is dt on a uniform grid). The same random numbers are
 used in every iteration, so the map is deterministic and the residual measures convergence,
 not Monte Carlo noise.
 """
@@ -16,19 +17,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from .data_side import BACKENDS, RESPONSE_METHODS, estimate_data_side
 from .mixing import MIXING_METHODS, Mixer
 from .online import OnlineTrajectory, centering_response, mean_response
-from .parameters import ModelParameters, check_int_at_least, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
-from .weight_side import WeightSide, trapezoid_weights, weight_side
+from .symmetry import SymmetryGroup, invariance_group
+from .weight_side import WeightSide, column_steps, trapezoid_weights, weight_side
 
-__all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start"]
+__all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start", "online_data_side", "check_grid"]
 
 
 class DMFTError(RuntimeError):
@@ -78,6 +80,29 @@ class SolverSettings:
         by its Monte Carlo error (a residual jump of ~0.8 in C_w for the default problem at
         S/8), so iterating the warm-up map below ~1e-2 buys nothing: measured, switching at
         1e-2 instead of 1e-3 saved 3 warm-up iterations and no full ones.
+    march : bool
+        Solve on growing windows [0, t_w] of the grid (theory.md §9.1, "marching"): the DMFT map
+        is causal, so the fixed point of a window is the restriction of the fixed point of the
+        whole grid. Each window starts from the converged shorter one and only its new part
+        must settle, which bounds the transient growth of the iteration error that breaks a
+        single fixed-point iteration over a long horizon. A window that does not converge is
+        halved (backtracking). ``False`` iterates on the whole grid at once.
+    first_window : float
+        End time of the first window (theory time).
+    window_growth : float
+        Each window ends at ``window_growth`` times the end of the previous one (> 1).
+    symmetrize : bool
+        Project every data-side estimate and every iterate onto the subspace invariant under
+        the unit permutations and teacher reflection that leave (m(0), C_w(0,0)) invariant
+        (theory.md §9.2, :mod:`dmft.symmetry`); equivalent to averaging each sample over its
+        orbit. The size of the removed asymmetric part is reported in ``settings``.
+    error_replicas : int
+        B independent replica solves with S/B samples each (disjoint random streams), warm
+        started at the converged fixed point; their spread gives the Monte Carlo standard error
+        of every curve, std/√B (theory.md §9.3). 0 switches the error bars off; otherwise ≥ 2.
+    replica_tol : float or None
+        Residual at which a replica stops (default 10·tol: the replicas' spread is ~√B times the
+        solve's error, far above this).
     """
 
     samples: int = 32768
@@ -94,28 +119,34 @@ class SolverSettings:
     progress: bool = False
     warmup_samples: int | None = None
     warmup_tol: float = 1e-2
+    march: bool = True
+    first_window: float = 10.0
+    window_growth: float = 2.0
+    symmetrize: bool = True
+    error_replicas: int = 8
+    replica_tol: float | None = None
 
     def __post_init__(self):
         samples = check_int_at_least("samples", self.samples, 4)
         if samples % 4:
-            raise ValueError(f"samples must be a multiple of 4 (antithetic quadruplets), got {samples}")
+            raise InvalidParameterError(f"samples must be a multiple of 4 (antithetic quadruplets), got {samples}")
         object.__setattr__(self, "samples", samples)
         if self.response not in RESPONSE_METHODS:
-            raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
+            raise InvalidParameterError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
         if self.response_samples is not None:
             object.__setattr__(self, "response_samples",
                                check_int_at_least("response_samples", self.response_samples, 1))
         if not (0.0 < float(self.damping) <= 1.0) or math.isnan(float(self.damping)):
-            raise ValueError(f"damping must lie in (0, 1], got {self.damping!r}")
+            raise InvalidParameterError(f"damping must lie in (0, 1], got {self.damping!r}")
         if self.mixing not in MIXING_METHODS:
-            raise ValueError(f"mixing must be one of {MIXING_METHODS}, got {self.mixing!r}")
+            raise InvalidParameterError(f"mixing must be one of {MIXING_METHODS}, got {self.mixing!r}")
         check_int_at_least("anderson_depth", self.anderson_depth, 1)
         check_positive("tol", self.tol)
         check_positive("warmup_tol", self.warmup_tol)
         check_int_at_least("max_iter", self.max_iter, 1)
         check_int_at_least("seed", self.seed, 0)
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS} for the finite-alpha solver, got {self.backend!r}")
+            raise InvalidParameterError(f"backend must be one of {BACKENDS} for the finite-alpha solver, got {self.backend!r}")
         chunk = check_int_at_least("chunk", self.chunk, 4)
         object.__setattr__(self, "chunk", chunk - chunk % 4)
         warm = self.warmup_samples
@@ -123,24 +154,36 @@ class SolverSettings:
             warm = max(2048, samples // 8)
         warm = min(check_int_at_least("warmup_samples", warm, 4), samples)
         object.__setattr__(self, "warmup_samples", warm - warm % 4)
+        object.__setattr__(self, "march", bool(self.march))
+        object.__setattr__(self, "symmetrize", bool(self.symmetrize))
+        check_positive("first_window", self.first_window)
+        if not float(self.window_growth) > 1.0 or not math.isfinite(float(self.window_growth)):
+            raise InvalidParameterError(f"window_growth must be a finite number > 1, got {self.window_growth!r}")
+        replicas = check_int_at_least("error_replicas", self.error_replicas, 0)
+        if replicas == 1:
+            raise InvalidParameterError("error_replicas must be 0 (no error bars) or at least 2, got 1")
+        if replicas and samples // replicas < 4:
+            raise InvalidParameterError(f"error_replicas must leave at least 4 samples per replica "
+                             f"(samples={samples}), got {replicas}")
+        if self.replica_tol is not None:
+            check_positive("replica_tol", self.replica_tol)
 
 
-def _grid_step(t: np.ndarray) -> float:
-    if t.ndim != 1 or t.size < 2 or t[0] != 0.0:
-        raise ValueError("t must be a grid 0 = t_0 < t_1 < ... with at least two points")
-    dt = float(t[1] - t[0])
-    if not np.allclose(np.diff(t), dt, rtol=1e-9, atol=1e-12):
-        raise ValueError("the DMFT solver needs a uniform time grid")
-    return dt
+def check_grid(t) -> np.ndarray:
+    """The time grid as a float array, refused unless 0 = t_0 < t_1 < … (theory.md §9.1)."""
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise InvalidParameterError("t must be a strictly increasing grid 0 = t_0 < t_1 < ... with at least two points")
+    return t
 
 
-def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
-    """α = ∞ data-side order parameters from the online ODE, pushed through the weight side.
+def online_data_side(params: ModelParameters, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """α = ∞ data-side order parameters (R_g, r*, m) on the grid ``t`` from the online ODE.
 
     R_g is block diagonal, R_g[n, n] = R(t_n) of eq. 33 (centred: plus the column
     R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes.
     """
-    dt = _grid_step(t)
+    t = check_grid(t)
     traj = OnlineTrajectory(params, t_max=float(t[-1]))
     m, Q, X = traj(t)
     T, N = m.shape
@@ -153,14 +196,21 @@ def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
         resp[0, 0] = params.epsilon * params.rho / 2 * np.eye(N)
     else:
         resp[idx, idx] = mean_response(Q, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
-    return weight_side(resp, params.epsilon * m, None, m0=params.m0, cov0=params.cov0, rho=params.rho,
-                       scale=params.scale, alpha=math.inf, dt=dt)
+    return resp, params.epsilon * m, m
 
 
-def _response_density(chi: np.ndarray, dt: float) -> np.ndarray:
+def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
+    """α = ∞ data-side order parameters from the online ODE, pushed through the weight side."""
+    t = check_grid(t)
+    resp, r_star, _ = online_data_side(params, t)
+    return weight_side(resp, r_star, None, m0=params.m0, cov0=params.cov0, rho=params.rho,
+                       scale=params.scale, alpha=math.inf, times=t)
+
+
+def _response_density(chi: np.ndarray, t: np.ndarray) -> np.ndarray:
     """R_w(t_n, t_s) from χ = M Q by dividing out the trapezoid weight of column s (R_w(0,0) = I)."""
     T, _, N, _ = chi.shape
-    weights = trapezoid_weights(T, dt)
+    weights = trapezoid_weights(t)
     weights[0, 0] = 1.0
     density = chi / np.where(weights > 0, weights, 1.0)[:, :, None, None]
     density[0, 0] = np.eye(N)
@@ -175,124 +225,341 @@ def _decomposition(params: ModelParameters, cov_w: np.ndarray, overlap: np.ndarr
     return loss_decomposition(Q, overlap, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
 
 
+@dataclass
+class _State:
+    """An iterate X = (C_w, m, χ) on a window of the grid."""
+
+    cov: np.ndarray
+    overlap: np.ndarray
+    chi: np.ndarray
+
+    def restrict(self, points: int) -> "_State":
+        return _State(self.cov[:points, :points].copy(), self.overlap[:points].copy(),
+                      self.chi[:points, :points].copy())
+
+    def pack(self) -> np.ndarray:
+        return np.concatenate([self.cov.ravel(), self.overlap.ravel(), self.chi.ravel()])
+
+    def unpack(self, x: np.ndarray) -> "_State":
+        a, b = self.cov.size, self.cov.size + self.overlap.size
+        cov = x[:a].reshape(self.cov.shape)
+        return _State(0.5 * (cov + cov.transpose(1, 0, 3, 2)), x[a:b].reshape(self.overlap.shape),
+                      x[b:].reshape(self.chi.shape))
+
+
+@dataclass
+class _WindowOutcome:
+    state: _State
+    estimate: object
+    history: list
+    converged: bool
+    reason: str
+    symmetry_removed: float
+
+
+class _Blowup(Exception):
+    """A window iteration produced non-finite or exploding values."""
+
+
+def _project_estimate(estimate, group: SymmetryGroup):
+    """Orbit average of the data-side estimate and the size of the removed asymmetric part."""
+    cov_g = group.project_pairs(estimate.cov_g)
+    response = group.project_pairs(estimate.response)
+    r_star = group.project_units(estimate.r_star, odd=True)
+    removed = max(float(np.max(np.abs(cov_g - estimate.cov_g))),
+                  float(np.max(np.abs(response - estimate.response))),
+                  float(np.max(np.abs(r_star - estimate.r_star))))
+    return replace(estimate, cov_g=cov_g, response=response, r_star=r_star), removed
+
+
+def _project_state(state: _State, group: SymmetryGroup) -> _State:
+    return _State(group.project_pairs(state.cov), group.project_units(state.overlap, odd=True),
+                  group.project_pairs(state.chi))
+
+
+#: A residual above this (order parameters are O(1)–O(100)) counts as a blow-up.
+_BLOWUP = 1e8
+
+
+def _iterate_window(params, t, state: _State, settings: SolverSettings, group: SymmetryGroup, *,
+                    samples: int, warmup: int | None, seed, tol: float, bar=None, phase="") -> _WindowOutcome:
+    """Fixed-point iteration of the DMFT map on the grid ``t`` from ``state`` (theory.md §4.6)."""
+    steps = column_steps(t)
+    chi_scale = np.broadcast_to(steps[None, :, None, None], state.chi.shape)
+    weights = np.concatenate([np.ones(state.cov.size + state.overlap.size), 1.0 / chi_scale.ravel()])
+    mixer = Mixer(method=settings.mixing, damping=settings.damping, depth=settings.anderson_depth,
+                  weights=weights)
+    current = warmup if warmup is not None and warmup < samples else samples
+    history: list[float] = []
+    best = math.inf
+    estimate = None
+    removed = 0.0
+    for iteration in range(1, settings.max_iter + 1):
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                estimate = estimate_data_side(
+                    state.cov, state.overlap, state.chi, alpha=params.alpha, epsilon=params.epsilon,
+                    scale=params.scale, rho=params.rho, center=params.center, m0=params.m0,
+                    cov0=params.cov0, samples=current, seed=seed, backend=settings.backend,
+                    response=settings.response, response_samples=settings.response_samples,
+                    chunk=settings.chunk)
+                if settings.symmetrize:
+                    estimate, removed = _project_estimate(estimate, group)
+                new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,
+                                  cov0=params.cov0, rho=params.rho, scale=params.scale,
+                                  alpha=params.alpha, times=t)
+        except (FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
+            raise _Blowup(f"{type(exc).__name__} at iteration {iteration}: {exc}") from exc
+        residual = max(float(np.max(np.abs(new.cov - state.cov))),
+                       float(np.max(np.abs(new.overlap - state.overlap))),
+                       float(np.max(np.abs(new.response - state.chi) / chi_scale)))
+        history.append(residual)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{phase} t<={t[-1]:.4g} S={current} residual={residual:.2e}")
+        if not math.isfinite(residual) or residual > _BLOWUP or not np.all(np.isfinite(estimate.train_loss)):
+            raise _Blowup(f"residual {residual:.3g} at iteration {iteration}")
+        if residual > best:
+            mixer.reset()              # no progress: restart Anderson from a damped step
+        best = min(best, residual)
+        if current < samples:
+            if residual < max(settings.warmup_tol, tol):
+                current = samples
+                mixer.reset()          # a new sample size is a new map: forget its history
+                best = math.inf
+        elif residual < tol:
+            return _WindowOutcome(state, estimate, history, True, "", removed)
+        mixed = state.unpack(mixer.step(state.pack(), _State(new.cov, new.overlap, new.response).pack()))
+        state = _project_state(mixed, group) if settings.symmetrize else mixed
+    return _WindowOutcome(state, estimate, history, False,
+                          f"residual {history[-1]:.2e} >= tol {tol:g} after {len(history)} iterations (max_iter)",
+                          removed)
+
+
+def _window_ends(t: np.ndarray, settings: SolverSettings) -> list[int]:
+    """Last grid index of each marching window: t_w = first_window·growth^w, then t_max."""
+    if not settings.march:
+        return [t.size - 1]
+    ends = []
+    target = settings.first_window
+    while target < t[-1]:
+        index = int(np.searchsorted(t, target - 1e-12))
+        if index >= 2 and (not ends or index > ends[-1]):
+            ends.append(index)
+        target *= settings.window_growth
+    ends.append(t.size - 1)
+    return ends
+
+
+def _extension(params, t, points: int, done: "_WindowOutcome", online) -> _State:
+    """Starting iterate on the window [0, t_{points−1}] that extends a converged shorter one.
+
+    The converged data-side estimates (R_g, r*, C_g) are kept on the old window and continued
+    by their α = ∞ values (local response, r* = εm, no noise) on the new times; the weight side
+    then gives a consistent (C_w, m, χ) on the whole window, equal to the converged iterate on
+    the old part (causality) and positive semi-definite by construction.
+    """
+    resp_online, rstar_online, _ = online
+    est = done.estimate
+    old = est.train_loss.size
+    resp = resp_online[:points, :points].copy()
+    resp[:old, :old] = est.response
+    r_star = rstar_online[:points].copy()
+    r_star[:old] = est.r_star
+    N = r_star.shape[1]
+    cov_g = np.zeros((points, points, N, N))
+    cov_g[:old, :old] = est.cov_g
+    guess = weight_side(resp, r_star, cov_g, m0=params.m0, cov0=params.cov0, rho=params.rho,
+                        scale=params.scale, alpha=params.alpha, times=t[:points])
+    return _State(guess.cov, guess.overlap, guess.response)
+
+
+def _march(params, t, start: _State, settings, group, *, samples, seed, tol, warmup, bar, initial=None,
+           label="S", online=None):
+    """Solve window after window (theory.md §9.1); halve a window that fails.
+
+    Returns the outcome on the longest window reached, its last index, the total iteration count
+    and the list of backtracking events.
+    """
+    ends = _window_ends(t, settings)
+    done = None                   # outcome on the last converged window
+    done_end = 0
+    total = []
+    events = []
+    target_pos = 0
+    end = ends[0]
+    first = True
+    while True:
+        points = end + 1
+        if done is not None and initial is None:
+            guess = _extension(params, t, points, done, online)
+        else:
+            guess = (initial if initial is not None else start).restrict(points)
+            if done is not None:
+                prev = done_end + 1
+                guess.cov[:prev, :prev] = done.state.cov
+                guess.overlap[:prev] = done.state.overlap
+                guess.chi[:prev, :prev] = done.state.chi
+        try:
+            outcome = _iterate_window(params, t[:points], guess, settings, group, samples=samples,
+                                      warmup=warmup if first else None, seed=seed, tol=tol, bar=bar,
+                                      phase=label)
+            total.extend(outcome.history)
+            failure = None if outcome.converged else outcome.reason
+        except _Blowup as exc:
+            outcome, failure = None, f"blew up ({exc})"
+        if failure is None:
+            done, done_end, first = outcome, end, False
+            if end == t.size - 1:
+                return done, done_end, total, events, ""
+            while ends[target_pos] <= end:
+                target_pos += 1
+            end = ends[target_pos]
+            continue
+        last_good = done_end if done is not None else 0
+        if settings.march and end - last_good > 4:
+            events.append(f"window to t={t[end]:.4g} {failure}; halved")
+            end = last_good + (end - last_good) // 2
+            continue
+        if outcome is not None and done is None:
+            done, done_end = outcome, end          # the first window itself did not converge
+        reason = (f"window [0, {t[end]:.4g}] {failure}"
+                  + (f"; converged up to t = {t[done_end]:.4g}" if done is not None and done.converged else ""))
+        return done, done_end, total, events, reason
+
+
+def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar):
+    """Standard errors of the curves from B independent replicas (theory.md §9.3)."""
+    B = settings.error_replicas
+    samples = (settings.samples // B) // 4 * 4
+    curves = {"train_loss": [], "test_loss": [], "overlap": [], "cov": []}
+    failed = 0
+    iterations = []
+    idx = np.arange(t.size)
+    whole = replace(settings, march=False)
+    for b in range(B):
+        # from the fixed point on the whole grid (it starts within Monte Carlo error of the
+        # replica's own fixed point); marching from it only where that fails
+        outcome, end, history, _, reason = _march(params, t, fixed, whole, group, samples=samples,
+                                            seed=(seed, b + 1), tol=tol, warmup=None, bar=bar,
+                                            initial=fixed, label=f"replica {b + 1}/{B}")
+        if reason and settings.march:
+            outcome, end, more, _, reason = _march(params, t, fixed, settings, group, samples=samples,
+                                                   seed=(seed, b + 1), tol=tol, warmup=None, bar=bar,
+                                                   initial=fixed, label=f"replica {b + 1}/{B}")
+            history = history + more
+        iterations.append(len(history))
+        if reason or outcome is None or end != t.size - 1:
+            failed += 1
+            continue
+        state = outcome.state
+        curves["train_loss"].append(outcome.estimate.train_loss)
+        curves["test_loss"].append(_decomposition(params, state.cov, state.overlap).sum(axis=-1))
+        curves["overlap"].append(state.overlap)
+        curves["cov"].append(state.cov[idx, idx])
+    if len(curves["train_loss"]) < 2:
+        return None, failed, iterations
+    sem = {name: np.std(np.array(v), axis=0, ddof=1) / math.sqrt(len(v)) for name, v in curves.items()}
+    return sem, failed, iterations
+
+
 def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCurves:
-    """Solve the finite-α DMFT on the uniform grid ``t`` (theory.md §4).
+    """Solve the finite-α DMFT on the grid ``t`` (theory.md §4, §9).
 
     Parameters
     ----------
     params : ModelParameters
         Finite ``alpha``.
     t : ndarray, shape (T,)
-        Uniform grid starting at 0 (theory time t = η₀·step/D).
+        Strictly increasing grid starting at 0 (theory time t = η₀·step/D); uniform or not
+        (theory.md §9.1).
     **options
-        Fields of :class:`SolverSettings`; ``device`` is accepted and ignored by the CPU
-        backends.
+        Fields of :class:`SolverSettings`. ``device`` is refused unless it is ``"cpu"`` or
+        ``None``: the solver runs on the CPU (Numba or NumPy).
 
     Returns
     -------
     LearningCurves
-        kind ``"dmft"``; ``extras`` holds the two-time order parameters ``C_w`` (T,T,N,N),
-        ``R_w`` (χ/quadrature weight, T,T,N,N), ``C_g``, ``R_g`` (discrete mean response,
-        diagonal blocks = equal-time part), ``r_star`` (T,N).
-
-    Raises
-    ------
-    DMFTError
-        When an iteration produces non-finite values.
+        kind ``"dmft"``; ``train_loss_sem``/``test_loss_sem``/``overlap_sem``/``cov_sem`` hold the
+        Monte Carlo standard errors (``error_replicas`` > 0); ``extras`` holds the two-time order
+        parameters ``C_w`` (T,T,N,N), ``R_w`` (χ/quadrature weight, T,T,N,N), ``C_g``, ``R_g``
+        (discrete mean response, diagonal blocks = equal-time part), ``r_star`` (T,N). A solve
+        that does not converge on the whole grid returns ``converged=False`` with the reason in
+        ``message``, and curves on the longest window that did converge (never NaN).
     """
     options = dict(options)
-    options.pop("device", None)
+    device = options.pop("device", None)
+    if device not in (None, "cpu", "auto"):
+        raise InvalidParameterError(f"device must be 'cpu' for the finite-alpha DMFT solver (Numba/NumPy), got {device!r}")
+    known = {f.name for f in fields(SolverSettings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidParameterError(f"unknown DMFT solver option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     settings = SolverSettings(**options)
     if params.is_online:
-        raise ValueError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
-    t = np.asarray(t, dtype=float)
-    dt = _grid_step(t)
+        raise InvalidParameterError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
+    t = check_grid(t)
     start_time = time.perf_counter()
-    state = online_start(params, t)
-    cov_w, overlap, chi = state.cov, state.overlap, state.response
-    history: list[float] = []
-    estimate = None
-    converged = False
-    message = ""
+    online = online_data_side(params, t)
+    start = weight_side(online[0], online[1], None, m0=params.m0, cov0=params.cov0, rho=params.rho,
+                        scale=params.scale, alpha=math.inf, times=t)
+    start = _State(start.cov, start.overlap, start.response)
+    group = invariance_group(params.m0, params.cov0) if settings.symmetrize else invariance_group(
+        params.m0[:1], params.cov0[:1, :1])
     bar = None
     if settings.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=settings.max_iter, desc=f"DMFT alpha={params.alpha:g}", unit="it", leave=False)
-    T, N = overlap.shape
-    sizes = (cov_w.size, overlap.size, chi.size)
-    weights = np.concatenate([np.ones(sizes[0] + sizes[1]), np.full(sizes[2], 1.0 / dt)])
-    mixer = Mixer(method=settings.mixing, damping=settings.damping, depth=settings.anderson_depth,
-                  weights=weights)
-
-    def pack(cov, m, resp):
-        return np.concatenate([cov.ravel(), m.ravel(), resp.ravel()])
-
-    def unpack(x):
-        cov = x[: sizes[0]].reshape(cov_w.shape)
-        m = x[sizes[0]: sizes[0] + sizes[1]].reshape(T, N)
-        resp = x[sizes[0] + sizes[1]:].reshape(chi.shape)
-        return 0.5 * (cov + cov.transpose(1, 0, 3, 2)), m, resp
-
+        bar = tqdm(desc=f"DMFT alpha={params.alpha:g}", unit="it", leave=False, total=None)
     try:
-        samples = settings.warmup_samples
-        best = math.inf
-        for iteration in range(1, settings.max_iter + 1):
-            estimate = estimate_data_side(
-                cov_w, overlap, chi, alpha=params.alpha, epsilon=params.epsilon, scale=params.scale,
-                rho=params.rho, center=params.center, m0=params.m0, cov0=params.cov0,
-                samples=samples, seed=settings.seed, backend=settings.backend,
-                response=settings.response, response_samples=settings.response_samples,
-                chunk=settings.chunk)
-            new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,
-                              cov0=params.cov0, rho=params.rho, scale=params.scale, alpha=params.alpha, dt=dt)
-            residual = max(np.max(np.abs(new.cov - cov_w)), np.max(np.abs(new.overlap - overlap)),
-                           np.max(np.abs(new.response - chi)) / dt)
-            history.append(float(residual))
-            if not math.isfinite(residual) or not np.all(np.isfinite(estimate.train_loss)):
-                raise DMFTError(
-                    f"DMFT iteration {iteration} produced non-finite order parameters "
-                    f"(residual {residual}); try a smaller damping or time step", iteration, residual)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(residual=f"{residual:.2e}")
-            if residual > best:
-                mixer.reset()              # no progress: restart Anderson from a damped step
-            best = min(best, residual)
-            if samples < settings.samples:
-                if residual < max(settings.warmup_tol, settings.tol):
-                    samples = settings.samples
-                    mixer.reset()          # a new sample size is a new map: forget its history
-                    best = math.inf
-            elif residual < settings.tol:
-                converged = True
-                break
-            cov_w, overlap, chi = unpack(mixer.step(pack(cov_w, overlap, chi),
-                                                    pack(new.cov, new.overlap, new.response)))
+        outcome, end, history, events, reason = _march(
+            params, t, start, settings, group, samples=settings.samples, seed=(settings.seed, 0),
+            tol=settings.tol, warmup=settings.warmup_samples, bar=bar, label="fixed point", online=online)
+        if outcome is None:
+            raise DMFTError(f"DMFT failed on its first window: {reason}", len(history),
+                            history[-1] if history else math.inf)
+        converged = not reason
+        sem, failed, replica_iterations = None, 0, []
+        if converged and settings.error_replicas:
+            replica_tol = settings.replica_tol or 10 * settings.tol
+            sem, failed, replica_iterations = _replica_errors(params, t, outcome.state, settings, group,
+                                          seed=settings.seed, tol=replica_tol, bar=bar)
     finally:
         if bar is not None:
             bar.close()
+    tw = t[: end + 1]
+    state, estimate = outcome.state, outcome.estimate
     iterations = len(history)
     residual = history[-1]
     if converged:
         message = f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations"
     else:
-        message = (f"not converged: residual {residual:.2e} >= tol {settings.tol:g} after "
-                   f"{iterations} iterations (max_iter)")
-    decomposition = _decomposition(params, cov_w, overlap)
+        message = f"not converged: {reason}"
+    if events:
+        message += f" ({len(events)} window(s) halved)"
+    decomposition = _decomposition(params, state.cov, state.overlap)
     extras = {
-        "C_w": cov_w,
-        "R_w": _response_density(chi, dt),
+        "C_w": state.cov,
+        "R_w": _response_density(state.chi, tw),
         "C_g": estimate.cov_g,
         "R_g": estimate.response,
         "r_star": estimate.r_star,
     }
-    idx = np.arange(t.size)
+    idx = np.arange(tw.size)
+    group_size = group.order if settings.symmetrize else 1
     return LearningCurves(
-        kind="dmft", t=t, train_loss=estimate.train_loss, test_loss=decomposition.sum(axis=-1),
-        overlap=overlap, cov=cov_w[idx, idx], decomposition=decomposition, parameters=params.as_attrs(),
-        settings={**asdict(settings), "dt": dt, "t_max": float(t[-1]), "newton_failures": estimate.newton_failures},
+        kind="dmft", t=tw, train_loss=estimate.train_loss, test_loss=decomposition.sum(axis=-1),
+        overlap=state.overlap, cov=state.cov[idx, idx], decomposition=decomposition,
+        parameters=params.as_attrs(),
+        settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
+                  "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
+                  "symmetry_removed": outcome.symmetry_removed, "windows_halved": len(events),
+                  "replicas_failed": failed, "replica_iterations": replica_iterations},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,
+        train_loss_sem=None if sem is None else sem["train_loss"],
+        test_loss_sem=None if sem is None else sem["test_loss"],
+        overlap_sem=None if sem is None else sem["overlap"],
+        cov_sem=None if sem is None else sem["cov"],
     )

@@ -2,8 +2,10 @@
 
 One frozen dataclass, :class:`ModelParameters`, describes the learning problem that the
 theory (online ODE, DMFT) and the simulation (``empirical``) share. Every field is validated
-on construction; an invalid value raises :class:`ValueError` naming the parameter and its
-valid range, so that the CLI can turn it into a one-line error with exit code 2.
+on construction; an invalid value raises :class:`InvalidParameterError` (a ``ValueError``)
+naming the parameter and its valid range. The CLI turns exactly this type, and no other
+``ValueError``, into a one-line error with exit code 2: a ``ValueError`` raised deep inside a
+computation (numpy's ``LinAlgError``, say) is a failure of the run, not bad input.
 
 Conventions (theory.md §0, binding): ``alpha`` is the sample ratio P/D (``math.inf`` for the
 online limit), ``scale`` the output scale κ, ``epsilon`` the quadratic coefficient of
@@ -19,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "InvalidParameterError",
     "ModelParameters",
     "default_init_overlap",
     "planted_init_cov",
@@ -32,27 +35,48 @@ __all__ = [
 DEFAULT_OVERLAP_MAGNITUDE = 0.1
 
 
+class InvalidParameterError(ValueError):
+    """An input parameter is outside its valid range (the message names the parameter).
+
+    Raised by the parameter checks of every layer (:func:`check_finite`, :func:`check_positive`,
+    :func:`check_int_at_least`, :class:`ModelParameters`, the solver settings, the CLI); the
+    ``dmft`` command line maps this type, and only this type, to exit code 2. A subclass of
+    ``ValueError``, so ``except ValueError`` keeps working.
+    """
+
+
+def _as_float(name: str, value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from exc
+
+
 def check_finite(name: str, value: float) -> float:
-    """Return ``float(value)`` or raise ``ValueError`` if it is NaN or infinite."""
-    value = float(value)
+    """Return ``float(value)`` or raise :class:`InvalidParameterError` if it is NaN or infinite."""
+    value = _as_float(name, value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a finite number, got {value!r}")
     return value
 
 
 def check_positive(name: str, value: float, *, allow_inf: bool = False) -> float:
     """Return ``float(value)`` or raise unless ``0 < value < inf`` (``<= inf`` if allowed)."""
-    value = float(value)
+    value = _as_float(name, value)
     upper = "inf]" if allow_inf else "inf)"
     if math.isnan(value) or value <= 0 or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must lie in (0, {upper}, got {value!r}")
+        raise InvalidParameterError(f"{name} must lie in (0, {upper}, got {value!r}")
     return value
 
 
 def check_int_at_least(name: str, value: int, minimum: int) -> int:
     """Return ``int(value)`` or raise unless it is an integer ``>= minimum``."""
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= minimum
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -126,15 +150,15 @@ class ModelParameters:
         overlap = default_init_overlap(n) if self.init_overlap is None else self.init_overlap
         overlap_arr = np.atleast_1d(np.asarray(overlap, dtype=float))
         if overlap_arr.shape != (n,):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"init_overlap must have one entry per hidden unit (width={n}), "
                 f"got shape {overlap_arr.shape}"
             )
         if not np.all(np.isfinite(overlap_arr)):
-            raise ValueError(f"init_overlap must be finite, got {overlap_arr.tolist()}")
+            raise InvalidParameterError(f"init_overlap must be finite, got {overlap_arr.tolist()}")
         bound = math.sqrt(self.rho)
         if np.any(np.abs(overlap_arr) >= bound):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"init_overlap entries must satisfy |m_i(0)| < sqrt(rho) = {bound:g}, "
                 f"got {overlap_arr.tolist()}"
             )
@@ -145,12 +169,12 @@ class ModelParameters:
         else:
             cov = np.asarray(self.init_cov, dtype=float)
             if cov.shape != (n, n):
-                raise ValueError(f"init_cov must be a {n}x{n} matrix, got shape {cov.shape}")
+                raise InvalidParameterError(f"init_cov must be a {n}x{n} matrix, got shape {cov.shape}")
             if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=0, atol=1e-12):
-                raise ValueError("init_cov must be a finite symmetric matrix")
+                raise InvalidParameterError("init_cov must be a finite symmetric matrix")
         joint = np.block([[cov, overlap_arr[:, None]], [overlap_arr[None, :], np.array([[self.rho]])]])
         if np.linalg.eigvalsh(joint).min() <= 1e-12 * max(1.0, np.abs(joint).max()):
-            raise ValueError(
+            raise InvalidParameterError(
                 "init_cov must be positive definite and consistent with init_overlap: the joint "
                 "covariance [[init_cov, m], [m^T, rho]] of (w(0), beta) must be positive definite"
             )

@@ -1,12 +1,20 @@
 """Monte Carlo draws of the data-side Gaussian fields (u(·), h*) with common random numbers.
 
-theory.md §0.1 "Sampling" and "Variance": the joint covariance of (u(t_0..t_{T−1}), h*) is
-rank-deficient (rank N + 1 at α = ∞), so h* is drawn first and u | h* from a square root of
-Cov(u | h*) = C_w − m mᵀ/ρ obtained by eigendecomposition. |h*| is stratified over the quantiles
-of its half-normal law and samples come in antithetic quadruplets (±h*, ±z): the fields
-u = (m/ρ)h* + L z change sign with (h*, z) → (−h*, −z) and, at m = 0, the set is symmetric
-under h* → −h*, so odd statistics such as r* vanish exactly and m ≡ 0 stays an exact fixed
-point of the iteration (theory.md §7.4). Every chunk's draws derive
+theory.md §0.1 "Sampling" and "Variance", §9.1. The joint covariance of (u(t_0..t_{T−1}), h*) is
+rank-deficient (rank N + 1 at α = ∞), so h* is drawn first and u | h* from a *causal* square root
+of Cov(u | h*) = C_w − m mᵀ/ρ: the lower-triangular (time-major) Cholesky factor L of the
+covariance plus a tiny diagonal jitter (see :func:`conditional_square_root`), with pivots
+below ``_RANK_TOL`` clamped to zero. Causality makes the fields at times ≤ t_n depend only on the normals drawn
+for times ≤ t_n, and the normals are drawn time-major, so the draws of a window [0, t_n] are the
+restriction of the draws of any longer grid: the fixed point found on a window stays a fixed
+point when the window is extended (the marching iteration of :mod:`dmft.dmft_solver`). L is a
+continuous function of a positive-definite covariance, so the same normals give nearby fields in
+successive iterations.
+
+|h*| is stratified over the quantiles of its half-normal law and samples come in antithetic
+quadruplets (±h*, ±z): the fields u = (m/ρ)h* + L z change sign with (h*, z) → (−h*, −z) and, at
+m = 0, the set is symmetric under h* → −h*, so odd statistics such as r* vanish exactly and
+m ≡ 0 stays an exact fixed point of the iteration (theory.md §7.4). Every chunk's draws derive
 from (seed, chunk index) only, so the same numbers are used in every fixed-point iteration
 (common random numbers: without them the residual cannot be measured).
 """
@@ -16,49 +24,85 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg.blas
+from numba import njit
 from scipy.special import ndtri
 
-__all__ = ["ConditionalSquareRoot", "conditional_square_root", "draw_chunk", "chunk_bounds"]
+__all__ = ["CausalSquareRoot", "conditional_square_root", "semidefinite_cholesky", "draw_chunk",
+           "chunk_bounds"]
 
-#: Eigenvalues below this fraction of the largest are treated as zero.
-_RANK_TOL = 1e-12
+#: Pivots below this fraction of the t = 0 conditional variance are treated as zero.
+_RANK_TOL = 1e-11
+#: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root).
+_JITTER = 1e-6
+
+
+@njit(cache=True)
+def _cholesky_rows(A, tol):
+    """Lower Cholesky factor of a symmetric positive semi-definite A, row by row (Crout form).
+
+    L[i, j] = (A[i, j] − L[i, :j]·L[j, :j]) / L[j, j]; a pivot d_j = A[j, j] − |L[j, :j]|² ≤ tol
+    gives L[j, j] = 0 and a zero column j. Rows are contiguous, so every dot product streams.
+    """
+    n = A.shape[0]
+    L = np.zeros_like(A)
+    for i in range(n):
+        for j in range(i + 1):
+            acc = A[i, j]
+            for k in range(j):
+                acc -= L[i, k] * L[j, k]
+            if i == j:
+                L[i, i] = np.sqrt(acc) if acc > tol else 0.0
+            elif L[j, j] > 0.0:
+                L[i, j] = acc / L[j, j]
+    return L
+
+
+def semidefinite_cholesky(A: np.ndarray, rel_tol: float = _RANK_TOL) -> np.ndarray:
+    """Lower-triangular L with L Lᵀ = A for symmetric positive semi-definite A (clamped pivots)."""
+    A = np.ascontiguousarray(A, dtype=float)
+    scale = max(float(np.max(np.diag(A))), 1e-300)
+    return _cholesky_rows(A, rel_tol * scale)
 
 
 @dataclass(frozen=True)
-class ConditionalSquareRoot:
-    """Factor of Cov(u | h*) = V diag(λ) Vᵀ restricted to λ > tol·λ_max.
+class CausalSquareRoot:
+    """Causal factor of Cov(u | h*) and the regression slope E[u | h*] = slope·h*.
 
     Attributes
     ----------
-    basis : ndarray, shape (NT, r)
-        Eigenvectors V_r.
-    scales : ndarray, shape (r,)
-        √λ_r.
+    factor : ndarray, shape (NT, NT)
+        Lower-triangular L (time-major index n·N + i) with L Lᵀ = Cov(u | h*).
     slope : ndarray, shape (NT,)
-        E[u | h*] = slope · h*  (slope = m/ρ).
+        m/ρ.
     """
 
-    basis: np.ndarray
-    scales: np.ndarray
+    factor: np.ndarray
     slope: np.ndarray
 
     @property
     def rank(self) -> int:
-        return int(self.scales.size)
+        return int(np.count_nonzero(np.diag(self.factor)))
 
 
-def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, rho: float) -> ConditionalSquareRoot:
-    """Principal square root of Cov(u | h*) (theory.md §0.1 'Sampling').
+def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, rho: float,
+                            width: int | None = None) -> CausalSquareRoot:
+    """Causal square root of Cov(u | h*) = C_w − m mᵀ/ρ (theory.md §0.1 'Sampling', §9.1).
 
-    The symmetric (principal) root V√Λ Vᵀ is a continuous function of the covariance, so the
-    same standard normals z give nearby fields in successive iterations.
+    A jitter ``_JITTER``·s (s = the largest conditional variance at t = 0, so that the factor of
+    a window is the restriction of the factor of a longer grid) is added to the diagonal before
+    the factorisation. Without it the Cholesky factor of the smooth, highly correlated field
+    covariance is a rough function of the covariance, and the fixed-point iteration stalls
+    (measured: 114 instead of 9 iterations at α = 10, t_max = 12, S = 2048); with it the fields
+    gain independent noise of variance 1e-6·s, a bias far below the Monte Carlo error.
     """
     slope = overlap_flat / rho
     cond = cov_flat - np.outer(overlap_flat, overlap_flat) / rho
     cond = 0.5 * (cond + cond.T)
-    lam, vec = np.linalg.eigh(cond)
-    keep = lam > _RANK_TOL * max(lam[-1], 1e-300)
-    return ConditionalSquareRoot(basis=vec[:, keep], scales=np.sqrt(lam[keep]), slope=slope)
+    n0 = cond.shape[0] if width is None else int(width)
+    scale = max(float(np.max(np.diag(cond)[:n0])), 1e-300)
+    cond[np.diag_indices_from(cond)] += _JITTER * scale
+    return CausalSquareRoot(factor=_cholesky_rows(cond, _RANK_TOL * scale), slope=slope)
 
 
 def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
@@ -72,15 +116,19 @@ def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int, stop: int,
+def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, stop: int,
                samples: int, steps: int, width: int, rho: float):
     """Fields, teacher fields and probes of samples [start, stop) (antithetic quadruplets).
 
     Parameters
     ----------
-    root : ConditionalSquareRoot
-    seed, index : int
-        The chunk's draws depend only on (seed, index): common random numbers.
+    root : CausalSquareRoot
+    seed : int or tuple of int
+        Seed, or (seed, stream) for independent replicas.
+    index : int
+        The chunk's draws depend only on (seed, index): common random numbers. Normals and
+        probes come from separate streams, drawn time-major, so a shorter grid sees a prefix of
+        the same numbers.
     start, stop, samples : int
         Sample range of this chunk and the total (multiples of 4).
     steps, width : int
@@ -94,18 +142,22 @@ def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int
     probe : ndarray, shape (stop − start, T, N)
         Rademacher probe vectors for the response estimator.
     """
-    rng = np.random.default_rng([int(seed), int(index)])
     count = stop - start
     quarter = count // 4
     groups = samples // 4
     nt = steps * width
     first_group = start // 4
+    key = [int(v) for v in np.atleast_1d(seed)] + [int(index)]
+    strata_rng = np.random.default_rng(key + [0])
+    normal_rng = np.random.default_rng(key + [1])
+    probe_rng = np.random.default_rng(key + [2])
     # stratified |h*|: one stratum of the half-normal quantiles per quadruplet
-    strata = (first_group + np.arange(quarter) + rng.random(quarter)) / groups
+    strata = (first_group + np.arange(quarter) + strata_rng.random(quarter)) / groups
     hs = np.sqrt(rho) * ndtri(0.5 + 0.5 * strata)
-    z = rng.standard_normal((quarter, nt))
-    probe = rng.integers(0, 2, size=(count, steps, width)).astype(np.float64) * 2.0 - 1.0
-    noise = ((z @ root.basis) * root.scales) @ root.basis.T          # (quarter, NT)
+    z = normal_rng.standard_normal((nt, quarter))                      # time-major
+    probe = probe_rng.integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
+    # noise = (L z)ᵀ by a triangular BLAS product (half the work of a dense one)
+    noise = scipy.linalg.blas.dtrmm(1.0, root.factor, z, lower=1).T     # (quarter, NT)
     mean = hs[:, None] * root.slope[None, :]
     u = np.empty((count, nt))
     u[0::4] = mean + noise
@@ -117,4 +169,5 @@ def draw_chunk(root: ConditionalSquareRoot, *, seed: int, index: int, start: int
     hstar[1::4] = hs
     hstar[2::4] = -hs
     hstar[3::4] = -hs
+    probe = np.ascontiguousarray(probe.T).reshape(count, steps, width)
     return u.reshape(count, steps, width), hstar, probe

@@ -11,9 +11,10 @@ import math
 import numpy as np
 
 from .online import solve_online
-from .parameters import ModelParameters, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 
-__all__ = ["solve", "time_grid", "DEFAULT_T_MAX", "DEFAULT_DT"]
+__all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "make_grid", "GRIDS",
+           "DEFAULT_T_MAX", "DEFAULT_DT", "LOG_GRID_GROWTH"]
 
 #: Default final time (theory units t = η₀·step/D): long enough for the default problem
 #: (α = 10, ε = 0.1, κ = 1, |m(0)| = 0.1) to grok; the escape estimate of §4.5 gives t* ≈ 11.
@@ -22,14 +23,100 @@ DEFAULT_T_MAX = 40.0
 DEFAULT_DT = 0.25
 
 
+#: Grid kinds of :func:`solve` (theory.md §9.1).
+GRIDS = ("uniform", "log")
+#: Relative step λ of the default log grid: the step at time t is ≈ dt + λ·t (theory.md §9.1).
+LOG_GRID_GROWTH = 0.01
+
+
 def time_grid(t_max: float, dt: float) -> np.ndarray:
-    """Uniform grid 0, dt, …, t_max (t_max rounded up to a whole number of steps)."""
+    """Uniform grid 0, dt, 2dt, … ending exactly at t_max.
+
+    When dt does not divide t_max the last step is the remainder (the trapezoid weights of
+    the solver take any increasing grid); a remainder below 1e-9·dt is absorbed instead.
+    """
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     if dt > t_max:
-        raise ValueError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
-    steps = int(math.ceil(t_max / dt - 1e-9))
-    return dt * np.arange(steps + 1)
+        raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
+    whole = int(math.floor(t_max / dt + 1e-9))
+    t = dt * np.arange(whole + 1)
+    if t_max - t[-1] > 1e-9 * dt:
+        t = np.append(t, t_max)
+    else:
+        t[-1] = t_max
+    return t
+
+
+def default_grid_points(t_max: float, dt: float = DEFAULT_DT, growth: float = LOG_GRID_GROWTH) -> int:
+    """Points of the default log grid: steps dt near t = 0 growing like dt + growth·t.
+
+    The grid t_k = τ(e^{λk} − 1) with τ = dt/λ has step ≈ dt + λ t_k; it reaches t_max after
+    1 + ln(1 + t_max/τ)/λ steps (theory.md §9.1; λ = 0.01 was chosen by the accuracy check in
+    docs/results/long_horizon.md).
+    """
+    t_max = check_positive("t_max", t_max)
+    tau = dt / growth
+    return max(2, int(math.ceil(1 + math.log1p(t_max / tau) / growth)) + 1)
+
+
+def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarray:
+    """Geometric grid of ``points`` points from 0 to t_max whose first step is dt.
+
+    The steps are dt·r^k with r ≥ 1 chosen so that they add up to t_max exactly. When
+    ``points`` uniform steps of at most dt already reach t_max, the grid is uniform.
+    """
+    from scipy.optimize import brentq
+
+    t_max = check_positive("t_max", t_max)
+    dt = check_positive("dt", dt)
+    points = check_int_at_least("grid_points", points, 2)
+    if dt > t_max:
+        raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
+    intervals = points - 1
+    if dt * intervals >= t_max:
+        return np.linspace(0.0, t_max, points)
+
+    def excess(log_r):
+        r = math.exp(log_r)
+        return dt * math.expm1(intervals * log_r) / math.expm1(log_r) - t_max
+
+    log_r = brentq(excess, 1e-12, 50.0 / intervals, xtol=1e-15, rtol=1e-15)
+    steps = dt * np.exp(log_r * np.arange(intervals))
+    t = np.concatenate([[0.0], np.cumsum(steps)])
+    t *= t_max / t[-1]                       # exact end point (a relative change ~1e-15)
+    return t
+
+
+def make_grid(t_max: float = DEFAULT_T_MAX, dt: float = DEFAULT_DT, grid: str = "uniform",
+              grid_points: int | None = None, times=None) -> np.ndarray:
+    """The time grid of a solve: uniform, log (geometric steps) or explicit (theory.md §9.1).
+
+    Parameters
+    ----------
+    t_max : float
+        Final time (ignored when ``times`` is given).
+    dt : float
+        Uniform step, or the first step of the log grid.
+    grid : {"uniform", "log"}
+    grid_points : int, optional
+        Points of the log grid (default :func:`default_grid_points`); refused with a uniform grid.
+    times : array_like, optional
+        Explicit grid 0 = t_0 < t_1 < …; overrides the other arguments.
+    """
+    if times is not None:
+        t = np.asarray(times, dtype=float)
+        if t.ndim != 1 or t.size < 2 or not np.all(np.isfinite(t)) or t[0] != 0.0 or np.any(np.diff(t) <= 0):
+            raise InvalidParameterError("times must be a strictly increasing array 0 = t_0 < t_1 < ... with at least two points")
+        return t
+    if grid not in GRIDS:
+        raise InvalidParameterError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if grid == "uniform":
+        if grid_points is not None:
+            raise InvalidParameterError("grid_points applies to grid='log' only; a uniform grid is set by dt and t_max")
+        return time_grid(t_max, dt)
+    points = default_grid_points(t_max, dt) if grid_points is None else grid_points
+    return log_time_grid(t_max, points, dt)
 
 
 def solve(
@@ -43,6 +130,17 @@ def solve(
     center: bool = False,
     rho: float = 1.0,
     dt: float = DEFAULT_DT,
+    grid: str = "uniform",
+    grid_points: int | None = None,
+    times=None,
+    activation="quadratic",
+    target: str = "square",
+    teacher_width: int = 1,
+    teacher_scale: float = 1.0,
+    teacher_activation=None,
+    teacher_cov=None,
+    noise: float = 0.0,
+    lr=None,
     **solver_options,
 ):
     """Learning curves of the committee machine from theory.
@@ -68,7 +166,22 @@ def solve(
     rho : float, default 1
         Teacher norm |β|²/D.
     dt : float, default 0.25
-        Time step of the output grid (and of the DMFT discretisation).
+        Time step of the uniform grid, or the first step of the log grid.
+    grid : {"uniform", "log"}, default "uniform"
+        Time grid of the output and of the DMFT discretisation (theory.md §9.1). ``"log"``
+        keeps the step dt near t = 0 and lets it grow geometrically to t_max: long horizons
+        (t_max = 300–1000) at the cost of a few hundred points.
+    grid_points : int, optional
+        Points of the log grid (default :func:`default_grid_points`, e.g. 259 for t_max = 300).
+    times : array_like, optional
+        Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
+    activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
+        The general model family (online limit only; see :class:`dmft.committee_online.CommitteeModel`):
+        student φ (``"quadratic"``, ``"erf"``, ``"relu"``, ``"tanh"``, ``"linear"`` or an
+        :class:`~dmft.activations.Activation`), target ``"square"`` or ``"committee"``, teacher
+        width M, scale κ*, activation φ*, overlaps T, output-noise variance σ², and the online-SGD
+        learning rate η₀ (None: gradient flow). With any of them off its default, ``alpha`` must
+        be ``math.inf`` and ``init_overlap`` is the N×M matrix R(0).
     **solver_options
         Options of the finite-α DMFT solver (``samples``, ``response_samples``, ``damping``,
         ``tol``, ``max_iter``, ``seed``, ``backend``, ``progress``, ...); see
@@ -78,12 +191,41 @@ def solve(
     -------
     LearningCurves
     """
+    family = {"activation": (activation, "quadratic"), "target": (target, "square"),
+              "teacher_width": (teacher_width, 1), "teacher_scale": (teacher_scale, 1.0),
+              "teacher_activation": (teacher_activation, None), "teacher_cov": (teacher_cov, None),
+              "noise": (noise, 0.0), "lr": (lr, None)}
+    changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
+    if changed:
+        if not math.isinf(alpha):
+            raise InvalidParameterError(
+                f"{changed[0]}={family[changed[0]][0]!r} needs alpha=math.inf: the finite-alpha solver "
+                "supports only the quadratic model so far (activation='quadratic', target='square')"
+            )
+        if center:
+            raise InvalidParameterError("center=True is not supported for the general model family yet")
+        from .committee_online import CommitteeModel, solve_committee_online
+
+        model = CommitteeModel(
+            activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
+            teacher_width=teacher_width, teacher_scale=teacher_scale,
+            teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
+            init_overlap=init_overlap, init_cov=init_cov, lr=lr,
+        )
+        if solver_options:
+            raise InvalidParameterError(f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+                             "the general model family is solved in the online limit only")
+        return solve_committee_online(model, make_grid(t_max, dt, grid, grid_points, times))
     params = ModelParameters(
         alpha=alpha, epsilon=epsilon, scale=scale, width=width, rho=rho,
         init_overlap=init_overlap, init_cov=init_cov, center=center,
     )
-    t = time_grid(t_max, dt)
+    t = make_grid(t_max, dt, grid, grid_points, times)
     if params.is_online:
+        if solver_options:
+            raise InvalidParameterError(
+                f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+                "alpha=inf integrates the online ODE, which takes only the model parameters and the grid")
         return solve_online(params, t)
     from .dmft_solver import solve_dmft
 

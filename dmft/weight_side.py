@@ -4,8 +4,10 @@ Per input coordinate the weight process is linear and Gaussian,
 
     dw/dt = c [ ξ(t) + ∫ R_g(t,s) w(s) ds + r*(t) β ] + j(t),   ⟨ξ(t)ξ(s)ᵀ⟩ = C_g(t,s)/α.
 
-Discretised on the grid t_n = n·dt as a Volterra equation with trapezoid weights,
-w_n = w_0 + Σ_k Q_nk F_k (Q_0k = 0; Q_n0 = Q_nn = dt/2, Q_nk = dt otherwise), and with the
+Discretised on an increasing grid 0 = t_0 < t_1 < … < t_{T−1} (uniform or not, theory.md §9.1) as a
+Volterra equation with trapezoid weights, w_n = w_0 + Σ_k Q_nk F_k with Q_0k = 0 and, for n ≥ 1,
+Q_nk = (t_{k+1} − t_{k−1})/2 for 0 < k < n, Q_n0 = (t_1 − t_0)/2, Q_nn = (t_n − t_{n−1})/2
+(on a uniform grid: dt/2 at both ends, dt inside), and with the
 memory operator being the *discrete* mean response R_g[n, s] = E[∂g_n/∂u_s] (theory.md §0.1
 "One discrete system": the δ(t−s) part is the diagonal block). Stacking w = (w_0, …, w_{T−1}),
 
@@ -27,16 +29,33 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["trapezoid_weights", "WeightSide", "weight_side", "to_flat", "from_flat"]
+__all__ = ["trapezoid_weights", "column_steps", "WeightSide", "weight_side", "to_flat", "from_flat"]
 
 
-def trapezoid_weights(steps: int, dt: float) -> np.ndarray:
-    """Volterra trapezoid weights Q (T × T, lower triangular) for w_n = w_0 + Σ_k Q_nk F_k."""
+def trapezoid_weights(times: np.ndarray) -> np.ndarray:
+    """Volterra trapezoid weights Q (T × T, lower triangular) for w_n = w_0 + Σ_k Q_nk F_k.
+
+    Row n integrates over [0, t_n] with the trapezoid rule on the (possibly non-uniform) grid
+    ``times`` (theory.md §9.1): Q_nk = (t_{k+1} − t_{k−1})/2 inside, half a step at both ends.
+    """
+    times = np.asarray(times, dtype=float)
+    steps = times.size
+    h = np.diff(times)
     Q = np.zeros((steps, steps))
     for n in range(1, steps):
-        Q[n, : n + 1] = dt
-        Q[n, 0] = Q[n, n] = dt / 2
+        Q[n, :n] = 0.5 * h[:n]
+        Q[n, 1: n + 1] += 0.5 * h[:n]
     return Q
+
+
+def column_steps(times: np.ndarray) -> np.ndarray:
+    """Step h_s = t_{s+1} − t_s that belongs to each grid point (the last repeats the one before).
+
+    χ[n, s]/h_s is the weight response R_w(t_n, t_s) up to the trapezoid end factors; the solver
+    uses it to put χ on the scale of C_w and m in its residual (uniform grid: h_s = dt).
+    """
+    h = np.diff(np.asarray(times, dtype=float))
+    return np.append(h, h[-1])
 
 
 def to_flat(blocks: np.ndarray) -> np.ndarray:
@@ -72,7 +91,7 @@ class WeightSide:
 
 def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | None, *,
                 m0: np.ndarray, cov0: np.ndarray, rho: float, scale: float, alpha: float,
-                dt: float) -> WeightSide:
+                times: np.ndarray) -> WeightSide:
     """Solve the weight-side process given the data-side order parameters.
 
     Parameters
@@ -85,12 +104,14 @@ def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | 
         C_g(t_n, t_s); ``None`` (or α = ∞) drops the noise ξ.
     m0, cov0, rho :
         Initial overlaps, C_w(0,0) and teacher norm.
-    scale, alpha, dt : float
-        κ (c = 2/κ), α = P/D and the grid step.
+    scale, alpha : float
+        κ (c = 2/κ) and α = P/D.
+    times : ndarray, shape (T,)
+        The increasing time grid, t_0 = 0.
     """
     T, _, N, _ = response_g.shape
     c = 2.0 / scale
-    Qt = trapezoid_weights(T, dt)
+    Qt = trapezoid_weights(times)
     Qflat = np.kron(Qt, np.eye(N))
     system = np.eye(T * N) - c * Qflat @ to_flat(response_g)
     # M Q and M (1⊗I) by one LU solve

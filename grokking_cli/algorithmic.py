@@ -14,7 +14,9 @@ import math
 
 import click
 
-from grokking_cli.common import api_option, handle_invalid_input, parse_floats
+from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+                                 parse_floats, try_output)
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["algorithmic"]
 
@@ -47,6 +49,7 @@ def _common(func):
         click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads."),
         click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar."),
     ]
+    func = outputs_checked_first(func)  # --out and --plot before any training
     for option in reversed(options):
         func = option(func)
     return func
@@ -68,13 +71,14 @@ def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), ext
 
     summary = grokking_summary(history)
     name = run_name or _default_name(history)
-    if out:
-        write_history(out, name, history)
-    if plot:
-        save_figure(plot_history(history, title=title, step_loss=True), plot)
+    errors = []
+    stored = bool(out) and try_output(lambda: write_history(out, name, history), f"store run {name!r} in {out}", errors)
+    plotted = bool(plot) and try_output(
+        lambda: save_figure(plot_history(history, title=title, step_loss=True), plot), f"save the plot {plot}", errors)
     if as_json:
         payload = {**history.summary(), "grokking": summary, **(extra_json or {})}
         click.echo(json.dumps(_clean(payload)))
+        report_output_errors(errors)
         return
     f = summary["final"]
     click.echo(f"{title}")
@@ -86,10 +90,11 @@ def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), ext
                    f"ratio {row['ratio']:.3g}")
     for line in extra_lines:
         click.echo("  " + line)
-    if out:
+    if stored:
         click.echo(f"  stored as run {name!r} in {out}")
-    if plot:
+    if plotted:
         click.echo(f"  plot saved to {plot}")
+    report_output_errors(errors)
 
 
 def _default_name(history) -> str:
@@ -106,7 +111,7 @@ def _threads(n: int) -> None:
     import torch
 
     if n < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {n}")
+        raise InvalidParameterError(f"threads must be an integer >= 1, got {n}")
     torch.set_num_threads(n)
 
 
@@ -137,7 +142,7 @@ def algorithmic():
 @api_option("--steps", type=int, api=_TRAIN_TRANSFORMER, help="Optimiser updates.")
 @click.option("--stop-when-generalised", is_flag=True, help="Stop once validation accuracy exceeds 99%.")
 @_common
-@handle_invalid_input
+@handle_errors
 def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr, n_layers, d_model, n_heads,
                 batch_size, steps, stop_when_generalised, seed, device, as_json, out, run_name, plot, checkpoint,
                 checkpoint_every, threads, progress):
@@ -178,7 +183,7 @@ def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr
 @api_option("--lr-base", type=float, api=_MODULAR_MLP_CONFIG, help="Learning rate is lr_base/s^2.")
 @api_option("--steps", type=int, api=_TRAIN_MODULAR_MLP, help="Full-batch GD steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, device, as_json, out, run_name, plot,
         checkpoint, checkpoint_every, threads, progress):
     """Two-layer quadratic MLP on modular arithmetic, plain GD, MSE (theory.md §5 Fig. 2)."""
@@ -206,7 +211,7 @@ def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, d
 @api_option("--weight-decay", type=float, api=_NANDA_CONFIG)
 @api_option("--steps", type=int, api=_TRAIN_NANDA, help="Full-batch steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_base, weight_decay, steps, seed,
           device, as_json, out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """One-layer transformer (Nanda et al.) with output scale and centred cross-entropy (Fig. 5b)."""
@@ -231,7 +236,7 @@ def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_
 @click.option("--center/--no-center", default=False, show_default=True, help="Centre the student's output.")
 @api_option("--steps", type=int, api=_TRAIN_STUDENT_TEACHER, help="Full-batch steps (epochs).")
 @_common
-@handle_invalid_input
+@handle_errors
 def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, center, steps, seed, device, as_json,
                     out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """Omnigrok 5-100-100-5 tanh student-teacher regression with an output scale (theory.md §5)."""
@@ -261,7 +266,7 @@ def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, cen
 @api_option("--batch-size", type=int, api=_DIGITS_CONFIG)
 @api_option("--steps", type=int, api=_TRAIN_DIGITS)
 @_common
-@handle_invalid_input
+@handle_errors
 def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, weight_decay, batch_size, steps, seed,
            device, as_json, out, run_name, plot, checkpoint, checkpoint_every, threads, progress):
     """Digit-classification MLP with initial weight scale and output scale (theory.md §5, Fig. 5a)."""
@@ -295,7 +300,7 @@ def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, wei
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the phase picture.")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@handle_invalid_input
+@handle_errors
 def sweep_fraction(operator, modulus, train_pcts, seeds, weight_decay, max_lr, n_layers, d_model, n_heads, steps, seed,
                    device, as_json, out, plot, threads, progress):
     """Steps to 99% validation accuracy against the training percentage (seed_systems §B.6.2, §C.6)."""

@@ -15,7 +15,9 @@ from dataclasses import asdict, is_dataclass
 import click
 import numpy as np
 
-from grokking_cli.common import api_option, handle_invalid_input
+from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+                                 try_output)
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["bayes"]
 
@@ -41,27 +43,29 @@ def _config_dict(config) -> dict:
 
 def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, as_json: bool, out: str | None, name: str | None,
             plot: str | None, figure) -> None:
-    if out:
-        from comparisons.store import write_record
+    from comparisons.bayes_plots import save_png_pdf
+    from comparisons.store import write_record
 
-        write_record(out, name or system, arrays, {"system": system, **attrs})
-    if plot:
-        from comparisons.bayes_plots import save_png_pdf
-
-        save_png_pdf(figure(), plot)
+    errors = []
+    stored = bool(out) and try_output(lambda: write_record(out, name or system, arrays, {"system": system, **attrs}),
+                                      f"store record {name or system!r} in {out}", errors)
+    plotted = bool(plot) and try_output(lambda: save_png_pdf(figure(), plot), f"save the plot {plot}", errors)
     if as_json:
         click.echo(json.dumps({"system": system, **summary}, default=float))
+        report_output_errors(errors)
         return
     click.echo(f"{system}:")
     for key, value in summary.items():
         click.echo(f"  {key}: {value}")
-    if out:
+    if stored:
         click.echo(f"  stored as record {name or system!r} in {out}")
-    if plot:
+    if plotted:
         click.echo(f"  plot saved to {plot}")
+    report_output_errors(errors)
 
 
 def _common(func):
+    func = outputs_checked_first(func)  # --out and --plot before any computation
     func = click.option("--name", default=None, help="Record name in --out (default: the system name).")(func)
     func = click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the figure (PNG + PDF).")(func)
     func = click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the curves (HDF5 record).")(func)
@@ -73,7 +77,7 @@ def _seeds(seeds, default):
     seeds = tuple(seeds) or tuple(default)
     for s in seeds:
         if s < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {s!r}")
+            raise InvalidParameterError(f"seed must be an integer >= 0, got {s!r}")
     return seeds
 
 
@@ -89,7 +93,7 @@ def bayes():
 @api_option("--noise-variance", type=float, api=_LINEAR, help="σ² of eq 8.")
 @api_option("--prior-variance", type=float, api=_LINEAR, help="s² of eq 8.")
 @_common
-@handle_invalid_input
+@handle_errors
 def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot, name):
     """Linear regression with nuisance features and the MDL loss (§A.3)."""
     from empirical.bayes.linear import LinearGrokkingConfig, linear_arrays, run_linear_seeds
@@ -122,7 +126,7 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
 @click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default="bits", show_default=True,
               help="Parity concealment (Decision D.1).")
 @_common
-@handle_invalid_input
+@handle_errors
 def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_dist, spurious, as_json, out, plot, name):
     """Variational GP classification on 1-0 data or concealed parity (§A.4, §A.5)."""
     from empirical.bayes.gp import GP_SEEDS, VariationalGPConfig, gp_classification_data, train_variational_gp, variational_arrays
@@ -162,7 +166,7 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 @api_option("--grid", type=int, api=_LML_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @click.option("--fix-noise", is_flag=True, help="Keep σ_n² at 0.01 (Decision D.8 flag).")
 @_common
-@handle_invalid_input
+@handle_errors
 def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, name):
     """Exact GP regression on the sine from initialisations A/B/C with landscapes (§A.7)."""
     from empirical.bayes.datasets import sine
@@ -197,7 +201,7 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
 @api_option("--hidden", type=int, api=_CONCEALMENT)
 @api_option("--spurious", type=click.Choice(["bits", "gaussian"]), api=_CONCEALMENT)
 @_common
-@handle_invalid_input
+@handle_errors
 def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, plot, name):
     """Concealment MLP grid, gap per run and the log-linear gap regression (§A.6)."""
     from empirical.bayes.concealment import (DEFAULT_EXTRA_DIMS, DEFAULT_SEEDS, ConcealmentConfig, concealment_arrays,
@@ -208,7 +212,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
     dims = tuple(dims) or DEFAULT_EXTRA_DIMS
     for m in dims:
         if m < 0:
-            raise ValueError(f"m must be an integer >= 0, got {m!r}")
+            raise InvalidParameterError(f"m must be an integer >= 0, got {m!r}")
     runs = run_concealment_grid(datasets or CONCEALMENT_DATASETS, dims, _seeds(seeds, DEFAULT_SEEDS), config,
                                 progress=not as_json)
     summary = {"gaps": {f"{r.dataset}_m{r.m}_seed{r.seed}": _gap_dict(r.gap) for r in runs}}
@@ -234,7 +238,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
                    "to see the whole trajectory (docs/results/bayes_bnn_20000epochs.md).")
 @api_option("--hidden", type=int, api=_BNN, help="Hidden units (spec: 200).")
 @_common
-@handle_invalid_input
+@handle_errors
 def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
     """Mean-field BNN on concealed parity, description-length complexity (§A.8)."""
     from empirical.bayes.bnn import BNN_SEEDS, Q_MEAN_STDS, BNNConfig, bnn_arrays, bnn_summary, run_bnn_grid
@@ -267,7 +271,7 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
 @api_option("--lr", type=float, api=_LAPLACE, field="learning_rate")
 @api_option("--grid", type=int, api=_LAPLACE_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @_common
-@handle_invalid_input
+@handle_errors
 def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):
     """Laplace-approximation GP classification: complexity ½log|B|, landscapes (§A.9, D.7)."""
     from empirical.bayes.datasets import one_zero

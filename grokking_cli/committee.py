@@ -13,10 +13,11 @@ import sys
 
 import click
 
-from dmft.parameters import ModelParameters
+from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.plotting import plot_curves, save_figure
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_default, default_run_name, emit_result,
-                                 handle_invalid_input, parse_floats)
+from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+                                 api_default, check_outputs, emit_result, handle_errors, parse_floats,
+                                 prepare_store, run_identity, store_result)
 
 __all__ = ["committee"]
 
@@ -51,7 +52,8 @@ def _task_names():
 @click.option("--init-overlap", type=str, default=None,
               help="Planted initial overlaps m_i(0) = w_i.beta/D, comma-separated (exact). [default: W ~ N(0,1)]")
 @click.option("--init-scale", type=float, default=None, help="Initial weight scale sigma: W(0) <- sigma W(0). [default: 1]")
-@click.option("--center/--no-center", default=None, help="Train f(x;W) - f(x;W(0)). [default: no]")
+@click.option("--center/--no-center", default=None, help="Train f(x;W) - f(x;W(0)). [default: no, as dmft solve and the Python API; dmft ntk "
+                   "centres by default for the paper's lazy baseline]")
 @click.option("--rho", type=float, default=None, help="Teacher norm |beta|^2/D (imposed exactly). [default: 1]")
 @click.option("--target-scale", type=float, default=None,
               help="y = s (beta.x)^2: 0.5 convention A, 1 convention B. [default: 0.5]")
@@ -72,17 +74,23 @@ def _task_names():
 @click.option("--seeds", type=int, default=1, show_default=True,
               help="Average over this many seeds (seed, seed+1, ...); spread stored in extras.")
 @click.option("--device", type=str, default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help=DTYPE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the run(s) in this HDF5 file.")
-@click.option("--run-name", type=str, default=None, help="Run name in --out [default: from the parameters].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Store the run(s) in this HDF5 file; rerunning the identical run resumes it.")
+@click.option("--run-name", type=str, default=None,
+              help="Run name in --out [default: from the parameters, ending in a digest of every setting].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a different run stored under the same name (a diverged run never replaces a finished one).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save train/test loss with the decomposition (PNG, PDF or SVG by suffix).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over steps.")
-@handle_invalid_input
+@handle_errors
 def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, steps, t_max, lr, init_overlap,
               init_scale, center, rho, target_scale, optimizer, momentum, weight_decay, readouts, activation,
-              n_test, cka_every, baselines, record_points, seed, seeds, device, dtype, as_json, out, run_name, plot, progress):
+              n_test, cka_every, baselines, record_points, seed, seeds, device, dtype, as_json, out, run_name,
+              overwrite, plot, progress):
     """Train the committee machine f = (scale/N) sum_i phi(w_i.x) by full-batch gradient descent
     on P = alpha*D samples of y = (beta.x)^2/2 and report learning curves against t = lr*step/D.
 
@@ -97,6 +105,7 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
         for name in sorted(TASKS):
             click.echo(f"{name:24s} {TASKS[name].description}")
         return
+    check_outputs(out, plot)  # before any computation
     given = dict(alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, steps=steps, t_max=t_max, lr=lr,
                  init_overlap=parse_floats(init_overlap, "--init-overlap"), init_scale=init_scale, center=center,
                  rho=rho, target_scale=target_scale, optimizer=optimizer, momentum=momentum,
@@ -104,18 +113,20 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
                  cka_every=cka_every, baselines=baselines)
     given = {k: v for k, v in given.items() if v is not None}
     if seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds}")
+        raise InvalidParameterError(f"seeds must be an integer >= 1, got {seeds}")
+    if record_points < 1:
+        raise InvalidParameterError(f"record_points must be an integer >= 1, got {record_points}")
     if reduced and task is None:
-        raise ValueError("--reduced needs --task")
+        raise InvalidParameterError("--reduced needs --task")
     if steps is not None and t_max is not None:
-        raise ValueError("give exactly one of --steps and --t-max")
+        raise InvalidParameterError("give exactly one of --steps and --t-max")
     if task is None:
         missing = [k for k in ("alpha", "dim", "width", "epsilon") if k not in given]
         if missing:
-            raise ValueError(f"missing option(s) {', '.join('--' + m.replace('_', '-') for m in missing)} "
+            raise InvalidParameterError(f"missing option(s) {', '.join('--' + m.replace('_', '-') for m in missing)} "
                              "(or use --task NAME)")
         if steps is None and t_max is None:
-            raise ValueError("give exactly one of --steps and --t-max")
+            raise InvalidParameterError("give exactly one of --steps and --t-max")
         defaults = {"scale": api_default(ModelParameters, "scale"),
                     **{name: api_default(train_committee, name) for name in _API_DEFAULTED}}
         the_task = CommitteeTask("committee", "command-line run", {**defaults, **given})
@@ -124,6 +135,19 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
         the_task = get_task(task)
         overrides = given
     runtime = dict(device=device, dtype=dtype, progress=progress and not as_json, record_points=record_points)
+    # Everything that shapes the runs (the device only changes the round-off, and is recorded in
+    # the settings of every run).
+    request = {"task": task, "reduced": reduced, "settings": dict(the_task.settings) if task is None else None,
+               "overrides": {k: v for k, v in overrides.items()}, "seed": seed, "seeds": seeds, "dtype": dtype,
+               "record_points": record_points}
+    identity = run_identity("simulation", request)
+    single_name = run_name or f"{task or 'committee'}{'_reduced' if reduced else ''}_seed{seed}" + (
+        f"x{seeds}" if seeds > 1 else "") + f"_{identity[:8]}"
+    stored = prepare_store(out, single_name, identity, overwrite=overwrite)
+    if stored is not None:  # the identical single run is complete in --out: resume
+        emit_result(stored, as_json=as_json, out=out, run_name=single_name, plot=plot, title=_title(stored),
+                    identity=identity, request=request, resumed=True)
+        return
     labelled = []
     for s in range(seed, seed + seeds):
         for i, (label, result) in enumerate(run_task(the_task, reduced=reduced, seed=s, overrides=overrides,
@@ -136,10 +160,12 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
 
     title = (f"task {task}{' (reduced)' if reduced else ''}: " if task else "") + _title(results[0][1])
     if len(results) == 1:
-        emit_result(results[0][1], as_json=as_json, out=out, run_name=run_name, plot=plot, title=title)
+        emit_result(results[0][1], as_json=as_json, out=out, run_name=single_name, plot=plot, title=title,
+                    identity=identity, request=request, overwrite=overwrite)
         return
     sweep_title = f"task {task}{' (reduced)' if reduced else ''}: " + ", ".join(label for label, _ in results)
-    _emit_sweep(results, task=task, as_json=as_json, out=out, run_name=run_name, plot=plot, title=sweep_title)
+    _emit_sweep(results, task=task, as_json=as_json, out=out, run_name=run_name, plot=plot, title=sweep_title,
+                identity=identity, request=request, overwrite=overwrite)
 
 
 def _title(result) -> str:
@@ -148,31 +174,38 @@ def _title(result) -> str:
             f"epsilon={p['epsilon']:g}" + (", centred" if p["center"] else ""))
 
 
-def _emit_sweep(results, *, task, as_json, out, run_name, plot, title):
-    """Store, plot and print the runs of a sweep; exit 3 if any diverged."""
-    names = []
-    for label, result in results:
-        name = f"{run_name or task}_{label}".replace("/", "_").replace(" ", "")
-        names.append(name if run_name or task else default_run_name(result))
+def _emit_sweep(results, *, task, as_json, out, run_name, plot, title, identity, request, overwrite):
+    """Store, plot and print the runs of a sweep; exit 3 if any diverged, 1 if storing failed."""
+    names = [f"{run_name or task}_{label}_{identity[:8]}".replace("/", "_").replace(" ", "") for label, _ in results]
+    notes, errors = [], []
     if out:
-        from comparisons.store import write_run
-
-        for name, (_, result) in zip(names, results):
-            write_run(out, name, result)
+        for name, (label, result) in zip(names, results):
+            note, error = store_result(out, name, result, identity=run_identity("simulation", {**request,
+                                                                                            "label": label}),
+                                       request=request, overwrite=overwrite)
+            notes += [note] if note else []
+            errors += [error] if error else []
     if plot:
-        save_figure(plot_curves([r for _, r in results], decomposition=False, title=title), plot)
+        try:
+            save_figure(plot_curves([r for _, r in results], decomposition=False, title=title), plot)
+            notes.append(f"  plot saved to {plot}")
+        except OSError as exc:
+            errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
-        click.echo(json.dumps({"task": task, "runs": [{"label": label, **r.summary()} for label, r in results]}))
+        click.echo(json.dumps({"task": task, "identity": identity, "out": out, "run_names": names if out else None,
+                               "runs": [{"label": label, **r.summary()} for label, r in results]}))
     else:
         click.echo(f"task {task}: {len(results)} runs")
         click.echo("  label                              final t   train_loss    test_loss  converged")
         for label, r in results:
             click.echo(f"  {label:32s} {r.t[-1]:9.2f} {r.train_loss[-1]:12.5g} {r.test_loss[-1]:12.5g}  {r.converged}")
-        if out:
-            click.echo(f"  stored in {out}: {', '.join(names)}")
-        if plot:
-            click.echo(f"  plot saved to {plot}")
+        for line in notes:
+            click.echo(line)
+    for line in errors:
+        click.echo(line, err=True)
     if not all(r.converged for _, r in results):
         bad = [label for label, r in results if not r.converged]
-        click.echo(f"error: runs diverged: {', '.join(bad)}", err=True)
-        sys.exit(3)
+        click.echo(f"error (did not converge): runs diverged: {', '.join(bad)}", err=True)
+        sys.exit(EXIT_NOT_CONVERGED)
+    if errors:
+        sys.exit(EXIT_IO)

@@ -1,7 +1,17 @@
 """What every command of the ``dmft`` CLI shares: help texts, exit codes, input parsing, output.
 
-Exit codes: 0 success; 2 invalid input (one-line message naming the parameter); 3 the solver did
-not converge, or a run diverged or produced non-finite values.
+Exit codes, each with a one-line message on stderr and never a traceback:
+
+* 0 success;
+* 1 input/output: a store or plot path that cannot be written or read (a text file, a corrupt
+  ``.h5``, a path under a file, a read-only folder), a missing optional package;
+* 2 invalid input: an :class:`~dmft.parameters.InvalidParameterError` (the message names the
+  parameter) or a usage error of click; no other ``ValueError`` counts as bad input;
+* 3 the computation did not converge or blew up: DMFT ``converged=False`` or ``DMFTError``,
+  online-ODE integration failure, a diverged simulation.
+
+Outputs are checked before any computation (:func:`check_outputs`); if storing still fails
+afterwards, the results are printed anyway and the command ends with exit 1.
 """
 
 from __future__ import annotations
@@ -9,17 +19,32 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
+import traceback
+from pathlib import Path
 
 import click
 import numpy as np
 
+from dmft.parameters import InvalidParameterError
 from dmft.plotting import plot_curves, save_figure
 
-__all__ = ["EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP", "api_default", "parse_floats",
-           "handle_invalid_input", "emit_result", "default_run_name"]
+__all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
+           "api_default", "parse_floats", "handle_errors", "handle_invalid_input", "emit_result",
+           "default_run_name", "check_outputs", "check_plot_path", "run_identity", "prepare_store",
+           "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line", "check_solver_settings", "outputs_checked_first", "report_output_errors", "try_output"]
 
+EXIT_IO = 1
+EXIT_INVALID = 2
 EXIT_NOT_CONVERGED = 3
+
+#: Figure formats every ``--plot`` accepts (the suffix picks the format).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+DTYPE_HELP = ("Floating-point precision of the simulation (weights, data, losses): float64 (default, the "
+              "precision the theory comparisons use) or float32 (about twice as fast on a GPU, losses "
+              "below ~1e-6 of their start are rounding noise).")
 
 ALPHA_HELP = (
     "Sample ratio alpha = P/D (training samples per input dimension), in (0, inf]; "
@@ -39,16 +64,175 @@ def parse_floats(text: str | None, name: str):
         raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=name) from exc
 
 
-def handle_invalid_input(func):
-    """Turn ``ValueError`` raised by parameter validation into a one-line usage error (exit 2)."""
+def _solver_failure(exc: BaseException) -> bool:
+    """A DMFT ``DMFTError`` or a failed integration of the online ODE (exit 3)."""
+    solver = sys.modules.get("dmft.dmft_solver")  # loaded whenever one of its errors exists
+    error_type = getattr(solver, "DMFTError", None) if solver is not None else None
+    if error_type is not None and isinstance(exc, error_type):
+        return True
+    if isinstance(exc, RuntimeError):
+        frames = traceback.extract_tb(exc.__traceback__)
+        return bool(frames) and Path(frames[-1].filename).name == "online.py" and "ODE" in str(exc)
+    return False
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The documented exit code of an exception that ends a command, None to let it propagate."""
+    from_store = type(exc).__name__ == "StoreError" and type(exc).__module__ == "comparisons.store"
+    if _solver_failure(exc):
+        return EXIT_NOT_CONVERGED
+    if from_store or isinstance(exc, (OSError, ModuleNotFoundError)):
+        return EXIT_IO
+    return None
+
+
+def handle_errors(func):
+    """Map the exceptions that end a command to its exit code and one line on stderr.
+
+    :class:`~dmft.parameters.InvalidParameterError` → usage error (exit 2); a solver failure →
+    exit 3; a store or file-system error → exit 1. Anything else is a bug and propagates.
+    """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except ValueError as exc:
+        except InvalidParameterError as exc:
             raise click.UsageError(str(exc)) from None
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            code = _exit_code(exc)
+            if code is None:
+                raise
+            what = "did not converge" if code == EXIT_NOT_CONVERGED else "input/output"
+            click.echo(f"error ({what}): {_one_line(exc)}", err=True)
+            sys.exit(code)
 
     return wrapper
+
+
+#: Former name of :func:`handle_errors`.
+handle_invalid_input = handle_errors
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
+
+
+def check_plot_path(plot: str | None, option: str = "--plot") -> None:
+    """Refuse a plot path before any computation: a suffix no format matches (exit 2), a
+    location that cannot be written (exit 1)."""
+    if not plot:
+        return
+    path = Path(plot)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise InvalidParameterError(
+            f"{option} must end in {', '.join(PLOT_SUFFIXES)} (the suffix picks the format), got {plot!r}")
+    _check_location(path, option)
+
+
+def _check_location(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a folder")
+    probe = path.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(f"{option} {path}: cannot be created, {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{option} {path}: cannot be written (permission denied)")
+
+
+def check_outputs(out: str | None = None, plot: str | None = None, *, plot_option: str = "--plot") -> None:
+    """Check ``--out`` and ``--plot`` before any computation (see :func:`check_plot_path` and
+    :func:`comparisons.store.check_writable`)."""
+    check_plot_path(plot, plot_option)
+    if out:
+        from comparisons.store import check_writable  # start-up time: h5py only when a run is stored
+
+        check_writable(out)
+
+
+def check_solver_settings(options: dict) -> None:
+    """Validate the finite-alpha solver's settings before any computation (exit 2 if invalid)."""
+    import dataclasses
+
+    try:
+        from dmft.dmft_solver import SolverSettings
+    except ImportError:  # pragma: no cover - the solver checks them itself
+        return
+    known = {f.name for f in dataclasses.fields(SolverSettings)}
+    try:
+        SolverSettings(**{k: v for k, v in options.items() if k in known})
+    except InvalidParameterError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidParameterError(str(exc)) from None
+
+
+def outputs_checked_first(func):
+    """Decorator of a command with ``out`` and ``plot`` parameters: check both before it runs."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        check_outputs(kwargs.get("out"), kwargs.get("plot"))
+        return func(*args, **kwargs)
+
+    return handle_errors(wrapper)
+
+
+def report_output_errors(errors) -> None:
+    """After the results were printed: one line per storing/plotting failure, then exit 1."""
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        sys.exit(EXIT_IO)
+
+
+def try_output(action, what: str, errors: list) -> bool:
+    """Run ``action()`` (a store or plot write); on an I/O failure append one line to ``errors``."""
+    try:
+        action()
+        return True
+    except Exception as exc:  # noqa: BLE001 - I/O failures are reported, anything else re-raised
+        if _exit_code(exc) != EXIT_IO:
+            raise
+        errors.append(f"error (input/output): could not {what}: {_one_line(exc)}")
+        return False
+
+
+def run_identity(kind: str, request: dict) -> str:
+    """Digest of everything that shaped a run (:func:`comparisons.store.identity_digest`)."""
+    from comparisons.store import identity_digest
+
+    return identity_digest({"kind": kind, **request})
+
+
+def prepare_store(out: str | None, name: str, identity: str, *, overwrite: bool):
+    """Before computing: the stored run to resume, or None; refuse a name holding another run.
+
+    The identical run, complete and converged, is resumed (returned); a non-converged one is
+    recomputed. A different run under ``name`` raises :class:`~comparisons.store.RunConflictError`
+    (exit 2) unless ``overwrite``.
+    """
+    if not out:
+        return None
+    from comparisons.store import RunConflictError, read_run, stored_run_info
+
+    info = stored_run_info(out, name)
+    if info is None or not info["complete"]:
+        return None
+    if info["identity"] != identity:
+        if overwrite:
+            return None
+        raise RunConflictError(
+            f"run name {name!r} already holds a different run in {out} (other parameters or settings); "
+            "choose another --run-name or pass --overwrite to replace it")
+    if info["converged"] and not overwrite:
+        return read_run(out, name)
+    return None
 
 
 def _summary_lines(result) -> list[str]:
@@ -58,7 +242,7 @@ def _summary_lines(result) -> list[str]:
         f"epsilon={p['epsilon']:g}, width={p['width']}, center={p['center']}",
         f"  converged={result.converged}  iterations={result.iterations}  "
         f"residual={result.residual:.3g}  time={result.seconds:.2f} s",
-        f"  {result.message}",
+        *([f"  {result.message}"] if result.converged else []),  # else said once, by the error line
         "         t    train_loss     test_loss   overlap m(t)",
     ]
     T = len(result.t)
@@ -69,40 +253,114 @@ def _summary_lines(result) -> list[str]:
     return lines
 
 
-def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None, plot: str | None, title: str):
-    """Print the summary (or JSON), store the run, save the plot; exit 3 if not converged."""
-    if out:
-        from comparisons.store import write_run  # start-up time: h5py only when a run is stored
+def not_converged_line(result) -> str:
+    """The one line that says a run did not converge (or diverged)."""
+    if result.kind == "dmft":
+        return (f"error (did not converge): the DMFT stopped after {result.iterations} iterations at residual "
+                f"{result.residual:.3g}: {result.message}")
+    return f"error (did not converge): {result.kind} run: {result.message}"
 
-        write_run(out, run_name or default_run_name(result), result)
+
+def store_result(out, name, result, *, identity, request=None, attrs=None, overwrite=False):
+    """Store one run; returns (status line or None, error line or None). Never raises for I/O."""
+    from comparisons.store import RunConflictError, StoreError, store_run
+
+    extra = dict(attrs or {})
+    if request is not None:
+        extra["request"] = json.dumps(request, sort_keys=True, default=str)
+    try:
+        status = store_run(out, name, result, identity=identity, attrs=extra, overwrite=overwrite)
+    except RunConflictError as exc:
+        return None, f"error (not stored): {exc}"
+    except (StoreError, OSError) as exc:
+        return None, f"error (input/output): could not store run {name!r} in {out}: {_one_line(exc)}"
+    if status == "kept":
+        return (f"  not stored: {out} keeps its converged run {name!r} (a non-converged run never replaces "
+                "a converged one)"), None
+    return f"  stored in {out} as {name!r}", None
+
+
+def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None, plot: str | None, title: str,
+                identity: str | None = None, request: dict | None = None, overwrite: bool = False,
+                resumed: bool = False, plotter=None, attrs=None):
+    """Store the run, save the plot, print the summary (or JSON); then the exit code.
+
+    Storing and plotting come first, but their failures are only reported after the results
+    are printed: a full line each, exit 1. A run that did not converge ends with exit 3 and
+    one line saying so (the same line the table shows, said once).
+    """
+    name = run_name or default_run_name(result, identity)
+    notes, errors = [], []
+    if out and resumed:
+        notes.append(f"  resumed: the identical run {name!r} was already complete in {out}")
+    elif out:
+        note, error = store_result(out, name, result, identity=identity or run_identity(result.kind, {}),
+                                   request=request, attrs=attrs, overwrite=overwrite)
+        notes += [note] if note else []
+        errors += [error] if error else []
     if plot:
-        save_figure(plot_curves(result, title=title), plot)
+        try:
+            fig = plotter(result) if plotter is not None else plot_curves(result, title=title)
+            save_figure(fig, plot)
+            notes.append(f"  plot saved to {plot}")
+        except OSError as exc:  # the suffix was checked before computing: only the file system fails here
+            errors.append(f"error (input/output): could not save the plot {plot}: {_one_line(exc)}")
     if as_json:
-        click.echo(json.dumps(result.summary()))
+        summary = result.summary()
+        summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity,
+                             "resumed": bool(resumed)}
+        _add_newton(summary, result)
+        click.echo(json.dumps(summary))
     else:
         for line in _summary_lines(result):
             click.echo(line)
-        if out:
-            click.echo(f"  stored in {out}")
-        if plot:
-            click.echo(f"  plot saved to {plot}")
+        for line in notes:
+            click.echo(line)
+    _warn_newton(result)
+    for line in errors:
+        click.echo(line, err=True)
     if not result.converged:
-        click.echo(
-            f"error: not converged after {result.iterations} iterations, residual {result.residual:.3g}: "
-            f"{result.message}",
-            err=True,
-        )
+        click.echo(not_converged_line(result), err=True)
         sys.exit(EXIT_NOT_CONVERGED)
+    if errors:
+        sys.exit(EXIT_IO)
 
 
-def default_run_name(result) -> str:
+def _newton_failures(result) -> int:
+    value = result.settings.get("newton_failures") if hasattr(result, "settings") else None
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _add_newton(summary: dict, result) -> None:
+    summary["newton_failures"] = _newton_failures(result)
+
+
+def _warn_newton(result) -> None:
+    failures = _newton_failures(result)
+    if failures:
+        click.echo(f"warning: the implicit Newton step of the data side missed its tolerance in {failures} "
+                   "sample-steps (settings.newton_failures); the curves keep the last Newton iterate there",
+                   err=True)
+
+
+def default_run_name(result, identity: str | None = None) -> str:
+    """Readable name of a run from its parameters, ending in its identity digest when given."""
     p = result.parameters
-    name = f"{result.kind}_alpha{p['alpha']:g}_scale{p['scale']:g}_eps{p['epsilon']:g}_N{p['width']}"
-    if p.get("center"):
+    return readable_name(result.kind, p.get("alpha"), p.get("scale"), p.get("epsilon"), p.get("width"),
+                         p.get("center"), result.settings.get("seed"), identity)
+
+
+def readable_name(kind, alpha, scale, epsilon, width, center, seed, identity) -> str:
+    name = f"{kind}_alpha{float(alpha):g}_scale{float(scale):g}_eps{float(epsilon):g}_N{width}"
+    if center:
         name += "_centered"
-    seed = result.settings.get("seed")
     if seed is not None:
         name += f"_seed{seed}"
+    if identity:
+        name += f"_{identity[:8]}"
     return name
 
 

@@ -1,7 +1,9 @@
 """``dmft compare``, ``dmft sweep``, ``dmft merge``, ``dmft figure`` (registered by grokking_cli.main).
 
-Exit codes: 0 success; 1 a sweep point failed or a comparison disagreed beyond the seed spread
-with ``--require-agreement``; 2 invalid input (one-line message naming the parameter).
+Exit codes: 0 success; 1 input/output (a store or plot that cannot be written or read), a sweep
+point that failed, or a comparison that disagreed beyond the seed spread with
+``--require-agreement``; 2 invalid input (one-line message naming the parameter); 3 a theory run
+did not converge (unless ``--allow-unconverged``) or a simulation diverged.
 """
 
 from __future__ import annotations
@@ -13,39 +15,26 @@ import sys
 import click
 
 from dmft.plotting import save_figure
-from grokking_cli.common import ALPHA_HELP, EPSILON_HELP, SCALE_HELP, handle_invalid_input, parse_floats
+from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+                                 api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["compare", "sweep", "merge", "figure"]
-
-
-def _store_error_to_usage(func):
-    """StoreError (corrupt/foreign file) → one-line error, exit 2, like invalid parameters."""
-    import functools
-
-    from comparisons.store import StoreError
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except StoreError as exc:
-            raise click.UsageError(str(exc)) from None
-
-    return wrapper
 
 
 @click.command()
 @click.option("--alpha", type=float, required=True,
               help=ALPHA_HELP + " Here it must be finite: the simulations use P = round(alpha*dim) samples.")
 @click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
-@click.option("--scale", type=float, default=1.0, show_default=True, help=SCALE_HELP)
-@click.option("--width", type=int, default=2, show_default=True, help="Hidden units N.")
+@api_option("--scale", type=float, api="dmft.solve:solve", help=SCALE_HELP)
+@api_option("--width", type=int, api="dmft.solve:solve", help="Hidden units N.")
 @click.option("--dim", type=int, default=2000, show_default=True, help="Input dimension D of the simulations.")
 @click.option("--seeds", type=int, default=4, show_default=True, help="Number of simulation seeds (0..seeds-1).")
 @click.option("--center/--no-center", default=False, show_default=True,
-              help="Centred predictor f(x;W) - f(x;W(0)) on both sides.")
-@click.option("--t-max", type=float, default=40.0, show_default=True, help="Final time t = lr*step/D.")
-@click.option("--dt", type=float, default=0.25, show_default=True, help="Time step of the theory grid.")
+              help="Centred predictor f(x;W) - f(x;W(0)) on both sides (off by default, as in dmft solve; "
+                   "dmft ntk centres by default for the paper's lazy baseline).")
+@api_option("--t-max", type=float, api="dmft.solve:solve", help="Final time t = lr*step/D.")
+@api_option("--dt", type=float, api="dmft.solve:solve", help="Time step of the theory grid.")
 @click.option("--lr", type=float, default=1.0, show_default=True,
               help="Learning rate eta_0 of the simulations (step size eta_0*N/scale^2).")
 @click.option("--init-overlap", type=str, default=None,
@@ -58,13 +47,36 @@ def _store_error_to_usage(func):
               help="Monte Carlo samples S of the DMFT solver (multiple of 4). [default: the solver's, 32768]")
 @click.option("--tol", type=float, default=None,
               help="Fixed-point tolerance of the DMFT solver (sup-norm residual). [default: the solver's, 1e-4]")
+@click.option("--max-iter", type=int, default=None,
+              help="Maximum fixed-point iterations of the DMFT solver. [default: the solver's, 100]")
+@click.option("--damping", type=float, default=None, help="Damping in (0,1] of the DMFT update. [default: the solver's]")
+@click.option("--mixing", type=click.Choice(["anderson", "damped"]), default=None,
+              help="Fixed-point scheme of the DMFT solver. [default: the solver's, anderson]")
+@click.option("--response", type=click.Choice(["probe", "exact"]), default=None,
+              help="Estimator of the DMFT response R_g. [default: the solver's, probe]")
+@click.option("--response-samples", type=int, default=None, help="Samples of --response exact. [default: all]")
+@click.option("--theory-seed", type=int, default=None,
+              help="Seed of the DMFT's Monte Carlo samples (dmft solve --seed). [default: the solver's, 0]")
+@click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
+              help="Kernels of the DMFT solver. [default: the solver's, numba]")
+@click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
+              help="Time grid of the DMFT solver. [default: the solver's]")
+@click.option("--grid-points", type=int, default=None, help="Points of a --grid log time grid. [default: the solver's]")
+@click.option("--symmetrize/--no-symmetrize", default=None,
+              help="Symmetrise the DMFT's two-time kernels. [default: the solver's]")
+@click.option("--error-replicas", type=int, default=None,
+              help="Replica solves for the DMFT's Monte Carlo error bands. [default: the solver's]")
+@click.option("--allow-unconverged", is_flag=True,
+              help="Exit 0 even when the theory run did not converge (it is still reported and marked).")
 @click.option("--window", type=str, default=None,
               help="Time window 'START,END' of the agreement. [default: every record time t > 0]")
 @click.option("--decomposition", is_flag=True, help="Also compare and draw the three test-loss terms.")
 @click.option("--device", type=str, default="auto", show_default=True, help="Simulation device: auto, cpu, cuda.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help=DTYPE_HELP)
 @click.option("--out", type=click.Path(dir_okay=False), default="compare.h5", show_default=True,
-              help="HDF5 store for the theory and every seed (complete runs there are reused).")
+              help="HDF5 store for the theory and every seed (complete runs made with identical settings are "
+                   "reused; a theory run that did not converge is recomputed).")
 @click.option("--plot", type=click.Path(dir_okay=False), default="compare.png", show_default=True,
               help="Overlay figure (PNG or PDF by suffix).")
 @click.option("--no-plot", is_flag=True, help="Do not draw the overlay.")
@@ -72,10 +84,11 @@ def _store_error_to_usage(func):
 @click.option("--require-agreement", is_flag=True,
               help="Exit 1 unless every quantity agrees within the seed spread.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over seeds.")
-@handle_invalid_input
-@_store_error_to_usage
+@handle_errors
 def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples, tol,
-            window, decomposition, device, dtype, out, plot, no_plot, as_json, require_agreement, progress):
+            max_iter, damping, mixing, response, response_samples, theory_seed, backend, grid, grid_points,
+            symmetrize, error_replicas, allow_unconverged, window, decomposition, device, dtype, out, plot, no_plot,
+            as_json, require_agreement, progress):
     """Theory against seed-averaged simulations from the same planted overlaps.
 
     Runs the theory (by default the finite-alpha DMFT at --alpha; --theory online for the
@@ -88,20 +101,32 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     """
     from comparisons.comparison import compare as run_compare
 
+    check_outputs(out, None if no_plot else plot)  # before any computation
     if math.isinf(alpha):
-        raise ValueError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
+        raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
     overlap = parse_floats(init_overlap, "--init-overlap")
     win = parse_floats(window, "--window")
     if win is not None and len(win) != 2:
-        raise ValueError(f"window must be 'START,END', got {window!r}")
-    options = {key: value for key, value in (("samples", samples), ("tol", tol)) if value is not None} or None
+        raise InvalidParameterError(f"window must be 'START,END', got {window!r}")
+    given = dict(samples=samples, tol=tol, max_iter=max_iter, damping=damping, mixing=mixing, response=response,
+                 response_samples=response_samples, seed=theory_seed, backend=backend, grid=grid,
+                 grid_points=grid_points, symmetrize=symmetrize, error_replicas=error_replicas)
+    options = {key: value for key, value in given.items() if value is not None}
+    if options and theory == "online":
+        raise InvalidParameterError(
+            f"{', '.join('--' + k.replace('_', '-') for k in options)}: options of the DMFT solver, but "
+            "--theory online integrates the alpha = inf ODE, which has none")
+    if options:
+        check_solver_settings(options)
+    options = options or None
     try:
         result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
                                    overlap, theory, options, win, decomposition, out, no_plot, plot, device,
                                    dtype, progress and not as_json)
     except ModuleNotFoundError as exc:  # the DMFT solver or the simulator is not installed
-        raise click.ClickException(str(exc)) from None
-    _report_compare(result, as_json, require_agreement)
+        click.echo(f"error (input/output): {exc}", err=True)
+        sys.exit(EXIT_IO)
+    _report_compare(result, as_json, require_agreement, allow_unconverged)
 
 
 def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, overlap, theory,
@@ -112,7 +137,7 @@ def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, cen
                        plot=None if no_plot else plot, device=device, dtype=dtype, progress=progress)
 
 
-def _report_compare(result, as_json, require_agreement):
+def _report_compare(result, as_json, require_agreement, allow_unconverged=False):
     if as_json:
         click.echo(json.dumps(result.summary()))
     else:
@@ -121,6 +146,19 @@ def _report_compare(result, as_json, require_agreement):
         click.echo(f"  stored in {result.out}")
         if result.plot:
             click.echo(f"  overlay saved to {result.plot}")
+    failures = result.theory.settings.get("newton_failures")
+    if failures:
+        click.echo(f"warning: the DMFT's implicit Newton step missed its tolerance in {failures} sample-steps",
+                   err=True)
+    diverged = [str(s) for s, r in zip(result.parameters["seeds"], result.simulations) if not r.converged]
+    if diverged:
+        click.echo(f"error (did not converge): simulation seed(s) {', '.join(diverged)} diverged", err=True)
+        sys.exit(EXIT_NOT_CONVERGED)
+    if not result.theory.converged and not allow_unconverged:
+        click.echo(f"error (did not converge): the {result.theory.kind} theory run did not converge "
+                   f"(iterations {result.theory.iterations}, residual {result.theory.residual:.3g}): "
+                   f"{result.theory.message}; --allow-unconverged accepts it", err=True)
+        sys.exit(EXIT_NOT_CONVERGED)
     if require_agreement and not result.within_spread:
         click.echo("error: theory deviates from the simulation mean by more than the seed spread", err=True)
         sys.exit(1)
@@ -149,11 +187,12 @@ def _report_compare(result, as_json, require_agreement):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Draw the test loss of every point of the grid (PNG or PDF).")
+@click.option("--allow-unconverged", is_flag=True,
+              help="Exit 0 even when a theory point did not converge (it is still stored, reported and marked).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
-@handle_invalid_input
-@_store_error_to_usage
+@handle_errors
 def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, slurm_minutes, slurm_folder,
-          no_resume, as_json, plot, progress):
+          no_resume, as_json, plot, allow_unconverged, progress):
     """Run a grid of theory or simulation runs through a process pool, Dask or Slurm.
 
     Each result is stored in --out as soon as it finishes; rerunning the same command skips the
@@ -161,20 +200,22 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
 
         dmft sweep --kind theory -p alpha=inf -p epsilon=0.05,0.1,0.25 -p scale=1,2,4 --out sweep.h5
     """
-    from comparisons.sweeps import make_executor, parse_value
+    from comparisons.sweeps import check_parameter_names, make_executor, parse_value
     from comparisons.sweeps import sweep as run_sweep
 
+    check_outputs(out, plot)  # before any computation
     def parse_pair(text, option):
         if "=" not in text:
             raise click.BadParameter(f"expected NAME=VALUE[,VALUE...], got {text!r}", param_hint=option)
         name, _, values = text.partition("=")
-        return name.strip(), [parse_value(v) for v in values.split(",") if v.strip()]
+        return name.strip().replace("-", "_"), [parse_value(v) for v in values.split(",") if v.strip()]
 
     grid = dict(parse_pair(p, "--param") for p in params)
     shared = {}
     for text in fixed:
         name, values = parse_pair(text, "--set")
         shared[name] = values[0] if len(values) == 1 else values
+    check_parameter_names(kind, set(grid) | set(shared))  # before the first point
     slurm_options = {"timeout_min": slurm_minutes}
     if slurm_partition:
         slurm_options["slurm_partition"] = slurm_partition
@@ -188,18 +229,36 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
                            progress=progress and not as_json, resume=not no_resume)
     finally:
         close()
+    plot_error = None
     if plot:
-        _plot_sweep(result, plot)
+        try:
+            _plot_sweep(result, plot)
+        except OSError as exc:
+            plot_error = f"error (input/output): could not save the plot {plot}: {exc}"
     if as_json:
-        click.echo(json.dumps(result.summary()))
+        summary = result.summary()
+        summary["plot"] = plot if plot and not plot_error else None
+        click.echo(json.dumps(summary))
     else:
         click.echo(f"sweep ({kind}): {len(result.names)} points, {len(result.computed)} computed, "
                    f"{len(result.skipped)} already complete, {len(result.failed)} failed, "
-                   f"{result.seconds:.1f} s; stored in {result.out}")
-        for name, message in result.failed.items():
-            click.echo(f"  failed {name}: {message}", err=True)
-    if result.failed:
-        sys.exit(1)
+                   f"{len(result.unconverged)} not converged, {result.seconds:.1f} s; stored in {result.out}")
+        for name in result.names:
+            if name in result.converged:
+                click.echo(f"  {'converged    ' if result.converged[name] else 'NOT CONVERGED'}  {name}")
+        if plot and not plot_error:
+            click.echo(f"  plot saved to {plot}")
+    for name, message in result.failed.items():
+        click.echo(f"  failed {name}: {message}", err=True)
+    if plot_error:
+        click.echo(plot_error, err=True)
+    if result.unconverged and not allow_unconverged:
+        what = "theory point(s)" if kind == "theory" else "simulation(s) diverged:"
+        click.echo(f"error (did not converge): {len(result.unconverged)} {what} not converged: "
+                   f"{', '.join(result.unconverged)}; --allow-unconverged accepts them", err=True)
+        sys.exit(EXIT_NOT_CONVERGED)
+    if result.failed or plot_error:
+        sys.exit(EXIT_IO)
 
 
 def _plot_sweep(result, path) -> None:
@@ -213,7 +272,8 @@ def _plot_sweep(result, path) -> None:
         if name in runs:
             run = runs[name]
             keep = run.t > 0
-            ax.plot(run.t[keep], run.test_loss[keep], lw=1.2, label=name.split("__", 1)[1].replace("__", ", "))
+            label = name.split("__", 1)[1].replace("__", ", ") + ("" if run.converged else " (NOT CONVERGED)")
+            ax.plot(run.t[keep], run.test_loss[keep], lw=1.2, ls="-" if run.converged else ":", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$")
@@ -227,8 +287,7 @@ def _plot_sweep(result, path) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace runs that OUT already holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the merge report as JSON.")
-@handle_invalid_input
-@_store_error_to_usage
+@handle_errors
 def merge(out, inputs, overwrite, as_json):
     """Merge the complete runs of stores IN1.h5 IN2.h5 ... into OUT.h5 (atomic, provenance kept).
 
@@ -258,7 +317,7 @@ def merge(out, inputs, overwrite, as_json):
 @click.option("--solver", "solver", multiple=True,
               help="Option of dmft.solve for the figure's DMFT runs, NAME=VALUE (repeat), e.g. --solver samples=4096 "
                    "--solver grid=log (fig3e).")
-@handle_invalid_input
+@handle_errors
 def figure(name, full, out_dir, seed, device, as_json, overrides, solver):
     """Reproduce a figure of the paper: fig1, fig3a, fig3b, fig3e, fig4, fig11 (or 'all').
 
@@ -273,7 +332,7 @@ def figure(name, full, out_dir, seed, device, as_json, overrides, solver):
     names = list(FIGURES) if name == "all" else [name]
     for figure_name in names:
         if figure_name not in FIGURES:
-            raise ValueError(f"figure NAME must be one of {', '.join(FIGURES)} or all, got {figure_name!r}")
+            raise InvalidParameterError(f"figure NAME must be one of {', '.join(FIGURES)} or all, got {figure_name!r}")
 
     def pairs(texts, option):
         parsed = {}
@@ -289,7 +348,7 @@ def figure(name, full, out_dir, seed, device, as_json, overrides, solver):
     if solver:
         settings["solver"] = pairs(solver, "--solver")
     if settings and len(names) != 1:
-        raise ValueError("--set/--solver apply to one figure, not to 'all'")
+        raise InvalidParameterError("--set/--solver apply to one figure, not to 'all'")
     reports = [make_figure(n, full=full, out_dir=out_dir, seed=seed, device=device, settings=settings or None)
                for n in names]
     if as_json:

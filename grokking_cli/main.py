@@ -1,7 +1,8 @@
 """Command-line interface ``dmft`` (mirrors the Python API).
 
-Exit codes: 0 success; 2 invalid input (one-line message naming the parameter); 3 the solver did
-not converge or produced non-finite values (message with iteration and residual).
+Exit codes (grokking_cli.common): 0 success; 1 input/output (a store or plot that cannot be
+written); 2 invalid input (one-line message naming the parameter); 3 the solver did not converge
+or produced non-finite values (message with iteration and residual).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import math
 import click
 import numpy as np
 
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, emit_result, handle_invalid_input,
-                                 parse_floats)
+from dmft.parameters import InvalidParameterError
+from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
+                                 handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
 __all__ = ["main"]
@@ -45,6 +47,16 @@ def main():
     """
 
 
+#: Options of the finite-alpha solver: refused at alpha = inf (the online ODE has none of them).
+_SOLVER_OPTIONS = ("samples", "response", "response_samples", "damping", "mixing", "tol", "max_iter", "seed",
+                   "backend", "symmetrize", "error_replicas")
+
+
+def _given(ctx, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 @main.command()
 @click.option("--alpha", type=float, required=True, help=ALPHA_HELP)
 @click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
@@ -52,6 +64,11 @@ def main():
 @api_option("--width", type=int, api=_SOLVE, help="Hidden units N.")
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")
 @api_option("--dt", type=float, api=_SOLVE, help="Time step of the grid (units of t).")
+@click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
+              help="Time grid of the solver: uniform steps of --dt, or log-spaced (long windows). "
+                   "[default: the solver's, uniform]")
+@click.option("--grid-points", type=int, default=None,
+              help="Number of points of a --grid log time grid. [default: the solver's]")
 @click.option("--init-overlap", type=str, default=None,
               help="Initial overlaps m_i(0) = w_i.beta/D, comma-separated, |m_i| < sqrt(rho). "
                    "[default: +0.1,-0.1,... (planted, typical of D=100)]")
@@ -59,7 +76,8 @@ def main():
               help="Initial covariance C_w(0,0) as N*N comma-separated numbers (row-major). "
                    "[default: planted, delta_ij + (1-delta_ij) m_i m_j / rho]")
 @click.option("--center/--no-center", default=False, show_default=True,
-              help="Train the centred predictor f(x;W) - f(x;W(0)).")
+              help="Train the centred predictor f(x;W) - f(x;W(0)). Off by default as in the Python API "
+                   "(dmft ntk centres by default: the lazy baseline is the paper's centred setting).")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process per iteration (finite alpha; a multiple of 4, "
@@ -79,20 +97,35 @@ def main():
 @click.option("--tol", type=float, default=None,
               help="Convergence tolerance on the sup-norm residual of C_w, m, R_w. [default: 1e-4]")
 @click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations. [default: 100]")
+@click.option("--symmetrize/--no-symmetrize", default=None,
+              help="Symmetrise the two-time kernels of each iterate. [default: the solver's]")
+@click.option("--error-replicas", type=int, default=None,
+              help="Independent replica solves B for the Monte Carlo error bands of the curves "
+                   "(train_loss_sem, test_loss_sem). [default: the solver's]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the run in this HDF5 file.")
-@click.option("--run-name", type=str, default=None, help="Name of the run in --out [default: from the parameters].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Store the run in this HDF5 file. Rerunning the identical run resumes it (nothing is "
+                   "recomputed); a run with other parameters or settings gets its own name.")
+@click.option("--run-name", type=str, default=None,
+              help="Name of the run in --out [default: from the parameters, ending in a digest of every setting].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a different run stored under --run-name, or recompute the identical one. "
+                   "A non-converged run never replaces a converged one.")
 @click.option("--plot", type=click.Path(dir_okay=False), default="dmft_solve.png", show_default=True,
-              help="Save train/test loss with the test-loss decomposition (PNG, PDF or SVG by suffix).")
+              help="Save the learning-curve picture (PNG, PDF or SVG by suffix): train and test loss with "
+                   "Monte Carlo bands, the lazy (kernel) test curve, and the delay between the times train "
+                   "and test fall to 0.1 of their start.")
 @click.option("--no-plot", is_flag=True, help="Do not save a plot.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over iterations.")
-@handle_invalid_input
-def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, center, rho, samples,
-          response, response_samples, damping, mixing, tol, max_iter, seed, backend, as_json, out, run_name, plot,
-          no_plot, progress):
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="The solver's progress bar (its phase and residual; no ETA: the iteration count is unknown).")
+@click.pass_context
+@handle_errors
+def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
+          samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
+          backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
     Finite --alpha solves the DMFT of full-batch gradient flow on P = alpha*D Gaussian samples
@@ -100,27 +133,54 @@ def solve(alpha, epsilon, scale, width, t_max, dt, init_overlap, init_cov, cente
 
         dmft solve --alpha 10 --epsilon 0.1
     """
-    from dmft.solve import solve as solve_curves
-
+    plot = None if no_plot else plot
+    check_outputs(out, plot)  # before any computation
     overlap = parse_floats(init_overlap, "--init-overlap")
     cov = parse_floats(init_cov, "--init-cov")
     if cov is not None:
         n = int(round(math.sqrt(len(cov))))
         if n * n != len(cov):
-            raise ValueError(f"init_cov must have N*N entries, got {len(cov)}")
+            raise InvalidParameterError(f"init_cov must have N*N entries, got {len(cov)}")
         cov = np.array(cov).reshape(n, n)
+    online = math.isinf(alpha) and alpha > 0
+    given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
+                 mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,
+                 error_replicas=error_replicas)
     options = {}
-    if not math.isinf(alpha):
-        options = {"seed": seed, "backend": backend, "progress": progress and not as_json, "response": response,
-                   "mixing": mixing}
-        for key, value in dict(samples=samples, response_samples=response_samples, damping=damping,
-                               tol=tol, max_iter=max_iter).items():
-            if value is not None:
-                options[key] = value
-    result = solve_curves(alpha, epsilon, scale=scale, width=width, t_max=t_max, dt=dt,
-                          init_overlap=overlap, init_cov=cov, center=center, rho=rho, **options)
+    if online:
+        stray = [name for name in _SOLVER_OPTIONS if _given(ctx, name)]
+        if stray:
+            raise InvalidParameterError(
+                f"{', '.join('--' + s.replace('_', '-') for s in stray)}: options of the finite-alpha DMFT "
+                "solver; --alpha inf integrates the online ODE, which has none")
+    else:
+        options = {key: value for key, value in given.items() if value is not None}
+        check_solver_settings(options)
+    grid_options = {key: value for key, value in (("grid", grid), ("grid_points", grid_points)) if value is not None}
+    request = {"alpha": alpha, "epsilon": epsilon, "scale": scale, "width": width, "t_max": t_max, "dt": dt,
+               "init_overlap": overlap, "init_cov": None if cov is None else cov.tolist(), "center": center,
+               "rho": rho, **grid_options, **options}
+    identity = run_identity("online" if online else "dmft", request)
+    name = run_name or readable_name("online" if online else "dmft", alpha, scale, epsilon, width, center,
+                                     None if online else seed, identity)
+    stored = prepare_store(out, name, identity, overwrite=overwrite)
+    if stored is not None:
+        result = stored
+    else:
+        from dmft.solve import solve as solve_curves
+
+        result = solve_curves(alpha, epsilon, scale=scale, width=width, t_max=t_max, dt=dt,
+                              init_overlap=overlap, init_cov=cov, center=center, rho=rho, **grid_options,
+                              **options, **({} if online else {"progress": progress and not as_json}))
     title = f"alpha=P/D={alpha:g}, scale={scale:g}, epsilon={epsilon:g}, N={width}" + (", centred" if center else "")
-    emit_result(result, as_json=as_json, out=out, run_name=run_name, plot=None if no_plot else plot, title=title)
+
+    def plotter(curves):
+        from comparisons.story import lazy_reference, plot_story
+
+        return plot_story(curves, lazy=lazy_reference(curves), title=title)
+
+    emit_result(result, as_json=as_json, out=out, run_name=name, plot=plot, title=title, identity=identity,
+                request=request, overwrite=overwrite, resumed=stored is not None, plotter=plotter)
 
 
 if __name__ == "__main__":  # pragma: no cover

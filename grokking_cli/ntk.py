@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import click
 import numpy as np
 
 from dmft.ntk import (cka, empirical_ntk_spectrum, initial_ntk_regression, lazy_curves, lazy_time_grid, make_problem,
                       mercer_spectrum, ntk_gram, target_decomposition)
-from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from dmft.plotting import save_figure
-from grokking_cli.common import EPSILON_HELP, SCALE_HELP, default_run_name, handle_invalid_input
+from grokking_cli.common import (EPSILON_HELP, EXIT_IO, SCALE_HELP, check_outputs, handle_errors, prepare_store,
+                                 readable_name, run_identity, store_result)
 
 __all__ = ["ntk"]
 
@@ -87,11 +89,15 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of weights, teacher and data (independent streams).")
 @click.option("--center/--no-center", default=True, show_default=True,
-              help="Linearise the centred predictor f(x;W) - f(x;W(0)) (paper's setting).")
+              help="Linearise the centred predictor f(x;W) - f(x;W(0)). On by default, unlike dmft solve and "
+                   "train committee: the lazy baseline of the paper (Fig. 1) is the centred network, whose "
+                   "output starts at 0.")
 @click.option("--ridge", type=float, default=0.0, show_default=True,
               help="Ridge added to the Gram diagonal in K0 regression (>= 0; units of K, incl. kappa^2/N).")
 @click.option("--t-min", type=float, default=0.01, show_default=True, help="First non-zero time (units lr*step/D).")
-@click.option("--t-max", type=float, default=1e4, show_default=True, help="Final time (units lr*step/D).")
+@click.option("--t-max", type=float, default=1e4, show_default=True,
+              help="Final time (units lr*step/D). Longer than dmft solve's 40: the lazy curves are cheap at any "
+                   "t and reach the kernel-regression limit only at t ~ 1e3-1e4.")
 @click.option("--points", type=int, default=61, show_default=True, help="Time points (t = 0 plus log-spaced).")
 @click.option("--lr", type=float, default=None,
               help="eta0 > 0: exact discrete gradient descent (times rounded to whole steps). "
@@ -99,13 +105,15 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the tables.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Store the lazy curves (with the spectra as extras) in this HDF5 file.")
-@click.option("--run-name", type=str, default=None, help="Name of the run in --out [default: from the parameters].")
+@click.option("--run-name", type=str, default=None,
+              help="Name of the run in --out [default: from the parameters, ending in a digest of every setting].")
+@click.option("--overwrite", is_flag=True, help="Replace a different run stored under the same name.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save the spectrum (analytic vs empirical) and the lazy curves (PNG, PDF or SVG).")
 @click.option("--progress/--no-progress", default=False, show_default=True, help="Progress bar over time points.")
-@handle_invalid_input
+@handle_errors
 def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, center, ridge, t_min, t_max,
-        points, lr, as_json, out, run_name, plot, progress):
+        points, lr, as_json, out, run_name, overwrite, plot, progress):
     """Neural tangent kernel of the committee machine at initialisation (theory.md §2.2, §3).
 
     Prints the analytic Mercer spectrum of the expected initial NTK, the empirical Gram
@@ -115,6 +123,7 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
 
         dmft ntk --epsilon 0.25 --dim 100 --n-train 300 --width 2
     """
+    check_outputs(out, plot)  # before any computation
     epsilon = check_finite("epsilon", epsilon)
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
     n_train = check_int_at_least("n_train (training samples P)", n_train, 1)
@@ -124,11 +133,22 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
     rho = check_positive("rho (teacher norm |beta|^2/D)", rho)
     ridge = check_finite("ridge", ridge)
     if ridge < 0:
-        raise ValueError(f"ridge must lie in [0, inf), got {ridge!r}")
+        raise InvalidParameterError(f"ridge must lie in [0, inf), got {ridge!r}")
     if lr is not None:
         lr = check_positive("lr (eta0)", lr)
     s = float(target_scale)
-    grid = lazy_time_grid(t_min, t_max, points, dim=dim, lr=lr)
+    try:
+        grid = lazy_time_grid(t_min, t_max, points, dim=dim, lr=lr)
+    except InvalidParameterError:
+        raise
+    except ValueError as exc:  # a check of the grid's inputs (t_min < t_max)
+        raise InvalidParameterError(str(exc)) from None
+    request = {"epsilon": epsilon, "dim": dim, "n_train": n_train, "n_test": n_test, "width": width, "scale": scale,
+               "rho": rho, "target_scale": s, "seed": seed, "center": center, "ridge": ridge, "t_min": t_min,
+               "t_max": t_max, "points": points, "lr": lr}
+    identity = run_identity("lazy", request)
+    name = run_name or readable_name("lazy", n_train / dim, scale, epsilon, width, center, seed, identity)
+    prepare_store(out, name, identity, overwrite=overwrite)  # a different run under --run-name: refused now
 
     data = make_problem(dim, n_train, n_test, width, rho=rho, target_scale=s, seed=seed)
     W0, beta = data["weights0"], data["teacher"]
@@ -176,19 +196,26 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
         "lazy": lazy.summary(),
     }
 
+    notes, errors = [], []
     if out:
-        from comparisons.store import write_run
-
-        write_run(out, run_name or default_run_name(lazy), lazy, attrs={
+        note, error = store_result(out, name, lazy, identity=identity, request=request, overwrite=overwrite, attrs={
             "cka_test": cka_test, "kernel_regression_test_mse": regression.test_mse,
             "kernel_regression_population_mse": regression.population_mse, "ridge": ridge,
         })
+        notes += [note] if note else []
+        errors += [error] if error else []
     title = (f"D={dim}, P={n_train} (alpha=P/D={alpha:g}), N={width}, scale={scale:g}, epsilon={epsilon:g}, "
              f"seed {seed}" + (", centred" if center else ""))
     if plot:
-        _plot(plot, mercer, spec_expected, spec_network, lazy, regression, title)
+        try:
+            _plot(plot, mercer, spec_expected, spec_network, lazy, regression, title)
+            notes.append(f"  plot saved to {plot}")
+        except OSError as exc:
+            errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
+        summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity}
         click.echo(json.dumps(summary, default=float))
+        _finish(errors)
         return
 
     echo = click.echo
@@ -226,7 +253,14 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
     if ridge == 0:
         echo(f"       inf  {regression.train_mse:12.5g}   {regression.population_mse:16.5g}  "
              f"{regression.test_mse:16.5g}   (t -> inf limit = K0 regression)")
-    if out:
-        echo(f"  stored in {out}")
-    if plot:
-        echo(f"  plot saved to {plot}")
+    for line in notes:
+        echo(line)
+    _finish(errors)
+
+
+def _finish(errors) -> None:
+    """Report storing/plotting failures after the results were printed (exit 1)."""
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        sys.exit(EXIT_IO)

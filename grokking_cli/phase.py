@@ -1,29 +1,29 @@
 """``dmft phase``: the DMFT phase diagram of grokking over two of (scale κ, ε, alpha).
 
-Mirrors :func:`comparisons.phase.phase_diagram`. Exit codes: 0 success; 1 an I/O error (the
-store or the plot cannot be written or read) or a point failed in its worker; 2 invalid input
-(one line naming the parameter); 3 a point did not converge (unless ``--allow-unconverged``).
+Mirrors :func:`comparisons.phase.phase_diagram`. Exit codes (grokking_cli.common): 0 success;
+1 an I/O error (the store or the plot cannot be written or read, checked before computing), no
+Slurm or Dask here, or a point whose worker raised something else than a solver failure; 2 invalid
+input (one line naming the parameter); 3 a point did not converge or its solver failed (unless
+``--allow-unconverged``, which accepts non-converged points).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-from pathlib import Path
 
 import click
 
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, EXIT_NOT_CONVERGED, SCALE_HELP, api_option,
-                                 handle_invalid_input, parse_floats)
+from dmft.parameters import InvalidParameterError
+from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP, api_option,
+                                 check_outputs, handle_errors, parse_floats)
 
 __all__ = ["phase"]
 
 _SOLVE = "dmft.solve:solve"
 #: Options passed through to dmft.solve only when given (some exist only in newer solvers).
 _PASS_THROUGH = ("samples", "tol", "max_iter", "grid", "grid_points", "error_replicas", "damping")
-_PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def _values(text: str | None, name: str):
@@ -32,32 +32,8 @@ def _values(text: str | None, name: str):
         return None, False
     values = parse_floats(text, f"--{name}")
     if not values:
-        raise ValueError(f"{name} must be a number or a comma-separated list of numbers, got {text!r}")
+        raise InvalidParameterError(f"{name} must be a number or a comma-separated list of numbers, got {text!r}")
     return values, "," in text
-
-
-def _check_writable(path: str, what: str) -> Path:
-    """The directory of ``path`` exists and is writable (else exit 1 before any computation)."""
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise click.ClickException(f"{what} {path}: is a directory")
-    if not parent.is_dir():
-        raise click.ClickException(f"{what} {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise click.ClickException(f"{what} {path}: not writable")
-    return target
-
-
-def _check_store(path: str) -> None:
-    from comparisons.store import StoreError, list_runs
-
-    target = _check_writable(path, "--out")
-    if target.exists():
-        try:
-            list_runs(target)
-        except StoreError as exc:
-            raise click.ClickException(f"--out {exc}") from None
 
 
 @click.command()
@@ -102,7 +78,7 @@ def _check_store(path: str) -> None:
 @click.option("--no-resume", is_flag=True, help="Recompute points already complete in --out.")
 @click.option("--allow-unconverged", is_flag=True, help="Exit 0 even if some solve did not converge.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
-@handle_invalid_input
+@handle_errors
 def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, threshold, samples, tol, max_iter,
           damping, seed, grid, grid_points, error_replicas, out, plot, as_json, workers, scheduler, slurm,
           slurm_partition, slurm_minutes, slurm_folder, no_resume, allow_unconverged, progress):
@@ -123,14 +99,14 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     given = {"alpha": _values(alpha, "alpha"), "scale": _values(scale, "scale"), "epsilon": _values(epsilon, "epsilon")}
     swept = [k for k, (v, is_list) in given.items() if is_list]
     if len(swept) != 2:
-        raise ValueError("give exactly two of --alpha, --scale, --epsilon as comma-separated lists "
+        raise InvalidParameterError("give exactly two of --alpha, --scale, --epsilon as comma-separated lists "
                          f"(the swept parameters), got {len(swept)}: {', '.join(swept) or 'none'}")
     axes = {k: given[k][0] for k in ("scale", "epsilon", "alpha") if k in swept}
     fixed = {"width": width, "center": center, "rho": rho, "t_max": t_max, "dt": dt}
     for k, (values, is_list) in given.items():
         if values is not None and not is_list:
             if len(values) != 1:
-                raise ValueError(f"{k} must be one number when it is not swept, got {values!r}")
+                raise InvalidParameterError(f"{k} must be one number when it is not swept, got {values!r}")
             fixed[k] = values[0]
     overlap = parse_floats(init_overlap, "--init-overlap")
     if overlap is not None:
@@ -142,30 +118,24 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
         if value is None:
             continue
         if key not in accepted:
-            raise ValueError(f"--{key.replace('_', '-')}: the installed solver has no option {key!r} "
+            raise InvalidParameterError(f"--{key.replace('_', '-')}: the installed solver has no option {key!r} "
                              "(it comes with the long-horizon solver)")
         options[key] = value
     if not 0.0 < threshold < 1.0 or math.isnan(threshold):
-        raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
-    if plot is not None and Path(plot).suffix.lower() not in _PLOT_SUFFIXES:
-        raise ValueError(f"plot must end in {', '.join(_PLOT_SUFFIXES)}, got {plot!r}")
+        raise InvalidParameterError(f"threshold must lie in (0, 1), got {threshold!r}")
     if workers is not None and workers < 0:
-        raise ValueError(f"workers must be an integer >= 0, got {workers}")
-    _check_store(out)
-    if plot is not None:
-        _check_writable(plot, "--plot")
+        raise InvalidParameterError(f"workers must be an integer >= 0, got {workers}")
+    check_outputs(out, plot)   # before any computation: bad suffix exit 2, unwritable exit 1
     slurm_options = {"timeout_min": slurm_minutes}
     if slurm_partition:
         slurm_options["slurm_partition"] = slurm_partition
-    from comparisons.store import StoreError
-
     try:
         result = phase_diagram(axes, fixed, threshold=threshold, out=out, workers=workers, scheduler=scheduler,
                                slurm=slurm, slurm_options=slurm_options, slurm_folder=slurm_folder,
                                progress=progress and not as_json, resume=not no_resume, **options)
-    except (OSError, StoreError) as exc:
-        raise click.ClickException(f"--out {out}: {exc}") from None
-    except (RuntimeError, ModuleNotFoundError) as exc:  # no Slurm here, dask/submitit not installed
+    except RuntimeError as exc:  # no Slurm cluster here (a StoreError is an I/O error: handle_errors)
+        if type(exc).__name__ == "StoreError":
+            raise
         raise click.ClickException(str(exc)) from None
     points = [{k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in p.items() if k != "run"}
               for p in phase_points(result)]
@@ -174,10 +144,7 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
 
         title = ", ".join(f"{k}={v:g}" for k, v in fixed.items() if k in ("alpha", "scale", "epsilon")) + \
             f", N={width}{', centred' if center else ''}, t <= {t_max:g}; losses < {threshold:g} x initial"
-        try:
-            save_figure(plot_phase(result, title=title), plot)
-        except OSError as exc:
-            raise click.ClickException(f"--plot {plot}: {exc}") from None
+        save_figure(plot_phase(result, title=title), plot)
     failed = json.loads(result.attrs["failed"])
     if as_json:
         click.echo(json.dumps({"points": points, "threshold": threshold, "store": str(out),
@@ -199,8 +166,8 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
             click.echo(f"  heat map saved to {plot}")
     for name, message in failed.items():
         click.echo(f"error: point {name} failed: {message}", err=True)
-    if failed:
-        sys.exit(1)
+    if failed:   # a solver failure is a convergence failure (3), anything else ends as exit 1
+        sys.exit(EXIT_NOT_CONVERGED if all(m.startswith("DMFTError") for m in failed.values()) else EXIT_IO)
     unconverged = [p for p in points if not p["converged"]]
     if unconverged and not allow_unconverged:
         click.echo(f"error: {len(unconverged)} of {len(points)} solves did not converge (marked in the output; "

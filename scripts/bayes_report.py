@@ -28,9 +28,24 @@ FIGURES = ROOT / "docs" / "figures"
 
 
 def _header(title: str, command: str, store: Path) -> list[str]:
+    """Report header: the command that regenerates the report on a clean checkout.
+
+    The named command recomputes every run (``--report-only`` is dropped from it: that flag only
+    redraws the report from a store, which is not committed) and names the store relative to
+    the repository root.
+    """
+    command = " ".join(part for part in command.split() if part != "--report-only")
+    command = command.replace(str(ROOT) + "/", "")
+    if not command.startswith(("PYTHONPATH", "OMP_NUM_THREADS")):
+        command = "OMP_NUM_THREADS=1 PYTHONPATH=. " + (command if command.startswith("python") else f"python {command}")
+    try:
+        store = Path(store).resolve().relative_to(ROOT)
+    except ValueError:
+        pass
     return [f"# {title}", "", f"Command: `{command}`", "",
-            f"Store: `{store}` (not committed; regenerate with the command). Git revision at report time: "
-            f"`{git_revision()}`; Python {platform.python_version()}, CPU, 1 thread.", ""]
+            f"Store: `{store}` (not committed: the command recomputes every run on a clean checkout and "
+            "rewrites this report; add `--report-only` to redraw the report from an existing store). Git "
+            f"revision at report time: `{git_revision()}`; Python {platform.python_version()}, CPU, 1 thread.", ""]
 
 
 def _check(flag: bool) -> str:

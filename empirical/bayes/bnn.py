@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, parity
 from empirical.metrics import GrokkingGap, grokking_gap
@@ -96,9 +96,9 @@ class BNNConfig:
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("epochs", self.epochs, 1)
         if not (1 <= self.n_train < self.n_samples):
-            raise ValueError(f"n_train must lie in [1, n_samples - 1], got {self.n_train!r}")
+            raise InvalidParameterError(f"n_train must lie in [1, n_samples - 1], got {self.n_train!r}")
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold!r}")
 
 
 def gaussian_kl_standard_normal(mean: torch.Tensor, log_std: torch.Tensor, prior_std: float = 1.0) -> torch.Tensor:
@@ -293,7 +293,7 @@ def steepest_fall_on_log_epochs(curve: np.ndarray, points_per_decade: int = 20) 
     curve = np.asarray(curve, dtype=float)
     n = len(curve)
     if n < 3:
-        raise ValueError(f"curve needs at least 3 epochs, got {n}")
+        raise InvalidParameterError(f"curve needs at least 3 epochs, got {n}")
     decades = np.log10(n)
     grid = np.unique(np.round(np.logspace(0, decades, max(3, int(points_per_decade * decades) + 1))).astype(int)) - 1
     slopes = np.diff(curve[grid]) / np.diff(np.log(grid + 1.0))

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import CONCEALMENT_DATASETS, Dataset, modular
 from empirical.metrics import GrokkingGap, grokking_gap
@@ -85,13 +85,13 @@ class ConcealmentConfig:
         check_int_at_least("hidden", self.hidden, 1)
         check_positive("learning_rate", self.learning_rate)
         if not (self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("epochs", self.epochs, 1)
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold!r}")
         if self.spurious not in ("bits", "gaussian"):
-            raise ValueError(f"spurious must be one of 'bits', 'gaussian', got {self.spurious!r}")
+            raise InvalidParameterError(f"spurious must be one of 'bits', 'gaussian', got {self.spurious!r}")
 
 
 @dataclass(frozen=True)

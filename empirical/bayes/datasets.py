@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from dmft.parameters import check_int_at_least
+from dmft.parameters import InvalidParameterError, check_int_at_least
 
 __all__ = [
     "Dataset",
@@ -72,7 +72,7 @@ class Dataset:
             arr.setflags(write=False)
             object.__setattr__(self, key, arr)
         if self.x_train.shape[0] != self.y_train.shape[0] or self.x_val.shape[0] != self.y_val.shape[0]:
-            raise ValueError("inputs and targets must have the same number of rows")
+            raise InvalidParameterError("inputs and targets must have the same number of rows")
         object.__setattr__(self, "settings", dict(self.settings))
 
     @property
@@ -100,7 +100,7 @@ def _random_split(n_total: int, n_train: int, rng: np.random.Generator) -> tuple
 def _check_split(n_samples: int, n_train: int) -> None:
     check_int_at_least("n_samples", n_samples, 2)
     if not (1 <= n_train < n_samples):
-        raise ValueError(f"n_train must lie in [1, n_samples - 1] = [1, {n_samples - 1}], got {n_train!r}")
+        raise InvalidParameterError(f"n_train must lie in [1, n_samples - 1] = [1, {n_samples - 1}], got {n_train!r}")
 
 
 def modular_inverse(y: np.ndarray, p: int) -> np.ndarray:
@@ -156,7 +156,7 @@ def conceal(x: np.ndarray, m: int, rng: np.random.Generator, spurious: str = "bi
     elif spurious == "gaussian":
         extra = rng.standard_normal((x.shape[0], m))
     else:
-        raise ValueError(f"spurious must be one of 'bits', 'gaussian', got {spurious!r}")
+        raise InvalidParameterError(f"spurious must be one of 'bits', 'gaussian', got {spurious!r}")
     return np.concatenate([x, extra], axis=1)
 
 
@@ -202,10 +202,10 @@ def modular(operation: str, p: int = 7, m: int = 0, n_samples: int = 800, n_trai
     600 train).
     """
     if operation not in MODULAR_OPERATIONS:
-        raise ValueError(f"operation must be one of {sorted(MODULAR_OPERATIONS)}, got {operation!r}")
+        raise InvalidParameterError(f"operation must be one of {sorted(MODULAR_OPERATIONS)}, got {operation!r}")
     check_int_at_least("p", p, 2)
     if not _is_prime(p):
-        raise ValueError(f"p must be a prime (modular division needs inverses), got {p!r}")
+        raise InvalidParameterError(f"p must be a prime (modular division needs inverses), got {p!r}")
     _check_split(n_samples, n_train)
     rule, nonzero_y = MODULAR_OPERATIONS[operation]
     rng = np.random.default_rng(seed)
@@ -250,13 +250,13 @@ def one_zero(seed: int = 42, n_points: int = 100, n_train: int = 20, n_val: int 
     check_int_at_least("n_train", n_train, 1)
     check_int_at_least("n_val", n_val, 1)
     if n_train + n_val > n_points:
-        raise ValueError(f"n_train + n_val must be <= n_points = {n_points}, got {n_train + n_val}")
+        raise InvalidParameterError(f"n_train + n_val must be <= n_points = {n_points}, got {n_train + n_val}")
     if x_dist == "uniform":
         x = _legacy_uniform(seed, n_points)
     elif x_dist == "normal":
         x = 0.5 * np.random.RandomState(seed).randn(n_points, 1)
     else:
-        raise ValueError(f"x_dist must be one of 'uniform', 'normal', got {x_dist!r}")
+        raise InvalidParameterError(f"x_dist must be one of 'uniform', 'normal', got {x_dist!r}")
     label = (x[:, 0] > 0).astype(float)
     return Dataset("one_zero", x[:n_train], label[:n_train], x[n_points - n_val:], label[n_points - n_val:],
                    n_informative=1, settings=dict(seed=seed, n_points=n_points, n_train=n_train, n_val=n_val,
@@ -270,7 +270,7 @@ def one_zero_slope(seed: int = 0, n_points: int = 100, n_train: int = 2, slope: 
     """
     check_int_at_least("n_points", n_points, 2)
     if not (1 <= n_train < n_points):
-        raise ValueError(f"n_train must lie in [1, {n_points - 1}], got {n_train!r}")
+        raise InvalidParameterError(f"n_train must lie in [1, {n_points - 1}], got {n_train!r}")
     x = _legacy_uniform(seed, n_points)
     y = slope * x[:, 0]
     return Dataset("slope", x[:n_train], y[:n_train], x[n_train:], y[n_train:], n_informative=1,
@@ -289,10 +289,10 @@ def sine(seed: int = 0, n_points: int = 100, n_train: int = 50, amplitude: float
     check_int_at_least("n_points", n_points, 2)
     _check_split(n_points, n_train)
     if not (np.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must lie in [0, inf), got {noise_std!r}")
+        raise InvalidParameterError(f"noise_std must lie in [0, inf), got {noise_std!r}")
     lo, hi = map(float, x_range)
     if not hi > lo:
-        raise ValueError(f"x_range must be (low, high) with high > low, got {x_range!r}")
+        raise InvalidParameterError(f"x_range must be (low, high) with high > low, got {x_range!r}")
     rng = np.random.default_rng(seed)
     if random_x:
         x = rng.uniform(lo, hi, size=n_points)

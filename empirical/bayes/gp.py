@@ -40,7 +40,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, one_zero, parity
 from empirical.metrics import GrokkingGap, first_crossing, grokking_gap
@@ -192,10 +192,10 @@ class VariationalGPConfig:
         check_positive("prior_jitter", self.prior_jitter)
         check_positive("predict_jitter", self.predict_jitter)
         if not (self.mean_init_std >= 0):
-            raise ValueError(f"mean_init_std must lie in [0, inf), got {self.mean_init_std!r}")
+            raise InvalidParameterError(f"mean_init_std must lie in [0, inf), got {self.mean_init_std!r}")
         check_int_at_least("quadrature_points", self.quadrature_points, 2)
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold!r}")
 
 
 class VariationalGPClassifier(torch.nn.Module):
@@ -359,7 +359,7 @@ def gp_classification_data(task: str, seed: int, **kwargs) -> Dataset:
         return one_zero(seed=seed, **kwargs)
     if task == "parity":
         return parity(seed=seed, **{"k": 3, "n_total_dim": 40, "n_samples": 1100, "n_train": 1000, **kwargs})
-    raise ValueError(f"task must be 'one_zero' or 'parity', got {task!r}")
+    raise InvalidParameterError(f"task must be 'one_zero' or 'parity', got {task!r}")
 
 
 def variational_arrays(runs: Sequence[VariationalGPRun]) -> dict:
@@ -408,7 +408,7 @@ class ExactGPConfig:
         check_positive("learning_rate", self.learning_rate)
         check_int_at_least("iterations", self.iterations, 1)
         if not self.noise_init > 1e-4:
-            raise ValueError(f"noise_init must lie in (1e-4, inf) (gpytorch's noise floor), got {self.noise_init!r}")
+            raise InvalidParameterError(f"noise_init must lie in (1e-4, inf) (gpytorch's noise floor), got {self.noise_init!r}")
         check_positive("threshold_factor", self.threshold_factor)
 
 
@@ -490,7 +490,7 @@ def train_exact_gp(data: Dataset, case: str | tuple[float, float] = "B", config:
     start = time.perf_counter()
     if isinstance(case, str):
         if case not in SINE_INITIALISATIONS:
-            raise ValueError(f"case must be one of {sorted(SINE_INITIALISATIONS)}, got {case!r}")
+            raise InvalidParameterError(f"case must be one of {sorted(SINE_INITIALISATIONS)}, got {case!r}")
         name, (ls0, os0) = case, SINE_INITIALISATIONS[case]
     else:
         name, (ls0, os0) = "custom", map(float, case)

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.bayes.datasets import Dataset
 from empirical.bayes.gp import DTYPE, Landscape, rbf_kernel
 from empirical.metrics import GrokkingGap, grokking_gap
@@ -62,7 +62,7 @@ class LaplaceConfig:
         check_positive("newton_tol", self.newton_tol)
         check_int_at_least("newton_max_iter", self.newton_max_iter, 1)
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold!r}")
 
 
 def _logistic_derivatives(y_pm: torch.Tensor, f: torch.Tensor):
@@ -196,7 +196,7 @@ def train_laplace_gp(data: Dataset, case: str | tuple[float, float] = "B", confi
     start = time.perf_counter()
     if isinstance(case, str):
         if case not in LAPLACE_INITIALISATIONS:
-            raise ValueError(f"case must be one of {sorted(LAPLACE_INITIALISATIONS)}, got {case!r}")
+            raise InvalidParameterError(f"case must be one of {sorted(LAPLACE_INITIALISATIONS)}, got {case!r}")
         name, (ls0, os0) = case, LAPLACE_INITIALISATIONS[case]
     else:
         name, (ls0, os0) = "custom", map(float, case)

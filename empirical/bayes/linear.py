@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, one_zero_slope
 from empirical.metrics import GrokkingGap, grokking_gap
@@ -79,11 +79,11 @@ class LinearGrokkingConfig:
         check_int_at_least("epochs", self.epochs, 1)
         check_int_at_least("n_points", self.n_points, 3)
         if not (1 <= self.n_train < self.n_points):
-            raise ValueError(f"n_train must lie in [1, n_points - 1] = [1, {self.n_points - 1}], got {self.n_train!r}")
+            raise InvalidParameterError(f"n_train must lie in [1, n_points - 1] = [1, {self.n_points - 1}], got {self.n_train!r}")
         if len(self.init_weights) != 4:
-            raise ValueError(f"init_weights must have 4 entries (one per feature of eq 7), got {len(self.init_weights)}")
+            raise InvalidParameterError(f"init_weights must have 4 entries (one per feature of eq 7), got {len(self.init_weights)}")
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold!r}")
+            raise InvalidParameterError(f"threshold must lie in (0, 1), got {self.threshold!r}")
         object.__setattr__(self, "init_weights", tuple(float(w) for w in self.init_weights))
 
 

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from dmft.ntk import cka, lazy_curves, ntk_gram
-from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from dmft.population import centered_loss_decomposition, loss_decomposition
 from dmft.result import LearningCurves
 
@@ -185,36 +185,36 @@ class CommitteeData:
         y = np.asarray(self.targets, dtype=float)
         W = np.asarray(self.init_weights, dtype=float)
         if X.ndim != 2:
-            raise ValueError(f"inputs must have shape (P, D), got {X.shape}")
+            raise InvalidParameterError(f"inputs must have shape (P, D), got {X.shape}")
         p, d = X.shape
         if y.shape != (p,):
-            raise ValueError(f"targets must have shape ({p},), got {y.shape}")
+            raise InvalidParameterError(f"targets must have shape ({p},), got {y.shape}")
         if W.ndim != 2 or W.shape[1] != d:
-            raise ValueError(f"init_weights must have shape (N, {d}), got {W.shape}")
+            raise InvalidParameterError(f"init_weights must have shape (N, {d}), got {W.shape}")
         for name, arr in (("inputs", X), ("targets", y), ("init_weights", W)):
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must be finite")
+                raise InvalidParameterError(f"{name} must be finite")
         object.__setattr__(self, "inputs", X)
         object.__setattr__(self, "targets", y)
         object.__setattr__(self, "init_weights", W)
         if self.teacher is not None:
             beta = np.asarray(self.teacher, dtype=float)
             if beta.shape != (d,):
-                raise ValueError(f"teacher must have shape ({d},), got {beta.shape}")
+                raise InvalidParameterError(f"teacher must have shape ({d},), got {beta.shape}")
             object.__setattr__(self, "teacher", beta)
         if (self.test_inputs is None) != (self.test_targets is None):
-            raise ValueError("test_inputs and test_targets must be given together")
+            raise InvalidParameterError("test_inputs and test_targets must be given together")
         if self.test_inputs is not None:
             Xt = np.asarray(self.test_inputs, dtype=float)
             yt = np.asarray(self.test_targets, dtype=float)
             if Xt.ndim != 2 or Xt.shape[1] != d or yt.shape != (Xt.shape[0],):
-                raise ValueError(f"test_inputs/test_targets must have shapes (P_test, {d}) and (P_test,)")
+                raise InvalidParameterError(f"test_inputs/test_targets must have shapes (P_test, {d}) and (P_test,)")
             object.__setattr__(self, "test_inputs", Xt)
             object.__setattr__(self, "test_targets", yt)
         if self.init_readouts is not None:
             a = np.asarray(self.init_readouts, dtype=float)
             if a.shape != (W.shape[0],):
-                raise ValueError(f"init_readouts must have shape ({W.shape[0]},), got {a.shape}")
+                raise InvalidParameterError(f"init_readouts must have shape ({W.shape[0]},), got {a.shape}")
             object.__setattr__(self, "init_readouts", a)
 
     @property
@@ -288,7 +288,7 @@ def make_committee_data(
     seed = check_int_at_least("seed", seed, 0)
     n_train = int(round(alpha * dim))
     if n_train < 1:
-        raise ValueError(f"alpha*dim must round to at least one training sample, got alpha={alpha!r}, dim={dim}")
+        raise InvalidParameterError(f"alpha*dim must round to at least one training sample, got alpha={alpha!r}, dim={dim}")
     teacher_rng, init_rng, train_rng, test_rng, readout_rng = _streams(seed)
 
     beta = teacher_rng.standard_normal(dim)
@@ -300,11 +300,11 @@ def make_committee_data(
     else:
         m0 = np.atleast_1d(np.asarray(init_overlap, dtype=float))
         if m0.shape != (width,):
-            raise ValueError(f"init_overlap must have one entry per hidden unit (width={width}), got shape {m0.shape}")
+            raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got shape {m0.shape}")
         if not np.all(np.isfinite(m0)) or np.any(np.abs(m0) >= math.sqrt(rho)):
-            raise ValueError(f"init_overlap entries must satisfy |m_i(0)| < sqrt(rho) = {math.sqrt(rho):g}, got {m0.tolist()}")
+            raise InvalidParameterError(f"init_overlap entries must satisfy |m_i(0)| < sqrt(rho) = {math.sqrt(rho):g}, got {m0.tolist()}")
         if dim < 2:
-            raise ValueError("a planted init_overlap needs dim >= 2")
+            raise InvalidParameterError("a planted init_overlap needs dim >= 2")
         beta_hat = beta / np.linalg.norm(beta)
         z_perp = z - np.outer(z @ beta_hat, beta_hat)
         W0 = (m0 / rho)[:, None] * beta[None, :] + np.sqrt(1.0 - m0**2 / rho)[:, None] * z_perp
@@ -424,9 +424,9 @@ def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
+        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
+        raise InvalidParameterError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
     return torch.device(device)
 
 
@@ -555,28 +555,28 @@ def train_committee(
     rho = check_positive("rho (teacher norm |beta|^2/D)", rho)
     target_scale = check_positive("target_scale", target_scale)
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        raise InvalidParameterError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     momentum = check_finite("momentum", momentum)
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        raise InvalidParameterError(f"momentum must lie in [0, 1), got {momentum!r}")
     if optimizer != "momentum" and momentum != 0.0:
-        raise ValueError(f"momentum must be 0 unless optimizer='momentum', got {momentum!r} with {optimizer!r}")
+        raise InvalidParameterError(f"momentum must be 0 unless optimizer='momentum', got {momentum!r} with {optimizer!r}")
     weight_decay = check_finite("weight_decay", weight_decay)
     if weight_decay < 0:
-        raise ValueError(f"weight_decay must lie in [0, inf), got {weight_decay!r}")
+        raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {weight_decay!r}")
     beta1, beta2 = (check_finite("betas", b) for b in betas)
     if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-        raise ValueError(f"betas must lie in [0, 1), got {tuple(betas)!r}")
+        raise InvalidParameterError(f"betas must lie in [0, 1), got {tuple(betas)!r}")
     adam_eps = check_positive("adam_eps", adam_eps)
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        raise InvalidParameterError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     n_test = check_int_at_least("n_test", n_test, 0)
     record_points = check_int_at_least("record_points", record_points, 2)
     seed = check_int_at_least("seed", seed, 0)
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        raise InvalidParameterError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if (t_max is None) == (steps is None):
-        raise ValueError("give exactly one of t_max (theory time) and steps")
+        raise InvalidParameterError("give exactly one of t_max (theory time) and steps")
     if steps is None:
         t_max = check_positive("t_max", t_max)
         steps = steps_for_time(t_max, dim, lr)
@@ -591,26 +591,26 @@ def train_committee(
                                    seed=seed)
     else:
         if not isinstance(data, CommitteeData):
-            raise ValueError("data must be a CommitteeData instance")
+            raise InvalidParameterError("data must be a CommitteeData instance")
         if data.dim != dim or data.width != width or data.n_train != int(round(alpha * dim)):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"data (P={data.n_train}, D={data.dim}, N={data.width}) disagrees with alpha={alpha:g}, "
                 f"dim={dim}, width={width} (P must equal round(alpha*dim))")
         if readouts and data.init_readouts is None:
-            raise ValueError("readouts=True needs data.init_readouts")
+            raise InvalidParameterError("readouts=True needs data.init_readouts")
     if data.teacher is not None:
         beta_np = data.teacher
         rho = float(beta_np @ beta_np / dim)
     exact_population = data.teacher is not None and activation == "poly"
     cka_every = check_int_at_least("cka_every", cka_every, 0)
     if cka_every and (data.test_inputs is None or activation != "poly" or readouts):
-        raise ValueError("cka_every > 0 needs a test set (n_test > 0), activation='poly' and fixed readouts")
+        raise InvalidParameterError("cka_every > 0 needs a test set (n_test > 0), activation='poly' and fixed readouts")
     if baselines and (data.teacher is None or activation != "poly" or readouts or optimizer != "gd"
                       or weight_decay or init_scale != 1.0):
-        raise ValueError("baselines=True needs the quadratic teacher, activation='poly', fixed readouts, "
+        raise InvalidParameterError("baselines=True needs the quadratic teacher, activation='poly', fixed readouts, "
                          "optimizer='gd' without weight decay and init_scale=1")
     if not exact_population and data.test_inputs is None:
-        raise ValueError("without a teacher or with a non-'poly' activation the test loss needs a test set "
+        raise InvalidParameterError("without a teacher or with a non-'poly' activation the test loss needs a test set "
                          "(n_test > 0 or data.test_inputs)")
 
     n_train = data.n_train
@@ -947,12 +947,12 @@ def simulate_seeds(*args, seeds: Sequence[int] | int = 4, progress: bool = False
         Progress bar over seeds.
     """
     if "seed" in kwargs or "data" in kwargs:
-        raise ValueError("simulate_seeds draws its own data: pass seeds=..., not seed or data")
+        raise InvalidParameterError("simulate_seeds draws its own data: pass seeds=..., not seed or data")
     if isinstance(seeds, (int, np.integer)):
         seeds = list(range(check_int_at_least("seeds", int(seeds), 1)))
     seeds = [check_int_at_least("seeds", s, 0) for s in seeds]
     if not seeds:
-        raise ValueError("seeds must not be empty")
+        raise InvalidParameterError("seeds must not be empty")
     iterator = seeds
     if progress:
         from tqdm.auto import tqdm

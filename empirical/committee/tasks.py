@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from empirical.committee.machine import ACTIVATIONS, CommitteeData, make_committee_data, train_committee
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["CommitteeTask", "TASKS", "get_task", "run_task", "ntk_gram_activation", "eigenvector_labels_data",
            "interpolation_data", "multi_index_data", "hermite_data", "hermite"]
@@ -67,7 +68,7 @@ def eigenvector_labels_data(*, alpha, dim, width, scale, epsilon, seed, activati
     n_train = int(round(alpha * dim))
     total = n_train + n_test
     if not 1 <= eigen_index <= total:
-        raise ValueError(f"eigen_index must lie in [1, {total}] (train + test points), got {eigen_index!r}")
+        raise InvalidParameterError(f"eigen_index must lie in [1, {total}] (train + test points), got {eigen_index!r}")
     base = make_committee_data(alpha, dim, width, init_scale=init_scale, seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5])
     X_all = rng.standard_normal((total, dim)) / math.sqrt(dim)
@@ -85,11 +86,11 @@ def interpolation_data(*, alpha, dim, width, scale, epsilon, seed, interpolation
     """W(0) = λW★ + (1 − λ)W_rand, W★ rows ±β/√(κε) (a generalising fixed point, §4.3; App. 8.4.2)."""
     lam = float(interpolation)
     if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"interpolation must lie in [0, 1], got {lam!r}")
+        raise InvalidParameterError(f"interpolation must lie in [0, 1], got {lam!r}")
     if width % 2:
-        raise ValueError(f"the aligned solution needs an even width, got width={width}")
+        raise InvalidParameterError(f"the aligned solution needs an even width, got width={width}")
     if scale * epsilon <= 0:
-        raise ValueError("the aligned solution needs scale*epsilon > 0")
+        raise InvalidParameterError("the aligned solution needs scale*epsilon > 0")
     data = make_committee_data(alpha, dim, width, rho=rho, target_scale=target_scale, n_test=n_test, seed=seed)
     signs = np.where(np.arange(width) % 2 == 0, 1.0, -1.0)
     # ρ_eff = 2sρ: the aligned rows solve κεM = β_eff β_effᵀ with β_eff = √(2s)β.
@@ -340,5 +341,5 @@ _add(CommitteeTask(
 def get_task(name: str) -> CommitteeTask:
     """The task called ``name`` (ValueError listing the valid names otherwise)."""
     if name not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(sorted(TASKS))}, got {name!r}")
+        raise InvalidParameterError(f"task must be one of {', '.join(sorted(TASKS))}, got {name!r}")
     return TASKS[name]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.neural.history import TrainingHistory
 from empirical.neural.training import (
     train_to_history,
@@ -55,9 +55,9 @@ class DigitsConfig:
         for name in ("init_scale", "scale", "lr"):
             check_positive(name, getattr(self, name))
         if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
         if self.mnist_path is not None and not Path(self.mnist_path).exists():
-            raise ValueError(f"mnist_path {self.mnist_path!r} does not exist")
+            raise InvalidParameterError(f"mnist_path {self.mnist_path!r} does not exist")
 
     def as_attrs(self) -> dict:
         return asdict(self)
@@ -73,7 +73,7 @@ def load_digit_data(config: DigitsConfig) -> tuple[np.ndarray, np.ndarray, np.nd
         with np.load(config.mnist_path) as data:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
             if missing:
-                raise ValueError(f"mnist_path must hold arrays x_train, y_train, x_test, y_test; missing {sorted(missing)}")
+                raise InvalidParameterError(f"mnist_path must hold arrays x_train, y_train, x_test, y_test; missing {sorted(missing)}")
             xtr = data["x_train"].reshape(len(data["x_train"]), -1)[: config.n_train] / 255.0
             ytr = data["y_train"][: config.n_train]
             xte = data["x_test"].reshape(len(data["x_test"]), -1)[: config.n_test] / 255.0
@@ -82,13 +82,13 @@ def load_digit_data(config: DigitsConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - sklearn is an optional dependency
-        raise ValueError("the bundled digits need scikit-learn (pip install grokking-theory[sklearn]) "
+        raise InvalidParameterError("the bundled digits need scikit-learn (pip install grokking-theory[sklearn]) "
                          "or pass mnist_path") from exc
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
     if config.n_train >= len(x):
-        raise ValueError(f"n_train must be < {len(x)} for the bundled digits, got {config.n_train}")
+        raise InvalidParameterError(f"n_train must be < {len(x)} for the bundled digits, got {config.n_train}")
     order = np.random.RandomState(0).permutation(len(x))
     tr, te = order[: config.n_train], order[config.n_train: config.n_train + config.n_test]
     return x[tr], y[tr], x[te], y[te], "sklearn-digits-8x8"

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.neural.tasks import make_task, split_equations
 from empirical.neural.history import TrainingHistory
 from empirical.neural.training import ModelOptimizerState, descend, parameter_norm, resolve_device, train_to_history
@@ -68,10 +68,10 @@ class ModularMLPConfig:
         check_positive("scale", self.scale)
         check_positive("lr_base", self.lr_base)
         if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
+            raise InvalidParameterError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
         task = make_task(self.operator, self.modulus)
         if task.modulus is None:
-            raise ValueError(f"operator must be a modular operator for the MLP, got {self.operator!r}")
+            raise InvalidParameterError(f"operator must be a modular operator for the MLP, got {self.operator!r}")
 
     @property
     def input_dim(self) -> int:

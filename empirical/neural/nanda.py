@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.neural.tasks import make_task, split_equations
 from empirical.neural.history import TrainingHistory
 from empirical.neural.training import (
@@ -83,16 +83,16 @@ class NandaConfig:
         for name in ("d_model", "d_mlp", "n_heads"):
             check_int_at_least(name, getattr(self, name), 1)
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model must be divisible by n_heads, got {self.d_model}, {self.n_heads}")
+            raise InvalidParameterError(f"d_model must be divisible by n_heads, got {self.d_model}, {self.n_heads}")
         check_positive("scale", self.scale)
         check_positive("lr_base", self.lr_base)
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
         if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
+            raise InvalidParameterError(f"train_fraction must lie in (0, 1), got {self.train_fraction!r}")
         check_int_at_least("warmup_steps", self.warmup_steps, 0)
         if make_task(self.operator, self.modulus).modulus is None:
-            raise ValueError(f"operator must be a modular operator, got {self.operator!r}")
+            raise InvalidParameterError(f"operator must be a modular operator, got {self.operator!r}")
 
     @property
     def lr(self) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.neural.history import TrainingHistory
 from empirical.neural.training import (
     train_to_history,
@@ -53,7 +53,7 @@ class StudentTeacherConfig:
         for name in ("scale", "init_scale", "lr", "accuracy_threshold"):
             check_positive(name, getattr(self, name))
         if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
         check_int_at_least("teacher_seed", self.teacher_seed, 0)
 
     def as_attrs(self) -> dict:

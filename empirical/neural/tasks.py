@@ -46,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from dmft.parameters import check_int_at_least
+from dmft.parameters import InvalidParameterError, check_int_at_least
 
 __all__ = [
     "MODULAR_OPERATORS",
@@ -135,7 +135,7 @@ def canonical_operator(name: str) -> str:
         stem = name.split("_mod_")[0]
         if stem in MODULAR_OPERATORS:
             return stem
-    raise ValueError(f"operator must be one of {', '.join(OPERATORS)} (or Power's string), got {name!r}")
+    raise InvalidParameterError(f"operator must be one of {', '.join(OPERATORS)} (or Power's string), got {name!r}")
 
 
 def is_prime(n: int) -> bool:
@@ -275,7 +275,7 @@ def make_task(operator: str, modulus: int = 97) -> AlgorithmicTask:
 
     p = check_int_at_least("modulus", modulus, 2)
     if operator in _NEEDS_PRIME and not is_prime(p):
-        raise ValueError(f"modulus must be a prime for operator {operator!r} (needs y^-1 mod p), got {p}")
+        raise InvalidParameterError(f"modulus must be a prime for operator {operator!r} (needs y^-1 mod p), got {p}")
     token = MODULAR_OPERATORS[operator][0]
     if operator == "/":
         c, b = np.meshgrid(np.arange(p), np.arange(1, p), indexing="ij")
@@ -306,23 +306,23 @@ def check_group_axioms(table: np.ndarray) -> int:
     """
     table = np.asarray(table)
     if table.ndim != 2 or table.shape[0] != table.shape[1] or table.shape[0] < 1:
-        raise ValueError(f"table must be a square n x n array, got shape {table.shape}")
+        raise InvalidParameterError(f"table must be a square n x n array, got shape {table.shape}")
     n = table.shape[0]
     if not np.issubdtype(table.dtype, np.integer) or table.min() < 0 or table.max() >= n:
-        raise ValueError(f"table entries must be element indices in [0, {n - 1}] (closure)")
+        raise InvalidParameterError(f"table entries must be element indices in [0, {n - 1}] (closure)")
     left = table[table, :]            # (a·b)·c  → left[a, b, c] = table[table[a, b], c]
     right = table[:, table]           # a·(b·c)  → right[a, b, c] = table[a, table[b, c]]
     if not np.array_equal(left, right):
         a, b, c = np.argwhere(left != right)[0]
-        raise ValueError(f"table is not associative: (g{a} g{b}) g{c} != g{a} (g{b} g{c})")
+        raise InvalidParameterError(f"table is not associative: (g{a} g{b}) g{c} != g{a} (g{b} g{c})")
     rows = np.arange(n)
     identities = [e for e in range(n) if np.array_equal(table[e], rows) and np.array_equal(table[:, e], rows)]
     if not identities:
-        raise ValueError("table has no two-sided identity element")
+        raise InvalidParameterError("table has no two-sided identity element")
     e = identities[0]
     for a in range(n):
         if not np.any((table[a] == e) & (table[:, a] == e)):
-            raise ValueError(f"element g{a} has no two-sided inverse")
+            raise InvalidParameterError(f"element g{a} has no two-sided inverse")
     return e
 
 
@@ -344,11 +344,11 @@ def load_cayley_table(source, *, name: str = "group", check: bool = True) -> Alg
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
-            raise ValueError(f"cayley table file {path} does not exist")
+            raise InvalidParameterError(f"cayley table file {path} does not exist")
         with open(path, newline="") as fh:
             rows = [[cell.strip() for cell in row] for row in csv.reader(fh) if any(c.strip() for c in row)]
         if not rows:
-            raise ValueError(f"cayley table file {path} is empty")
+            raise InvalidParameterError(f"cayley table file {path} is empty")
         try:
             table = np.array([[int(c) for c in row] for row in rows], dtype=np.int64)
         except ValueError:
@@ -362,20 +362,20 @@ def load_cayley_table(source, *, name: str = "group", check: bool = True) -> Alg
             try:
                 table = np.array([[lookup[c] for c in row] for row in body], dtype=np.int64)
             except KeyError as exc:
-                raise ValueError(f"cayley table entry {exc.args[0]!r} is not an element name of the header") from None
+                raise InvalidParameterError(f"cayley table entry {exc.args[0]!r} is not an element name of the header") from None
     else:
         table = np.asarray(source)
         if table.size and not np.issubdtype(table.dtype, np.integer):
             if np.any(table != np.round(table)):
-                raise ValueError("table entries must be integers")
+                raise InvalidParameterError("table entries must be integers")
             table = table.astype(np.int64)
     if table.ndim != 2 or table.shape[0] != table.shape[1]:
-        raise ValueError(f"table must be a square n x n array, got shape {table.shape}")
+        raise InvalidParameterError(f"table must be a square n x n array, got shape {table.shape}")
     n = table.shape[0]
     if check:
         check_group_axioms(table)
     elif table.min() < 0 or table.max() >= n:
-        raise ValueError(f"table entries must be element indices in [0, {n - 1}]")
+        raise InvalidParameterError(f"table entries must be element indices in [0, {n - 1}]")
     tokens = tuple(f"{name}:{s}" for s in names) if names else tuple(f"{name}:g{i}" for i in range(n))
     a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     a, b = a.ravel(), b.ravel()
@@ -412,7 +412,7 @@ def train_size(n_equations: int, train_pct: float) -> int:
     """Number of training equations ``round(N · pct / 100)`` (§B.2, Python rounding)."""
     pct = float(train_pct)
     if not (0.0 < pct < 100.0):
-        raise ValueError(f"train_pct must lie in (0, 100), got {train_pct!r}")
+        raise InvalidParameterError(f"train_pct must lie in (0, 100), got {train_pct!r}")
     return int(round(n_equations * (pct / 100.0)))
 
 
@@ -447,7 +447,7 @@ def split_equations(task: AlgorithmicTask, train_pct: float, *, split_seed: int 
     """
     n_train = train_size(task.n_equations, train_pct)
     if n_train < 1 or n_train >= task.n_equations:
-        raise ValueError(
+        raise InvalidParameterError(
             f"train_pct={train_pct} leaves {n_train} of {task.n_equations} equations for training; "
             "need at least one training and one validation equation"
         )

@@ -25,6 +25,7 @@ import torch
 
 from dmft.atomic import atomic_replace
 from empirical.neural.history import TrainingHistory
+from dmft.parameters import InvalidParameterError
 
 __all__ = [
     "DecoupledAdamW",
@@ -59,15 +60,15 @@ class DecoupledAdamW(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.98), eps: float = 1e-8,
                  weight_decay: float = 0.0, decay_form: str = "to_zero"):
         if not lr >= 0:
-            raise ValueError(f"lr must be >= 0, got {lr!r}")
+            raise InvalidParameterError(f"lr must be >= 0, got {lr!r}")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
+            raise InvalidParameterError(f"betas must lie in [0, 1), got {betas!r}")
         if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
+            raise InvalidParameterError(f"eps must be > 0, got {eps!r}")
         if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must be >= 0, got {weight_decay!r}")
         if decay_form not in ("to_zero", "to_init"):
-            raise ValueError(f"decay_form must be 'to_zero' or 'to_init', got {decay_form!r}")
+            raise InvalidParameterError(f"decay_form must be 'to_zero' or 'to_init', got {decay_form!r}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       decay_form=decay_form))
 
@@ -124,7 +125,7 @@ def geometric_schedule(last: int, ratio: float) -> np.ndarray:
     ``last`` is always included (a run's final state is always logged).
     """
     if ratio <= 1:
-        raise ValueError(f"ratio must be > 1, got {ratio!r}")
+        raise InvalidParameterError(f"ratio must be > 1, got {ratio!r}")
     points = [0]
     while points[-1] < last:
         e = points[-1]
@@ -154,9 +155,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}") from exc
+        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
+        raise InvalidParameterError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
     return dev
 
 
@@ -288,7 +289,7 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         if state.get("total_steps") != total_steps:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"checkpoint {checkpoint} was written for total_steps={state.get('total_steps')}, "
                 f"not {total_steps}; use another checkpoint path")
         run.load_state_dict(state["run"])

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.neural.tasks import (
     AlgorithmicTask, Vocabulary, encode_equations, load_cayley_table, make_task, split_equations,
 )
@@ -114,24 +114,24 @@ class TransformerConfig:
         check_int_at_least("d_model", self.d_model, 1)
         check_int_at_least("n_heads", self.n_heads, 1)
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model must be divisible by n_heads, got d_model={self.d_model}, n_heads={self.n_heads}")
+            raise InvalidParameterError(f"d_model must be divisible by n_heads, got d_model={self.d_model}, n_heads={self.n_heads}")
         check_int_at_least("d_ff", self.d_ff, 0)
         check_int_at_least("max_context", self.max_context, 6)
         check_positive("max_lr", self.max_lr)
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
+            raise InvalidParameterError(f"weight_decay must lie in [0, inf), got {self.weight_decay!r}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
+                raise InvalidParameterError(f"{name} must lie in [0, 1), got {getattr(self, name)!r}")
         check_positive("eps", self.eps)
         check_int_at_least("warmup_steps", self.warmup_steps, 0)
         check_int_at_least("batch_size", self.batch_size, 0)
         if not self.log_ratio > 1:
-            raise ValueError(f"log_ratio must be > 1, got {self.log_ratio!r}")
+            raise InvalidParameterError(f"log_ratio must be > 1, got {self.log_ratio!r}")
         if self.decay_form not in ("to_zero", "to_init"):
-            raise ValueError(f"decay_form must be 'to_zero' or 'to_init', got {self.decay_form!r}")
+            raise InvalidParameterError(f"decay_form must be 'to_zero' or 'to_init', got {self.decay_form!r}")
         if not 0 < self.train_pct < 100:
-            raise ValueError(f"train_pct must lie in (0, 100), got {self.train_pct!r}")
+            raise InvalidParameterError(f"train_pct must lie in (0, 100), got {self.train_pct!r}")
         self.task()  # validates operator and modulus
 
     @property
@@ -400,7 +400,7 @@ def detect_spikes(steps, loss, *, ratio: float = 1e3, window_fraction: float = 0
         raise ValueError(f"steps and loss must be one-dimensional of equal length, got {steps.shape}, {loss.shape}")
     check_positive("ratio", ratio)
     if not 0 < window_fraction < 1:
-        raise ValueError(f"window_fraction must lie in (0, 1), got {window_fraction!r}")
+        raise InvalidParameterError(f"window_fraction must lie in (0, 1), got {window_fraction!r}")
     floor = np.finfo(float).tiny
     spikes: list[Spike] = []
     T = loss.size

@@ -71,8 +71,9 @@ def test_io_errors_exit_1_before_computing(tmp_path):
     bad.write_text("not hdf5")
     result = run([*ONLINE, "--out", str(bad)])
     assert result.exit_code == 1 and "not_a_store.h5" in result.output
-    result = run([*ONLINE, "--out", str(tmp_path / "missing" / "p.h5")])
-    assert result.exit_code == 1 and "does not exist" in result.output
-    result = run([*ONLINE, "--out", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "missing" / "p.png")])
+    (tmp_path / "a_file").write_text("")
+    result = run([*ONLINE, "--out", str(tmp_path / "a_file" / "p.h5")])
+    assert result.exit_code == 1 and "a_file" in result.output
+    result = run([*ONLINE, "--out", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "a_file" / "p.png")])
     assert result.exit_code == 1 and "--plot" in result.output
     assert not (tmp_path / "p.h5").exists()

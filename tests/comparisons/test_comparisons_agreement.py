@@ -188,15 +188,21 @@ def test_compare_plot_exists_and_cli_reports_agreement(online_comparison, tmp_pa
     assert bad.exit_code == 2 and "scale" in bad.output
 
 
-def test_compare_without_dmft_solver_explains_itself(tmp_path):
-    import importlib.util
-
+def test_compare_without_dmft_solver_explains_itself(tmp_path, monkeypatch):
+    """A build without the finite-alpha solver: compare says what to do instead (API and CLI, exit 1)."""
+    import dmft
     from comparisons import compare
+    from grokking_cli.main import main
 
-    if importlib.util.find_spec("dmft.dmft_solver") is not None:
-        pytest.skip("finite-alpha DMFT solver is installed")
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'dmft.dmft_solver'", name="dmft.dmft_solver")
+
+    monkeypatch.setattr(dmft, "solve", missing)
     with pytest.raises(ModuleNotFoundError, match="theory='online'"):
         compare(3.0, 0.25, dim=10, seeds=1, t_max=1.0, simulator=lambda **k: None)
+    res = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--dim", "10", "--seeds", "1",
+                                    "--t-max", "1", "--out", str(tmp_path / "c.h5"), "--no-plot"])
+    assert res.exit_code == 1 and "theory online" in res.output and "Traceback" not in res.output
 
 
 # ------------------------------------------------------------------------------------------
@@ -296,3 +302,108 @@ def test_cli_compare_defaults_to_dmft(dmft_comparison):
     assert summary["parameters"]["theory"] == "dmft" and summary["theory"]["kind"] == "dmft"
     assert summary["run_names"]["theory"] == dmft_comparison.run_names["theory"]
     assert summary["within_spread"] is True
+
+
+def _compare_cli(out, *extra):
+    from grokking_cli.main import main
+
+    return CliRunner().invoke(main, ["compare", "--alpha", "100", "--epsilon", "0.25", "--dim", "60", "--seeds", "4",
+                                     "--t-max", "8", "--init-overlap", "0.3,-0.3", "--theory", "online",
+                                     "--device", "cpu", "--out", out, "--no-progress", *extra])
+
+
+def test_compare_require_agreement_and_decomposition_through_the_cli(online_comparison, tmp_path):
+    """--require-agreement exits 0 when every quantity is within the spread, 1 when one is not;
+    --decomposition compares and reports the three test-loss terms as well."""
+    out = online_comparison.out  # the stored runs are reused
+    plot = tmp_path / "overlay.png"
+    res = _compare_cli(out, "--decomposition", "--require-agreement", "--json", "--plot", str(plot))
+    summary = json.loads(res.output.splitlines()[0])
+    assert set(summary["agreement"]) == {"train_loss", "test_loss", "variance", "alignment", "linear"}
+    for term in ("variance", "alignment", "linear"):
+        a = summary["agreement"][term]
+        assert a["sup_relative_error"] >= 0 and a["window"][0] > 0
+    expected = 0 if summary["within_spread"] else 1
+    assert res.exit_code == expected, res.output
+    assert summary["theory"]["converged"] is True and plot.stat().st_size > 10_000
+    # a window where the theory is not within the spread: the exit code says so, with one line
+    res = _compare_cli(out, "--require-agreement", "--window", "0.05,8", "--no-plot")
+    text = res.output
+    if res.exit_code == 1:
+        assert "error: theory deviates" in text
+    else:
+        assert res.exit_code == 0 and "within spread" in text
+    assert "theory: online converged" in text and "max z =" in text  # convergence and max z explained
+
+
+def test_compare_exits_3_on_an_unconverged_theory_unless_allowed(online_comparison, monkeypatch, tmp_path):
+    import dataclasses
+
+    import comparisons.comparison as comparison
+
+    def unconverged(theory, **kwargs):
+        curves = dmft_solve_online(kwargs)
+        return dataclasses.replace(curves, converged=False, message="residual 0.2 after 3 iterations")
+
+    def dmft_solve_online(kwargs):
+        import math
+
+        import dmft
+
+        return dmft.solve(math.inf, kwargs["epsilon"], scale=kwargs["scale"], width=kwargs["width"],
+                          t_max=kwargs["t_max"], dt=kwargs["dt"], init_overlap=kwargs["init_overlap"],
+                          center=kwargs["center"])
+
+    monkeypatch.setattr(comparison, "run_theory", unconverged)
+    out = str(tmp_path / "c.h5")
+    import shutil
+
+    shutil.copy(online_comparison.out, out)
+    # the stored converged theory is reused: nothing to complain about
+    assert _compare_cli(out, "--no-plot").exit_code == 0
+    fresh = str(tmp_path / "fresh.h5")
+    shutil.copy(online_comparison.out, fresh)
+    import h5py
+
+    from comparisons.store import list_runs
+
+    with h5py.File(fresh, "a") as handle:  # drop the stored theory run: it must be solved again
+        for name in list_runs(out):
+            if "theory" in name:
+                del handle["runs"][name]
+    res = _compare_cli(fresh, "--no-plot")
+    assert res.exit_code == 3 and "NOT CONVERGED" in res.output
+    assert [line for line in res.output.splitlines() if line.startswith("error")][0].count("residual 0.2") == 1
+    allowed = _compare_cli(fresh, "--no-plot", "--allow-unconverged")
+    assert allowed.exit_code == 0 and "NOT CONVERGED" in allowed.output
+    # on resume the stored non-converged theory is not reused: run_theory is called again
+    calls = []
+    monkeypatch.setattr(comparison, "run_theory", lambda theory, **kw: calls.append(1) or dmft_solve_online(kw))
+    res = _compare_cli(fresh, "--no-plot")
+    assert calls and res.exit_code == 0, res.output
+
+
+def test_compare_takes_the_solver_options(monkeypatch, tmp_path):
+    import comparisons.comparison as comparison
+
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(comparison, "compare", capture)
+    from grokking_cli.main import main
+
+    res = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--max-iter", "7", "--samples", "64",
+                                    "--tol", "1e-3", "--damping", "0.3", "--theory-seed", "5", "--mixing", "damped",
+                                    "--out", str(tmp_path / "c.h5"), "--no-plot"])
+    assert res.exit_code == 0, res.output
+    assert seen["theory_options"] == {"max_iter": 7, "samples": 64, "tol": 1e-3, "damping": 0.3, "seed": 5,
+                                      "mixing": "damped"}
+    bad = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--samples", "10",
+                                    "--out", str(tmp_path / "c.h5"), "--no-plot"])
+    assert bad.exit_code == 2 and "samples" in bad.output
+    online = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--theory", "online",
+                                       "--max-iter", "7", "--out", str(tmp_path / "c.h5"), "--no-plot"])
+    assert online.exit_code == 2 and "--max-iter" in online.output

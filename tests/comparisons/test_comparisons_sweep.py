@@ -117,9 +117,9 @@ def test_sweep_and_merge_commands(tmp_path):
     assert_array_equal(run.overlap[0], [0.2, -0.2])
     (tmp_path / "junk.h5").write_bytes(b"junk")
     res = runner.invoke(main, ["merge", str(merged), str(tmp_path / "junk.h5")])
-    assert res.exit_code == 2 and "junk.h5" in res.output
+    assert res.exit_code == 1 and "junk.h5" in res.output and "Traceback" not in res.output  # I/O: exit 1
     res = runner.invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon", "--out", str(a)])
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "--param" in res.output and "NAME=VALUE" in res.output
 
 
 def test_run_point_rejects_unknown_kind():
@@ -175,3 +175,26 @@ def test_overlay_draws_mean_and_band_from_the_data(tmp_path):
     mean_test = lines["simulation test loss (mean of 2)"]
     assert_array_equal(mean_test.get_xdata(), t[1:])
     assert_array_equal(mean_test.get_ydata(), np.full(3, 4.0))
+
+
+def test_sweep_kind_simulation_through_the_cli(tmp_path):
+    """A simulation grid: every point stored under its parameters, equal to a direct run, resumable."""
+    from empirical import train_committee
+
+    out = tmp_path / "sim.h5"
+    args = ["sweep", "--kind", "simulation", "-p", "epsilon=0.1,0.3", "--set", "alpha=2", "--set", "dim=10",
+            "--set", "width=2", "--set", "scale=1", "--set", "steps=4", "--set", "record-points=3",
+            "--set", "device=cpu", "--workers", "1", "--out", str(out), "--no-progress", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert len(summary["computed"]) == 2 and not summary["failed"] and not summary["unconverged"]
+    for name in summary["computed"]:
+        stored = read_run(out, name)
+        assert stored.kind == "simulation" and stored.converged
+        eps = stored.parameters["epsilon"]
+        direct = train_committee(alpha=2, dim=10, width=2, scale=1, epsilon=eps, steps=4, record_points=3,
+                                 device="cpu")
+        assert_array_equal(stored.test_loss, direct.test_loss)
+    again = json.loads(CliRunner().invoke(main, args).output)
+    assert sorted(again["skipped"]) == sorted(summary["computed"]) and not again["computed"]

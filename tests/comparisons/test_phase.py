@@ -144,7 +144,7 @@ def test_identity_covers_every_setting_and_sem_survives_the_store(tmp_path):
     out = tmp_path / "p.h5"
     first = phase_diagram(AXES, FIXED, out=out, workers=0, runner=closed_form)
     name = str(first["run"].values[0, 0])
-    assert read_run(out, name).extras["train_loss_sem"].shape == read_run(out, name).t.shape
+    assert read_run(out, name).train_loss_sem.shape == read_run(out, name).t.shape
     # a new threshold reuses every solve; a new solver option recomputes every point
     calls = []
 

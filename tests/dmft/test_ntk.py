@@ -528,7 +528,9 @@ def test_cli_json_matches_library_and_stores_run(tmp_path):
     # the last lazy time approaches the t = inf limit from above (train loss decreases)
     assert np.all(np.diff(lazy["train_loss"]) <= 0)
     assert -1 <= summary["cka"]["test"] <= 1
-    stored = read_run(out, "lazy_alpha3.33333_scale1_eps0.3_N3_centered_seed4")
+    name = summary["stored"]["run_name"]
+    assert name.startswith("lazy_alpha3.33333_scale1_eps0.3_N3_centered_seed4_")  # readable, then the digest
+    stored = read_run(out, name)
     assert_allclose(stored.test_loss, lazy["test_loss"], rtol=1e-12)
     assert_allclose(stored.extras["mercer_eigenvalues"], [e.eigenvalue for e in mercer], rtol=1e-15)
     assert plot.stat().st_size > 10_000

@@ -70,8 +70,14 @@ def test_modular_division_and_hand_cases():
 def test_sampling_is_with_replacement():
     # 800 draws of 49 (x, y) pairs must repeat pairs: sampling, not enumeration
     d = ds.modular("add", p=7, seed=0)
-    pairs = {tuple(row[:14]) for row in np.concatenate([d.x_train, d.x_val])}
-    assert len(pairs) <= 49
+    rows = np.concatenate([d.x_train, d.x_val])
+    pairs, counts = np.unique(rows[:, :14], axis=0, return_counts=True)
+    assert len(rows) > 49  # more draws than distinct pairs, so ...
+    assert counts.max() > 1 and len(pairs) < len(rows)  # ... pairs repeat: sampled with replacement
+    # every one of the 49 pairs is drawn (a missing one has probability 49·(48/49)^n, < 1e-5 here),
+    # each about n/49 times: uniform sampling, not a subset enumerated or favoured
+    assert len(pairs) == 49
+    assert counts.max() < 3 * len(rows) / 49
 
 
 def test_one_zero_and_slope_use_the_legacy_stream():

@@ -178,3 +178,6 @@ def test_cli_linear_json_and_store(tmp_path):
 def test_cli_invalid_input_exits_2(args):
     result = CliRunner().invoke(_train(), ["train", "bayes", *args])
     assert result.exit_code == 2, result.output
+    name = {"lr": "learning_rate"}.get(args[1].lstrip("-"), args[1].lstrip("-"))  # the API's name of --lr
+    assert name in result.output or name.replace("-", "_") in result.output, result.output  # names the parameter
+    assert "Traceback" not in result.output

@@ -87,7 +87,8 @@ def test_cli_bad_input_exits_2(args, message):
 
 
 def test_cli_unknown_task_and_missing_options_exit_2():
-    assert _invoke(["--task", "nonsense"]).exit_code == 2
+    unknown = _invoke(["--task", "nonsense"])
+    assert unknown.exit_code == 2 and "task" in unknown.output and "nonsense" in unknown.output
     missing = _invoke(["--alpha", "2", "--steps", "3"])
     assert missing.exit_code == 2 and "--dim" in missing.output
 
@@ -97,10 +98,23 @@ def test_cli_task_sweep(tmp_path):
     result = _invoke(["--task", "scale_sweep", "--reduced", "--steps", "5", "--record-points", "4",
                       "--device", "cpu", "--no-progress", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    labels = [r["label"] for r in json.loads(result.output)["runs"]]
+    summary = json.loads(result.output)
+    labels = [r["label"] for r in summary["runs"]]
     assert labels == ["scale=0.25", "scale=1.0", "scale=4.0"]
     assert len(list_runs(out)) == 3
-    assert read_run(out, "scale_sweep_scale=4.0").parameters["scale"] == 4.0
+    name = summary["run_names"][2]
+    assert name.startswith("scale_sweep_scale=4.0_")  # the label, then the digest of every setting
+    assert read_run(out, name).parameters["scale"] == 4.0
+    # the identical command again: the same names, nothing replaced silently, still three runs
+    again = _invoke(["--task", "scale_sweep", "--reduced", "--steps", "5", "--record-points", "4",
+                     "--device", "cpu", "--no-progress", "--out", str(out), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["run_names"] == summary["run_names"] and len(list_runs(out)) == 3
+    # other settings (more steps) get their own names
+    other = _invoke(["--task", "scale_sweep", "--reduced", "--steps", "6", "--record-points", "4",
+                     "--device", "cpu", "--no-progress", "--out", str(out), "--json"])
+    assert other.exit_code == 0, other.output
+    assert len(list_runs(out)) == 6
 
 
 # ------------------------------------------------------------------------------------------

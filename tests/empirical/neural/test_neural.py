@@ -260,12 +260,15 @@ def test_cli_runs_stores_and_rejects_bad_input(tmp_path):
     from comparisons.store import list_runs
 
     assert len(list_runs(out)) == 2
-    for args in (["transformer", "--train-pct", "150"], ["transformer", "--operator", "/", "--modulus", "8"],
-                 ["mlp", "--scale", "-1"], ["nanda", "--d-model", "10", "--heads", "4"],
-                 ["student-teacher", "--init-scale", "0"], ["digits", "--mnist", str(tmp_path / "none.npz")],
-                 ["sweep-fraction", "--train-pcts", "50,abc"]):
+    for args, name in ((["transformer", "--train-pct", "150"], "train_pct"),
+                       (["transformer", "--operator", "/", "--modulus", "8"], "modulus"),
+                       (["mlp", "--scale", "-1"], "scale"), (["nanda", "--d-model", "10", "--heads", "4"], "d_model"),
+                       (["student-teacher", "--init-scale", "0"], "init_scale"),
+                       (["digits", "--mnist", str(tmp_path / "none.npz")], "mnist_path"),
+                       (["sweep-fraction", "--train-pcts", "50,abc"], "--train-pcts")):
         result = runner.invoke(main, ["train", "algorithmic", *args, "--steps", "2"])
         assert result.exit_code == 2, (args, result.output)
+        assert name in result.output and "Traceback" not in result.output, (args, result.output)
 
 
 def test_digits_reads_a_local_mnist_file(tmp_path):

@@ -1,0 +1,159 @@
+"""Long-horizon DMFT: log grid against the uniform dt = 0.25 grid, and awkward valid problems.
+
+    python benchmarks/long_horizon.py accuracy [--problems 0 1 2 3] [--samples 32768]
+    python benchmarks/long_horizon.py envelope [--t-max 300] [--samples 8192]
+    python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4]
+
+``accuracy``: for each reference problem, solves on the uniform grid (dt = 0.25) to t = 60 and
+on the default log grid to t_max = 300, and prints the largest difference of the train and test
+loss over t ≤ 60 in units of the initial test loss (the uniform curve interpolated onto the log
+grid points), with each solve's time and iterations (theory.md §9.1; issue criterion ≤ 1 %).
+
+``envelope``: solves a grid of awkward valid problems (α ∈ [1, ∞), κ ∈ [0.1, 10], ε ∈ [0, 1],
+N ≤ 6, centred or not) on the log grid and prints, for each, whether it converged, the message,
+and whether any curve is non-finite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+import dmft
+
+PROBLEMS = [
+    dict(alpha=3.0, scale=1.0, epsilon=0.25, width=2, center=False),
+    dict(alpha=10.0, scale=1.0, epsilon=0.1, width=2, center=False),
+    dict(alpha=3.0, scale=1.0, epsilon=0.25, width=4, center=False, init_overlap=(0.2, -0.2, 0.2, -0.2)),
+    dict(alpha=10.0, scale=4.0, epsilon=0.1, width=2, center=True, init_overlap=(0.2, -0.2)),
+]
+
+ENVELOPE = [
+    dict(alpha=1.0, scale=0.1, epsilon=1.0, width=2, center=False),
+    dict(alpha=1.0, scale=10.0, epsilon=0.01, width=2, center=True),
+    dict(alpha=1.5, scale=1.0, epsilon=0.0, width=3, center=False),
+    dict(alpha=2.0, scale=10.0, epsilon=1.0, width=6, center=True),
+    dict(alpha=5.5, scale=2.4, epsilon=0.04, width=4, center=True),
+    dict(alpha=10.0, scale=4.0, epsilon=0.1, width=2, center=True, init_overlap=(0.2, -0.2)),
+    dict(alpha=100.0, scale=0.1, epsilon=0.5, width=5, center=False),
+    dict(alpha=3.0, scale=1.0, epsilon=0.25, width=4, center=False, init_overlap=(0.2, -0.2, 0.2, -0.2)),
+]
+
+
+def accuracy(opts):
+    rows = []
+    for index in opts.problems:
+        problem = PROBLEMS[index]
+        start = time.perf_counter()
+        uniform = dmft.solve(**problem, t_max=60.0, dt=0.25, samples=opts.samples, seed=opts.seed)
+        t_uniform = time.perf_counter() - start
+        start = time.perf_counter()
+        log = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
+                         grid_points=opts.grid_points)
+        t_log = time.perf_counter() - start
+        window = log.t <= 60.0 + 1e-9
+        scale = uniform.test_loss[0]
+        row = dict(problem=problem, uniform_seconds=t_uniform, log_seconds=t_log,
+                   uniform_iterations=uniform.iterations, log_iterations=log.iterations,
+                   uniform_converged=uniform.converged, log_converged=log.converged,
+                   log_points=int(log.t.size), log_message=log.message)
+        for field in ("train_loss", "test_loss"):
+            ref = np.interp(log.t[window], uniform.t, getattr(uniform, field))
+            row[field + "_sup_diff"] = float(np.max(np.abs(getattr(log, field)[window] - ref)) / scale)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def envelope(opts):
+    for problem in ENVELOPE:
+        start = time.perf_counter()
+        try:
+            res = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed)
+            finite = bool(np.all(np.isfinite(res.train_loss)) and np.all(np.isfinite(res.test_loss)))
+            out = dict(problem=problem, converged=res.converged, finite=finite, message=res.message,
+                       iterations=res.iterations, final_test=float(res.test_loss[-1]))
+        except Exception as exc:  # noqa: BLE001 - the point is to see every failure
+            out = dict(problem=problem, error=f"{type(exc).__name__}: {exc}")
+        out["seconds"] = time.perf_counter() - start
+        print(json.dumps(out, default=str), flush=True)
+
+
+def _simulate(job):
+    from dmft.parameters import ModelParameters
+    from dmft.simulate import simulate_gd
+
+    problem, dim, seed, t, time_step = job
+    run = simulate_gd(ModelParameters(**problem), dim, np.asarray(t), seed=seed, time_step=time_step)
+    return dim, seed, run.train_loss.tolist(), run.test_loss.tolist()
+
+
+def evidence(opts):
+    """DMFT (log grid, replica error bars) against seed-averaged gradient descent at large D."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    problem = PROBLEMS[opts.problems[0]]
+    start = time.perf_counter()
+    theory = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
+                        error_replicas=opts.replicas)
+    seconds = time.perf_counter() - start
+    print(f"DMFT {problem}: {theory.message} in {seconds:.0f} s", flush=True)
+    t = theory.t
+    jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
+    with ProcessPoolExecutor(opts.workers) as pool:
+        sims = list(pool.map(_simulate, jobs))
+    report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds,
+                  converged=theory.converged, message=theory.message, t=t.tolist(),
+                  dmft_train=theory.train_loss.tolist(), dmft_test=theory.test_loss.tolist(),
+                  dmft_train_sem=None if theory.train_loss_sem is None else theory.train_loss_sem.tolist(),
+                  dmft_test_sem=None if theory.test_loss_sem is None else theory.test_loss_sem.tolist(),
+                  dims={})
+    scale = theory.test_loss[0]
+    for dim in opts.dims:
+        runs = [s for s in sims if s[0] == dim]
+        entry = {}
+        for k, field in ((2, "train"), (3, "test")):
+            curves = np.array([r[k] for r in runs])
+            mean, spread = curves.mean(0), curves.std(0, ddof=1)
+            theory_curve = theory.train_loss if field == "train" else theory.test_loss
+            sem = getattr(theory, f"{field}_loss_sem")
+            dev = np.abs(theory_curve - mean)
+            i = int(np.argmax(dev))
+            entry[field] = dict(sup_dev=float(dev[i] / scale), at=float(t[i]),
+                                seed_spread=float(spread[i] / scale),
+                                seed_sem=float(spread[i] / np.sqrt(len(runs)) / scale),
+                                dmft_sem=None if sem is None else float(sem[i] / scale),
+                                mean=mean.tolist(), spread=spread.tolist())
+            print(f"  D={dim} {field}: sup|DMFT - mean| = {dev[i] / scale:.4f} of the initial loss at t={t[i]:.1f}; "
+                  f"seed spread {spread[i] / scale:.4f}, seed-mean SE {spread[i] / np.sqrt(len(runs)) / scale:.4f}, "
+                  f"DMFT SE {float('nan') if sem is None else sem[i] / scale:.4f}", flush=True)
+        report["dims"][str(dim)] = entry
+    if opts.json:
+        with open(opts.json, "w") as fh:
+            json.dump(report, fh)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["accuracy", "envelope", "evidence"])
+    parser.add_argument("--dims", type=int, nargs="+", default=[2000, 4000])
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=8)
+    parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
+    parser.add_argument("--json", default=None, help="write the evidence report here")
+    parser.add_argument("--problems", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--samples", type=int, default=32768)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--t-max", type=float, default=300.0)
+    parser.add_argument("--grid-points", type=int, default=None)
+    opts = parser.parse_args()
+    {"accuracy": accuracy, "envelope": envelope, "evidence": evidence}[opts.mode](opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Long-horizon machinery of the DMFT solver (theory.md §9): grids, causal sampling, marching,
+symmetry projection and replica error bars, each against an independent reference."""
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import dmft
+from dmft.dmft_solver import online_start, solve_dmft
+from dmft.online import OnlineTrajectory
+from dmft.parameters import ModelParameters
+from dmft.sampling import conditional_square_root, draw_chunk
+from dmft.solve import default_grid_points, log_time_grid, make_grid, time_grid
+from dmft.symmetry import invariance_group
+from dmft.weight_side import to_flat, trapezoid_weights
+
+
+# -- grids ------------------------------------------------------------------------------------
+def test_trapezoid_weights_integrate_linear_functions_exactly_on_any_grid():
+    t = np.sort(np.r_[0.0, np.random.default_rng(0).uniform(0, 7, 30), 7.0])
+    Q = trapezoid_weights(t)
+    f = 3.0 - 2.0 * t
+    assert_allclose(Q @ f, 3.0 * t - t**2, rtol=0, atol=1e-12)
+
+
+def test_trapezoid_weights_are_second_order_on_a_geometric_grid():
+    errors = []
+    for points, dt in ((41, 0.1), (81, 0.05)):          # every step split in two
+        t = log_time_grid(10.0, points, dt=dt)
+        errors.append(np.max(np.abs(trapezoid_weights(t) @ np.cos(t) - np.sin(t))))
+    assert 3.5 < errors[0] / errors[1] < 4.5, errors
+
+
+def test_log_grid_keeps_the_first_step_and_ends_exactly_at_t_max():
+    t = log_time_grid(300.0, 259, dt=0.25)
+    steps = np.diff(t)
+    assert t[0] == 0.0 and t[-1] == 300.0 and t.size == 259
+    assert_allclose(steps[0], 0.25, rtol=1e-12)
+    assert_allclose(steps[1:] / steps[:-1], steps[1] / steps[0], rtol=1e-9)    # geometric
+    assert default_grid_points(300.0) == 259
+
+
+def test_uniform_grid_ends_exactly_at_t_max():
+    assert_allclose(time_grid(1.0, 0.3), [0.0, 0.3, 0.6, 0.9, 1.0], rtol=0, atol=1e-15)
+    assert time_grid(1.0, 0.25)[-1] == 1.0 and time_grid(1.0, 0.25).size == 5
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(grid="cubic"), "grid"),
+    (dict(grid="uniform", grid_points=10), "grid_points"),
+    (dict(times=[0.0, 1.0, 0.5]), "times"),
+    (dict(times=[0.1, 1.0]), "times"),
+])
+def test_invalid_grids_are_refused(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_grid(10.0, 0.25, **{"grid": "uniform", **kwargs})
+
+
+def test_online_start_on_the_log_grid_matches_the_ode():
+    """α = ∞ weight side on the default log grid to t = 300: error ≤ that of dt = 0.25 uniform."""
+    params = ModelParameters(alpha=math.inf, epsilon=0.1)
+    t = make_grid(300.0, grid="log")
+    state = online_start(params, t)
+    m, Q, _ = OnlineTrajectory(params, 300.0)(t)
+    idx = np.arange(t.size)
+    assert np.max(np.abs(state.overlap - m)) < 1e-3          # observed 5.6e-4
+    assert np.max(np.abs(state.cov[idx, idx] - Q)) < 5e-3    # observed 3.8e-3 (the first steps)
+
+
+# -- causal sampling --------------------------------------------------------------------------
+def _root(t, params):
+    state = online_start(params, t)
+    return state, conditional_square_root(to_flat(state.cov), state.overlap.reshape(-1), params.rho,
+                                          width=params.width)
+
+
+def test_causal_factor_reproduces_the_covariance_and_is_lower_triangular():
+    params = ModelParameters(alpha=math.inf, epsilon=0.25)
+    state, root = _root(time_grid(5.0, 0.25), params)
+    cond = to_flat(state.cov) - np.outer(state.overlap.ravel(), state.overlap.ravel())
+    assert np.all(np.triu(root.factor, 1) == 0.0)
+    # the jitter is 1e-6 of the t = 0 conditional variance (1 − 0.01 here)
+    assert_allclose(root.factor @ root.factor.T, cond + 0.99e-6 * np.eye(cond.shape[0]), rtol=0, atol=1e-12)
+
+
+def test_draws_on_a_window_are_the_restriction_of_the_draws_on_a_longer_grid():
+    params = ModelParameters(alpha=math.inf, epsilon=0.25)
+    t = time_grid(8.0, 0.25)
+    _, root_long = _root(t, params)
+    _, root_short = _root(t[:17], params)
+    long = draw_chunk(root_long, seed=(3, 0), index=1, start=64, stop=128, samples=256, steps=t.size, width=2, rho=1.0)
+    short = draw_chunk(root_short, seed=(3, 0), index=1, start=64, stop=128, samples=256, steps=17, width=2, rho=1.0)
+    # equal up to the online ODE's dense-output rounding on the two horizons (~1e-12)
+    assert_allclose(long[0][:, :17], short[0], rtol=0, atol=1e-9)
+    assert np.array_equal(long[1], short[1]) and np.array_equal(long[2][:, :17], short[2])
+
+
+# -- symmetry ---------------------------------------------------------------------------------
+def test_invariance_group_of_alternating_overlaps():
+    params = ModelParameters(alpha=3.0, epsilon=0.25, width=4, init_overlap=(0.2, -0.2, 0.2, -0.2))
+    group = invariance_group(params.m0, params.cov0)
+    assert group.order == 8
+    elements = {(tuple(p), s) for p, s in zip(group.permutations.tolist(), group.signs.tolist())}
+    assert ((2, 1, 0, 3), 1.0) in elements and ((0, 3, 2, 1), 1.0) in elements
+    assert ((1, 0, 3, 2), -1.0) in elements                    # reflect, then swap 1↔2, 3↔4
+    assert ((1, 0, 2, 3), 1.0) not in elements                 # not a symmetry of m(0)
+    blocks = np.random.default_rng(1).standard_normal((3, 4, 4))
+    once = group.project_pairs(blocks)
+    assert_allclose(group.project_pairs(once), once, rtol=0, atol=1e-15)      # a projection
+    m = group.project_units(np.random.default_rng(2).standard_normal((3, 4)), odd=True)
+    assert_allclose(m[:, 0], m[:, 2], atol=1e-15) and assert_allclose(m[:, 0], -m[:, 1], atol=1e-15)
+
+
+def test_no_symmetry_without_an_invariant_initial_condition():
+    params = ModelParameters(alpha=3.0, epsilon=0.25, init_overlap=(0.1, 0.3))
+    assert invariance_group(params.m0, params.cov0).trivial
+
+
+@pytest.fixture(scope="module")
+def width4():
+    params = ModelParameters(alpha=3.0, epsilon=0.25, width=4, init_overlap=(0.2, -0.2, 0.2, -0.2))
+    return {sym: solve_dmft(params, time_grid(4.0, 0.25), samples=2048, seed=1, error_replicas=0, symmetrize=sym)
+            for sym in (True, False)}
+
+
+def test_symmetrized_solve_keeps_identical_units_identical(width4):
+    m = width4[True].overlap
+    assert width4[True].converged, width4[True].message
+    assert_allclose(m[:, 0], m[:, 2], rtol=0, atol=1e-12)
+    assert_allclose(m[:, 0], -m[:, 1], rtol=0, atol=1e-12)
+    assert_allclose(m[:, 1], m[:, 3], rtol=0, atol=1e-12)
+    assert width4[True].settings["symmetry_group_order"] == 8
+    assert width4[True].settings["symmetry_removed"] > 0.0
+
+
+def test_symmetrized_solve_differs_from_the_plain_one_by_monte_carlo_noise_only(width4):
+    plain, sym = width4[False], width4[True]
+    asym = np.max(np.abs(plain.overlap[:, 0] - plain.overlap[:, 2]))
+    assert asym > 1e-6                                          # the plain solve breaks the symmetry
+    assert np.max(np.abs(plain.test_loss - sym.test_loss)) < 0.02 * plain.test_loss[0]
+
+
+# -- marching ---------------------------------------------------------------------------------
+def test_marching_reaches_the_fixed_point_of_the_single_window_iteration():
+    """Causality: solving window after window gives the same fixed point as one iteration."""
+    params = ModelParameters(alpha=10.0, epsilon=0.25)
+    t = time_grid(6.0, 0.25)
+    common = dict(samples=2048, seed=2, error_replicas=0, tol=1e-6)
+    marched = solve_dmft(params, t, march=True, first_window=2.0, **common)
+    whole = solve_dmft(params, t, march=False, **common)
+    assert marched.converged and whole.converged
+    assert_allclose(marched.test_loss, whole.test_loss, rtol=0, atol=1e-5)
+    assert_allclose(marched.train_loss, whole.train_loss, rtol=0, atol=1e-5)
+
+
+# -- error bars ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_replica_standard_error_matches_the_spread_over_seeds():
+    """theory.md §9.3: the replica SEM against the standard deviation of independent solves."""
+    params = ModelParameters(alpha=5.0, epsilon=0.25)
+    t = time_grid(6.0, 0.25)
+    runs = [solve_dmft(params, t, samples=4096, seed=s, error_replicas=8) for s in range(8)]
+    spread = np.std([r.test_loss for r in runs], axis=0, ddof=1)
+    sem = np.sqrt(np.mean([r.test_loss_sem ** 2 for r in runs], axis=0))
+    ratio = np.sqrt(np.mean(spread[4:] ** 2) / np.mean(sem[4:] ** 2))
+    assert 1 / 1.5 < ratio < 1.5, ratio
+
+
+# -- no crash on a valid problem -----------------------------------------------------------------
+ENVELOPE = [
+    dict(alpha=1.0, scale=0.1, epsilon=1.0, width=2, center=False),
+    dict(alpha=1.0, scale=10.0, epsilon=0.01, width=2, center=True),
+    dict(alpha=1.5, scale=1.0, epsilon=0.0, width=3, center=False),
+    dict(alpha=2.0, scale=10.0, epsilon=1.0, width=6, center=True),
+    dict(alpha=100.0, scale=0.1, epsilon=0.5, width=5, center=False),
+]
+
+
+@pytest.mark.parametrize("problem", ENVELOPE, ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()))
+def test_awkward_valid_problems_give_finite_curves_or_say_why_not(problem):
+    """Issue: never NaN, an overflow or an exception from a linear solve on a valid problem."""
+    res = dmft.solve(**problem, t_max=40.0, grid="log", grid_points=40, samples=512, error_replicas=0,
+                     max_iter=25, tol=1e-3)
+    assert np.all(np.isfinite(res.train_loss)) and np.all(np.isfinite(res.test_loss))
+    assert np.all(res.train_loss >= 0) and np.all(res.test_loss >= -1e-12)
+    if res.converged:
+        assert res.t[-1] == 40.0 and res.message.startswith("converged")
+    else:
+        assert res.message.startswith("not converged") and "window" in res.message
