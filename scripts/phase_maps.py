@@ -365,8 +365,8 @@ def write_report(summaries: dict, args) -> Path:
     missing = [s for s in STAGES if s not in summaries]
     if missing:
         lines += [f"Stages not run yet: {', '.join(missing)} (each listed below with its command). The full maps "
-                  "need the long-horizon DMFT solver (log time grid to t = 300, Monte Carlo error replicas); "
-                  "the code runs now at the smoke-test size (`--tiny`).", ""]
+                  "need the long-horizon DMFT solver (log time grid to t = 300, Monte Carlo error replicas) and "
+                  "hours of CPU; the code has run at the smoke-test size (`--tiny`).", ""]
     f3 = summaries.get("fig3e")
     lines += ["## Fig. 3e: DMFT beside simulation", ""]
     if f3:
