@@ -65,10 +65,13 @@ def _given(ctx, name: str) -> bool:
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")
 @api_option("--dt", type=float, api=_SOLVE, help="Time step of the grid (units of t).")
 @click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
-              help="Time grid of the solver: uniform steps of --dt, or log-spaced (long windows). "
-                   "[default: the solver's, uniform]")
+              help="Time grid: 'uniform' (steps of --dt, ending exactly at --t-max) or 'log' (step --dt at "
+                   "t=0 growing like dt + 0.01 t: 125 points to t=60, 259 to t=300, 374 to t=1000; agrees with "
+                   "the uniform dt=0.25 solve on t<=60 to <1% of the initial loss). Use 'log' for "
+                   "--t-max beyond ~60. [default: uniform]")
 @click.option("--grid-points", type=int, default=None,
-              help="Number of points of a --grid log time grid. [default: the solver's]")
+              help="Number of points K of a --grid log time grid (cost per iteration grows like K^2). "
+                   "[default: 1 + ln(1 + 0.04 t_max)/0.01, e.g. 259 for t_max=300]")
 @click.option("--init-overlap", type=str, default=None,
               help="Initial overlaps m_i(0) = w_i.beta/D, comma-separated, |m_i| < sqrt(rho). "
                    "[default: +0.1,-0.1,... (planted, typical of D=100)]")
@@ -96,12 +99,18 @@ def _given(ctx, name: str) -> bool:
               help="Fixed-point scheme: Anderson mixing (depth 5) or plain damped iteration.")
 @click.option("--tol", type=float, default=None,
               help="Convergence tolerance on the sup-norm residual of C_w, m, R_w. [default: 1e-4]")
-@click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations. [default: 100]")
+@click.option("--max-iter", type=int, default=None,
+              help="Maximum fixed-point iterations per marching window (the solver converges on [0,10], "
+                   "[0,20], ... up to --t-max; docs/theory.md par. 9.1). [default: 100]")
 @click.option("--symmetrize/--no-symmetrize", default=None,
-              help="Symmetrise the two-time kernels of each iterate. [default: the solver's]")
+              help="Project every iterate onto the subspace invariant under the unit permutations and "
+                   "teacher reflection that leave (m(0), C_w(0,0)) invariant (docs/theory.md par. 9.2); "
+                   "identical units then stay identical. [default: on]")
 @click.option("--error-replicas", type=int, default=None,
-              help="Independent replica solves B for the Monte Carlo error bands of the curves "
-                   "(train_loss_sem, test_loss_sem). [default: the solver's]")
+              help="Independent replica solves B (S/B samples each, started at the fixed point) whose "
+                   "spread gives the Monte Carlo standard error of every curve (drawn as bands, in --json "
+                   "and the store); 0 switches them off. Cost: ~1.3-2.7x the solve at the default S. "
+                   "[default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")

@@ -40,15 +40,27 @@ def test_width_four_end_to_end():
 
 
 def test_a_run_that_blows_up_exits_3_through_the_cli(tmp_path):
+    """ε = 5, κ = 20 (outside the validated envelope) blows up even on the shortest first window:
+    there is no converged window to return, so the solver raises DMFTError and the CLI says so in
+    one line with exit 3 (a run that fails later returns its converged window instead)."""
     out = tmp_path / "s.h5"
     result = CliRunner().invoke(main, ["solve", "--alpha", "3", "--epsilon", "5", "--scale", "20", "--dt", "1",
                                        "--t-max", "6", "--samples", "256", "--max-iter", "10", "--no-plot",
                                        "--no-progress", "--json", "--out", str(out)])
     assert result.exit_code == 3, result.output
-    summary = json.loads(result.output.splitlines()[0])  # the results are printed all the same
-    assert summary["converged"] is False
     errors = [line for line in result.output.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "did not converge" in errors[0] and "Traceback" not in result.output
+    assert "blew up" in errors[0]
+
+
+def test_a_run_that_does_not_converge_is_printed_stored_and_flagged(tmp_path):
+    out = tmp_path / "s.h5"
+    result = CliRunner().invoke(main, ["solve", "--alpha", "10", "--epsilon", "0.1", "--t-max", "2",
+                                       "--samples", "256", "--max-iter", "2", "--tol", "1e-12", "--no-plot",
+                                       "--no-progress", "--json", "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.output.splitlines()[0])  # the results are printed all the same
+    assert summary["converged"] is False
     from comparisons.store import read_run
 
     assert read_run(out, summary["stored"]["run_name"]).converged is False  # kept, flagged
