@@ -362,13 +362,15 @@ def write_report(summaries: dict, args) -> Path:
              "method where the solver gives one.", ""]
     commands = {s: f"`OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py {s} --solver grid=log "
                    f"--solver error_replicas=4`" for s in STAGES}
+    if args.tiny:
+        commands = {s: f"`PYTHONPATH=. python scripts/phase_maps.py {s} --tiny`" for s in STAGES}
     missing = [s for s in STAGES if s not in summaries]
     if missing:
         lines += [f"Stages not run yet: {', '.join(missing)} (each listed below with its command). The full maps "
                   "need the long-horizon DMFT solver (log time grid to t = 300, Monte Carlo error replicas) and "
                   "hours of CPU; the code has run at the smoke-test size (`--tiny`).", ""]
     f3 = summaries.get("fig3e")
-    lines += ["## Fig. 3e: DMFT beside simulation", ""]
+    lines += ["## Fig. 3e: DMFT beside simulation", "", f"Command: {commands['fig3e']}", ""]
     if f3:
         n = f3["numbers"]
         lines += [f"![fig3e]({_rel(f3['figure'], report)})", "",
@@ -381,17 +383,18 @@ def write_report(summaries: dict, args) -> Path:
                       f"difference {_fmt(agreement['max_abs_diff'])})", ""]
         lines += [f"* note: {note}" for note in f3.get("notes", [])] + [""]
     else:
-        lines += [f"Not run yet: {commands['fig3e']}.", ""]
+        lines += ["Not run yet (command above).", ""]
     t8 = summaries.get("theory8x8")
-    lines += ["## Theory-only (κ, ε) map (full run: 8 × 8 at alpha = 5.5)", ""]
+    lines += ["## Theory-only (κ, ε) map (full run: 8 × 8 at alpha = 5.5)", "",
+              f"Command: {commands['theory8x8']}", ""]
     if t8:
         lines += [f"![theory8x8]({_rel(t8['figure'], report)})", "", *t8["table"], "",
                   f"{t8.get('seconds', float('nan')):.0f} s with workers={t8.get('workers')}, "
                   f"scheduler={t8.get('scheduler')}; solver options `{json.dumps(t8.get('solver', {}))}`.", ""]
     else:
-        lines += [f"Not run yet: {commands['theory8x8']}.", ""]
+        lines += ["Not run yet (command above).", ""]
     ak = summaries.get("alpha_kappa")
-    lines += ["## Where grokking disappears: (alpha, κ) at fixed ε", ""]
+    lines += ["## Where grokking disappears: (alpha, κ) at fixed ε", "", f"Command: {commands['alpha_kappa']}", ""]
     if ak:
         lines += [f"![alpha_kappa]({_rel(ak['figure'], report)})", "", *ak["table"], "",
                   "α·gap law of theory.md §4.4: α·(E_test − E_train)(t) of the DMFT against α·gap_estimate(t) "
@@ -404,9 +407,10 @@ def write_report(summaries: dict, args) -> Path:
                          f"{row['t_max_checked']:g} |")
         lines.append("")
     else:
-        lines += [f"Not run yet: {commands['alpha_kappa']}.", ""]
+        lines += ["Not run yet (command above).", ""]
     d4 = summaries.get("dim400")
-    lines += ["## Closer to the limit: simulations at large D against the paper's D = 40", ""]
+    lines += ["## Closer to the limit: simulations at large D against the paper's D = 40", "",
+              f"Command: {commands['dim400']}", ""]
     if d4:
         lines += [f"![dim400]({_rel(d4['figure'], report)})", "", "| | Spearman | max diff / seed sd | mean abs diff |",
                   "|---|---|---|---|"]
@@ -418,9 +422,9 @@ def write_report(summaries: dict, args) -> Path:
             lines += [f"Simulation {key} (mean ± seed sd):", "", *table, ""]
         lines += ["DMFT:", "", *d4["theory_table"], ""]
     else:
-        lines += [f"Not run yet: {commands['dim400']}.", ""]
+        lines += ["Not run yet (command above).", ""]
     sc = summaries.get("scaling")
-    lines += ["## Scaling on a Dask LocalCluster", ""]
+    lines += ["## Scaling on a Dask LocalCluster", "", f"Command: {commands['scaling']}", ""]
     if sc:
         t = sc["settings"]["target"]
         lines += [f"{sc['points']} points: " + ", ".join(f"{k} worker(s) {v:.1f} s" for k, v in sc["seconds"].items())
@@ -428,7 +432,7 @@ def write_report(summaries: dict, args) -> Path:
                   "", f"A {t} × {t} map at these settings would take (hours, perfect scaling): "
                   + ", ".join(f"{n} workers {_fmt(h)}" for n, h in sc["estimate_hours_target_map"].items()) + ".", ""]
     else:
-        lines += [f"Not run yet: {commands['scaling']}.", ""]
+        lines += ["Not run yet (command above).", ""]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines))
     return report
