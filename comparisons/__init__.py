@@ -15,11 +15,14 @@ agreement, Agreement : sup relative error of a theory curve against the seed mea
 compare, Comparison : theory and matching simulations from the same planted overlaps.
 sweep, SweepResult : grids of runs through any concurrent.futures-style executor.
 make_figure : the paper's figures.
+phase_diagram, grokking_point, PhaseDiagram, PhasePoint : the phase diagram of grokking (amount of
+    grokking over two of κ, ε, α) from the DMFT, resumable, through the sweep executors.
 """
 
 from comparisons.agreement import Agreement, agreement
 from comparisons.comparison import Comparison, compare
 from comparisons.figures import make_figure
+from comparisons.phase import PhaseDiagram, PhasePoint, grokking_point, phase_diagram
 from comparisons.store import (SCHEMA_VERSION, StoreError, list_records, list_runs, load, merge_stores, read_history,
                                read_record, read_run, to_xarray, write_history, write_record, write_run)
 from comparisons.sweeps import SweepResult, sweep
@@ -28,4 +31,5 @@ __all__ = [
     "write_run", "read_run", "list_runs", "load", "merge_stores", "to_xarray", "StoreError", "SCHEMA_VERSION",
     "write_history", "read_history", "write_record", "read_record", "list_records",
     "agreement", "Agreement", "compare", "Comparison", "sweep", "SweepResult", "make_figure",
+    "phase_diagram", "grokking_point", "PhaseDiagram", "PhasePoint",
 ]

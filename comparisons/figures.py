@@ -17,6 +17,8 @@ silently substituted. The theory starts from the same planted overlaps m(0) as t
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,10 +33,11 @@ from comparisons.overlay import plot_overlay, pyplot
 from comparisons.store import list_runs, read_run, write_run
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
-from empirical.metrics import amount_of_grokking, time_to_loss
 from dmft.parameters import InvalidParameterError
+from empirical.metrics import time_to_loss
 
-__all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL"]
+__all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL", "FIG3E_SIZES",
+           "FIG3E_DEFAULTS", "FIG3E_LONG_HORIZON", "fig3e_settings"]
 
 SCALE_LABEL = "scale κ (paper: α)"
 EPSILON_LABEL = "ε (quadratic coefficient of φ)"
@@ -264,59 +267,121 @@ def _sweep_figure(runs: _Runs, full: bool, seed: int, which: str):
 # --------------------------------------------------------------------------------------------
 # Fig. 3e: phase diagram of the amount of grokking over κ × ε
 # --------------------------------------------------------------------------------------------
-#: Grid and sizes of Fig. 3e.
+#: Grid and sizes of Fig. 3e (theory.md §5). Reduced: the 4 × 4 grid at D = 40, N = 4, t ≤ 300, the
+#: setting on which the DMFT is compared with the simulations; full: the paper's 14 × 14 grid at
+#: D = 100, N = 500 (simulations only: the DMFT costs O(S·T²·N²) per iteration, out of reach at
+#: N = 500). ``solver`` holds options of ``dmft.solve`` (``samples``, ``grid``, ...); ``workers``
+#: the local pool of the DMFT grid (0: in this process). Where the installed solver has them, the
+#: long-horizon options :data:`FIG3E_LONG_HORIZON` are the defaults (a uniform grid to t = 300 is
+#: out of reach: T = 601 points, O(S·T²·N²) per iteration).
 FIG3E_SIZES = {
     True: dict(scales=[0.4 * i for i in range(1, 15)], epsilons=[0.02 * i for i in range(1, 15)],
-               dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0),
+               dim=100, alpha=5.5, width=500, lr=20.0, t_max=22000.0, seeds=1, theory=False),
     False: dict(scales=[0.4, 0.8, 1.6, 2.4], epsilons=[0.04, 0.08, 0.16, 0.28],
-                dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0),
+                dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0, seeds=4, theory=True),
 }
+#: Settings of Fig. 3e that :data:`FIG3E_SIZES` does not give.
+FIG3E_DEFAULTS = dict(dt=0.5, seeds=4, threshold=0.1, record_points=150, theory=True, workers=None, solver={})
 
 
-def _fig3e(runs: _Runs, full: bool, seed: int):
+#: Solver options of the Fig. 3e DMFT used by default when ``dmft.solve`` accepts them: the log
+#: time grid (theory.md §9.1) and Monte Carlo error bars from replica solves (theory.md §9.3).
+FIG3E_LONG_HORIZON = {"grid": "log", "error_replicas": 4}
+
+
+def fig3e_settings(full: bool = False, overrides: Mapping[str, Any] | None = None) -> dict:
+    """The settings of Fig. 3e with ``overrides`` (unknown names are refused, naming them)."""
+    from comparisons.phase import solver_accepts
+
+    settings = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                for k, v in {**FIG3E_DEFAULTS, **FIG3E_SIZES[bool(full)]}.items()}
+    accepted = solver_accepts()
+    settings["solver"].update({k: v for k, v in FIG3E_LONG_HORIZON.items() if k in accepted})
+    for key, value in dict(overrides or {}).items():
+        if key not in settings:
+            raise InvalidParameterError(f"fig3e setting {key!r} is unknown; known: {', '.join(settings)}")
+        if key in ("scales", "epsilons"):
+            value = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if key == "solver":
+            value = {**settings["solver"], **dict(value)}
+        settings[key] = value
+    return settings
+
+
+def _fig3e(runs: _Runs, full: bool, seed: int, settings: Mapping[str, Any] | None = None):
+    """Fig. 3e: simulated amount of grokking, the DMFT's on the same grid, the online escape time.
+
+    The amount is t_test − t_train with each loss compared with ``threshold`` × its own value at
+    t = 0 (:func:`comparisons.phase.grokking_point`, interpolated, censored when not reached;
+    theory.md §5). Simulations and theory start from the same planted m(0) = ±D^(−1/2). The
+    third panel is the α = ∞ time to generalise (online ODE; train = test there, so no
+    grokking, theory.md §4.4), with the escape estimate of theory.md §4.5 in the numbers.
+    """
+    from comparisons.phase import map_agreement, phase_diagram, phase_from_seeds, phase_points, plot_phase
+    from dmft.asymptotics import escape_time
+    from dmft.parameters import ModelParameters
+
     plt = pyplot()
-    size = dict(FIG3E_SIZES[bool(full)])
-    scales, epsilons = size.pop("scales"), size.pop("epsilons")
-    threshold = 0.1
-    sim_map = np.zeros((len(scales), len(epsilons)))
-    theory_map = np.zeros_like(sim_map)
-    use_dmft = dmft_available()
+    s = fig3e_settings(full, settings)
+    scales, epsilons, threshold = s["scales"], s["epsilons"], float(s["threshold"])
+    m0 = planted_overlap(s["width"], s["dim"])
+    axes = {"scale": scales, "epsilon": epsilons}
     notes = []
-    m0 = planted_overlap(size["width"], size["dim"])
-    for i, kappa in enumerate(scales):
-        for j, eps in enumerate(epsilons):
-            sim = runs.simulate(f"fig3e_sim_scale{kappa:g}_eps{eps:g}_seed{seed}", alpha=size["alpha"], dim=size["dim"],
-                                width=size["width"], scale=kappa, epsilon=eps, t_max=size["t_max"], lr=size["lr"],
-                                center=True, init_overlap=m0, seed=seed, record_points=150)
-            sim_map[i, j] = amount_of_grokking(sim.t, sim.train_loss, sim.test_loss, threshold)
-            theory, _ = runs.theory(f"fig3e_theory_scale{kappa:g}_eps{eps:g}", alpha=size["alpha"], epsilon=eps,
-                                    scale=kappa, width=size["width"], t_max=size["t_max"], dt=0.5,
-                                    init_overlap=m0, center=True)
-            if use_dmft:
-                theory_map[i, j] = amount_of_grokking(theory.t, theory.train_loss, theory.test_loss, threshold)
-            else:
-                t_gen = time_to_loss(theory.t, theory.test_loss, threshold)
-                theory_map[i, j] = t_gen if math.isfinite(t_gen) else size["t_max"]
-    if not use_dmft:
-        notes.append("DMFT solver absent: the theory panel shows the online-ODE time to reach test loss 0.1 "
-                     "(online train = test, so its amount of grokking is identically 0)")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
-    extent_labels = dict(xticks=range(len(epsilons)), yticks=range(len(scales)))
-    panels = ((axes[0], sim_map, f"simulation: amount of grokking t_test({threshold}) − t_train({threshold})"),
-              (axes[1], theory_map, ("DMFT: amount of grokking" if use_dmft
-                                     else f"online ODE: time to test loss < {threshold} (no grokking at alpha=inf)")))
-    for ax, data, title in panels:
-        image = ax.imshow(data, origin="lower", aspect="auto", cmap="magma")
-        fig.colorbar(image, ax=ax, label=r"time $t$")
-        ax.set_xticks(list(extent_labels["xticks"]), [f"{e:g}" for e in epsilons])
-        ax.set_yticks(list(extent_labels["yticks"]), [f"{k:g}" for k in scales])
-        ax.set_xlabel(EPSILON_LABEL)
-        ax.set_ylabel(SCALE_LABEL)
-        ax.set_title(title, fontsize=8)
-    fig.suptitle(f"Fig. 3e: D={size['dim']}, alpha=P/D={size['alpha']:g}, N={size['width']}, lr η₀={size['lr']:g}, "
-                 f"centred, t ≤ {size['t_max']:g}", fontsize=9)
-    numbers = {"scales": scales, "epsilons": epsilons, "simulation_amount": np.round(sim_map, 3).tolist(),
-               "theory_map": np.round(theory_map, 3).tolist()}
+    tag = f"D{s['dim']}_N{s['width']}_a{s['alpha']:g}_lr{s['lr']:g}_tmax{s['t_max']:g}"
+    sims = [[[runs.simulate(f"fig3e_sim_{tag}_scale{kappa:g}_eps{eps:g}_seed{seed + k}", alpha=s["alpha"],
+                            dim=s["dim"], width=s["width"], scale=kappa, epsilon=eps, t_max=s["t_max"], lr=s["lr"],
+                            center=True, init_overlap=m0, seed=seed + k, record_points=s["record_points"])
+              for k in range(int(s["seeds"]))] for eps in epsilons] for kappa in scales]
+    fixed_model = {"alpha": s["alpha"], "width": s["width"], "center": True, "init_overlap": m0}
+    simulated = phase_from_seeds(axes, sims, threshold, attrs={"fixed": json.dumps({"alpha": s["alpha"]})},
+                                 as_xarray=False)
+    panels = [(simulated, f"simulation: mean of {s['seeds']} seeds (D={s['dim']}), sd = seed spread", "amount",
+               "amount_sd", "sd")]
+    numbers: dict[str, Any] = {"settings": {k: v for k, v in s.items()}, "init_overlap": m0,
+                               "simulation": phase_points(simulated),
+                               "simulation_amount_sd": np.round(simulated["amount_sd"], 4).tolist()}
+    theory = None
+    if s["theory"] and dmft_available():
+        theory = phase_diagram(axes, {**fixed_model, "t_max": s["t_max"], "dt": s["dt"]}, threshold=threshold,
+                               out=runs.store, workers=s["workers"], as_xarray=False, **dict(s["solver"]))
+        panels.append((theory, f"DMFT (alpha=P/D={s['alpha']:g}, D → ∞), ± Monte Carlo sem", "amount",
+                       "amount_sem", "±"))
+        numbers["dmft"] = phase_points(theory)
+        numbers["agreement"] = map_agreement(theory, simulated)
+        if not theory.converged.all():
+            notes.append(f"{int((~theory.converged).sum())} DMFT points did not converge (framed red in the panel)")
+        if int(theory.attrs["computed"]) + int(theory.attrs["reused"]) and not np.isfinite(theory.amount_sem).any():
+            notes.append("the DMFT curves carry no Monte Carlo standard error (solver without error replicas): "
+                         "no error bars on the DMFT map")
+    elif s["theory"]:
+        notes.append("DMFT solver absent: no theory map")
+    else:
+        notes.append(f"no DMFT map at N={s['width']} (cost O(S·T²·N²)); the comparison is the reduced 4 × 4 grid")
+    online = phase_diagram(axes, {**fixed_model, "alpha": math.inf, "t_max": s["t_max"], "dt": s["dt"]},
+                           threshold=threshold, out=runs.store, workers=0, as_xarray=False)
+    panels.append((online, f"online (alpha=∞): time t_test for the test loss < {threshold:g} × initial", "t_test",
+                   "amount_sem", "±"))
+    escape = [[escape_time(ModelParameters(alpha=math.inf, epsilon=eps, scale=kappa, width=s["width"],
+                                           init_overlap=m0, center=True)) for eps in epsilons] for kappa in scales]
+    numbers["online_t_test"] = np.where(np.isfinite(online.t_test), np.round(online.t_test, 3), None).tolist()
+    numbers["escape_time_estimate"] = [[round(float(v), 3) if math.isfinite(v) else None for v in row]
+                                       for row in escape]
+    amounts = [p.amount[np.isfinite(p.amount) & ~p.censored] for p, _, v, _, _ in panels if v == "amount"]
+    vmax = max([float(a.max()) for a in amounts if a.size] or [1.0])
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), constrained_layout=True)
+    for ax, (result, title, variable, error, label) in zip(np.atleast_1d(axs), panels):
+        plot_phase(result, ax, variable=variable, title=title, vmax=vmax if variable == "amount" else None,
+                   error=error, error_label=label)
+    agreement = numbers.get("agreement")
+    tail = ""
+    if agreement:
+        rho = agreement["spearman"]
+        ratio = agreement["max_diff_in_sd"]
+        tail = (f"; Spearman {rho:.2f}" if rho is not None else "; Spearman n/a") + \
+            (f", max |DMFT − sim| = {ratio:.2g} seed sd" if ratio is not None else "")
+    fig.suptitle(f"Fig. 3e: amount of grokking; D={s['dim']}, alpha=P/D={s['alpha']:g}, N={s['width']}, "
+                 f"lr η₀={s['lr']:g}, centred, t ≤ {s['t_max']:g}, threshold {threshold:g} × initial loss{tail}",
+                 fontsize=9)
     return fig, notes, numbers
 
 
@@ -466,7 +531,7 @@ FIGURES: dict[str, Callable] = {
 
 
 def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures", seed: int = 0,
-                device: str = "auto") -> FigureReport:
+                device: str = "auto", settings: Mapping[str, Any] | None = None) -> FigureReport:
     """Draw figure ``name`` (a key of :data:`FIGURES`) into ``out_dir`` as PNG and PDF.
 
     Parameters
@@ -481,6 +546,9 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
         First simulation seed.
     device : str
         Simulation device.
+    settings : mapping, optional
+        Overrides of the figure's settings, for figures that have them (``fig3e``: see
+        :data:`FIG3E_SIZES` and :data:`FIG3E_DEFAULTS`, e.g. ``{"t_max": 20, "seeds": 2, "solver": {"samples": 4096}}``).
 
     Returns
     -------
@@ -488,12 +556,18 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
     """
     if name not in FIGURES:
         raise InvalidParameterError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+    draw = FIGURES[name]
+    extra = {}
+    if settings:
+        if "settings" not in inspect.signature(draw).parameters:
+            raise InvalidParameterError(f"settings: figure {name} has no settings to override")
+        extra["settings"] = settings
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = out_dir / f"{name}{'_full' if full else ''}.h5"
     runs = _Runs(store, device)
-    fig, notes, numbers = FIGURES[name](runs, full, seed)
+    fig, notes, numbers = draw(runs, full, seed, **extra)
     files = _save(fig, out_dir, name)
     return FigureReport(name=name, files=files, store=str(store), seconds=time.perf_counter() - start, full=full,
                         notes=tuple(notes), numbers=numbers)

@@ -30,6 +30,7 @@ _LAZY_COMMANDS = {
     "figure": ("grokking_cli.compare", "figure"),
     "sweep": ("grokking_cli.compare", "sweep"),
     "merge": ("grokking_cli.compare", "merge"),
+    "phase": ("grokking_cli.phase", "phase"),
 }
 
 
