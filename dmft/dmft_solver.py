@@ -540,6 +540,11 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         message = f"not converged: {reason}"
     if events:
         message += f" ({len(events)} window(s) halved)"
+    if converged and settings.error_replicas and failed:
+        usable = settings.error_replicas - failed
+        message += (f"; Monte Carlo error bars from {usable} of {settings.error_replicas} replicas"
+                    if sem is not None else
+                    f"; no Monte Carlo error bars: {failed} of {settings.error_replicas} replicas did not converge")
     decomposition = _decomposition(params, state.cov, state.overlap)
     extras = {
         "C_w": state.cov,
