@@ -3,6 +3,7 @@
     python benchmarks/long_horizon.py accuracy [--problems 0 1 2 3] [--samples 32768]
     python benchmarks/long_horizon.py envelope [--t-max 300] [--samples 8192]
     python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4]
+    python benchmarks/long_horizon.py speed [--cases 5]
 
 ``accuracy``: for each reference problem, solves on the uniform grid (dt = 0.25) to t = 60 and
 on the default log grid to t_max = 300, and prints the largest difference of the train and test
@@ -137,9 +138,33 @@ def evidence(opts):
             json.dump(report, fh)
 
 
+def speed(opts):
+    """Seconds of the default solve and of the issue's long-horizon problems, each as a ratio to the
+    previous default (uniform grid, one window, no symmetry projection, no replicas) in the same run.
+    Run twice: the first run also compiles the Numba kernels into the cache."""
+    previous = dict(march=False, symmetrize=False, error_replicas=0)
+    cases = [
+        ("previous default: alpha=10, eps=0.1, t_max=40, uniform, one window, no replicas",
+         dict(alpha=10.0, epsilon=0.1), previous),
+        ("default: alpha=10, eps=0.1, t_max=40 (dmft solve --alpha 10 --epsilon 0.1)", dict(alpha=10.0, epsilon=0.1), {}),
+        ("default without replicas", dict(alpha=10.0, epsilon=0.1), dict(error_replicas=0)),
+        ("alpha=3, N=4, t_max=60, log grid", dict(PROBLEMS[2], t_max=60.0, grid="log"), {}),
+        ("alpha=3, N=2, t_max=300, log grid", dict(PROBLEMS[0], t_max=300.0, grid="log"), {}),
+    ]
+    reference = None
+    for label, problem, options in cases[: opts.cases]:
+        start = time.perf_counter()
+        res = dmft.solve(**problem, samples=opts.samples, seed=opts.seed, **options)
+        seconds = time.perf_counter() - start
+        reference = reference or seconds
+        print(f"{seconds:8.1f} s  x{seconds / reference:5.2f}  {res.iterations:4d} it  "
+              f"{'converged' if res.converged else 'NOT converged'}  {label}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["accuracy", "envelope", "evidence"])
+    parser.add_argument("mode", choices=["accuracy", "envelope", "evidence", "speed"])
+    parser.add_argument("--cases", type=int, default=5, help="speed: run the first CASES cases")
     parser.add_argument("--dims", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
@@ -152,7 +177,7 @@ def main():
     parser.add_argument("--t-max", type=float, default=300.0)
     parser.add_argument("--grid-points", type=int, default=None)
     opts = parser.parse_args()
-    {"accuracy": accuracy, "envelope": envelope, "evidence": evidence}[opts.mode](opts)
+    {"accuracy": accuracy, "envelope": envelope, "evidence": evidence, "speed": speed}[opts.mode](opts)
 
 
 if __name__ == "__main__":
