@@ -28,7 +28,7 @@ from .parameters import InvalidParameterError, ModelParameters, check_int_at_lea
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
 from .symmetry import SymmetryGroup, invariance_group
-from .weight_side import WeightSide, column_steps, trapezoid_weights, weight_side
+from .weight_side import WeightSide, check_grid, column_steps, trapezoid_weights, weight_side
 
 __all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start", "online_data_side", "check_grid"]
 
@@ -167,14 +167,6 @@ class SolverSettings:
                              f"(samples={samples}), got {replicas}")
         if self.replica_tol is not None:
             check_positive("replica_tol", self.replica_tol)
-
-
-def check_grid(t) -> np.ndarray:
-    """The time grid as a float array, refused unless 0 = t_0 < t_1 < … (theory.md §9.1)."""
-    t = np.asarray(t, dtype=float)
-    if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise InvalidParameterError("t must be a strictly increasing grid 0 = t_0 < t_1 < ... with at least two points")
-    return t
 
 
 def online_data_side(params: ModelParameters, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -507,8 +499,8 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     start = weight_side(online[0], online[1], None, m0=params.m0, cov0=params.cov0, rho=params.rho,
                         scale=params.scale, alpha=math.inf, times=t)
     start = _State(start.cov, start.overlap, start.response)
-    group = invariance_group(params.m0, params.cov0) if settings.symmetrize else invariance_group(
-        params.m0[:1], params.cov0[:1, :1])
+    group = (invariance_group(params.m0, params.cov0) if settings.symmetrize
+             else SymmetryGroup.identity(params.width))
     bar = None
     if settings.progress:
         from tqdm.auto import tqdm

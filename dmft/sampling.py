@@ -28,7 +28,7 @@ import scipy.linalg.blas
 from numba import njit
 from scipy.special import ndtri
 
-__all__ = ["CausalSquareRoot", "conditional_square_root", "semidefinite_cholesky", "draw_chunk",
+__all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk",
            "chunk_bounds"]
 
 #: Pivots below this fraction of the t = 0 conditional variance are treated as zero.
@@ -56,13 +56,6 @@ def _cholesky_rows(A, tol):
             elif L[j, j] > 0.0:
                 L[i, j] = acc / L[j, j]
     return L
-
-
-def semidefinite_cholesky(A: np.ndarray, rel_tol: float = _RANK_TOL) -> np.ndarray:
-    """Lower-triangular L with L Lᵀ = A for symmetric positive semi-definite A (clamped pivots)."""
-    A = np.ascontiguousarray(A, dtype=float)
-    scale = max(float(np.max(np.diag(A))), 1e-300)
-    return _cholesky_rows(A, rel_tol * scale)
 
 
 @dataclass(frozen=True)

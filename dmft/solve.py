@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import brentq
 
 from .online import solve_online
+from .weight_side import check_grid
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 
 __all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "make_grid", "GRIDS",
@@ -66,8 +68,6 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
     The steps are dt·r^k with r ≥ 1 chosen so that they add up to t_max exactly. When
     ``points`` uniform steps of at most dt already reach t_max, the grid is uniform.
     """
-    from scipy.optimize import brentq
-
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     points = check_int_at_least("grid_points", points, 2)
@@ -78,7 +78,6 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
         return np.linspace(0.0, t_max, points)
 
     def excess(log_r):
-        r = math.exp(log_r)
         return dt * math.expm1(intervals * log_r) / math.expm1(log_r) - t_max
 
     log_r = brentq(excess, 1e-12, 50.0 / intervals, xtol=1e-15, rtol=1e-15)
@@ -105,10 +104,7 @@ def make_grid(t_max: float = DEFAULT_T_MAX, dt: float = DEFAULT_DT, grid: str = 
         Explicit grid 0 = t_0 < t_1 < …; overrides the other arguments.
     """
     if times is not None:
-        t = np.asarray(times, dtype=float)
-        if t.ndim != 1 or t.size < 2 or not np.all(np.isfinite(t)) or t[0] != 0.0 or np.any(np.diff(t) <= 0):
-            raise InvalidParameterError("times must be a strictly increasing array 0 = t_0 < t_1 < ... with at least two points")
-        return t
+        return check_grid(times, name="times")
     if grid not in GRIDS:
         raise InvalidParameterError(f"grid must be one of {GRIDS}, got {grid!r}")
     if grid == "uniform":

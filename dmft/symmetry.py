@@ -41,6 +41,11 @@ class SymmetryGroup:
     permutations: np.ndarray
     signs: np.ndarray
 
+    @classmethod
+    def identity(cls, width: int) -> "SymmetryGroup":
+        """The trivial group (no projection)."""
+        return cls(permutations=np.arange(width, dtype=np.intp)[None, :], signs=np.ones(1))
+
     @property
     def order(self) -> int:
         return int(self.signs.size)

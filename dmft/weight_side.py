@@ -29,7 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["trapezoid_weights", "column_steps", "WeightSide", "weight_side", "to_flat", "from_flat"]
+from .parameters import InvalidParameterError
+
+__all__ = ["check_grid", "trapezoid_weights", "column_steps", "WeightSide", "weight_side", "to_flat", "from_flat"]
+
+
+def check_grid(t, name: str = "t") -> np.ndarray:
+    """The time grid as a float array, refused unless 0 = t_0 < t_1 < … (theory.md §9.1)."""
+    t = np.asarray(t, dtype=float)
+    if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise InvalidParameterError(f"{name} must be a strictly increasing array 0 = t_0 < t_1 < ... "
+                                    "with at least two points")
+    return t
 
 
 def trapezoid_weights(times: np.ndarray) -> np.ndarray:
