@@ -31,10 +31,12 @@ from scipy.special import ndtri
 __all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk",
            "chunk_bounds"]
 
-#: Pivots below this fraction of the t = 0 conditional variance are treated as zero.
-_RANK_TOL = 1e-11
 #: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root).
 _JITTER = 1e-6
+#: Pivots below this fraction of the t = 0 conditional variance are treated as zero. With the
+#: jitter every pivot of a positive semi-definite input is ≥ _JITTER·s, so a smaller one can only
+#: come from an indefinite input, whose column would otherwise blow up the fields.
+_RANK_TOL = 0.5 * _JITTER
 
 
 @njit(cache=True)
@@ -43,18 +45,30 @@ def _cholesky_rows(A, tol):
 
     L[i, j] = (A[i, j] − L[i, :j]·L[j, :j]) / L[j, j]; a pivot d_j = A[j, j] − |L[j, :j]|² ≤ tol
     gives L[j, j] = 0 and a zero column j. Rows are contiguous, so every dot product streams.
+
+    Guard against an indefinite A (an Anderson-extrapolated iterate can be one): a row whose
+    squared norm |L[i, :i]|² exceeds A[i, i] is scaled back to norm √A[i, i] (its pivot becomes 0),
+    so every field keeps its variance A[i, i] instead of exploding through a tiny pivot. The
+    guard only reads rows ≤ i: the factor stays causal (a window's factor is a prefix).
     """
     n = A.shape[0]
     L = np.zeros_like(A)
     for i in range(n):
-        for j in range(i + 1):
-            acc = A[i, j]
-            for k in range(j):
-                acc -= L[i, k] * L[j, k]
-            if i == j:
-                L[i, i] = np.sqrt(acc) if acc > tol else 0.0
-            elif L[j, j] > 0.0:
+        norm2 = 0.0
+        for j in range(i):
+            if L[j, j] > 0.0:
+                acc = A[i, j]
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
                 L[i, j] = acc / L[j, j]
+                norm2 += L[i, j] * L[i, j]
+        pivot = A[i, i] - norm2
+        if norm2 > A[i, i]:
+            shrink = np.sqrt(max(A[i, i], 0.0) / norm2)
+            for j in range(i):
+                L[i, j] *= shrink
+            pivot = 0.0
+        L[i, i] = np.sqrt(pivot) if pivot > tol else 0.0
     return L
 
 

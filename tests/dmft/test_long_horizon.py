@@ -85,6 +85,23 @@ def test_causal_factor_reproduces_the_covariance_and_is_lower_triangular():
     assert_allclose(root.factor @ root.factor.T, cond + 0.99e-6 * np.eye(cond.shape[0]), rtol=0, atol=1e-12)
 
 
+def test_causal_factor_of_an_indefinite_input_keeps_every_variance():
+    """An Anderson-extrapolated C_w can be indefinite. Here fields 0 and 1 are identical but
+    correlate differently with field 2: the jittered pivot of row 1 is ~1e-3 and, unguarded,
+    L[2, 1] = 0.5/1.4e-3 ≈ 350 (a field of variance 1 drawn with standard deviation 350; measured
+    in a replica of the default solve: |u| = 12 where the variance was 1, and the replica blew
+    up). With the guard every row of L has norm² ≤ A_ii, and a valid matrix is factored exactly."""
+    A = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.5], [0.0, 0.5, 1.0]])
+    assert np.min(np.linalg.eigvalsh(A)) < 0
+    L = conditional_square_root(A, np.zeros(3), 1.0).factor
+    assert np.all(np.sum(L**2, axis=1) <= np.diag(A) * (1 + 1e-6) + 1e-12)
+    B = np.random.default_rng(0).standard_normal((5, 5))
+    spd = B @ B.T
+    scale = spd[0, 0]
+    L = conditional_square_root(spd, np.zeros(5), 1.0, width=1).factor
+    assert_allclose(L @ L.T, spd + 1e-6 * scale * np.eye(5), rtol=0, atol=1e-12)
+
+
 def test_draws_on_a_window_are_the_restriction_of_the_draws_on_a_longer_grid():
     params = ModelParameters(alpha=math.inf, epsilon=0.25)
     t = time_grid(8.0, 0.25)
