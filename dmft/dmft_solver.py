@@ -72,9 +72,11 @@ class SolverSettings:
     progress : bool
         tqdm progress bar over iterations.
     warmup_samples : int or None
-        Samples of the first iterations (default samples/8, at least 2048): the iteration runs
-        with them until the residual falls below ``warmup_tol``, then switches to ``samples``.
-        Early iterations only need to move towards the fixed point, not to resolve it.
+        Samples of the first iterations of every marching window (default samples/8, at least
+        2048): the iteration runs with them until the residual falls below ``warmup_tol``, then
+        switches to ``samples``. Early iterations only need to move towards the fixed point, not
+        to resolve it (measured on the default problem: 41.5 s instead of 57.7 s without error
+        bars, warm-up in every window against the first only, same curves within 1e-5).
     warmup_tol : float
         Residual at which the warm-up ends. The warm-up fixed point differs from the full one
         by its Monte Carlo error (a residual jump of ~0.8 in C_w for the default problem at
@@ -380,7 +382,6 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
     events = []
     target_pos = 0
     end = ends[0]
-    first = True
     while True:
         points = end + 1
         if done is not None and initial is None:
@@ -397,14 +398,14 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
             # and by causality its restriction is the shorter windows' fixed point.
             window_tol = tol if end == t.size - 1 else 10 * tol
             outcome = _iterate_window(params, t[:points], guess, settings, group, samples=samples,
-                                      warmup=warmup if first else None, seed=seed, tol=window_tol, bar=bar,
+                                      warmup=warmup, seed=seed, tol=window_tol, bar=bar,
                                       phase=label)
             total.extend(outcome.history)
             failure = None if outcome.converged else outcome.reason
         except _Blowup as exc:
             outcome, failure = None, f"blew up ({exc})"
         if failure is None:
-            done, done_end, first = outcome, end, False
+            done, done_end = outcome, end
             if end == t.size - 1:
                 return done, done_end, total, events, ""
             while ends[target_pos] <= end:
