@@ -109,7 +109,8 @@ def _given(ctx, name: str) -> bool:
 @click.option("--error-replicas", type=int, default=None,
               help="Independent replica solves B (S/B samples each, started at the fixed point) whose "
                    "spread gives the Monte Carlo standard error of every curve (drawn as bands, in --json "
-                   "and the store); 0 switches them off. Cost: ~1.3-2.7x the solve at the default S. "
+                   "and the store); 0 switches them off. Cost: ~0.8x the solve at the default problem (34 s of 75 s "
+                   "on 2 cores: 8 replicas x 9-16 iterations at S/8). "
                    "[default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
