@@ -101,7 +101,9 @@ class SolverSettings:
     error_replicas : int
         B independent replica solves with S/B samples each (disjoint random streams), warm
         started at the converged fixed point; their spread gives the Monte Carlo standard error
-        of every curve, std/√B (theory.md §9.3). 0 switches the error bars off; otherwise ≥ 2.
+        of every curve, std/√B (theory.md §9.3). A replica that blows up or does not converge in
+        40 iterations is replaced by one on a fresh stream (at most B/2 times, reported). 0
+        switches the error bars off; otherwise ≥ 2.
     replica_tol : float or None
         Residual at which a replica stops (default 10·tol: the replicas' spread is ~√B times the
         solve's error, far above this).
