@@ -189,6 +189,39 @@ def test_replica_standard_error_matches_the_spread_over_seeds():
         assert 1 / 1.5 < ratio < 1.5, (field, ratio)
 
 
+def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch):
+    """theory.md §9.3: a replica that blows up is dropped and replaced by the next stream; the
+    error bars come from B converged replicas and the message and settings say one was replaced.
+    Stream 2 is made to fail; the train-loss SEM must equal std/√B of the four streams that ran
+    (1, 3, 4, 5), recomputed here from their own outcomes."""
+    import dmft.dmft_solver as solver
+
+    real = solver._march
+    streams, train = [], []
+
+    def failing(*args, **kwargs):
+        seed = kwargs.get("seed")
+        if kwargs.get("label", "").startswith("replica"):
+            streams.append(seed[1])
+            if seed == (0, 2):
+                return None, 0, [1.0], [], "blew up (forced by the test)"
+            outcome = real(*args, **kwargs)
+            train.append(outcome[0].estimate.train_loss)
+            return outcome
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "_march", failing)
+    params = ModelParameters(alpha=5.0, epsilon=0.25)
+    res = solve_dmft(params, time_grid(2.0, 0.25), samples=1024, seed=0, error_replicas=4)
+    assert res.converged, res.message
+    assert streams == [1, 2, 3, 4, 5]
+    assert res.settings["replicas_failed"] == 1 and len(res.settings["replica_iterations"]) == 5
+    assert "1 replaced" in res.message
+    expected = np.std(np.array(train), axis=0, ddof=1) / 2.0
+    assert_allclose(res.train_loss_sem, expected, rtol=1e-12, atol=0)
+    assert np.all(res.train_loss_sem[1:] > 0)
+
+
 # -- no crash on a valid problem -----------------------------------------------------------------
 ENVELOPE = [
     dict(alpha=1.0, scale=0.1, epsilon=1.0, width=2, center=False),
