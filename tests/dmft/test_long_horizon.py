@@ -11,7 +11,7 @@ import dmft
 from dmft.dmft_solver import online_start, solve_dmft
 from dmft.online import OnlineTrajectory
 from dmft.parameters import ModelParameters
-from dmft.sampling import conditional_square_root, draw_chunk
+from dmft.sampling import _JITTER, conditional_square_root, draw_chunk
 from dmft.solve import default_grid_points, log_time_grid, make_grid, time_grid
 from dmft.symmetry import invariance_group
 from dmft.weight_side import to_flat, trapezoid_weights
@@ -81,25 +81,25 @@ def test_causal_factor_reproduces_the_covariance_and_is_lower_triangular():
     state, root = _root(time_grid(5.0, 0.25), params)
     cond = to_flat(state.cov) - np.outer(state.overlap.ravel(), state.overlap.ravel())
     assert np.all(np.triu(root.factor, 1) == 0.0)
-    # the jitter is 1e-6 of the t = 0 conditional variance (1 − 0.01 here)
-    assert_allclose(root.factor @ root.factor.T, cond + 0.99e-6 * np.eye(cond.shape[0]), rtol=0, atol=1e-12)
+    # the jitter is _JITTER times the t = 0 conditional variance (1 − 0.01 here)
+    assert_allclose(root.factor @ root.factor.T, cond + 0.99 * _JITTER * np.eye(cond.shape[0]), rtol=0, atol=1e-12)
 
 
 def test_causal_factor_of_an_indefinite_input_keeps_every_variance():
     """An Anderson-extrapolated C_w can be indefinite. Here fields 0 and 1 are identical but
-    correlate differently with field 2: the jittered pivot of row 1 is ~1e-3 and, unguarded,
-    L[2, 1] = 0.5/1.4e-3 ≈ 350 (a field of variance 1 drawn with standard deviation 350; measured
+    correlate differently with field 2: the jittered pivot of row 1 is √_JITTER = 1e-2 and,
+    unguarded, L[2, 1] = 0.5/1e-2 = 50 (a field of variance 1 drawn with standard deviation 50; measured
     in a replica of the default solve: |u| = 12 where the variance was 1, and the replica blew
     up). With the guard every row of L has norm² ≤ A_ii, and a valid matrix is factored exactly."""
     A = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.5], [0.0, 0.5, 1.0]])
     assert np.min(np.linalg.eigvalsh(A)) < 0
     L = conditional_square_root(A, np.zeros(3), 1.0).factor
-    assert np.all(np.sum(L**2, axis=1) <= np.diag(A) * (1 + 1e-6) + 1e-12)
+    assert np.all(np.sum(L**2, axis=1) <= np.diag(A) * (1 + _JITTER) + 1e-12)
     B = np.random.default_rng(0).standard_normal((5, 5))
     spd = B @ B.T
     scale = spd[0, 0]
     L = conditional_square_root(spd, np.zeros(5), 1.0, width=1).factor
-    assert_allclose(L @ L.T, spd + 1e-6 * scale * np.eye(5), rtol=0, atol=1e-12)
+    assert_allclose(L @ L.T, spd + _JITTER * scale * np.eye(5), rtol=0, atol=1e-12)
 
 
 def test_draws_on_a_window_are_the_restriction_of_the_draws_on_a_longer_grid():
