@@ -52,7 +52,7 @@ def main():
     T, N = state.overlap.shape
     S = opts.samples
     root = conditional_square_root(to_flat(state.cov), state.overlap.reshape(-1), 1.0)
-    u, hstar, probe = draw_chunk(root, seed=0, index=0, start=0, stop=S, samples=S, steps=T, width=N, rho=1.0)
+    u, hstar, probe, _ = draw_chunk(root, seed=0, index=0, start=0, stop=S, samples=S, steps=T, width=N, rho=1.0)
     args = (u, hstar, probe, np.ascontiguousarray(state.response), 1.0, 0.1, 0.2, False)
     _run(kernels.data_side_numba, (u[:8], hstar[:8], probe[:8]) + args[3:])     # compile / load cache
     t_numba, out_numba = _run(kernels.data_side_numba, args)

@@ -439,7 +439,7 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
 
 
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
-def exact_response_numba(local, chi, coupling, local0, out_sum):
+def exact_response_numba(local, chi, coupling, local0, weight, out_sum):
     """Exact mean response R_g(n, s) by per-sample block forward substitution (reference).
 
     For each sample and each source time s, Ψ[n, s] = ∂g_n/∂u_s solves (theory.md eq. 41,
@@ -453,6 +453,9 @@ def exact_response_numba(local, chi, coupling, local0, out_sum):
     ----------
     local, local0 : ndarray, shape (S, T, N, N)
         D_n and E_n from :func:`data_side_numba`.
+    weight : ndarray, shape (S,)
+        Sample weights (stratum probability × number of strata, :mod:`dmft.sampling`); the sums
+        accumulate weight·Ψ.
     out_sum : ndarray, shape (P, T, T, N, N)
         Per-block partial sums (P parallel blocks), accumulated in place.
     """
@@ -464,10 +467,11 @@ def exact_response_numba(local, chi, coupling, local0, out_sum):
         start = (S * b) // P
         stop = (S * (b + 1)) // P
         for a in range(start, stop):
+            w = weight[a]
             for s in range(T):
                 for i in range(N):
                     for j in range(N):
-                        psi[s, i, j] = local[a, s, i, j]
+                        psi[s, i, j] = w * local[a, s, i, j]
                         out_sum[b, s, s, i, j] += psi[s, i, j]
                 for n in range(s + 1, T):
                     for i in range(N):
@@ -486,7 +490,7 @@ def exact_response_numba(local, chi, coupling, local0, out_sum):
                                 v += local[a, n, i, l] * acc[l, j]
                             v *= coupling
                             if s == 0:
-                                v += local0[a, n, i, j]
+                                v += w * local0[a, n, i, j]
                             psi[n, i, j] = v
                             out_sum[b, n, s, i, j] += v
     return 0
@@ -581,19 +585,19 @@ def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
     return failures
 
 
-def exact_response_numpy(local, chi, coupling, local0, out_sum):
+def exact_response_numpy(local, chi, coupling, local0, weight, out_sum):
     """NumPy twin of :func:`exact_response_numba` (vectorised over samples and source times)."""
     S, T, N, _ = local.shape
-    # psi[s_src] for all sources at once: shape (S, T_src, T, N, N), causal (n ≥ s)
+    # weight·Ψ[·, s_src] for all sources at once: shape (S, T_src, T, N, N), causal (n ≥ s)
     psi = np.zeros((S, T, T, N, N))
     idx = np.arange(T)
-    psi[:, idx, idx] = local
+    psi[:, idx, idx] = weight[:, None, None, None] * local
     for n in range(1, T):
         # acc[src] = Σ_{k<n} χ_nk Ψ[k, src]  (Ψ[k, src] = 0 for k < src)
         sub = psi[:, :n, :n]                          # (S, src, k, N, N)
         acc = np.einsum("kil,sxklj->sxij", chi[n, :n], sub)
         val = coupling * np.einsum("sil,sxlj->sxij", local[:, n], acc)
-        val[:, 0] += local0[:, n]
+        val[:, 0] += weight[:, None, None] * local0[:, n]
         psi[:, :n, n] = val
     out_sum[0] += psi.sum(axis=0).transpose(1, 0, 2, 3)
     return 0

@@ -62,7 +62,7 @@ class DataSideEstimate:
 
 
 class _ControlVariateSum:
-    """Running sums for an estimate of E[X] with control variate X⁰ of known mean."""
+    """Running weighted sums for an estimate of E[X] with control variate X⁰ of known mean."""
 
     def __init__(self, shape):
         self.n = 0
@@ -71,12 +71,13 @@ class _ControlVariateSum:
         self.sxc = np.zeros(shape)
         self.scc = np.zeros(shape)
 
-    def add(self, x, c):
-        self.n += x.shape[0]
-        self.sx += x.sum(axis=0)
-        self.sc += c.sum(axis=0)
-        self.sxc += np.einsum("s...,s...->...", x, c)
-        self.scc += np.einsum("s...,s...->...", c, c)
+    def add(self, x, c, weight):
+        """Add samples x, c (leading axis: samples) with weights (stratum weights, mean 1)."""
+        self.n += weight.sum()
+        self.sx += np.einsum("s,s...->...", weight, x)
+        self.sc += np.einsum("s,s...->...", weight, c)
+        self.sxc += np.einsum("s,s...,s...->...", weight, x, c)
+        self.scc += np.einsum("s,s...,s...->...", weight, c, c)
 
     def estimate(self, control_mean):
         n = self.n
@@ -159,7 +160,8 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     n_exact = samples if response_samples is None else min(int(response_samples), samples)
     parts = max(1, threads or numba.get_num_threads())
     exact_sum = np.zeros((parts if backend == "numba" else 1, T, T, N, N)) if response == "exact" else None
-    exact_count = 0
+    exact_weight = 0.0
+    exact_stride = max(1, (samples // 4) // max(1, n_exact // 4))
     failures = 0
     # one set of output buffers for all chunks (the kernels overwrite every entry)
     buffers = kernels.allocate_outputs(min(chunk, samples), T, N)
@@ -167,25 +169,29 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
-            u, hstar, probe = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
-                                         samples=samples, steps=T, width=N, rho=rho)
+            u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
+                                                 samples=samples, steps=T, width=N, rho=rho)
             out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, hstar, probe, chi, float(scale), float(epsilon), float(coupling),
                                         bool(center), out["g"], out["delta"], out["local"], out["local0"],
                                         out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
                                         out["jac_gauss"], out["dstar_gauss"]))
-            train.add(out["delta"] ** 2, out["delta_gauss"] ** 2)
-            rstar.add(out["dg_dstar"], out["dstar_gauss"])
-            local.add(out["local"], out["jac_gauss"])
-            local0_sum += out["local0"].sum(axis=0)
-            _add_gram(cov_g_upper, out["g"].reshape(-1, T * N))
+            train.add(out["delta"] ** 2, out["delta_gauss"] ** 2, weight)
+            rstar.add(out["dg_dstar"], out["dstar_gauss"], weight)
+            local.add(out["local"], out["jac_gauss"], weight)
+            local0_sum += np.einsum("s,s...->...", weight, out["local0"])
+            _add_gram(cov_g_upper, out["g"].reshape(-1, T * N) * np.sqrt(weight)[:, None])
             if response == "probe":
-                _add_causal_cross(probe_flat, out["probe_memory"].reshape(-1, T * N), probe.reshape(-1, T * N), N)
-            elif exact_count < n_exact:
-                take = min(stop - start, n_exact - exact_count)
-                exact_kernel(np.ascontiguousarray(out["local"][:take]), chi, float(coupling),
-                             np.ascontiguousarray(out["local0"][:take]), exact_sum)
-                exact_count += take
+                _add_causal_cross(probe_flat, out["probe_memory"].reshape(-1, T * N) * weight[:, None],
+                                  probe.reshape(-1, T * N), N)
+            else:
+                # every exact_stride-th quadruplet: a subsample spread over all |h*| strata
+                groups = np.arange(start // 4, stop // 4)
+                chosen = np.repeat(groups % exact_stride == 0, 4)
+                if chosen.any():
+                    exact_kernel(np.ascontiguousarray(out["local"][chosen]), chi, float(coupling),
+                                 np.ascontiguousarray(out["local0"][chosen]), weight[chosen], exact_sum)
+                    exact_weight += weight[chosen].sum()
 
     # closed-form means of the control variates at the Gaussian field h = u
     Qdiag = np.einsum("nnij->nij", cov_w)
@@ -209,7 +215,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         lower = np.tril(np.ones((T, T), dtype=bool), k=-1)
         resp[~lower] = 0.0
     else:
-        resp = exact_sum.sum(axis=0) / exact_count
+        resp = exact_sum.sum(axis=0) / exact_weight
     idx = np.arange(T)
     resp[idx, idx] = diag
     if center:

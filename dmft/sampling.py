@@ -11,7 +11,9 @@ point when the window is extended (the marching iteration of :mod:`dmft.dmft_sol
 continuous function of a positive-definite covariance, so the same normals give nearby fields in
 successive iterations.
 
-|h*| is stratified over the quantiles of its half-normal law and samples come in antithetic
+|h*| is stratified over the quantiles of its half-normal law, with the top strata refined
+geometrically and the samples weighted by their stratum's probability (:func:`stratum_edges`),
+and samples come in antithetic
 quadruplets (±h*, ±z): the fields u = (m/ρ)h* + L z change sign with (h*, z) → (−h*, −z) and, at
 m = 0, the set is symmetric under h* → −h*, so odd statistics such as r* vanish exactly and
 m ≡ 0 stays an exact fixed point of the iteration (theory.md §7.4). Every chunk's draws derive
@@ -28,8 +30,8 @@ import scipy.linalg.blas
 from numba import njit
 from scipy.special import ndtri
 
-__all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk",
-           "chunk_bounds"]
+__all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "stratum_edges",
+           "chunk_bounds", "TAIL_STRATA"]
 
 #: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root
 #: for why 1e-4 and what it costs).
@@ -128,9 +130,33 @@ def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
     return bounds
 
 
+#: Number of strata that refine the top of the |h*| distribution (see :func:`stratum_edges`).
+TAIL_STRATA = 16
+
+
+def stratum_edges(groups: int) -> np.ndarray:
+    """Upper-tail probabilities c_k = P(|h*| > q_k) of the edges of the ``groups`` |h*| strata.
+
+    Returned decreasing from c_0 = 1 to c_G = 0 (stratum k is c_{k+1} < P(|h*| > ·) ≤ c_k). The
+    first G − K strata share the probability 1 − 2/G equally; the last K = min(TAIL_STRATA, G/64)
+    split the top 2/G geometrically (1/G, 1/(2G), …, the last two equal), so the last stratum
+    starts at a tail probability 2^{2−K}/G instead of 1/G. One quadruplet is drawn per stratum
+    with weight G·(stratum probability): the heavy tail of y = h*²/2 (train loss ~ h*⁴) is then
+    resolved by narrow strata instead of by one wide stratum whose within-stratum variance
+    dominated the estimate (theory.md §0.1 "Sampling").
+    """
+    tail = min(TAIL_STRATA, groups // 64)          # bulk weights (G − 2)/(G − K) stay ≤ 1.03
+    if tail < 2:
+        return np.linspace(1.0, 0.0, groups + 1)
+    top = 2.0 / groups
+    bulk = 1.0 - np.linspace(0.0, 1.0 - top, groups - tail + 1)
+    refined = top * 0.5 ** np.arange(1, tail)
+    return np.concatenate([bulk, refined, [0.0]])
+
+
 def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, stop: int,
                samples: int, steps: int, width: int, rho: float):
-    """Fields, teacher fields and probes of samples [start, stop) (antithetic quadruplets).
+    """Fields, teacher fields, probes and weights of samples [start, stop) (antithetic quadruplets).
 
     Parameters
     ----------
@@ -153,6 +179,9 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
     hstar : ndarray, shape (stop − start,)
     probe : ndarray, shape (stop − start, T, N)
         Rademacher probe vectors for the response estimator.
+    weight : ndarray, shape (stop − start,)
+        Sample weights G·P(stratum) (mean 1 over all samples; :func:`stratum_edges`): every
+        average over samples is Σ_a weight_a X_a / S.
     """
     count = stop - start
     quarter = count // 4
@@ -163,9 +192,13 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
     strata_rng = np.random.default_rng(key + [0])
     normal_rng = np.random.default_rng(key + [1])
     probe_rng = np.random.default_rng(key + [2])
-    # stratified |h*|: one stratum of the half-normal quantiles per quadruplet
-    strata = (first_group + np.arange(quarter) + strata_rng.random(quarter)) / groups
-    hs = np.sqrt(rho) * ndtri(0.5 + 0.5 * strata)
+    # stratified |h*|: one stratum of the half-normal law per quadruplet, drawn in the tail form
+    # P(|h*| > q) = c so that the refined top strata keep their precision
+    edges = stratum_edges(groups)[first_group: first_group + quarter + 1]
+    upper, lower = edges[:-1], edges[1:]
+    tail = lower + (1.0 - strata_rng.random(quarter)) * (upper - lower)
+    hs = -np.sqrt(rho) * ndtri(0.5 * tail)
+    group_weight = groups * (upper - lower)
     z = normal_rng.standard_normal((nt, quarter))                      # time-major
     probe = probe_rng.integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
     # noise = (L z)ᵀ by a triangular BLAS product (half the work of a dense one)
@@ -181,5 +214,6 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
     hstar[1::4] = hs
     hstar[2::4] = -hs
     hstar[3::4] = -hs
+    weight = np.repeat(group_weight, 4)
     probe = np.ascontiguousarray(probe.T).reshape(count, steps, width)
-    return u.reshape(count, steps, width), hstar, probe
+    return u.reshape(count, steps, width), hstar, probe, weight

@@ -33,7 +33,7 @@ def _kernel_inputs(params, samples, t_max=T_MAX):
     state = online_start(params, t)
     T, N = state.overlap.shape
     root = conditional_square_root(to_flat(state.cov), state.overlap.reshape(-1), params.rho)
-    u, hstar, probe = draw_chunk(root, seed=3, index=0, start=0, stop=samples, samples=samples,
+    u, hstar, probe, _ = draw_chunk(root, seed=3, index=0, start=0, stop=samples, samples=samples,
                                  steps=T, width=N, rho=params.rho)
     return state, u, hstar, probe
 
@@ -71,8 +71,9 @@ def test_exact_response_kernels_agree_and_start_from_local_blocks():
     coupling = 2.0 / params.scale / params.alpha
     a = np.zeros((2, T, T, N, N))
     b = np.zeros((1, T, T, N, N))
-    kernels.exact_response_numba(out["local"], np.ascontiguousarray(state.response), coupling, out["local0"], a)
-    kernels.exact_response_numpy(out["local"], np.ascontiguousarray(state.response), coupling, out["local0"], b)
+    ones = np.ones(u.shape[0])
+    kernels.exact_response_numba(out["local"], np.ascontiguousarray(state.response), coupling, out["local0"], ones, a)
+    kernels.exact_response_numpy(out["local"], np.ascontiguousarray(state.response), coupling, out["local0"], ones, b)
     assert_allclose(a.sum(0), b[0], rtol=0, atol=1e-12 * np.abs(b).max())
     idx = np.arange(T)
     assert_allclose(b[0][idx, idx], out["local"].sum(0), rtol=1e-13)

@@ -1,0 +1,61 @@
+"""The |h*| strata of the data-side sampler (theory.md §0.1 "Variance", dmft/sampling.py)."""
+
+import numpy as np
+from numpy.testing import assert_allclose
+from scipy.special import ndtri
+
+from dmft.sampling import CausalSquareRoot, draw_chunk, stratum_edges
+
+
+def test_strata_partition_the_probability_and_refine_the_tail():
+    for groups in (1, 16, 64, 1024, 8192):
+        edges = stratum_edges(groups)
+        probability = edges[:-1] - edges[1:]
+        assert edges[0] == 1.0 and edges[-1] == 0.0 and np.all(probability > 0)
+        assert_allclose(probability.sum(), 1.0, rtol=0, atol=1e-14)
+    probability = -np.diff(stratum_edges(1024))
+    assert_allclose(probability[-1], 2.0 ** -14 / 1024, rtol=1e-12)      # top stratum 2^-14/G
+    assert np.all(1024 * probability[:-16] < 1.015)                      # bulk weights ≈ 1
+
+
+def _teacher_moments(seed, samples, edges_of):
+    """E[h*^4] and E[h*^8] from one draw of ``samples`` samples with strata ``edges_of``."""
+    import dmft.sampling as sampling
+
+    real = sampling.stratum_edges
+    sampling.stratum_edges = edges_of
+    try:
+        root = CausalSquareRoot(factor=np.ones((1, 1)), slope=np.zeros(1))
+        _, hstar, _, weight = draw_chunk(root, seed=seed, index=0, start=0, stop=samples, samples=samples,
+                                         steps=1, width=1, rho=1.0)
+    finally:
+        sampling.stratum_edges = real
+    return np.array([np.sum(weight * hstar**4), np.sum(weight * hstar**8)]) / samples
+
+
+def test_weighted_strata_are_unbiased_and_cut_the_tail_variance():
+    """E[h*⁴] = 3 and E[h*⁸] = 105 for a standard normal h*. Over 200 seeds at S = 4096 the mean
+    of the weighted estimator must lie within 4 standard errors of the exact moments, and its
+    spread must be at least 3 (h*⁴) and 5 (h*⁸, tail-dominated like the train loss's y² ~ h*⁴)
+    times below that of equal-probability strata on the same seeds (measured: 6.5 and 17 times)."""
+    equal = lambda groups: np.linspace(1.0, 0.0, groups + 1)          # noqa: E731
+    refined = np.array([_teacher_moments(s, 4096, stratum_edges) for s in range(200)])
+    plain = np.array([_teacher_moments(s, 4096, equal) for s in range(200)])
+    exact = np.array([3.0, 105.0])
+    for est in (refined, plain):
+        se = est.std(axis=0, ddof=1) / np.sqrt(len(est))
+        assert np.all(np.abs(est.mean(axis=0) - exact) < 4 * se), (est.mean(axis=0), se)
+    ratio = plain.std(axis=0) / refined.std(axis=0)
+    assert ratio[0] > 3 and ratio[1] > 5, ratio
+
+
+def test_the_teacher_field_of_a_stratum_lies_in_its_quantile_range():
+    root = CausalSquareRoot(factor=np.ones((1, 1)), slope=np.zeros(1))
+    _, hstar, _, weight = draw_chunk(root, seed=1, index=0, start=0, stop=4096, samples=4096, steps=1, width=1,
+                                     rho=2.0)
+    edges = stratum_edges(1024)
+    q_low = -np.sqrt(2.0) * ndtri(0.5 * edges[:-1])
+    q_high = np.where(edges[1:] > 0, -np.sqrt(2.0) * ndtri(0.5 * np.maximum(edges[1:], 1e-300)), np.inf)
+    magnitude = np.abs(hstar[0::4])
+    assert np.all(magnitude >= q_low - 1e-12) and np.all(magnitude <= q_high + 1e-12)
+    assert_allclose(weight[0::4], 1024 * (edges[:-1] - edges[1:]), rtol=1e-12)
