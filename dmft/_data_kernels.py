@@ -259,6 +259,14 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
         g_hist = np.zeros((T, N, B))
         p_hist = np.zeros((T, N, B))
         s_hist = np.zeros((T, N, B))
+        # per-block outputs in the same time-major, sample-minor layout (copied out at the end)
+        delta_b = np.empty((T, B))
+        dg_b = np.empty((T, B))
+        pm_b = np.empty((T, N, B))
+        dsg_b = np.empty((T, N, B))
+        loc_b = np.empty((T, N, N, B))
+        l0_b = np.empty((T, N, N, B))
+        jg_b = np.empty((T, N, N, B))
         mem_g = np.empty((N, B))
         mem_p = np.empty((N, B))
         mem_s = np.empty((N, B))
@@ -386,14 +394,14 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     p_hist[n, i, b] = tmp[i, b] + (kv[i, b] if has_k else 0.0)
             # indirect part of the probe response: D a Σ_{k<n} χ_nk δg_k
             _matvec_block(local, mem_p, tmp)
-            for b in range(B):
-                for i in range(N):
-                    pmem_out[first + b, n, i] = coupling * tmp[i, b]
+            for i in range(N):
+                for b in range(B):
+                    pm_b[n, i, b] = coupling * tmp[i, b]
             # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
-            for b in range(B):
-                for i in range(N):
-                    for j in range(N):
-                        local0_out[first + b, n, i, j] = 0.0
+            for i in range(N):
+                for j in range(N):
+                    for b in range(B):
+                        l0_b[n, i, j, b] = 0.0
             if has_k:
                 for j in range(N):
                     for q in range(N):
@@ -401,9 +409,9 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                             F[q, b] = kmat[q, j, b]
                     _shared_matvec_block(chi_nn, F, tmp)      # χ_nn K[:, j]
                     _matvec_block(local, tmp, step)          # D χ_nn K[:, j]
-                    for b in range(B):
-                        for i in range(N):
-                            local0_out[first + b, n, i, j] = coupling * step[i, b] + kmat[i, j, b]
+                    for i in range(N):
+                        for b in range(B):
+                            l0_b[n, i, j, b] = coupling * step[i, b] + kmat[i, j, b]
             # target tangent: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p, p = h* φ'(h)
             for i in range(N):
                 for b in range(B):
@@ -421,20 +429,37 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 for b in range(B):
                     g_hist[n, i, b] = gvec[i, b]
             for b in range(B):
-                delta_out[first + b, n] = delta[b]
-                for i in range(N):
-                    g_out[first + b, n, i] = gvec[i, b]
-                    dstar_out[first + b, n, i] = s_hist[n, i, b]
-                    for j in range(N):
-                        local_out[first + b, n, i, j] = local[i, j, b]
+                delta_b[n, b] = delta[b]
+            for i in range(N):
+                for j in range(N):
+                    for b in range(B):
+                        loc_b[n, i, j, b] = local[i, j, b]
             # control variates at the Gaussian field h = u
             _field_terms_block(ub[n], h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
             for b in range(B):
-                delta_g_out[first + b, n] = delta[b]
+                dg_b[n, b] = delta[b]
+            for i in range(N):
+                for b in range(B):
+                    dsg_b[n, i, b] = hs[b] * dphi[i, b]
+                for j in range(N):
+                    for b in range(B):
+                        jg_b[n, i, j, b] = jac[i, j, b]
+        # copy the block's outputs out, one contiguous row per sample (writing them in the time
+        # loop scattered 8-byte stores across the sample-major arrays: half the kernel's time)
+        for b in range(B):
+            a = first + b
+            for n in range(T):
+                delta_out[a, n] = delta_b[n, b]
+                delta_g_out[a, n] = dg_b[n, b]
                 for i in range(N):
-                    dstar_g_out[first + b, n, i] = hs[b] * dphi[i, b]
+                    g_out[a, n, i] = g_hist[n, i, b]
+                    dstar_out[a, n, i] = s_hist[n, i, b]
+                    pmem_out[a, n, i] = pm_b[n, i, b]
+                    dstar_g_out[a, n, i] = dsg_b[n, i, b]
                     for j in range(N):
-                        jac_g_out[first + b, n, i, j] = jac[i, j, b]
+                        local_out[a, n, i, j] = loc_b[n, i, j, b]
+                        local0_out[a, n, i, j] = l0_b[n, i, j, b]
+                        jac_g_out[a, n, i, j] = jg_b[n, i, j, b]
     return failures.sum()
 
 

@@ -292,6 +292,7 @@ def _iterate_window(params, t, state: _State, settings: SolverSettings, group: S
     best = math.inf
     estimate = None
     removed = 0.0
+    workspace: dict = {}
     for iteration in range(1, settings.max_iter + 1):
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -300,7 +301,7 @@ def _iterate_window(params, t, state: _State, settings: SolverSettings, group: S
                     scale=params.scale, rho=params.rho, center=params.center, m0=params.m0,
                     cov0=params.cov0, samples=current, seed=seed, backend=settings.backend,
                     response=settings.response, response_samples=settings.response_samples,
-                    chunk=settings.chunk)
+                    chunk=settings.chunk, workspace=workspace)
                 if settings.symmetrize:
                     estimate, removed = _project_estimate(estimate, group)
                 new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,

@@ -59,3 +59,29 @@ def test_the_teacher_field_of_a_stratum_lies_in_its_quantile_range():
     magnitude = np.abs(hstar[0::4])
     assert np.all(magnitude >= q_low - 1e-12) and np.all(magnitude <= q_high + 1e-12)
     assert_allclose(weight[0::4], 1024 * (edges[:-1] - edges[1:]), rtol=1e-12)
+
+
+def test_reused_draws_and_buffers_give_the_same_estimate():
+    """The fixed-point iteration keeps the kernel buffers and the random numbers between calls
+    (``workspace``): the estimate must be bit-for-bit the one of a fresh call, and a second call
+    on another iterate must not see stale values."""
+    import math
+
+    from dmft.data_side import estimate_data_side
+    from dmft.dmft_solver import online_start
+    from dmft.parameters import ModelParameters
+    from dmft.solve import time_grid
+
+    params = ModelParameters(alpha=3.0, epsilon=0.25, center=True)
+    t = time_grid(3.0, 0.25)
+    state = online_start(params, t)
+    other = online_start(ModelParameters(alpha=math.inf, epsilon=0.5, center=True), t)
+    common = dict(alpha=3.0, epsilon=0.25, scale=1.0, rho=1.0, center=True, m0=params.m0, cov0=params.cov0,
+                  samples=512, seed=4, chunk=128)
+    workspace = {}
+    for current in (state, other, state):
+        reused = estimate_data_side(current.cov, current.overlap, current.response, workspace=workspace, **common)
+        fresh = estimate_data_side(current.cov, current.overlap, current.response, **common)
+        for name in ("cov_g", "response", "r_star", "train_loss"):
+            assert np.array_equal(getattr(reused, name), getattr(fresh, name)), name
+    assert len(workspace["draws"]) == 4                     # one entry per chunk, drawn once
