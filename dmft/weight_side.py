@@ -24,6 +24,7 @@ Arrays use the grid-major layout (T, T, N, N); the flat (NT × NT) form orders i
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +129,14 @@ def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | 
     # M Q and M (1⊗I) by one LU solve
     ones = np.kron(np.ones((T, 1)), np.eye(N))
     rhs = np.concatenate([Qflat, ones], axis=1)
-    sol = scipy.linalg.solve(system, rhs, check_finite=False)
+    with warnings.catch_warnings():
+        # an ill-conditioned I − cQR_g means the iterate has blown up: say so as an error (the
+        # solver then halves the window or reports it) instead of warning and returning garbage
+        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+        try:
+            sol = scipy.linalg.solve(system, rhs, check_finite=False)
+        except scipy.linalg.LinAlgWarning as exc:
+            raise np.linalg.LinAlgError(f"weight-side system I - cQR_g is singular to working precision: {exc}") from exc
     chi_flat = sol[:, : T * N]
     a = sol[:, T * N:]                                   # (NT, N)
     b = c * chi_flat @ np.asarray(r_star, dtype=float).reshape(T * N)
