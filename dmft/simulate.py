@@ -21,7 +21,7 @@ from .parameters import ModelParameters, check_int_at_least, check_positive
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
 
-__all__ = ["planted_weights", "simulate_gd"]
+__all__ = ["planted_weights", "simulate_gd", "planted_committee", "simulate_committee_gd"]
 
 
 def planted_weights(params: ModelParameters, dim: int, rng: np.random.Generator):
@@ -96,4 +96,98 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
         test_loss=decomposition.sum(axis=-1), overlap=overlap, cov=cov, decomposition=decomposition,
         parameters=params.as_attrs(), settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step},
         iterations=int(step), extras={"cross_cov": cross},
+    )
+
+
+def planted_committee(model, dim: int, rng: np.random.Generator):
+    """Teacher B (M × D) and student W(0) (N × D) with exactly the model's T, R(0) and Q(0).
+
+    B = √D L_T Uᵀ with U (D × M) orthonormal and L_T L_Tᵀ = T, so BBᵀ/D = T. W(0) = R₀T⁻¹B + √D S Vᵀ
+    with V (D × N) orthonormal and orthogonal to U and S Sᵀ = Q₀ − R₀T⁻¹R₀ᵀ (the student's part
+    outside the teachers' span), so W Bᵀ/D = R₀ and W Wᵀ/D = Q₀ (theory.md §10.1).
+    """
+    N, M = model.width, model.M
+    if dim < N + M:
+        raise ValueError(f"dim must be at least N + M = {N + M}, got {dim}")
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, N + M)))
+    U, V = basis[:, :M], basis[:, M:]
+    T = model.teacher_cov
+    B = np.sqrt(dim) * np.linalg.cholesky(T) @ U.T
+    slope = model.init_overlap @ np.linalg.inv(T)
+    rest = model.init_cov - slope @ model.init_overlap.T
+    lam, vec = np.linalg.eigh(0.5 * (rest + rest.T))
+    S = vec * np.sqrt(np.clip(lam, 0.0, None))
+    W = slope @ B + np.sqrt(dim) * S @ V.T
+    return B, W
+
+
+def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed: int = 0,
+                          time_step: float = 0.02) -> LearningCurves:
+    """Full-batch gradient descent of a soft committee on P = α·D samples (theory.md §10.1–10.2).
+
+    Student f = (κ/N) Σ_i φ(w_i·x), target y = (κ*/M) Σ_n φ*(β_n·x) + σξ (or y = (β·x)²/2 for
+    the square target), loss (1/P) Σ_μ (f − y)², step η = η₀N/κ², t = η₀·step/D: the finite-D
+    system whose α → ∞, D → ∞ limit is the online ODE of :mod:`dmft.committee_online`.
+
+    Parameters
+    ----------
+    model : CommitteeModel
+        Activations, widths, scales, T, R(0), Q(0) (planted exactly) and noise.
+    alpha : float
+        P/D.
+    dim : int
+        D ≥ N + M.
+    t : ndarray
+        Recording times (theory units); each is rounded to the nearest step.
+    seed : int
+    time_step : float
+        Theory time per step, η₀/D (gradient flow as it → 0).
+
+    Returns
+    -------
+    LearningCurves
+        ``kind="simulation"``; ``test_loss`` is the exact population loss of (Q, R, T)
+        (:func:`dmft.committee_online.committee_loss`); ``overlap`` R_{i, i mod M} as in
+        :func:`~dmft.committee_online.solve_committee_online`, the full R in
+        ``extras["overlap_matrix"]``.
+    """
+    from .committee_online import committee_loss_decomposition
+
+    alpha = check_positive("alpha", alpha)
+    dim = check_int_at_least("dim", dim, 2)
+    time_step = check_positive("time_step", time_step)
+    rng = np.random.default_rng(seed)
+    N, M = model.width, model.M
+    P = int(round(alpha * dim))
+    B, W = planted_committee(model, dim, rng)
+    X = rng.standard_normal((P, dim)) / np.sqrt(dim)
+    nu = X @ B.T
+    phi, teacher = model.activation, model.teacher_activation
+    y = model.teacher_scale / M * np.sum(teacher.phi(nu), axis=1)
+    y = y + np.sqrt(model.noise) * rng.standard_normal(P)
+    kappa = model.scale
+    lr0 = time_step * dim
+    record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
+    train, overlap, cov = [], [], []
+    step = 0
+    for target in record_steps:
+        while True:
+            H = X @ W.T
+            residual = y - kappa / N * np.sum(phi.phi(H), axis=1)
+            if step == target:
+                train.append(np.mean(residual**2))
+                overlap.append(W @ B.T / dim)
+                cov.append(W @ W.T / dim)
+                break
+            # w_i += η (2/P)(κ/N) Σ_μ Δ_μ φ'(h_iμ) x_μ with η = η₀N/κ²
+            W = W + lr0 * (2.0 / (kappa * P)) * ((residual[:, None] * phi.dphi(H)).T @ X)
+            step += 1
+    R, Q = np.array(overlap), np.array(cov)
+    decomposition = committee_loss_decomposition(Q, R, model)
+    return LearningCurves(
+        kind="simulation", t=record_steps * time_step, train_loss=np.array(train),
+        test_loss=decomposition.sum(axis=-1), overlap=R[:, np.arange(N), np.arange(N) % M], cov=Q,
+        decomposition=decomposition, parameters=model.as_attrs(),
+        settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step, "alpha": alpha},
+        iterations=int(step), extras={"overlap_matrix": R},
     )
