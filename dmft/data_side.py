@@ -15,7 +15,8 @@ Given the weight-side order parameters (C_w, m, χ), draws S samples of the Gaus
 * ``cov_g[n, s] = E[g_n g_sᵀ]``.
 
 Control-variate coefficients are the optimal ones, Cov(X, X⁰)/Var(X⁰) per component
-(theory.md §0.1: coefficient 1 leaves a spurious train-loss floor).
+(theory.md §0.1: coefficient 1 leaves a spurious train-loss floor). Every average over samples is
+weighted by the sample's |h*| stratum weight (:func:`dmft.sampling.stratum_edges`, mean 1).
 """
 
 from __future__ import annotations
