@@ -74,8 +74,8 @@ class SolverSettings:
     warmup_samples : int or None
         Samples of the shorter marching windows and of the first iterations of the last one
         (default samples/8, at least 2048): on the last window the iteration runs with them
-        until the residual falls below ``warmup_tol``, then switches to ``samples``. Early iterations only need to move towards the fixed point, not
-        to resolve it (measured on the default problem: 41.5 s instead of 57.7 s without error
+        until the residual falls below ``warmup_tol``, then switches to ``samples``. Early
+        iterations only need to move towards the fixed point, not to resolve it (measured on the default problem: 41.5 s instead of 57.7 s without error
         bars, warm-up in every window against the first only; the test loss at t = 20 and t = 40
         moved by ≤ 1e-5, the other times were not compared).
     warmup_tol : float
@@ -399,10 +399,9 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
                 guess.overlap[:prev] = done.state.overlap
                 guess.chi[:prev, :prev] = done.state.chi
         try:
-            # Intermediate windows stop at 10·tol: the last window iterates the whole grid to tol,
-            # and by causality its restriction is the shorter windows' fixed point.
-            # and the shorter windows run at the warm-up sample size only: the last window re-solves
-            # them at S anyway, and what they must deliver is a stable start, not precision.
+            # Shorter windows stop at 10·tol and run at the warm-up sample size: the last window
+            # iterates the whole grid at S to tol (by causality its restriction is their fixed
+            # point), so what they must deliver is a stable start, not precision.
             final = end == t.size - 1
             window_tol = tol if final else 10 * tol
             window_samples = samples if final or warmup is None else warmup

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .parameters import ModelParameters, check_int_at_least, check_positive
+from .committee_online import committee_loss_decomposition
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
 
@@ -36,6 +37,24 @@ def planted_weights(params: ModelParameters, dim: int, rng: np.random.Generator)
         z *= np.sqrt(dim) / np.linalg.norm(z)
         W[i] = m * beta / params.rho + np.sqrt(1.0 - m * m / params.rho) * z
     return beta, W
+
+
+def _descend(W, record_steps, forward):
+    """Gradient descent W ← W + increment(W), recorded at the (increasing) step numbers.
+
+    ``forward(W)`` returns (train loss, increment); it is evaluated once per iterate. Returns the
+    list of (W, train loss) at the recorded steps and the number of steps taken.
+    """
+    records = []
+    step = 0
+    loss, increment = forward(W)
+    for target in record_steps:
+        while step < target:
+            W = W + increment
+            step += 1
+            loss, increment = forward(W)
+        records.append((W, loss))
+    return records, step
 
 
 def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int = 0,
@@ -68,22 +87,18 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
     lr0 = time_step * dim
     lr = lr0 * N / kappa**2
     record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
-    train, overlap, cov, cross = [], [], [], []
-    step = 0
-    for target in record_steps:
-        while True:
-            H = X @ W.T
-            f = kappa / N * np.sum(H + 0.5 * eps * H**2, axis=1) - f0
-            if step == target:
-                train.append(np.mean((f - y) ** 2))
-                overlap.append(W @ beta / dim)
-                cov.append(W @ W.T / dim)
-                cross.append(W @ W0.T / dim)
-                break
-            residual = f - y
-            grad = (2.0 / P) * (kappa / N) * ((residual[:, None] * (1.0 + eps * H)).T @ X)
-            W = W - lr * grad
-            step += 1
+
+    def forward(W):
+        H = X @ W.T
+        residual = kappa / N * np.sum(H + 0.5 * eps * H**2, axis=1) - f0 - y
+        grad = (2.0 / P) * (kappa / N) * ((residual[:, None] * (1.0 + eps * H)).T @ X)
+        return np.mean(residual**2), -lr * grad
+
+    records, step = _descend(W, record_steps, forward)
+    train = [loss for _, loss in records]
+    overlap = [Wr @ beta / dim for Wr, _ in records]
+    cov = [Wr @ Wr.T / dim for Wr, _ in records]
+    cross = [Wr @ W0.T / dim for Wr, _ in records]
     overlap, cov, cross = np.array(overlap), np.array(cov), np.array(cross)
     m0, C0 = W0 @ beta / dim, W0 @ W0.T / dim
     if params.center:
@@ -151,8 +166,6 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
         :func:`~dmft.committee_online.solve_committee_online`, the full R in
         ``extras["overlap_matrix"]``.
     """
-    from .committee_online import committee_loss_decomposition
-
     alpha = check_positive("alpha", alpha)
     dim = check_int_at_least("dim", dim, 2)
     time_step = check_positive("time_step", time_step)
@@ -168,20 +181,17 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
     kappa = model.scale
     lr0 = time_step * dim
     record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
-    train, overlap, cov = [], [], []
-    step = 0
-    for target in record_steps:
-        while True:
-            H = X @ W.T
-            residual = y - kappa / N * np.sum(phi.phi(H), axis=1)
-            if step == target:
-                train.append(np.mean(residual**2))
-                overlap.append(W @ B.T / dim)
-                cov.append(W @ W.T / dim)
-                break
-            # w_i += η (2/P)(κ/N) Σ_μ Δ_μ φ'(h_iμ) x_μ with η = η₀N/κ²
-            W = W + lr0 * (2.0 / (kappa * P)) * ((residual[:, None] * phi.dphi(H)).T @ X)
-            step += 1
+
+    def forward(W):
+        H = X @ W.T
+        residual = y - kappa / N * np.sum(phi.phi(H), axis=1)
+        # w_i += η (2/P)(κ/N) Σ_μ Δ_μ φ'(h_iμ) x_μ with η = η₀N/κ²
+        return np.mean(residual**2), lr0 * (2.0 / (kappa * P)) * ((residual[:, None] * phi.dphi(H)).T @ X)
+
+    records, step = _descend(W, record_steps, forward)
+    train = [loss for _, loss in records]
+    overlap = [Wr @ B.T / dim for Wr, _ in records]
+    cov = [Wr @ Wr.T / dim for Wr, _ in records]
     R, Q = np.array(overlap), np.array(cov)
     decomposition = committee_loss_decomposition(Q, R, model)
     return LearningCurves(
