@@ -445,7 +445,8 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     for b in range(B):
                         jg_b[n, i, j, b] = jac[i, j, b]
         # copy the block's outputs out, one contiguous row per sample (writing them in the time
-        # loop scattered 8-byte stores across the sample-major arrays: half the kernel's time)
+        # loop scattered 8-byte stores across the sample-major arrays; measured: the kernel at
+        # T = 161 took 15 % longer that way, at T = 41 30 %)
         for b in range(B):
             a = first + b
             for n in range(T):

@@ -191,7 +191,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
             u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
                                                  samples=samples, steps=T, width=N, rho=rho,
-                                                 cache=None if workspace is None else draws)
+                                                 cache=draws)
             out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, hstar, probe, chi, float(scale), float(epsilon), float(coupling),
                                         bool(center), out["g"], out["delta"], out["local"], out["local0"],
