@@ -26,6 +26,7 @@ from dmft import _data_kernels as kernels
 from dmft.data_side import estimate_data_side
 from dmft.dmft_solver import online_start, solve_dmft
 from dmft.parameters import ModelParameters
+from dmft.problems import SquareTargetProblem
 from dmft.sampling import conditional_square_root, draw_chunk
 from dmft.solve import time_grid
 from dmft.weight_side import to_flat
@@ -53,8 +54,9 @@ def main():
     S = opts.samples
     root = conditional_square_root(to_flat(state.cov), state.overlap.reshape(-1), 1.0)
     u, hstar, probe, _ = draw_chunk(root, seed=0, index=0, start=0, stop=S, samples=S, steps=T, width=N, rho=1.0)
-    args = (u, hstar, probe, np.ascontiguousarray(state.response), 1.0, 0.1, 0.2, False)
-    _run(kernels.data_side_numba, (u[:8], hstar[:8], probe[:8]) + args[3:])     # compile / load cache
+    args = (u, 0.5 * hstar**2, hstar[:, None].copy(), probe, np.ascontiguousarray(state.response), 1.0,
+            kernels.ACT_QUADRATIC, 0.1, 0.2, False)
+    _run(kernels.data_side_numba, (u[:8], args[1][:8], args[2][:8], probe[:8]) + args[4:])   # compile / load cache
     t_numba, out_numba = _run(kernels.data_side_numba, args)
     t_numpy, out_numpy = _run(kernels.data_side_numpy, args)
     worst = max(np.abs(out_numba[k] - out_numpy[k]).max() / max(1.0, np.abs(out_numpy[k]).max()) for k in out_numpy)
@@ -67,8 +69,7 @@ def main():
     print(f"  hot loop: {fma:.2e} multiply-adds, {chi_bytes + hist_bytes:.2e} bytes from cache "
           f"(chi {chi_bytes:.1e}, histories {hist_bytes:.1e}); achieved {fma / t_numba / 1e9:.2f} GFMA/s")
 
-    common = dict(alpha=10.0, epsilon=0.1, scale=1.0, rho=1.0, center=False, m0=params.m0, cov0=params.cov0,
-                  samples=S, seed=0)
+    common = dict(problem=SquareTargetProblem(params), samples=S, seed=0)
     start = time.perf_counter()
     estimate_data_side(state.cov, state.overlap, state.response, response="probe", **common)
     t_probe = time.perf_counter() - start

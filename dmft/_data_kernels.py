@@ -4,7 +4,12 @@ theory.md §4.2 discretised as one system (§0.1 "One discrete system"). For eac
 (u(·), h*) and each grid time n:
 
     h_n = u_n + a Σ_{k<n} χ_nk g_k + a χ_nn g(h_n),    a = c/α           (data-side process)
-    g_n = Δ_n φ'(h_n),   Δ_n = h*²/2 − (κ/N) Σ_i [φ(h_n,i) − φ(h_0,i)·center]
+    g_n = Δ_n φ'(h_n),   Δ_n = y − (κ/N) Σ_i [φ(h_n,i) − φ(h_0,i)·center]
+
+The target y of each sample and its gradient ∂y/∂h*_m along the M teacher fields are inputs
+(y = h*²/2, ∂y/∂h* = h* for the package's default model; y = (κ*/M) Σ_m φ*(h*_m) for a committee
+teacher, theory.md §10.4). The student activation is one of the compiled codes ``ACT_*``
+(φ, φ′, φ″ in closed form).
 
 The last term is implicit (a small Newton solve per step). Along the same pass the kernel
 propagates two tangent vectors through the *exact discrete response* of the scheme (theory.md
@@ -13,7 +18,7 @@ eq. 41 discretised):
 * a random probe v (Rademacher, one per sample): δg = Ψ v, of which it stores the indirect part
   ``ind`` = Σ_{k<n} Ψ[n,k] v_k (all memory terms), whose product with v_sᵀ estimates the regular
   part of R_g(n, s) without bias (E[v vᵀ] = I);
-* the target field: dg_n/dh* (for r*).
+* the M teacher fields: dg_n/dh*_m (for r*).
 
 It also stores the exact local (same-time) response blocks D_n = ∂g_n/∂u_n = J_n A_n⁻¹ with
 A_n = I − a χ_nn J_n, the local part E_n of ∂g_n/∂u_0 of the centred predictor, and the control
@@ -26,11 +31,24 @@ Two implementations compute the same numbers: :func:`data_side_numba` (compiled;
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import scipy.special
 from numba import njit, prange
 
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
-           "exact_response_numpy", "allocate_outputs"]
+           "exact_response_numpy", "allocate_outputs", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH",
+           "ACTIVATION_CODES"]
+
+#: Compiled student activations: φ(h) = h + (p/2)h² (p = ε; p = 0 is the linear student),
+#: erf(h/√2) and tanh(h). The parameter p is used by the quadratic code only.
+ACT_QUADRATIC = 0
+ACT_ERF = 1
+ACT_TANH = 2
+ACTIVATION_CODES = {"quadratic": ACT_QUADRATIC, "linear": ACT_QUADRATIC, "erf": ACT_ERF, "tanh": ACT_TANH}
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_ERF_SLOPE = math.sqrt(2.0 / math.pi)
 
 _NEWTON_TOL = 1e-13
 _NEWTON_MAX = 30
@@ -40,23 +58,23 @@ _BLOCK = 32
 #: fast-math assumption): without it the memory sums compile to separate vmulpd/vaddpd.
 _CONTRACT = {"contract"}
 
-#: Names and per-sample shapes of the kernel outputs ("T", "N" substituted).
+#: Names and per-sample shapes of the kernel outputs ("T", "N", "M" substituted).
 _OUTPUTS = (
     ("g", ("T", "N")),            # g_n = Δ_n φ'(h_n)
     ("delta", ("T",)),            # Δ_n
     ("local", ("T", "N", "N")),   # D_n = ∂g_n/∂u_n (exact, per sample)
     ("local0", ("T", "N", "N")),  # E_n: local part of ∂g_n/∂u_0 (centred only; 0 otherwise)
-    ("dg_dstar", ("T", "N")),     # dg_n/dh* (total, along the trajectory)
+    ("dg_dstar", ("T", "N", "M")),  # dg_n/dh*_m (total, along the trajectory)
     ("probe_memory", ("T", "N")), # Σ_{k<n} Ψ[n,k] v_k
     ("delta_gauss", ("T",)),      # Δ at h = u (control variate)
     ("jac_gauss", ("T", "N", "N")),   # ∂g/∂h at h = u (control variate)
-    ("dstar_gauss", ("T", "N")),  # h* φ'(u_n) (control variate, mean ε m_n)
+    ("dstar_gauss", ("T", "N", "M")),  # ∂y/∂h*_m φ'(u_n) (control variate)
 )
 
 
-def allocate_outputs(samples: int, steps: int, width: int) -> dict:
-    """Zero-filled output arrays of the data-side kernels."""
-    sizes = {"T": steps, "N": width}
+def allocate_outputs(samples: int, steps: int, width: int, teachers: int = 1) -> dict:
+    """Zero-filled output arrays of the data-side kernels (``teachers`` = M teacher fields)."""
+    sizes = {"T": steps, "N": width, "M": teachers}
     return {name: np.zeros((samples,) + tuple(sizes[d] for d in dims)) for name, dims in _OUTPUTS}
 
 
@@ -113,29 +131,57 @@ def _small_inverse(A, out, M):
 
 
 @njit(cache=True, inline="always", fastmath=_CONTRACT)
-def _field_terms_block(h, h0, y, kappa, eps, centered, delta, dphi, g, jac):
-    """Δ, φ', g = Δφ'(h) and J = ∂g/∂h for a block of samples (arrays (N, B), last axis = sample;
-    theory.md §4.2 'Derivatives'). Loops over the sample axis innermost, so they vectorise."""
+def _activation_block(code, param, h, phi, dphi, ddphi):
+    """φ, φ′, φ″ of the compiled activation ``code`` at the fields h (N, B)."""
     N, B = h.shape
+    for i in range(N):
+        if code == ACT_QUADRATIC:
+            for b in range(B):
+                x = h[i, b]
+                phi[i, b] = x + 0.5 * param * x * x
+                dphi[i, b] = 1.0 + param * x
+                ddphi[i, b] = param
+        elif code == ACT_ERF:
+            for b in range(B):
+                x = h[i, b]
+                slope = _ERF_SLOPE * math.exp(-0.5 * x * x)
+                phi[i, b] = math.erf(x * _INV_SQRT2)
+                dphi[i, b] = slope
+                ddphi[i, b] = -x * slope
+        else:
+            for b in range(B):
+                th = math.tanh(h[i, b])
+                d1 = 1.0 - th * th
+                phi[i, b] = th
+                dphi[i, b] = d1
+                ddphi[i, b] = -2.0 * th * d1
+
+
+@njit(cache=True, inline="always", fastmath=_CONTRACT)
+def _field_terms_block(h, phi0, y, kappa, code, param, centered, delta, phi, dphi, ddphi, g, jac):
+    """Δ, φ', g = Δφ'(h) and J = ∂g/∂h for a block of samples (arrays (N, B), last axis = sample;
+    theory.md §4.2 'Derivatives': J_ij = −(κ/N) φ′_i φ′_j + δ_ij Δ φ″_i). ``phi0`` = φ(h_0) of the
+    centred predictor. Loops over the sample axis innermost, so they vectorise."""
+    N, B = h.shape
+    _activation_block(code, param, h, phi, dphi, ddphi)
     for b in range(B):
         delta[b] = 0.0
     for i in range(N):
         for b in range(B):
-            delta[b] += h[i, b] + 0.5 * eps * h[i, b] * h[i, b]
+            delta[b] += phi[i, b]
             if centered:
-                delta[b] -= h0[i, b] + 0.5 * eps * h0[i, b] * h0[i, b]
+                delta[b] -= phi0[i, b]
     for b in range(B):
         delta[b] = y[b] - kappa / N * delta[b]
     for i in range(N):
         for b in range(B):
-            dphi[i, b] = 1.0 + eps * h[i, b]
             g[i, b] = delta[b] * dphi[i, b]
     for i in range(N):
         for j in range(N):
             for b in range(B):
                 jac[i, j, b] = -kappa / N * dphi[i, b] * dphi[j, b]
         for b in range(B):
-            jac[i, i, b] += eps * delta[b]
+            jac[i, i, b] += ddphi[i, b] * delta[b]
 
 
 @njit(cache=True, inline="always", fastmath=_CONTRACT)
@@ -204,7 +250,7 @@ def _shared_matvec_block(M, x, out):
 
 
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
-def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
+def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coupling, centered,
                     g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                     delta_g_out, jac_g_out, dstar_g_out):
     """Integrate the data-side process and its tangents for every sample (see module doc).
@@ -218,12 +264,18 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
     ----------
     u : ndarray, shape (S, T, N)
         Gaussian fields u_n.
-    hstar : ndarray, shape (S,)
-        Teacher fields h*.
+    y_in : ndarray, shape (S,)
+        Targets y (noise included).
+    dy_in : ndarray, shape (S, M)
+        Gradients ∂y/∂h*_m of the targets along the M teacher fields.
     probe : ndarray, shape (S, T, N)
         Probe vectors v (±1).
     chi : ndarray, shape (T, T, N, N)
         Discrete weight response χ = M Q (quadrature weights included).
+    scale : float
+        κ.
+    act_code, act_param : int, float
+        Student activation (``ACT_*``) and its parameter (ε of the quadratic one).
     coupling : float
         a = c/α.
     centered : bool
@@ -236,6 +288,7 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
         Number of samples whose Newton iteration did not converge (0 on success).
     """
     S, T, N = u.shape
+    M = dy_in.shape[1]
     failures = np.zeros(S, dtype=np.int64)
     nblocks = (S + _BLOCK - 1) // _BLOCK
     for blk in prange(nblocks):
@@ -250,26 +303,32 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     ub[n, i, b] = u[first + b, n, i]
                     vb[n, i, b] = probe[first + b, n, i]
         y = np.empty(B)
-        hs = np.empty(B)
+        dy = np.empty((M, B))
         for b in range(B):
-            hs[b] = hstar[first + b]
-            y[b] = 0.5 * hs[b] * hs[b]
-        h0 = ub[0]
+            y[b] = y_in[first + b]
+            for m in range(M):
+                dy[m, b] = dy_in[first + b, m]
+        # φ(h_0), φ′(h_0) of the centred predictor (h_0 = u_0)
+        phi0 = np.empty((N, B))
+        dphi0 = np.empty((N, B))
+        phi = np.empty((N, B))
+        ddphi = np.empty((N, B))
+        _activation_block(act_code, act_param, ub[0], phi0, dphi0, ddphi)
         # histories of g, the probe tangent and dg/dh* (time-major, sample-minor)
         g_hist = np.zeros((T, N, B))
         p_hist = np.zeros((T, N, B))
-        s_hist = np.zeros((T, N, B))
+        s_hist = np.zeros((T, M, N, B))
         # per-block outputs in the same time-major, sample-minor layout (copied out at the end)
         delta_b = np.empty((T, B))
         dg_b = np.empty((T, B))
         pm_b = np.empty((T, N, B))
-        dsg_b = np.empty((T, N, B))
+        dsg_b = np.empty((T, M, N, B))
         loc_b = np.empty((T, N, N, B))
         l0_b = np.empty((T, N, N, B))
         jg_b = np.empty((T, N, N, B))
         mem_g = np.empty((N, B))
         mem_p = np.empty((N, B))
-        mem_s = np.empty((N, B))
+        mem_s = np.empty((M, N, B))
         h = np.empty((N, B))
         rhs = np.empty((N, B))
         F = np.empty((N, B))
@@ -294,7 +353,7 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
             # (four past times per pass: one load/store of the sums per four multiply-adds)
             mem_g[:, :] = 0.0
             mem_p[:, :] = 0.0
-            mem_s[:, :] = 0.0
+            mem_s[:, :, :] = 0.0
             head = n - n % 4
             for k in range(0, head, 4):
                 for i in range(N):
@@ -308,8 +367,10 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                                             + c2 * g_hist[k + 2, j, b] + c3 * g_hist[k + 3, j, b])
                             mem_p[i, b] += (c0 * p_hist[k, j, b] + c1 * p_hist[k + 1, j, b]
                                             + c2 * p_hist[k + 2, j, b] + c3 * p_hist[k + 3, j, b])
-                            mem_s[i, b] += (c0 * s_hist[k, j, b] + c1 * s_hist[k + 1, j, b]
-                                            + c2 * s_hist[k + 2, j, b] + c3 * s_hist[k + 3, j, b])
+                        for m in range(M):
+                            for b in range(B):
+                                mem_s[m, i, b] += (c0 * s_hist[k, m, j, b] + c1 * s_hist[k + 1, m, j, b]
+                                                   + c2 * s_hist[k + 2, m, j, b] + c3 * s_hist[k + 3, m, j, b])
             for k in range(head, n):
                 for i in range(N):
                     for j in range(N):
@@ -317,7 +378,9 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                         for b in range(B):
                             mem_g[i, b] += c_ij * g_hist[k, j, b]
                             mem_p[i, b] += c_ij * p_hist[k, j, b]
-                            mem_s[i, b] += c_ij * s_hist[k, j, b]
+                        for m in range(M):
+                            for b in range(B):
+                                mem_s[m, i, b] += c_ij * s_hist[k, m, j, b]
             # implicit step h = b + a χ_nn g(h): Newton on F(h) = h − b − a χ_nn g(h)
             for i in range(N):
                 for b in range(B):
@@ -331,7 +394,8 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 for b in range(B):
                     active[b] = True
                 for it in range(_NEWTON_MAX):
-                    _field_terms_block(h, h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+                    _field_terms_block(h, phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
+                                       gvec, jac)
                     _shared_matvec_block(chi_nn, gvec, tmp)
                     remaining = 0
                     for b in range(B):
@@ -353,7 +417,8 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 for b in range(B):
                     if active[b]:
                         failures[first + b] = 1
-            _field_terms_block(h, h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+            _field_terms_block(h, phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
+                                       gvec, jac)
             _implicit_matrix_block(chi_nn, coupling, jac, A)
             _inverse_block(A, Ainv, one, inv_one, work)
             # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
@@ -362,7 +427,7 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 for i in range(N):
                     for j in range(N):
                         for b in range(B):
-                            kmat[i, j, b] = scale / N * dphi[i, b] * (1.0 + epsilon * h0[j, b])
+                            kmat[i, j, b] = scale / N * dphi[i, b] * dphi0[j, b]
                 if n == 0:
                     # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
                     for i in range(N):
@@ -412,19 +477,21 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     for i in range(N):
                         for b in range(B):
                             l0_b[n, i, j, b] = coupling * step[i, b] + kmat[i, j, b]
-            # target tangent: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p, p = h* φ'(h)
-            for i in range(N):
-                for b in range(B):
-                    F[i, b] = hs[b] * dphi[i, b]
-            _shared_matvec_block(chi_nn, F, tmp)
-            for i in range(N):
-                for b in range(B):
-                    rhs[i, b] = coupling * (mem_s[i, b] + tmp[i, b])
-            _matvec_block(Ainv, rhs, step)
-            _matvec_block(jac, step, tmp)
-            for i in range(N):
-                for b in range(B):
-                    s_hist[n, i, b] = F[i, b] + tmp[i, b]
+            # teacher tangents: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p,
+            # p = (∂y/∂h*_m) φ'(h)
+            for m in range(M):
+                for i in range(N):
+                    for b in range(B):
+                        F[i, b] = dy[m, b] * dphi[i, b]
+                _shared_matvec_block(chi_nn, F, tmp)
+                for i in range(N):
+                    for b in range(B):
+                        rhs[i, b] = coupling * (mem_s[m, i, b] + tmp[i, b])
+                _matvec_block(Ainv, rhs, step)
+                _matvec_block(jac, step, tmp)
+                for i in range(N):
+                    for b in range(B):
+                        s_hist[n, m, i, b] = F[i, b] + tmp[i, b]
             for i in range(N):
                 for b in range(B):
                     g_hist[n, i, b] = gvec[i, b]
@@ -435,12 +502,14 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                     for b in range(B):
                         loc_b[n, i, j, b] = local[i, j, b]
             # control variates at the Gaussian field h = u
-            _field_terms_block(ub[n], h0, y, scale, epsilon, centered, delta, dphi, gvec, jac)
+            _field_terms_block(ub[n], phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
+                               gvec, jac)
             for b in range(B):
                 dg_b[n, b] = delta[b]
             for i in range(N):
-                for b in range(B):
-                    dsg_b[n, i, b] = hs[b] * dphi[i, b]
+                for m in range(M):
+                    for b in range(B):
+                        dsg_b[n, m, i, b] = dy[m, b] * dphi[i, b]
                 for j in range(N):
                     for b in range(B):
                         jg_b[n, i, j, b] = jac[i, j, b]
@@ -454,9 +523,10 @@ def data_side_numba(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 delta_g_out[a, n] = dg_b[n, b]
                 for i in range(N):
                     g_out[a, n, i] = g_hist[n, i, b]
-                    dstar_out[a, n, i] = s_hist[n, i, b]
                     pmem_out[a, n, i] = pm_b[n, i, b]
-                    dstar_g_out[a, n, i] = dsg_b[n, i, b]
+                    for m in range(M):
+                        dstar_out[a, n, i, m] = s_hist[n, m, i, b]
+                        dstar_g_out[a, n, i, m] = dsg_b[n, m, i, b]
                     for j in range(N):
                         local_out[a, n, i, j] = loc_b[n, i, j, b]
                         local0_out[a, n, i, j] = l0_b[n, i, j, b]
@@ -525,39 +595,51 @@ def exact_response_numba(local, chi, coupling, local0, weight, out_sum):
 # ----------------------------------------------------------------------------------------------
 # NumPy implementation (vectorised over samples)
 # ----------------------------------------------------------------------------------------------
-def _gaussian_field_terms(h, h0, y, kappa, eps, centered):
+def _activation_numpy(code, param, h):
+    """φ, φ′, φ″ of the compiled activation ``code`` (NumPy twin of ``_activation_block``)."""
+    if code == ACT_QUADRATIC:
+        return h + 0.5 * param * h * h, 1.0 + param * h, np.full_like(h, param)
+    if code == ACT_ERF:
+        slope = _ERF_SLOPE * np.exp(-0.5 * h * h)
+        return scipy.special.erf(h * _INV_SQRT2), slope, -h * slope
+    th = np.tanh(h)
+    d1 = 1.0 - th * th
+    return th, d1, -2.0 * th * d1
+
+
+def _gaussian_field_terms(h, phi0, y, kappa, code, param, centered):
     """Vectorised Δ, φ', g, J at fields h (S, N)."""
     n = h.shape[-1]
-    f = np.sum(h + 0.5 * eps * h * h, axis=-1)
+    phi, dphi, ddphi = _activation_numpy(code, param, h)
+    f = np.sum(phi, axis=-1)
     if centered:
-        f = f - np.sum(h0 + 0.5 * eps * h0 * h0, axis=-1)
+        f = f - np.sum(phi0, axis=-1)
     delta = y - kappa / n * f
-    dphi = 1.0 + eps * h
     g = delta[:, None] * dphi
-    jac = -kappa / n * dphi[:, :, None] * dphi[:, None, :] + eps * delta[:, None, None] * np.eye(n)
+    jac = -kappa / n * dphi[:, :, None] * dphi[:, None, :] + np.einsum("s,si,ij->sij", delta, ddphi, np.eye(n))
     return delta, dphi, g, jac
 
 
-def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
+def data_side_numpy(u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered,
                     g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                     delta_g_out, jac_g_out, dstar_g_out):
     """NumPy twin of :func:`data_side_numba` (same arguments, same outputs)."""
     S, T, N = u.shape
-    y = 0.5 * hstar * hstar
-    h0 = u[:, 0, :].copy()
+    phi0, dphi0, _ = _activation_numpy(act_code, act_param, u[:, 0, :])
     eye = np.eye(N)
     dg_probe = np.zeros((S, T, N))
     failures = 0
+    terms = (y, scale, act_code, act_param, centered)
     for n in range(T):
         if n > 0:
             chi_n = chi[n, :n]                                   # (n, N, N)
             hist = np.einsum("kij,skj->si", chi_n, g_out[:, :n])
             phist = np.einsum("kij,skj->si", chi_n, dg_probe[:, :n])
-            shist = np.einsum("kij,skj->si", chi_n, dstar_out[:, :n])
+            shist = np.einsum("kij,skjm->sim", chi_n, dstar_out[:, :n])
         else:
             hist = np.zeros((S, N))
             phist = np.zeros((S, N))
-            shist = np.zeros((S, N))
+            shist = np.zeros(dstar_out.shape[:1] + dstar_out.shape[2:])
         chi_nn = chi[n, n]
         b = u[:, n] + coupling * hist
         h = b.copy()
@@ -565,7 +647,7 @@ def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
             h = b + coupling * g_out[:, n - 1] @ chi_nn.T
             active = np.ones(S, dtype=bool)
             for _ in range(_NEWTON_MAX):
-                _, _, g, jac = _gaussian_field_terms(h, h0, y, scale, epsilon, centered)
+                _, _, g, jac = _gaussian_field_terms(h, phi0, *terms)
                 F = h - b - coupling * g @ chi_nn.T
                 err = np.max(np.abs(F), axis=1)
                 active = err > _NEWTON_TOL * (1.0 + np.abs(h[:, 0]))
@@ -575,13 +657,13 @@ def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
                 step = np.linalg.solve(A, F[..., None])[..., 0]
                 h = np.where(active[:, None], h - step, h)
             failures += int(active.sum())
-        delta, dphi, g, jac = _gaussian_field_terms(h, h0, y, scale, epsilon, centered)
+        delta, dphi, g, jac = _gaussian_field_terms(h, phi0, *terms)
         delta_out[:, n] = delta
         g_out[:, n] = g
         A = eye - coupling * np.einsum("il,slj->sij", chi_nn, jac)
         Ainv = np.linalg.inv(A)
         if centered:
-            kmat = scale / N * dphi[:, :, None] * (1.0 + epsilon * h0)[:, None, :]
+            kmat = scale / N * dphi[:, :, None] * dphi0[:, None, :]
             if n == 0:
                 jac = jac + kmat
         local = jac @ Ainv
@@ -600,14 +682,14 @@ def data_side_numpy(u, hstar, probe, chi, scale, epsilon, coupling, centered,
             local0_out[:, n] = 0.0
         dg_probe[:, n] = dgp
         pmem_out[:, n] = coupling * np.einsum("sij,sj->si", local, phist)
-        p = hstar[:, None] * dphi
-        rhs = coupling * (shist + p @ chi_nn.T)
-        dh = np.einsum("sij,sj->si", Ainv, rhs)
-        dstar_out[:, n] = p + np.einsum("sij,sj->si", jac, dh)
-        dgau, dphig, _, jacg = _gaussian_field_terms(u[:, n], h0, y, scale, epsilon, centered)
+        p = dphi[:, :, None] * dy[:, None, :]                           # (S, N, M)
+        rhs = coupling * (shist + np.einsum("ij,sjm->sim", chi_nn, p))
+        dh = np.einsum("sij,sjm->sim", Ainv, rhs)
+        dstar_out[:, n] = p + np.einsum("sij,sjm->sim", jac, dh)
+        dgau, dphig, _, jacg = _gaussian_field_terms(u[:, n], phi0, *terms)
         delta_g_out[:, n] = dgau
         jac_g_out[:, n] = jacg
-        dstar_g_out[:, n] = hstar[:, None] * dphig
+        dstar_g_out[:, n] = dphig[:, :, None] * dy[:, None, :]
     return failures
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import Activation, gauss_hermite, get_activation, i2, i2_prime, i3_shared, i4, mean_slope, mean_value
+from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, gauss_hermite, get_activation, i2,
+                          i2_prime, i3_shared, i4, mean_slope, mean_value)
 from .result import LearningCurves
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "committee_rates",
     "committee_loss",
     "committee_loss_decomposition",
+    "committee_mean_response",
+    "committee_target_response",
     "solve_committee_online",
     "TARGETS",
 ]
@@ -354,6 +357,59 @@ def committee_loss_decomposition(Q, R, model: CommitteeModel) -> np.ndarray:
 def committee_loss(Q, R, model: CommitteeModel) -> np.ndarray:
     """Exact population loss E[(y + noise − f)²] from (Q, R, T), shape (...)."""
     return committee_loss_decomposition(Q, R, model).sum(axis=-1)
+
+
+def _joint_batch(Q, R, model: CommitteeModel) -> np.ndarray:
+    """Ω = [[Q, R], [Rᵀ, T]] for stacks of (Q, R), shape (..., N + M, N + M)."""
+    Q = np.asarray(Q, dtype=float)
+    R = np.asarray(R, dtype=float).reshape(Q.shape[:-1] + (model.M,))
+    T = np.broadcast_to(model.teacher_cov, Q.shape[:-2] + model.teacher_cov.shape)
+    return np.concatenate(
+        [np.concatenate([Q, R], axis=-1), np.concatenate([np.swapaxes(R, -1, -2), T], axis=-1)], axis=-2
+    )
+
+
+def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.ndarray:
+    """E[a^(p)(u) b^(q)(w)] for (u, w) ~ N(0, C): closed form where there is one, else Gauss–Hermite."""
+    closed = _pair_closed(a, p, b, q, C)
+    if closed is not None:
+        return closed
+    derivative = {0: "phi", 1: "dphi", 2: "ddphi"}
+    return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, GH_NODES_2D)
+
+
+def committee_mean_response(Q, R, model: CommitteeModel) -> np.ndarray:
+    """Equal-time mean response E[∂g_i/∂h_j] at Gaussian fields, shape (..., N, N) (theory.md §10.4).
+
+    g_i = Δ φ′(h_i) with Δ = y − (κ/N) Σ_k φ(h_k), so
+    ∂g_i/∂h_j = −(κ/N) φ′(h_i) φ′(h_j) + δ_ij Δ φ″(h_i); its mean under the fields' law
+    Ω = [[Q, R], [Rᵀ, T]] is R(t) of the online limit (the quadratic model's eq. 33) and the
+    Gaussian mean of the data side's control variate. Output noise has mean zero and drops out.
+    """
+    Omega = _joint_batch(Q, R, model)
+    N, M = model.width, model.M
+    phi, phis = model.activation, model.teacher_activation
+    i = np.arange(N)
+    slopes = _pair_expectation(phi, 1, phi, 1, _sub(Omega, i[:, None], i[None, :]))      # (..., N, N)
+    curvature = np.zeros(Omega.shape[:-2] + (N,))
+    s = model.signs
+    for k in range(N + M):
+        psi = phi if k < N else phis
+        curvature += s[k] * _pair_expectation(phi, 2, psi, 0, _sub(Omega, i, np.full(N, k)))
+    out = -(model.scale / N) * slopes
+    out[..., i, i] += curvature
+    return out
+
+
+def committee_target_response(Q, R, model: CommitteeModel) -> np.ndarray:
+    """Mean response to the teacher fields, r*_im = E[∂g_i/∂h*_m] = (κ*/M) E[φ′(h_i) φ*′(h*_m)], shape
+    (..., N, M) (theory.md §10.4; ε m for the square target, eq. 34)."""
+    Omega = _joint_batch(Q, R, model)
+    N, M = model.width, model.M
+    i = np.arange(N)[:, None]
+    v = N + np.arange(M)[None, :]
+    pair = _pair_expectation(model.activation, 1, model.teacher_activation, 1, _sub(Omega, i, v))
+    return (model.teacher_scale / M) * pair
 
 
 def solve_committee_online(model: CommitteeModel, t, *, rtol: float = 1e-11, atol: float = 1e-13) -> LearningCurves:

@@ -6,8 +6,10 @@ Given the weight-side order parameters (C_w, m, χ), draws S samples of the Gaus
 
 * ``train_loss[n] = E[Δ_n²]``, with the control variate Δ(u)² whose mean is the exact test
   loss E_test(C_w(n,n), m(n)) (theory.md §2.4 / §4.2 centred form);
-* ``r_star[n] = E[dg_n/dh*]``, control variate h*φ'(u_n) with mean ε m(n) (eq. 34);
+* ``r_star[n] = E[dg_n/dh*]``, control variate (∂y/∂h*)φ'(u_n) with mean ε m(n) (eq. 34);
 * ``response[n, n] = E[D_n]``, control variate J(u_n) with mean R(t_n) of eq. 33;
+
+(the means for other students and targets come from the ``problem``, :mod:`dmft.problems`);
 * ``response[n, s<n]``: either the *probe* estimator E[(Σ_{k<n}Ψ[n,k]v_k) v_sᵀ] (cost of one
   extra tangent per sample, unbiased because E[v vᵀ] = I) or the *exact* per-sample block
   recursion (cost T³N³/6 per sample) on a subset of samples; plus, centred, the local part
@@ -29,9 +31,7 @@ import scipy.linalg.blas
 from threadpoolctl import threadpool_limits
 
 from . import _data_kernels as kernels
-from .online import mean_response
-from .population import centered_test_loss, test_loss
-from .sampling import chunk_bounds, conditional_square_root, draw_chunk
+from .sampling import chunk_bounds, conditional_square_root, draw_chunk, draw_teacher_chunk
 from .weight_side import from_flat, to_flat
 
 __all__ = ["DataSideEstimate", "estimate_data_side", "RESPONSE_METHODS", "BACKENDS"]
@@ -49,7 +49,7 @@ class DataSideEstimate:
     cov_g : ndarray, shape (T, T, N, N)
     response : ndarray, shape (T, T, N, N)
         Discrete mean response R_g[n, s] = E[∂g_n/∂u_s] (block lower triangular).
-    r_star : ndarray, shape (T, N)
+    r_star : ndarray, shape (T, N), or (T, N, M) for M teacher fields
     train_loss : ndarray, shape (T,)
     newton_failures : int
         Sample-steps whose implicit Newton solve did not reach its tolerance.
@@ -122,9 +122,8 @@ def _kernel(backend: str):
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, *, alpha: float,
-                       epsilon: float, scale: float, rho: float, center: bool, m0: np.ndarray,
-                       cov0: np.ndarray, samples: int, seed: int, backend: str = "numba",
+def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, *, problem,
+                       samples: int, seed: int, backend: str = "numba",
                        response: str = "probe", response_samples: int | None = None,
                        chunk: int = 2048, threads: int | None = None,
                        workspace: dict | None = None) -> DataSideEstimate:
@@ -133,9 +132,11 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     Parameters
     ----------
     cov_w : ndarray, shape (T, T, N, N)
-    overlap : ndarray, shape (T, N)
+    overlap : ndarray, shape (T, N), or (T, N, M) for M teacher fields
     chi : ndarray, shape (T, T, N, N)
         Current weight-side order parameters.
+    problem : SquareTargetProblem or CommitteeProblem
+        The model (:mod:`dmft.problems`): α, activation, targets, control-variate means.
     samples : int
         Number of Monte Carlo samples S (even).
     seed : int
@@ -155,13 +156,23 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
     data_kernel, exact_kernel = _kernel(backend)
-    T, N = overlap.shape
-    coupling = (2.0 / scale) / alpha
+    T, N = overlap.shape[:2]
+    M = problem.teachers
+    scale, center = problem.scale, problem.center
+    code, param = problem.kernel_activation
+    coupling = (2.0 / scale) / problem.alpha
     chi = np.ascontiguousarray(chi)
-    root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N), rho, width=N)
+    teacher_cov = problem.teacher_cov
+    if M == 1:
+        # one teacher field: stratified |h*| (draw_chunk) whatever the target
+        rho = float(np.asarray(teacher_cov).reshape(()))
+        root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N), rho, width=N)
+    else:
+        root = conditional_square_root(to_flat(cov_w), overlap.reshape(T * N, M), teacher_cov, width=N)
+        teacher_factor = np.linalg.cholesky(teacher_cov)
 
     train = _ControlVariateSum((T,))
-    rstar = _ControlVariateSum((T, N))
+    rstar = _ControlVariateSum((T, N, M))
     local = _ControlVariateSum((T, N, N))
     local0_sum = np.zeros((T, N, N))
     cov_g_upper = np.zeros((T * N, T * N), order="F")
@@ -174,10 +185,10 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     failures = 0
     # one set of output buffers for all chunks (the kernels overwrite every entry)
     shape = (min(chunk, samples), T, N)
-    if workspace is not None and workspace.get("shape") == shape:
+    if workspace is not None and workspace.get("shape") == shape and workspace["buffers"]["dg_dstar"].shape[-1] == M:
         buffers = workspace["buffers"]
     else:
-        buffers = kernels.allocate_outputs(*shape)
+        buffers = kernels.allocate_outputs(*shape, teachers=M)
         if workspace is not None:
             workspace.update(shape=shape, buffers=buffers)
     draws = None
@@ -189,11 +200,17 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
-            u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
-                                                 samples=samples, steps=T, width=N, rho=rho,
-                                                 cache=draws)
+            if M == 1:
+                u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
+                                                     samples=samples, steps=T, width=N, rho=rho, cache=draws)
+            else:
+                u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=seed, index=index,
+                                                             start=start, stop=stop, samples=samples, steps=T,
+                                                             width=N, cache=draws)
+            y, dy = problem.targets(hstar.reshape(stop - start, M))
             out = {name: array[: stop - start] for name, array in buffers.items()}
-            failures += int(data_kernel(u, hstar, probe, chi, float(scale), float(epsilon), float(coupling),
+            failures += int(data_kernel(u, np.ascontiguousarray(y), np.ascontiguousarray(dy), probe, chi,
+                                        float(scale), int(code), float(param), float(coupling),
                                         bool(center), out["g"], out["delta"], out["local"], out["local0"],
                                         out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
                                         out["jac_gauss"], out["dstar_gauss"]))
@@ -215,20 +232,14 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                     exact_weight += weight[chosen].sum()
 
     # closed-form means of the control variates at the Gaussian field h = u
-    Qdiag = np.einsum("nnij->nij", cov_w)
-    if center:
-        cross = cov_w[:, 0]
-        exact_test = centered_test_loss(Qdiag, cross, overlap, cov0=cov0, overlap0=m0,
-                                        epsilon=epsilon, scale=scale, rho=rho)
-        jac_mean = mean_response(Qdiag, epsilon=epsilon, scale=scale, rho=rho, cov0=cov0)
-    else:
-        exact_test = test_loss(Qdiag, overlap, epsilon=epsilon, scale=scale, rho=rho)
-        jac_mean = mean_response(Qdiag, epsilon=epsilon, scale=scale, rho=rho)
+    exact_test, jac_mean, rstar_mean = problem.control_means(cov_w, overlap)
     train_loss = train.estimate(exact_test)
-    r_star = rstar.estimate(epsilon * overlap)
+    r_star = rstar.estimate(np.reshape(rstar_mean, (T, N, M)))
+    r_star = r_star.reshape(overlap.shape)
     diag = local.estimate(jac_mean)
     if center:
         # n = 0: D_0 = J_0 + K_0 = ε y I exactly, mean ε ρ/2 I (the control lacks K_0)
+        epsilon = problem.kernel_activation[1]
         diag[0] = epsilon * rho / 2 * np.eye(N)
 
     if response == "probe":

@@ -23,14 +23,14 @@ import numpy as np
 
 from .data_side import BACKENDS, RESPONSE_METHODS, estimate_data_side
 from .mixing import MIXING_METHODS, Mixer
-from .online import OnlineTrajectory, centering_response, mean_response
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
-from .population import centered_loss_decomposition, loss_decomposition
+from .problems import CommitteeProblem, SquareTargetProblem, as_problem
 from .result import LearningCurves
-from .symmetry import SymmetryGroup, invariance_group
+from .symmetry import SymmetryGroup
 from .weight_side import WeightSide, check_grid, column_steps, trapezoid_weights, weight_side
 
-__all__ = ["SolverSettings", "DMFTError", "solve_dmft", "online_start", "online_data_side", "check_grid"]
+__all__ = ["SolverSettings", "DMFTError", "solve_dmft", "solve_committee_dmft", "online_start",
+           "online_data_side", "check_grid"]
 
 
 class DMFTError(RuntimeError):
@@ -175,34 +175,28 @@ class SolverSettings:
             check_positive("replica_tol", self.replica_tol)
 
 
-def online_data_side(params: ModelParameters, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def online_data_side(model: ModelParameters | SquareTargetProblem | CommitteeProblem,
+                     t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """α = ∞ data-side order parameters (R_g, r*, m) on the grid ``t`` from the online ODE.
 
     R_g is block diagonal, R_g[n, n] = R(t_n) of eq. 33 (centred: plus the column
-    R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes.
+    R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes;
+    for a committee the same means from :mod:`dmft.committee_online` (theory.md §10.4).
     """
-    t = check_grid(t)
-    traj = OnlineTrajectory(params, t_max=float(t[-1]))
-    m, Q, X = traj(t)
-    T, N = m.shape
-    resp = np.zeros((T, T, N, N))
-    idx = np.arange(T)
-    if params.center:
-        resp[idx, idx] = mean_response(Q, epsilon=params.epsilon, scale=params.scale, rho=params.rho,
-                                       cov0=params.cov0)
-        resp[1:, 0] += centering_response(X[1:], epsilon=params.epsilon, scale=params.scale)
-        resp[0, 0] = params.epsilon * params.rho / 2 * np.eye(N)
-    else:
-        resp[idx, idx] = mean_response(Q, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
-    return resp, params.epsilon * m, m
+    return as_problem(model).online(check_grid(t))
 
 
-def online_start(params: ModelParameters, t: np.ndarray) -> WeightSide:
+def _weight_side(problem, resp, r_star, cov_g, t, alpha=None) -> WeightSide:
+    return weight_side(resp, r_star, cov_g, m0=problem.m0, cov0=problem.cov0, rho=problem.teacher_cov,
+                       scale=problem.scale, alpha=problem.alpha if alpha is None else alpha, times=t)
+
+
+def online_start(model: ModelParameters | SquareTargetProblem | CommitteeProblem, t: np.ndarray) -> WeightSide:
     """α = ∞ data-side order parameters from the online ODE, pushed through the weight side."""
+    problem = as_problem(model)
     t = check_grid(t)
-    resp, r_star, _ = online_data_side(params, t)
-    return weight_side(resp, r_star, None, m0=params.m0, cov0=params.cov0, rho=params.rho,
-                       scale=params.scale, alpha=math.inf, times=t)
+    resp, r_star, _ = problem.online(t)
+    return _weight_side(problem, resp, r_star, None, t, alpha=math.inf)
 
 
 def _response_density(chi: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -213,14 +207,6 @@ def _response_density(chi: np.ndarray, t: np.ndarray) -> np.ndarray:
     density = chi / np.where(weights > 0, weights, 1.0)[:, :, None, None]
     density[0, 0] = np.eye(N)
     return density
-
-
-def _decomposition(params: ModelParameters, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
-    Q = np.einsum("nnij->nij", cov_w)
-    if params.center:
-        return centered_loss_decomposition(Q, cov_w[:, 0], overlap, cov0=params.cov0, overlap0=params.m0,
-                                           epsilon=params.epsilon, scale=params.scale, rho=params.rho)
-    return loss_decomposition(Q, overlap, epsilon=params.epsilon, scale=params.scale, rho=params.rho)
 
 
 @dataclass
@@ -279,7 +265,7 @@ def _project_state(state: _State, group: SymmetryGroup) -> _State:
 _BLOWUP = 1e8
 
 
-def _iterate_window(params, t, state: _State, settings: SolverSettings, group: SymmetryGroup, *,
+def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: SymmetryGroup, *,
                     samples: int, warmup: int | None, seed, tol: float, bar=None, phase="") -> _WindowOutcome:
     """Fixed-point iteration of the DMFT map on the grid ``t`` from ``state`` (theory.md §4.6)."""
     steps = column_steps(t)
@@ -297,16 +283,13 @@ def _iterate_window(params, t, state: _State, settings: SolverSettings, group: S
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
                 estimate = estimate_data_side(
-                    state.cov, state.overlap, state.chi, alpha=params.alpha, epsilon=params.epsilon,
-                    scale=params.scale, rho=params.rho, center=params.center, m0=params.m0,
-                    cov0=params.cov0, samples=current, seed=seed, backend=settings.backend,
+                    state.cov, state.overlap, state.chi, problem=problem, samples=current, seed=seed,
+                    backend=settings.backend,
                     response=settings.response, response_samples=settings.response_samples,
                     chunk=settings.chunk, workspace=workspace)
                 if settings.symmetrize:
                     estimate, removed = _project_estimate(estimate, group)
-                new = weight_side(estimate.response, estimate.r_star, estimate.cov_g, m0=params.m0,
-                                  cov0=params.cov0, rho=params.rho, scale=params.scale,
-                                  alpha=params.alpha, times=t)
+                new = _weight_side(problem, estimate.response, estimate.r_star, estimate.cov_g, t)
         except (FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
             raise _Blowup(f"{type(exc).__name__} at iteration {iteration}: {exc}") from exc
         residual = max(float(np.max(np.abs(new.cov - state.cov))),
@@ -350,7 +333,7 @@ def _window_ends(t: np.ndarray, settings: SolverSettings) -> list[int]:
     return ends
 
 
-def _extension(params, t, points: int, done: "_WindowOutcome", online) -> _State:
+def _extension(problem, t, points: int, done: "_WindowOutcome", online) -> _State:
     """Starting iterate on the window [0, t_{points−1}] that extends a converged shorter one.
 
     The converged data-side estimates (R_g, r*, C_g) are kept on the old window and continued
@@ -368,12 +351,11 @@ def _extension(params, t, points: int, done: "_WindowOutcome", online) -> _State
     N = r_star.shape[1]
     cov_g = np.zeros((points, points, N, N))
     cov_g[:old, :old] = est.cov_g
-    guess = weight_side(resp, r_star, cov_g, m0=params.m0, cov0=params.cov0, rho=params.rho,
-                        scale=params.scale, alpha=params.alpha, times=t[:points])
+    guess = _weight_side(problem, resp, r_star, cov_g, t[:points])
     return _State(guess.cov, guess.overlap, guess.response)
 
 
-def _march(params, t, start: _State, settings, group, *, samples, seed, tol, warmup, bar, initial=None,
+def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, warmup, bar, initial=None,
            label="S", online=None):
     """Solve window after window (theory.md §9.1); halve a window that fails.
 
@@ -390,7 +372,7 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
     while True:
         points = end + 1
         if done is not None and initial is None:
-            guess = _extension(params, t, points, done, online)
+            guess = _extension(problem, t, points, done, online)
         else:
             guess = (initial if initial is not None else start).restrict(points)
             if done is not None:
@@ -405,7 +387,7 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
             final = end == t.size - 1
             window_tol = tol if final else 10 * tol
             window_samples = samples if final or warmup is None else warmup
-            outcome = _iterate_window(params, t[:points], guess, settings, group, samples=window_samples,
+            outcome = _iterate_window(problem, t[:points], guess, settings, group, samples=window_samples,
                                       warmup=warmup, seed=seed, tol=window_tol, bar=bar,
                                       phase=label)
             total.extend(outcome.history)
@@ -432,7 +414,7 @@ def _march(params, t, start: _State, settings, group, *, samples, seed, tol, war
         return done, done_end, total, events, reason
 
 
-def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar):
+def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, bar):
     """Standard errors of the curves from B independent replicas (theory.md §9.3).
 
     Each replica iterates on the whole grid from the fixed point X* for at most ``max_iter``
@@ -450,7 +432,7 @@ def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar
     stream = 0
     while len(curves["train_loss"]) < B and stream < B + max(1, B // 2):
         stream += 1
-        outcome, end, history, _, reason = _march(params, t, fixed, whole, group, samples=samples,
+        outcome, end, history, _, reason = _march(problem, t, fixed, whole, group, samples=samples,
                                                   seed=(seed, stream), tol=tol, warmup=None, bar=bar,
                                                   initial=fixed, label=f"replica {stream}/{B}")
         iterations.append(len(history))
@@ -459,7 +441,7 @@ def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar
             continue
         state = outcome.state
         curves["train_loss"].append(outcome.estimate.train_loss)
-        curves["test_loss"].append(_decomposition(params, state.cov, state.overlap).sum(axis=-1))
+        curves["test_loss"].append(problem.decomposition(state.cov, state.overlap).sum(axis=-1))
         curves["overlap"].append(state.overlap)
         curves["cov"].append(state.cov[idx, idx])
     if len(curves["train_loss"]) < 2:
@@ -468,13 +450,15 @@ def _replica_errors(params, t, fixed: _State, settings, group, *, seed, tol, bar
     return sem, failed, iterations
 
 
-def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCurves:
+def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem, t: np.ndarray,
+               **options) -> LearningCurves:
     """Solve the finite-α DMFT on the grid ``t`` (theory.md §4, §9).
 
     Parameters
     ----------
-    params : ModelParameters
-        Finite ``alpha``.
+    params : ModelParameters or a problem of :mod:`dmft.problems`
+        Finite ``alpha``. A :class:`~dmft.problems.CommitteeProblem` solves a general student and
+        teacher (theory.md §10.4; :func:`solve_committee_dmft`).
     t : ndarray, shape (T,)
         Strictly increasing grid starting at 0 (theory time t = η₀·step/D); uniform or not
         (theory.md §9.1).
@@ -488,7 +472,8 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         kind ``"dmft"``; ``train_loss_sem``/``test_loss_sem``/``overlap_sem``/``cov_sem`` hold the
         Monte Carlo standard errors (``error_replicas`` > 0); ``extras`` holds the two-time order
         parameters ``C_w`` (T,T,N,N), ``R_w`` (χ/quadrature weight, T,T,N,N), ``C_g``, ``R_g``
-        (discrete mean response, diagonal blocks = equal-time part), ``r_star`` (T,N). A solve
+        (discrete mean response, diagonal blocks = equal-time part), ``r_star`` (T,N) (committee:
+        (T,N,M), and the full overlap matrix R(t) in ``overlap_matrix``). A solve
         that does not converge on the whole grid returns ``converged=False`` with the reason in
         ``message``, and curves on the longest window that did converge (never NaN).
     """
@@ -501,24 +486,23 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
     if unknown:
         raise InvalidParameterError(f"unknown DMFT solver option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     settings = SolverSettings(**options)
-    if params.is_online:
+    problem = as_problem(params)
+    if math.isinf(problem.alpha):
         raise InvalidParameterError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
     t = check_grid(t)
     start_time = time.perf_counter()
-    online = online_data_side(params, t)
-    start = weight_side(online[0], online[1], None, m0=params.m0, cov0=params.cov0, rho=params.rho,
-                        scale=params.scale, alpha=math.inf, times=t)
+    online = problem.online(t)
+    start = _weight_side(problem, online[0], online[1], None, t, alpha=math.inf)
     start = _State(start.cov, start.overlap, start.response)
-    group = (invariance_group(params.m0, params.cov0) if settings.symmetrize
-             else SymmetryGroup.identity(params.width))
+    group = problem.symmetry(settings.symmetrize)
     bar = None
     if settings.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc=f"DMFT alpha={params.alpha:g}", unit="it", leave=False, total=None)
+        bar = tqdm(desc=f"DMFT alpha={problem.alpha:g}", unit="it", leave=False, total=None)
     try:
         outcome, end, history, events, reason = _march(
-            params, t, start, settings, group, samples=settings.samples, seed=(settings.seed, 0),
+            problem, t, start, settings, group, samples=settings.samples, seed=(settings.seed, 0),
             tol=settings.tol, warmup=settings.warmup_samples, bar=bar, label="fixed point", online=online)
         if outcome is None:
             raise DMFTError(f"DMFT failed on its first window: {reason}", len(history),
@@ -527,7 +511,7 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         sem, failed, replica_iterations = None, 0, []
         if converged and settings.error_replicas:
             replica_tol = settings.replica_tol or 10 * settings.tol
-            sem, failed, replica_iterations = _replica_errors(params, t, outcome.state, settings, group,
+            sem, failed, replica_iterations = _replica_errors(problem, t, outcome.state, settings, group,
                                           seed=settings.seed, tol=replica_tol, bar=bar)
     finally:
         if bar is not None:
@@ -547,7 +531,7 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not converge)"
                     if sem is not None else
                     f"; no Monte Carlo error bars: {failed} of {len(replica_iterations)} replicas did not converge")
-    decomposition = _decomposition(params, state.cov, state.overlap)
+    decomposition = problem.decomposition(state.cov, state.overlap)
     extras = {
         "C_w": state.cov,
         "R_w": _response_density(state.chi, tw),
@@ -555,12 +539,14 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         "R_g": estimate.response,
         "r_star": estimate.r_star,
     }
+    if state.overlap.ndim == 3:
+        extras["overlap_matrix"] = state.overlap
     idx = np.arange(tw.size)
-    group_size = group.order if settings.symmetrize else 1
+    group_size = group.order
     return LearningCurves(
         kind="dmft", t=tw, train_loss=estimate.train_loss, test_loss=decomposition.sum(axis=-1),
-        overlap=state.overlap, cov=state.cov[idx, idx], decomposition=decomposition,
-        parameters=params.as_attrs(),
+        overlap=problem.curve_overlap(state.overlap), cov=state.cov[idx, idx], decomposition=decomposition,
+        parameters=problem.attrs(),
         settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
                   "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
                   "symmetry_removed": outcome.symmetry_removed, "windows_halved": len(events),
@@ -570,6 +556,23 @@ def solve_dmft(params: ModelParameters, t: np.ndarray, **options) -> LearningCur
         extras=extras,
         train_loss_sem=None if sem is None else sem["train_loss"],
         test_loss_sem=None if sem is None else sem["test_loss"],
-        overlap_sem=None if sem is None else sem["overlap"],
+        overlap_sem=None if sem is None else problem.curve_overlap(sem["overlap"]),
         cov_sem=None if sem is None else sem["cov"],
     )
+
+
+def solve_committee_dmft(model, alpha: float, t: np.ndarray, **options) -> LearningCurves:
+    """Finite-α DMFT of a general committee (theory.md §10.4): ``solve_dmft(CommitteeProblem(model, alpha), t)``.
+
+    Parameters
+    ----------
+    model : dmft.committee_online.CommitteeModel
+        Student (``quadratic``, ``linear``, ``erf`` or ``tanh``), teacher and initial overlaps.
+    alpha : float
+        P/D, finite.
+    t : ndarray
+        Time grid (theory time).
+    **options
+        Fields of :class:`SolverSettings`.
+    """
+    return solve_dmft(CommitteeProblem(model, alpha), t, **options)

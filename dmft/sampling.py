@@ -30,8 +30,8 @@ import scipy.linalg.blas
 from numba import njit
 from scipy.special import ndtri
 
-__all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "stratum_edges",
-           "chunk_bounds", "TAIL_STRATA"]
+__all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "draw_teacher_chunk",
+           "stratum_edges", "chunk_bounds", "TAIL_STRATA"]
 
 #: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root
 #: for why 1e-4 and what it costs).
@@ -83,8 +83,8 @@ class CausalSquareRoot:
     ----------
     factor : ndarray, shape (NT, NT)
         Lower-triangular L (time-major index n·N + i) with L Lᵀ = Cov(u | h*).
-    slope : ndarray, shape (NT,)
-        m/ρ.
+    slope : ndarray, shape (NT,) or (NT, M)
+        m/ρ, or m T⁻¹ for M teacher fields of covariance T.
     """
 
     factor: np.ndarray
@@ -95,9 +95,13 @@ class CausalSquareRoot:
         return int(np.count_nonzero(np.diag(self.factor)))
 
 
-def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, rho: float,
+def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, teacher_cov,
                             width: int | None = None) -> CausalSquareRoot:
     """Causal square root of Cov(u | h*) = C_w − m mᵀ/ρ (theory.md §0.1 'Sampling', §9.1).
+
+    ``teacher_cov`` is ρ = ⟨h*²⟩ for one teacher field (``overlap_flat`` of shape (NT,)), or the
+    M×M covariance T of M teacher fields (``overlap_flat`` of shape (NT, M)); then
+    Cov(u | h*) = C_w − m T⁻¹ mᵀ and E[u | h*] = m T⁻¹ h* (theory.md §10.4).
 
     A jitter ``_JITTER``·s (s = the largest conditional variance at t = 0, so that the factor of
     a window is the restriction of the factor of a longer grid) is added to the diagonal before
@@ -110,8 +114,13 @@ def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, rho:
     by ≤ 5e-5 of its initial value along the online trajectories of α = 10 and α = 3, and the
     default solve moved by ≤ 0.13 (test) and 0.23 (train) combined standard errors against 1e-6.
     """
-    slope = overlap_flat / rho
-    cond = cov_flat - np.outer(overlap_flat, overlap_flat) / rho
+    if np.ndim(teacher_cov) == 0:
+        slope = overlap_flat / teacher_cov
+        cond = cov_flat - np.outer(overlap_flat, overlap_flat) / teacher_cov
+    else:
+        overlap = np.asarray(overlap_flat, dtype=float)
+        slope = np.linalg.solve(np.asarray(teacher_cov, dtype=float), overlap.T).T
+        cond = cov_flat - slope @ overlap.T
     cond = 0.5 * (cond + cond.T)
     n0 = cond.shape[0] if width is None else int(width)
     scale = max(float(np.max(np.diag(cond)[:n0])), 1e-300)
@@ -233,3 +242,50 @@ def _random_numbers(seed: tuple, index: int, start: int, count: int, samples: in
     z = normal_rng.standard_normal((nt, quarter))                      # time-major
     probe = probe_rng.integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
     return hs, group_weight, z, np.ascontiguousarray(probe.T)          # (count, NT)
+
+
+def draw_teacher_chunk(root: CausalSquareRoot, teacher_factor: np.ndarray, *, seed, index: int, start: int,
+                       stop: int, samples: int, steps: int, width: int, cache: dict | None = None):
+    """Fields, M teacher fields, probes and weights of samples [start, stop) (antithetic quadruplets).
+
+    The M > 1 counterpart of :func:`draw_chunk`: h* = L_T z* with T = L_T L_Tᵀ and z* standard
+    normal (no stratification), u = m T⁻¹ h* + L z, in quadruplets (±h*, ±z). Same common random
+    numbers, same causality (normals drawn time-major), unit weights.
+
+    Returns
+    -------
+    u : ndarray, shape (stop − start, T, N)
+    hstar : ndarray, shape (stop − start, M)
+    probe : ndarray, shape (stop − start, T, N)
+    weight : ndarray, shape (stop − start,)
+    """
+    count = stop - start
+    quarter = count // 4
+    nt = steps * width
+    teachers = teacher_factor.shape[0]
+    key = (tuple(int(v) for v in np.atleast_1d(seed)), int(index), int(start), int(stop), int(samples),
+           int(steps), int(width), "teachers", int(teachers))
+    if cache is not None and key in cache:
+        zstar, z, probe = cache[key]
+    else:
+        rng_key = list(key[0]) + [int(index)]
+        zstar = np.random.default_rng(rng_key + [0]).standard_normal((quarter, teachers))
+        z = np.random.default_rng(rng_key + [1]).standard_normal((nt, quarter))
+        probe = np.random.default_rng(rng_key + [2]).integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
+        probe = np.ascontiguousarray(probe.T)
+        if cache is not None:
+            cache[key] = (zstar, z, probe)
+    hs = zstar @ teacher_factor.T                                          # (quarter, M)
+    noise = scipy.linalg.blas.dtrmm(1.0, root.factor, z, lower=1).T      # (quarter, NT)
+    mean = hs @ root.slope.T
+    u = np.empty((count, nt))
+    u[0::4] = mean + noise
+    u[1::4] = mean - noise
+    u[2::4] = -mean + noise
+    u[3::4] = -mean - noise
+    hstar = np.empty((count, teachers))
+    hstar[0::4] = hs
+    hstar[1::4] = hs
+    hstar[2::4] = -hs
+    hstar[3::4] = -hs
+    return u.reshape(count, steps, width), hstar, probe.reshape(count, steps, width), np.ones(count)

@@ -19,6 +19,9 @@ so that, with a = M(1⊗I) and b = c M Q r*,
     m = a m_0 + ρ b
     C_w = a C_0 aᵀ + a m_0 bᵀ + b m_0ᵀ aᵀ + ρ b bᵀ + (c²/α) χ C_g χᵀ.
 
+With M teacher fields (β ∈ R^M per coordinate, ⟨ββᵀ⟩ = T, theory.md §10.4) r* is N × M per time,
+b = c M Q r* has M columns, m = a m_0 + b T and the ρ b bᵀ term becomes b T bᵀ.
+
 Arrays use the grid-major layout (T, T, N, N); the flat (NT × NT) form orders index n·N + i.
 """
 
@@ -110,12 +113,13 @@ def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | 
     ----------
     response_g : ndarray, shape (T, T, N, N)
         Discrete mean response R_g[n, s] = E[∂g_n/∂u_s] (block lower triangular).
-    r_star : ndarray, shape (T, N)
-        r*(t_n) = E[dg_n/dh*].
+    r_star : ndarray, shape (T, N) or (T, N, M)
+        r*(t_n) = E[dg_n/dh*] (one teacher field), or E[dg_n/dh*_m] for M teacher fields.
     cov_g : ndarray, shape (T, T, N, N) or None
         C_g(t_n, t_s); ``None`` (or α = ∞) drops the noise ξ.
     m0, cov0, rho :
-        Initial overlaps, C_w(0,0) and teacher norm.
+        Initial overlaps (N, or N × M), C_w(0,0) and the teacher norm ρ (or the M × M teacher
+        covariance T). The returned overlap has the shape of ``r_star``.
     scale, alpha : float
         κ (c = 2/κ) and α = P/D.
     times : ndarray, shape (T,)
@@ -139,10 +143,13 @@ def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | 
             raise np.linalg.LinAlgError(f"weight-side system I - cQR_g is singular to working precision: {exc}") from exc
     chi_flat = sol[:, : T * N]
     a = sol[:, T * N:]                                   # (NT, N)
-    b = c * chi_flat @ np.asarray(r_star, dtype=float).reshape(T * N)
-    m = (a @ m0 + rho * b).reshape(T, N)
-    am0 = a @ m0
-    C = a @ cov0 @ a.T + np.outer(am0, b) + np.outer(b, am0) + rho * np.outer(b, b)
+    r_star = np.asarray(r_star, dtype=float)
+    teachers = r_star.size // (T * N)
+    b = c * chi_flat @ r_star.reshape(T * N, teachers)                 # (NT, M)
+    teacher_cov = np.asarray(rho, dtype=float).reshape(teachers, teachers)
+    am0 = a @ np.asarray(m0, dtype=float).reshape(N, teachers)
+    m = (am0 + b @ teacher_cov).reshape(r_star.shape)
+    C = a @ cov0 @ a.T + am0 @ b.T + b @ am0.T + b @ teacher_cov @ b.T
     if cov_g is not None and np.isfinite(alpha):
         C = C + (c * c / alpha) * chi_flat @ to_flat(cov_g) @ chi_flat.T
     C = 0.5 * (C + C.T)

@@ -19,6 +19,7 @@ from dmft.data_side import estimate_data_side
 from dmft.dmft_solver import SolverSettings, online_start, solve_dmft
 from dmft.online import OnlineTrajectory
 from dmft.parameters import ModelParameters
+from dmft.problems import SquareTargetProblem
 from dmft.sampling import conditional_square_root, draw_chunk
 from dmft.simulate import simulate_gd
 from dmft.solve import time_grid
@@ -41,8 +42,9 @@ def _kernel_inputs(params, samples, t_max=T_MAX):
 def _run_kernel(kernel, params, state, u, hstar, probe):
     S, T, N = u.shape
     out = kernels.allocate_outputs(S, T, N)
-    failures = kernel(u, hstar, probe, np.ascontiguousarray(state.response), params.scale, params.epsilon,
-                      2.0 / params.scale / params.alpha, params.center, out["g"], out["delta"], out["local"],
+    failures = kernel(u, 0.5 * hstar**2, hstar[:, None].copy(), probe, np.ascontiguousarray(state.response),
+                      params.scale, kernels.ACT_QUADRATIC, params.epsilon, 2.0 / params.scale / params.alpha,
+                      params.center, out["g"], out["delta"], out["local"],
                       out["local0"], out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
                       out["jac_gauss"], out["dstar_gauss"])
     return failures, out
@@ -92,8 +94,7 @@ def test_probe_response_converges_to_exact_recursion(center):
     params = ModelParameters(alpha=3.0, epsilon=0.25, center=center)
     t = time_grid(T_MAX, DT)
     state = online_start(params, t)
-    common = dict(alpha=params.alpha, epsilon=params.epsilon, scale=params.scale, rho=params.rho,
-                  center=center, m0=params.m0, cov0=params.cov0, seed=1)
+    common = dict(problem=SquareTargetProblem(params), seed=1)
     exact = estimate_data_side(state.cov, state.overlap, state.response, response="exact", samples=16384, **common)
     lower = np.tril_indices(t.size, -1)
     scale = np.abs(exact.response[lower]).max()

@@ -70,14 +70,14 @@ def test_reused_draws_and_buffers_give_the_same_estimate():
     from dmft.data_side import estimate_data_side
     from dmft.dmft_solver import online_start
     from dmft.parameters import ModelParameters
+    from dmft.problems import SquareTargetProblem
     from dmft.solve import time_grid
 
     params = ModelParameters(alpha=3.0, epsilon=0.25, center=True)
     t = time_grid(3.0, 0.25)
     state = online_start(params, t)
     other = online_start(ModelParameters(alpha=math.inf, epsilon=0.5, center=True), t)
-    common = dict(alpha=3.0, epsilon=0.25, scale=1.0, rho=1.0, center=True, m0=params.m0, cov0=params.cov0,
-                  samples=512, seed=4, chunk=128)
+    common = dict(problem=SquareTargetProblem(params), samples=512, seed=4, chunk=128)
     workspace = {}
     for current in (state, other, state):
         reused = estimate_data_side(current.cov, current.overlap, current.response, workspace=workspace, **common)

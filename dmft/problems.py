@@ -1,0 +1,255 @@
+"""What the finite-α DMFT solver needs to know about a model (theory.md §4, §10.4).
+
+The fixed-point iteration of :mod:`dmft.dmft_solver` is the same for every student and target;
+what differs is collected here, in one frozen object per model family:
+
+* the student activation compiled into the data-side kernel (:mod:`dmft._data_kernels`) and the
+  target y with its gradient ∂y/∂h*_m along the M teacher fields;
+* the exact Gaussian means of the data side's control variates (population loss, equal-time
+  response R(t), teacher response r*), which are also the α = ∞ data side that starts the iteration;
+* the initial overlaps m(0) (N, or N × M), C_w(0,0), the teacher covariance (ρ, or T), the test
+  loss and its decomposition from (C_w, m), the symmetry group used to project the iterates.
+
+:class:`SquareTargetProblem` is the package's model (φ = h + εh²/2, y = h*²/2, optional centring);
+:class:`CommitteeProblem` is any smooth student of :class:`dmft.committee_online.CommitteeModel`
+(quadratic, linear, erf, tanh) with a square or committee teacher.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _data_kernels as kernels
+from .committee_online import (CommitteeModel, committee_loss_decomposition, committee_mean_response,
+                               committee_target_response, solve_committee_online)
+from .online import OnlineTrajectory, centering_response, mean_response
+from .parameters import InvalidParameterError, ModelParameters, check_positive
+from .population import centered_loss_decomposition, centered_test_loss, loss_decomposition, test_loss
+from .symmetry import SymmetryGroup, invariance_group
+
+__all__ = ["SquareTargetProblem", "CommitteeProblem", "as_problem"]
+
+
+def _equal_time(cov_w: np.ndarray) -> np.ndarray:
+    return np.einsum("nnij->nij", cov_w)
+
+
+@dataclass(frozen=True)
+class SquareTargetProblem:
+    """The package's model: φ(h) = h + εh²/2, y = h*²/2, ⟨h*²⟩ = ρ (theory.md §0, §4.2).
+
+    Overlaps are N-vectors (one teacher field), as in :class:`dmft.parameters.ModelParameters`.
+    """
+
+    params: ModelParameters
+
+    @property
+    def alpha(self) -> float:
+        return self.params.alpha
+
+    @property
+    def width(self) -> int:
+        return self.params.width
+
+    @property
+    def teachers(self) -> int:
+        return 1
+
+    @property
+    def center(self) -> bool:
+        return self.params.center
+
+    @property
+    def scale(self) -> float:
+        return self.params.scale
+
+    @property
+    def m0(self) -> np.ndarray:
+        return self.params.m0
+
+    @property
+    def cov0(self) -> np.ndarray:
+        return self.params.cov0
+
+    @property
+    def teacher_cov(self) -> float:
+        return self.params.rho
+
+    @property
+    def kernel_activation(self) -> tuple[int, float]:
+        return kernels.ACT_QUADRATIC, float(self.params.epsilon)
+
+    def targets(self, hstar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """y = h*²/2 (S,) and ∂y/∂h* = h* (S, 1) for teacher fields of shape (S, 1)."""
+        return 0.5 * hstar[:, 0] ** 2, hstar
+
+    def control_means(self, cov_w: np.ndarray, overlap: np.ndarray):
+        """Exact Gaussian means (test loss, R(t_n) of eq. 33, r* = εm of eq. 34) at every grid time."""
+        p = self.params
+        Q = _equal_time(cov_w)
+        if p.center:
+            test = centered_test_loss(Q, cov_w[:, 0], overlap, cov0=p.cov0, overlap0=p.m0,
+                                      epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+            jac = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho, cov0=p.cov0)
+        else:
+            test = test_loss(Q, overlap, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+            jac = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+        return test, jac, p.epsilon * overlap
+
+    def online(self, t: np.ndarray):
+        """α = ∞ data side (R_g, r*, m) on the grid ``t`` from the online ODE (theory.md §4.3).
+
+        R_g is block diagonal, R_g[n, n] = R(t_n) of eq. 33 (centred: plus the column
+        R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes.
+        """
+        p = self.params
+        m, Q, X = OnlineTrajectory(p, t_max=float(t[-1]))(t)
+        T, N = m.shape
+        resp = np.zeros((T, T, N, N))
+        idx = np.arange(T)
+        if p.center:
+            resp[idx, idx] = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho, cov0=p.cov0)
+            resp[1:, 0] += centering_response(X[1:], epsilon=p.epsilon, scale=p.scale)
+            resp[0, 0] = p.epsilon * p.rho / 2 * np.eye(N)
+        else:
+            resp[idx, idx] = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+        return resp, p.epsilon * m, m
+
+    def decomposition(self, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
+        """Test-loss decomposition (theory.md §2.3; centred form of §4.2), shape (T, 3)."""
+        p = self.params
+        Q = _equal_time(cov_w)
+        if p.center:
+            return centered_loss_decomposition(Q, cov_w[:, 0], overlap, cov0=p.cov0, overlap0=p.m0,
+                                               epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+        return loss_decomposition(Q, overlap, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
+
+    def symmetry(self, symmetrize: bool) -> SymmetryGroup:
+        """Signed unit permutations that leave (m(0), C_w(0,0)) invariant (theory.md §9.2)."""
+        return invariance_group(self.m0, self.cov0) if symmetrize else SymmetryGroup.identity(self.width)
+
+    def curve_overlap(self, overlap: np.ndarray) -> np.ndarray:
+        return overlap
+
+    def attrs(self) -> dict:
+        return self.params.as_attrs()
+
+
+#: Student activations the finite-α data side integrates (φ, φ′, φ″ compiled in closed form).
+FINITE_ALPHA_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh")
+
+
+@dataclass(frozen=True)
+class CommitteeProblem:
+    """A student committee of :class:`~dmft.committee_online.CommitteeModel` at finite α = P/D.
+
+    The student must be smooth (``quadratic``, ``linear``, ``erf``, ``tanh``): the data side
+    propagates pathwise tangents through J = ∂g/∂h, which holds φ″, and ReLU's φ″ = δ(h) is missed
+    by every sample (its mean response would be biased). The teacher may be any activation (only
+    y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only (``lr`` = None) and no
+    output noise yet.
+    """
+
+    model: CommitteeModel
+    alpha: float
+
+    def __post_init__(self):
+        model = self.model
+        if not isinstance(model, CommitteeModel):
+            raise InvalidParameterError(f"model must be a CommitteeModel, got {type(model).__name__}")
+        alpha = check_positive("alpha", self.alpha)
+        if math.isinf(alpha):
+            raise InvalidParameterError("alpha must be finite for the DMFT (use solve_committee_online for alpha = inf)")
+        object.__setattr__(self, "alpha", alpha)
+        name = model.activation.name
+        if name not in FINITE_ALPHA_ACTIVATIONS:
+            raise InvalidParameterError(
+                f"activation must be one of {FINITE_ALPHA_ACTIVATIONS} for the finite-alpha DMFT, got {name!r}"
+                + (" (relu: its second derivative is a delta that per-sample tangents cannot carry)"
+                   if name == "relu" else ""))
+        if model.lr is not None:
+            raise InvalidParameterError("lr must be None (gradient flow) for the finite-alpha DMFT")
+        if model.noise != 0.0:
+            raise InvalidParameterError("noise must be 0 for the finite-alpha DMFT (output noise is not implemented there)")
+
+    @property
+    def width(self) -> int:
+        return self.model.width
+
+    @property
+    def teachers(self) -> int:
+        return self.model.M
+
+    @property
+    def center(self) -> bool:
+        return False
+
+    @property
+    def scale(self) -> float:
+        return self.model.scale
+
+    @property
+    def m0(self) -> np.ndarray:
+        return self.model.init_overlap
+
+    @property
+    def cov0(self) -> np.ndarray:
+        return self.model.init_cov
+
+    @property
+    def teacher_cov(self) -> np.ndarray:
+        return self.model.teacher_cov
+
+    @property
+    def kernel_activation(self) -> tuple[int, float]:
+        name = self.model.activation.name
+        return kernels.ACTIVATION_CODES[name], float(self.model.epsilon) if name == "quadratic" else 0.0
+
+    def targets(self, hstar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """y = (κ*/M) Σ_m φ*(h*_m) and ∂y/∂h*_m = (κ*/M) φ*′(h*_m) for teacher fields (S, M)."""
+        weight = self.model.teacher_scale / self.teachers
+        teacher = self.model.teacher_activation
+        return weight * teacher.phi(hstar).sum(axis=1), weight * teacher.dphi(hstar)
+
+    def control_means(self, cov_w: np.ndarray, overlap: np.ndarray):
+        Q = _equal_time(cov_w)
+        test = committee_loss_decomposition(Q, overlap, self.model).sum(axis=-1)
+        return test, committee_mean_response(Q, overlap, self.model), committee_target_response(Q, overlap, self.model)
+
+    def online(self, t: np.ndarray):
+        """α = ∞ data side: R_g[n, n] = E[∂g/∂h] and r* = E[∂g/∂h*] along the online ODE (§10)."""
+        curves = solve_committee_online(self.model, t)
+        Q, R = curves.cov, curves.extras["overlap_matrix"]
+        T, N = Q.shape[:2]
+        resp = np.zeros((T, T, N, N))
+        idx = np.arange(T)
+        resp[idx, idx] = committee_mean_response(Q, R, self.model)
+        return resp, committee_target_response(Q, R, self.model), R
+
+    def decomposition(self, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
+        return committee_loss_decomposition(_equal_time(cov_w), overlap, self.model)
+
+    def symmetry(self, symmetrize: bool) -> SymmetryGroup:
+        """No projection: the committee's symmetries pair student and teacher permutations, which
+        the unit-only group of :mod:`dmft.symmetry` does not express."""
+        return SymmetryGroup.identity(self.width)
+
+    def curve_overlap(self, overlap: np.ndarray) -> np.ndarray:
+        """R_{i, i mod M}(t), the (T, N) overlap of :class:`~dmft.result.LearningCurves` (as online)."""
+        N, M = self.width, self.teachers
+        return overlap[:, np.arange(N), np.arange(N) % M]
+
+    def attrs(self) -> dict:
+        return {**self.model.as_attrs(), "alpha": self.alpha}
+
+
+def as_problem(model) -> SquareTargetProblem | CommitteeProblem:
+    """Wrap :class:`ModelParameters` into its problem; a problem passes through."""
+    if isinstance(model, (SquareTargetProblem, CommitteeProblem)):
+        return model
+    if isinstance(model, ModelParameters):
+        return SquareTargetProblem(model)
+    raise InvalidParameterError(f"expected ModelParameters or a DMFT problem, got {type(model).__name__}")
