@@ -172,12 +172,15 @@ def solve(
     times : array_like, optional
         Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
     activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
-        The general model family (online limit only; see :class:`dmft.committee_online.CommitteeModel`):
+        The general model family (see :class:`dmft.committee_online.CommitteeModel`):
         student φ (``"quadratic"``, ``"erf"``, ``"relu"``, ``"tanh"``, ``"linear"`` or an
         :class:`~dmft.activations.Activation`), target ``"square"`` or ``"committee"``, teacher
         width M, scale κ*, activation φ*, overlaps T, output-noise variance σ², and the online-SGD
-        learning rate η₀ (None: gradient flow). With any of them off its default, ``alpha`` must
-        be ``math.inf`` and ``init_overlap`` is the N×M matrix R(0).
+        learning rate η₀ (None: gradient flow). With any of them off its default,
+        ``init_overlap`` is the N×M matrix R(0); ``alpha = math.inf`` integrates the committee ODE
+        (theory.md §10), a finite ``alpha`` runs the DMFT with the general data side (§10.4:
+        smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``; gradient flow; no output
+        noise).
     **solver_options
         Options of the finite-α DMFT solver (``samples``, ``response_samples``, ``damping``,
         ``tol``, ``max_iter``, ``seed``, ``backend``, ``progress``, ...); see
@@ -193,25 +196,31 @@ def solve(
               "noise": (noise, 0.0), "lr": (lr, None)}
     changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
     if changed:
-        if not math.isinf(alpha):
-            raise InvalidParameterError(
-                f"{changed[0]}={family[changed[0]][0]!r} needs alpha=math.inf: the finite-alpha solver "
-                "supports only the quadratic model so far (activation='quadratic', target='square')"
-            )
         if center:
             raise InvalidParameterError("center=True is not supported for the general model family yet")
         from .committee_online import CommitteeModel, solve_committee_online
 
-        model = CommitteeModel(
-            activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
-            teacher_width=teacher_width, teacher_scale=teacher_scale,
-            teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
-            init_overlap=init_overlap, init_cov=init_cov, lr=lr,
-        )
-        if solver_options:
-            raise InvalidParameterError(f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
-                             "the general model family is solved in the online limit only")
-        return solve_committee_online(model, make_grid(t_max, dt, grid, grid_points, times))
+        try:
+            model = CommitteeModel(
+                activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
+                teacher_width=teacher_width, teacher_scale=teacher_scale,
+                teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
+                init_overlap=init_overlap, init_cov=init_cov, lr=lr,
+            )
+        except InvalidParameterError:
+            raise
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from exc
+        t = make_grid(t_max, dt, grid, grid_points, times)
+        if math.isinf(check_positive("alpha", alpha, allow_inf=True)):
+            if solver_options:
+                raise InvalidParameterError(
+                    f"{', '.join(sorted(solver_options))}: option(s) of the finite-alpha DMFT solver; "
+                    "alpha=inf integrates the online ODE, which takes only the model parameters and the grid")
+            return solve_committee_online(model, t)
+        from .dmft_solver import solve_committee_dmft
+
+        return solve_committee_dmft(model, alpha, t, **solver_options)
     params = ModelParameters(
         alpha=alpha, epsilon=epsilon, scale=scale, width=width, rho=rho,
         init_overlap=init_overlap, init_cov=init_cov, center=center,

@@ -12,6 +12,7 @@ import math
 import click
 import numpy as np
 
+from dmft.activations import ACTIVATION_NAMES
 from dmft.parameters import InvalidParameterError
 from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
@@ -82,6 +83,16 @@ def _given(ctx, name: str) -> bool:
               help="Train the centred predictor f(x;W) - f(x;W(0)). Off by default as in the Python API "
                    "(dmft ntk centres by default: the lazy baseline is the paper's centred setting).")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
+@click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default="quadratic", show_default=True,
+              help="Student phi: quadratic = h + epsilon h^2/2 (the paper's model), linear, erf = erf(h/sqrt2), "
+                   "tanh; relu with --alpha inf only (docs/theory.md par. 10).")
+@click.option("--target", type=click.Choice(["square", "committee"]), default="square", show_default=True,
+              help="square: y = (beta.x)^2/2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x) with T = I.")
+@click.option("--teacher-width", type=int, default=1, show_default=True, help="Teacher units M (--target committee).")
+@click.option("--teacher-scale", type=float, default=1.0, show_default=True,
+              help="Teacher output scale kappa* (--target committee).")
+@click.option("--teacher-activation", type=click.Choice(ACTIVATION_NAMES), default=None,
+              help="Teacher phi* (--target committee). [default: the student's activation]")
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process per iteration (finite alpha; a multiple of 4, "
                    "antithetic quadruplets). The curves' Monte Carlo error falls like S^-1/2 and grows with t "
@@ -135,14 +146,18 @@ def _given(ctx, name: str) -> bool:
 @click.pass_context
 @handle_errors
 def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
-          samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
+          activation, target, teacher_width, teacher_scale, teacher_activation, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
           backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
     Finite --alpha solves the DMFT of full-batch gradient flow on P = alpha*D Gaussian samples
-    (D -> infinity, N fixed); --alpha inf integrates the online ODE. Example:
+    (D -> infinity, N fixed); --alpha inf integrates the online ODE. With --activation or
+    --target committee the general model family is solved (--init-overlap is then the N*M
+    matrix R(0), row-major). Examples:
 
         dmft solve --alpha 10 --epsilon 0.1
+
+        dmft solve --alpha 3 --epsilon 0 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2
     """
     plot = None if no_plot else plot
     check_outputs(out, plot)  # before any computation
@@ -153,6 +168,14 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         if n * n != len(cov):
             raise InvalidParameterError(f"init_cov must have N*N entries, got {len(cov)}")
         cov = np.array(cov).reshape(n, n)
+    family = {key: value for key, value, default in (
+        ("activation", activation, "quadratic"), ("target", target, "square"), ("teacher_width", teacher_width, 1),
+        ("teacher_scale", teacher_scale, 1.0), ("teacher_activation", teacher_activation, None)) if value != default}
+    if family and overlap is not None:
+        m = teacher_width if target == "committee" else 1
+        if len(overlap) % m:
+            raise InvalidParameterError(f"init_overlap must have N*M entries (M = {m}), got {len(overlap)}")
+        overlap = np.array(overlap).reshape(-1, m)
     online = math.isinf(alpha) and alpha > 0
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,
@@ -169,8 +192,9 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         check_solver_settings(options)
     grid_options = {key: value for key, value in (("grid", grid), ("grid_points", grid_points)) if value is not None}
     request = {"alpha": alpha, "epsilon": epsilon, "scale": scale, "width": width, "t_max": t_max, "dt": dt,
-               "init_overlap": overlap, "init_cov": None if cov is None else cov.tolist(), "center": center,
-               "rho": rho, **grid_options, **options}
+               "init_overlap": overlap if not isinstance(overlap, np.ndarray) else overlap.tolist(),
+               "init_cov": None if cov is None else cov.tolist(), "center": center,
+               "rho": rho, **family, **grid_options, **options}
     identity = run_identity("online" if online else "dmft", request)
     name = run_name or readable_name("online" if online else "dmft", alpha, scale, epsilon, width, center,
                                      None if online else seed, identity)
@@ -181,14 +205,19 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         from dmft.solve import solve as solve_curves
 
         result = solve_curves(alpha, epsilon, scale=scale, width=width, t_max=t_max, dt=dt,
-                              init_overlap=overlap, init_cov=cov, center=center, rho=rho, **grid_options,
+                              init_overlap=overlap, init_cov=cov, center=center, rho=rho, **family, **grid_options,
                               **options, **({} if online else {"progress": progress and not as_json}))
     title = f"alpha=P/D={alpha:g}, scale={scale:g}, epsilon={epsilon:g}, N={width}" + (", centred" if center else "")
+    if family:
+        title = (f"alpha=P/D={alpha:g}, {activation} student N={width}, scale={scale:g}; "
+                 + (f"{teacher_activation or activation} teacher M={teacher_width}, scale={teacher_scale:g}"
+                    if target == "committee" else "square target"))
 
     def plotter(curves):
         from comparisons.story import lazy_reference, plot_story
 
-        return plot_story(curves, lazy=lazy_reference(curves), title=title)
+        # the lazy (kernel) reference is the quadratic model's (dmft.ntk); none for the family
+        return plot_story(curves, lazy=None if family else lazy_reference(curves), title=title)
 
     emit_result(result, as_json=as_json, out=out, run_name=name, plot=plot, title=title, identity=identity,
                 request=request, overwrite=overwrite, resumed=stored is not None, plotter=plotter)

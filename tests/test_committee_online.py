@@ -383,11 +383,19 @@ def test_escape_time_grows_like_log_inverse_asymmetry_with_slope_one_over_lambda
 # --- dispatch -------------------------------------------------------------------------------------
 
 
-def test_finite_alpha_rejects_the_general_model():
-    with pytest.raises(ValueError, match="activation.*quadratic model so far"):
-        dmft.solve(10.0, 0.1, activation="erf")
-    with pytest.raises(ValueError, match="teacher_width.*quadratic model so far"):
+def test_finite_alpha_general_model_dispatch_and_refusals():
+    """Finite α with a general model runs the committee DMFT (theory.md §10.4); what it cannot do
+    is refused with the parameter named."""
+    with pytest.raises(ValueError, match="activation.*relu"):
+        dmft.solve(10.0, 0.0, activation="relu", target="committee", teacher_width=2, t_max=1.0)
+    with pytest.raises(ValueError, match="teacher_width must be 1"):
         dmft.solve(10.0, 0.1, target="square", teacher_width=2)
+    with pytest.raises(ValueError, match="noise"):
+        dmft.solve(10.0, 0.0, activation="erf", target="committee", teacher_width=2, noise=0.1, t_max=1.0)
+    curves = dmft.solve(10.0, 0.0, scale=2.0, activation="erf", target="committee", teacher_width=2,
+                        teacher_scale=2.0, t_max=2.0, samples=1024, error_replicas=0)
+    assert curves.kind == "dmft" and curves.converged
+    assert curves.extras["overlap_matrix"].shape == (curves.t.size, 2, 2)
     with pytest.raises(ValueError, match="target"):
         CommitteeModel(target="cubic")
     with pytest.raises(ValueError, match="not available with relu"):

@@ -183,3 +183,22 @@ def test_unsupported_committee_settings_are_refused_with_the_parameter_named(cha
 def test_infinite_alpha_is_refused():
     with pytest.raises(InvalidParameterError, match="alpha"):
         CommitteeProblem(_erf_committee(), math.inf)
+
+
+def test_cli_solves_the_erf_committee_and_refuses_relu_at_finite_alpha(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from grokking_cli.main import main
+
+    base = ["solve", "--alpha", "3", "--epsilon", "0", "--target", "committee", "--teacher-width", "2",
+            "--scale", "2", "--teacher-scale", "2", "--t-max", "1", "--samples", "512", "--error-replicas", "2",
+            "--no-plot", "--json", "--no-progress"]
+    result = CliRunner().invoke(main, base + ["--activation", "erf"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["converged"] and summary["parameters"]["activation"] == "erf"
+    assert summary["parameters"]["teacher_width"] == 2 and summary["parameters"]["alpha"] == 3.0
+    refused = CliRunner().invoke(main, base + ["--activation", "relu"])
+    assert refused.exit_code == 2 and "activation" in refused.output
