@@ -8,7 +8,7 @@ theory.md §4.2 discretised as one system (§0.1 "One discrete system"). For eac
 
 The target y of each sample and its gradient ∂y/∂h*_m along the M teacher fields are inputs
 (y = h*²/2, ∂y/∂h* = h* for the package's default model; y = (κ*/M) Σ_m φ*(h*_m) for a committee
-teacher, theory.md §10.4). The student activation is one of the compiled codes ``ACT_*``
+teacher, theory.md §10.7). The student activation is one of the compiled codes ``ACT_*``
 (φ, φ′, φ″ in closed form).
 
 The last term is implicit (a small Newton solve per step). Along the same pass the kernel

@@ -379,7 +379,7 @@ def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.nda
 
 
 def committee_mean_response(Q, R, model: CommitteeModel) -> np.ndarray:
-    """Equal-time mean response E[∂g_i/∂h_j] at Gaussian fields, shape (..., N, N) (theory.md §10.4).
+    """Equal-time mean response E[∂g_i/∂h_j] at Gaussian fields, shape (..., N, N) (theory.md §10.7).
 
     g_i = Δ φ′(h_i) with Δ = y − (κ/N) Σ_k φ(h_k), so
     ∂g_i/∂h_j = −(κ/N) φ′(h_i) φ′(h_j) + δ_ij Δ φ″(h_i); its mean under the fields' law
@@ -403,7 +403,7 @@ def committee_mean_response(Q, R, model: CommitteeModel) -> np.ndarray:
 
 def committee_target_response(Q, R, model: CommitteeModel) -> np.ndarray:
     """Mean response to the teacher fields, r*_im = E[∂g_i/∂h*_m] = (κ*/M) E[φ′(h_i) φ*′(h*_m)], shape
-    (..., N, M) (theory.md §10.4; ε m for the square target, eq. 34)."""
+    (..., N, M) (theory.md §10.7; ε m for the square target, eq. 34)."""
     Omega = _joint_batch(Q, R, model)
     N, M = model.width, model.M
     i = np.arange(N)[:, None]

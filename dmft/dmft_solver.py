@@ -181,7 +181,7 @@ def online_data_side(model: ModelParameters | SquareTargetProblem | CommitteePro
 
     R_g is block diagonal, R_g[n, n] = R(t_n) of eq. 33 (centred: plus the column
     R_g[n, 0] = E[∂g_n/∂h(0)] = (κ/N)(1 + ε²X(t_n))), r* = ε m (eq. 34), and the noise vanishes;
-    for a committee the same means from :mod:`dmft.committee_online` (theory.md §10.4).
+    for a committee the same means from :mod:`dmft.committee_online` (theory.md §10.7).
     """
     return as_problem(model).online(check_grid(t))
 
@@ -458,7 +458,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     ----------
     params : ModelParameters or a problem of :mod:`dmft.problems`
         Finite ``alpha``. A :class:`~dmft.problems.CommitteeProblem` solves a general student and
-        teacher (theory.md §10.4; :func:`solve_committee_dmft`).
+        teacher (theory.md §10.7; :func:`solve_committee_dmft`).
     t : ndarray, shape (T,)
         Strictly increasing grid starting at 0 (theory time t = η₀·step/D); uniform or not
         (theory.md §9.1).
@@ -562,7 +562,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
 
 
 def solve_committee_dmft(model, alpha: float, t: np.ndarray, **options) -> LearningCurves:
-    """Finite-α DMFT of a general committee (theory.md §10.4): ``solve_dmft(CommitteeProblem(model, alpha), t)``.
+    """Finite-α DMFT of a general committee (theory.md §10.7): ``solve_dmft(CommitteeProblem(model, alpha), t)``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""What the finite-α DMFT solver needs to know about a model (theory.md §4, §10.4).
+"""What the finite-α DMFT solver needs to know about a model (theory.md §4, §10.7).
 
 The fixed-point iteration of :mod:`dmft.dmft_solver` is the same for every student and target;
 what differs is collected here, in one frozen object per model family:

@@ -101,7 +101,7 @@ def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, teac
 
     ``teacher_cov`` is ρ = ⟨h*²⟩ for one teacher field (``overlap_flat`` of shape (NT,)), or the
     M×M covariance T of M teacher fields (``overlap_flat`` of shape (NT, M)); then
-    Cov(u | h*) = C_w − m T⁻¹ mᵀ and E[u | h*] = m T⁻¹ h* (theory.md §10.4).
+    Cov(u | h*) = C_w − m T⁻¹ mᵀ and E[u | h*] = m T⁻¹ h* (theory.md §10.7).
 
     A jitter ``_JITTER``·s (s = the largest conditional variance at t = 0, so that the factor of
     a window is the restriction of the factor of a longer grid) is added to the diagonal before

@@ -22,7 +22,7 @@ from .committee_online import committee_loss_decomposition
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
 
-__all__ = ["planted_weights", "simulate_gd", "planted_committee", "simulate_committee_gd"]
+__all__ = ["planted_weights", "simulate_gd", "planted_committee", "committee_gd_data", "simulate_committee_gd"]
 
 
 def planted_weights(params: ModelParameters, dim: int, rng: np.random.Generator):
@@ -136,6 +136,25 @@ def planted_committee(model, dim: int, rng: np.random.Generator):
     return B, W
 
 
+def committee_gd_data(model, alpha: float, dim: int, seed: int = 0):
+    """Teacher B, planted W(0), inputs X (P × D, x ~ N(0, I/D)) and targets y of one run.
+
+    One generator seeded by ``seed`` draws, in this order, the planting of :func:`planted_committee`,
+    X and the output noise: the NumPy simulation here and the PyTorch trainer
+    :func:`empirical.committee.family.train_committee_family` start from the same numbers.
+    """
+    alpha = check_positive("alpha", alpha)
+    dim = check_int_at_least("dim", dim, 2)
+    rng = np.random.default_rng(seed)
+    M = model.M
+    P = int(round(alpha * dim))
+    B, W = planted_committee(model, dim, rng)
+    X = rng.standard_normal((P, dim)) / np.sqrt(dim)
+    y = model.teacher_scale / M * np.sum(model.teacher_activation.phi(X @ B.T), axis=1)
+    y = y + np.sqrt(model.noise) * rng.standard_normal(P)
+    return B, W, X, y
+
+
 def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed: int = 0,
                           time_step: float = 0.02) -> LearningCurves:
     """Full-batch gradient descent of a soft committee on P = α·D samples (theory.md §10.1–10.2).
@@ -166,18 +185,11 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
         :func:`~dmft.committee_online.solve_committee_online`, the full R in
         ``extras["overlap_matrix"]``.
     """
-    alpha = check_positive("alpha", alpha)
-    dim = check_int_at_least("dim", dim, 2)
     time_step = check_positive("time_step", time_step)
-    rng = np.random.default_rng(seed)
     N, M = model.width, model.M
-    P = int(round(alpha * dim))
-    B, W = planted_committee(model, dim, rng)
-    X = rng.standard_normal((P, dim)) / np.sqrt(dim)
-    nu = X @ B.T
-    phi, teacher = model.activation, model.teacher_activation
-    y = model.teacher_scale / M * np.sum(teacher.phi(nu), axis=1)
-    y = y + np.sqrt(model.noise) * rng.standard_normal(P)
+    B, W, X, y = committee_gd_data(model, alpha, dim, seed)
+    P = X.shape[0]
+    phi = model.activation
     kappa = model.scale
     lr0 = time_step * dim
     record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)

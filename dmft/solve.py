@@ -178,7 +178,7 @@ def solve(
         width M, scale κ*, activation φ*, overlaps T, output-noise variance σ², and the online-SGD
         learning rate η₀ (None: gradient flow). With any of them off its default,
         ``init_overlap`` is the N×M matrix R(0); ``alpha = math.inf`` integrates the committee ODE
-        (theory.md §10), a finite ``alpha`` runs the DMFT with the general data side (§10.4:
+        (theory.md §10), a finite ``alpha`` runs the DMFT with the general data side (§10.7:
         smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``; gradient flow; no output
         noise).
     **solver_options

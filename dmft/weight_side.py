@@ -19,7 +19,7 @@ so that, with a = M(1⊗I) and b = c M Q r*,
     m = a m_0 + ρ b
     C_w = a C_0 aᵀ + a m_0 bᵀ + b m_0ᵀ aᵀ + ρ b bᵀ + (c²/α) χ C_g χᵀ.
 
-With M teacher fields (β ∈ R^M per coordinate, ⟨ββᵀ⟩ = T, theory.md §10.4) r* is N × M per time,
+With M teacher fields (β ∈ R^M per coordinate, ⟨ββᵀ⟩ = T, theory.md §10.7) r* is N × M per time,
 b = c M Q r* has M columns, m = a m_0 + b T and the ρ b bᵀ term becomes b T bᵀ.
 
 Arrays use the grid-major layout (T, T, N, N); the flat (NT × NT) form orders index n·N + i.

@@ -15,16 +15,23 @@ Public surface
 --------------
 train_committee : full-batch gradient descent on the committee machine (theory.md §0–§1),
     returning :class:`dmft.result.LearningCurves` (kind ``"simulation"``).
+train_committee_family : the same for the general family (theory.md §10.1: erf, ReLU, tanh,
+    linear, quadratic students; square or committee teachers).
 simulate_seeds, average : mean curves and their spread over seeds.
 CommitteeData, make_committee_data : explicit draws (X, y, W(0), β) of one run.
 """
 
-__all__ = ["train_committee", "simulate_seeds", "average", "CommitteeData", "make_committee_data"]
+__all__ = ["train_committee", "train_committee_family", "simulate_seeds", "average", "CommitteeData",
+           "make_committee_data"]
 
 
 def __getattr__(name: str):
     # Start-up time only: ``import empirical.neural.history`` (the store reads histories) must not
     # pull in torch, so the committee machine is imported when one of its names is first used.
+    if name == "train_committee_family":
+        from empirical.committee import family
+
+        return family.train_committee_family
     if name in __all__:
         from empirical.committee import machine
 

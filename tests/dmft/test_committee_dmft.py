@@ -1,4 +1,4 @@
-"""Finite-α DMFT for general students and committee teachers (theory.md §10.4), each claim against
+"""Finite-α DMFT for general students and committee teachers (theory.md §10.7), each claim against
 an independent reference: the package model's own solver, the online ODE, Monte Carlo of the
 Gaussian means, the NumPy twin of the kernel and seed-averaged gradient descent."""
 
