@@ -22,7 +22,7 @@ import dmft
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive, default_init_overlap
 from dmft.result import LearningCurves
 from dmft.plotting import save_figure
-from dmft.solve import DEFAULT_T_MAX
+from dmft.solve import DEFAULT_T_MAX, time_grid
 
 from comparisons.agreement import QUANTITIES, Agreement, agreement
 from comparisons.overlay import plot_overlay
@@ -49,17 +49,46 @@ def _default_simulator() -> Callable[..., LearningCurves]:
     return train_committee
 
 
+def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_overlap):
+    """The :class:`~dmft.committee_online.CommitteeModel` of a ``family`` comparison (errors name the parameter)."""
+    from dmft.committee_online import CommitteeModel
+
+    unknown = sorted(set(family) - {"activation", "target", "teacher_width", "teacher_scale", "teacher_activation"})
+    if unknown:
+        raise InvalidParameterError(f"family: unknown option(s) {', '.join(unknown)}")
+    try:
+        return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, **family)
+    except InvalidParameterError:
+        raise
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from exc
+
+
+def _family_simulator(model, *, t_max: float, dt: float) -> Callable[..., LearningCurves]:
+    """Seed runs of :func:`empirical.committee.family.train_committee_family` on the theory grid."""
+    from empirical.committee.family import train_committee_family
+
+    grid = time_grid(t_max, dt)
+
+    def simulate(*, alpha, dim, lr, seed, device, dtype, **_model_options):
+        return train_committee_family(model, alpha, dim, grid, seed=seed, time_step=lr / dim, device=device,
+                                      dtype=dtype)
+
+    return simulate
+
+
 def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_overlap, center,
-               options: Mapping[str, Any] | None = None) -> LearningCurves:
+               options: Mapping[str, Any] | None = None, family: Mapping[str, Any] | None = None) -> LearningCurves:
     """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
-    at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3)."""
+    at alpha = inf whatever ``alpha`` is (the α → ∞ reference of theory.md §4.3). ``family``:
+    the general-model options of ``dmft.solve`` (activation, target, teacher_*; theory.md §10)."""
     if theory not in THEORIES:
         raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     theory_alpha = math.inf if theory == "online" else alpha
     opts = dict(options or {}) if math.isfinite(theory_alpha) else {}
     try:
         return dmft.solve(theory_alpha, epsilon, scale=scale, width=width, t_max=t_max, dt=dt,
-                          init_overlap=init_overlap, center=center, **opts)
+                          init_overlap=init_overlap, center=center, **dict(family or {}), **opts)
     except ModuleNotFoundError as exc:
         if exc.name != "dmft.dmft_solver":
             raise
@@ -69,16 +98,21 @@ def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_ove
         ) from exc
 
 
-def comparison_tag(alpha, epsilon, scale, width, dim, center, *, t_max, lr, init_overlap) -> str:
+def comparison_tag(alpha, epsilon, scale, width, dim, center, *, t_max, lr, init_overlap,
+                   family: Mapping[str, Any] | None = None) -> str:
     """Stable prefix of the run names of one comparison in the store.
 
-    Readable main parameters plus a short digest of the rest (t_max, lr, m(0)), so that a
-    resumed comparison reuses only runs made with identical settings.
+    Readable main parameters plus a short digest of the rest (t_max, lr, m(0), the general-model
+    options when given), so that a resumed comparison reuses only runs made with identical settings.
     """
     tag = f"compare_alpha{alpha:g}_eps{epsilon:g}_scale{scale:g}_N{width}_D{dim}"
     if center:
         tag += "_centered"
-    rest = json.dumps({"t_max": float(t_max), "lr": float(lr), "m0": [float(v) for v in init_overlap]}, sort_keys=True)
+    rest = {"t_max": float(t_max), "lr": float(lr), "m0": [float(v) for v in np.ravel(init_overlap)]}
+    if family:
+        tag += f"_{family.get('activation', 'quadratic')}"
+        rest["family"] = dict(family)
+    rest = json.dumps(rest, sort_keys=True, default=str)
     return f"{tag}_{hashlib.sha1(rest.encode()).hexdigest()[:8]}"
 
 
@@ -210,6 +244,7 @@ def compare(
     dtype: str = "float64",
     progress: bool = False,
     simulator: Callable[..., LearningCurves] | None = None,
+    family: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Theory and matching simulations from the same planted overlaps, stored, drawn, compared.
 
@@ -258,6 +293,12 @@ def compare(
         Progress bar over seeds.
     simulator : callable, optional
         Replaces ``empirical.train_committee`` (same keyword signature).
+    family : mapping, optional
+        A member of the general family (theory.md §10): ``activation``, ``target``,
+        ``teacher_width``, ``teacher_scale``, ``teacher_activation`` as in ``dmft.solve``.
+        ``init_overlap`` is then the N×M matrix R(0); the theory is ``dmft.solve`` with these
+        options and the simulations are :func:`empirical.committee.family.train_committee_family`
+        with time step lr/dim, recorded on the theory grid.
 
     Returns
     -------
@@ -280,12 +321,19 @@ def compare(
     if t_max is None:
         t_max = DEFAULT_T_MAX
     t_max = check_positive("t_max", t_max)
-    m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
-    if len(m0) != width:
-        raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
-    simulate = simulator or _default_simulator()
+    family = {k: v for k, v in dict(family or {}).items() if v is not None}
+    if family:
+        model = _family_model(family, epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap)
+        m0 = model.init_overlap
+        simulate = simulator or _family_simulator(model, t_max=t_max, dt=dt)
+    else:
+        m0 = tuple(float(v) for v in (default_init_overlap(width) if init_overlap is None else init_overlap))
+        if len(m0) != width:
+            raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
+        simulate = simulator or _default_simulator()
 
-    tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0)
+    tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0,
+                         family=family)
     theory_name = theory_run_name(tag, theory, dt, theory_options if math.isfinite(alpha) else None)
     sim_digest = hashlib.sha1(json.dumps({"dtype": dtype, **dict(simulation_options or {})}, sort_keys=True,
                                          default=str).encode()).hexdigest()[:8]
@@ -305,7 +353,7 @@ def compare(
     theory_curves = cached(theory_name)
     if theory_curves is None:
         theory_curves = run_theory(theory, alpha=alpha, epsilon=epsilon, scale=scale, width=width, t_max=t_max,
-                                   dt=dt, init_overlap=m0, center=center, options=theory_options)
+                                   dt=dt, init_overlap=m0, center=center, options=theory_options, family=family)
         if out is not None:
             write_run(out, theory_name, theory_curves, attrs={"comparison": tag})
     simulations = []
@@ -318,7 +366,7 @@ def compare(
         run = cached(name)
         if run is None:
             run = simulate(alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, t_max=t_max, lr=lr,
-                           init_overlap=list(m0), center=center, seed=seed, device=device, dtype=dtype,
+                           init_overlap=np.asarray(m0).tolist(), center=center, seed=seed, device=device, dtype=dtype,
                            **dict(simulation_options or {}))
             if out is not None:
                 write_run(out, name, run, attrs={"comparison": tag})
@@ -329,14 +377,18 @@ def compare(
     parameters = {
         "alpha": alpha, "epsilon": float(epsilon), "scale": scale, "width": width, "dim": dim,
         "seeds": seed_list, "center": bool(center), "t_max": t_max, "dt": float(dt), "lr": lr,
-        "init_overlap": list(m0), "theory": theory,
+        "init_overlap": np.asarray(m0).tolist(), "theory": theory, **({"family": family} if family else {}),
     }
     plot_path = None
     if plot is not None:
         theory_label = "online ODE (alpha=inf)" if theory_curves.kind == "online" else "DMFT"
         fig = plot_overlay(theory_curves, simulations, decomposition=decomposition, theory_label=theory_label)
+        model_label = (f"{family.get('activation', 'quadratic')} student, "
+                       + (f"{family.get('teacher_activation') or family.get('activation', 'quadratic')} teacher "
+                          f"M={family.get('teacher_width', 1)}" if family.get("target") == "committee" else "square target")
+                       + ", " if family else f"epsilon={epsilon:g}, ")
         fig.axes[0].set_title(
-            f"alpha=P/D={alpha:g}, scale kappa={scale:g}, epsilon={epsilon:g}, N={width}, D={dim}, "
+            f"alpha=P/D={alpha:g}, scale kappa={scale:g}, {model_label}N={width}, D={dim}, "
             f"{len(seed_list)} seeds" + (", centred" if center else "")
             + ("" if theory_curves.converged else f"\n{theory_label} NOT CONVERGED: {theory_curves.message}"),
             fontsize=9, color="k" if theory_curves.converged else "r")

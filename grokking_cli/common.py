@@ -418,3 +418,42 @@ class ApiOption(click.Option):
 def api_option(*decls, api: str, field: str | None = None, **kwargs):
     """``click.option`` with the default read from ``api`` (see :class:`ApiOption`)."""
     return click.option(*decls, cls=ApiOption, api=api, field=field, **kwargs)
+
+
+def family_options(command):
+    """The general-model options (theory.md §10) shared by ``dmft solve`` and ``dmft compare``."""
+    from dmft.activations import ACTIVATION_NAMES
+
+    options = [
+        click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default="quadratic", show_default=True,
+                     help="Student phi: quadratic = h + epsilon h^2/2 (the paper's model), linear, "
+                          "erf = erf(h/sqrt2), tanh; relu with --alpha inf only (docs/theory.md par. 10)."),
+        click.option("--target", type=click.Choice(["square", "committee"]), default="square", show_default=True,
+                     help="square: y = (beta.x)^2/2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x), T = I."),
+        click.option("--teacher-width", type=int, default=1, show_default=True,
+                     help="Teacher units M (--target committee)."),
+        click.option("--teacher-scale", type=float, default=1.0, show_default=True,
+                     help="Teacher output scale kappa* (--target committee)."),
+        click.option("--teacher-activation", type=click.Choice(ACTIVATION_NAMES), default=None,
+                     help="Teacher phi* (--target committee). [default: the student's activation]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap):
+    """The family options that differ from the package model's, and --init-overlap as the N×M R(0).
+
+    Returns ``({}, overlap)`` for the package model, so that its run identities stay unchanged.
+    """
+    family = {key: value for key, value, default in (
+        ("activation", activation, "quadratic"), ("target", target, "square"), ("teacher_width", teacher_width, 1),
+        ("teacher_scale", teacher_scale, 1.0), ("teacher_activation", teacher_activation, None)) if value != default}
+    if family and overlap is not None:
+        m = teacher_width if target == "committee" else 1
+        if m < 1 or len(overlap) % m:
+            raise InvalidParameterError(f"init_overlap must have N*M entries (M = {m}), got {len(overlap)}")
+        overlap = np.array(overlap).reshape(-1, m)
+    return family, overlap
+

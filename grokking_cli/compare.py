@@ -15,7 +15,7 @@ import sys
 import click
 
 from dmft.plotting import save_figure
-from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
 from dmft.parameters import InvalidParameterError
 
@@ -84,11 +84,13 @@ __all__ = ["compare", "sweep", "merge", "figure"]
 @click.option("--require-agreement", is_flag=True,
               help="Exit 1 unless every quantity agrees within the seed spread.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over seeds.")
+@family_options
 @handle_errors
 def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples, tol,
             max_iter, damping, mixing, response, response_samples, theory_seed, backend, grid, grid_points,
             symmetrize, error_replicas, allow_unconverged, window, decomposition, device, dtype, out, plot, no_plot,
-            as_json, require_agreement, progress):
+            as_json, require_agreement, progress, activation, target, teacher_width, teacher_scale,
+            teacher_activation):
     """Theory against seed-averaged simulations from the same planted overlaps.
 
     Runs the theory (by default the finite-alpha DMFT at --alpha; --theory online for the
@@ -98,6 +100,11 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     spread. Example:
 
         dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
+
+    Any member of the general family (--activation, --target committee, ...; docs/theory.md par. 10)
+    is compared the same way, its simulations recorded on the theory grid:
+
+        dmft compare --alpha 3 --epsilon 0 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2 --dim 1000 --t-max 20
     """
     from comparisons.comparison import compare as run_compare
 
@@ -105,6 +112,10 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     if math.isinf(alpha):
         raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
     overlap = parse_floats(init_overlap, "--init-overlap")
+    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap)
+    if family and grid == "log":
+        raise InvalidParameterError("grid: a family comparison records its simulations on the uniform theory grid; "
+                                    "drop --grid log")
     win = parse_floats(window, "--window")
     if win is not None and len(win) != 2:
         raise InvalidParameterError(f"window must be 'START,END', got {window!r}")
@@ -122,7 +133,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     try:
         result = _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr,
                                    overlap, theory, options, win, decomposition, out, no_plot, plot, device,
-                                   dtype, progress and not as_json)
+                                   dtype, progress and not as_json, family=family or None)
     except ModuleNotFoundError as exc:  # the DMFT solver or the simulator is not installed
         click.echo(f"error (input/output): {exc}", err=True)
         sys.exit(EXIT_IO)
@@ -130,11 +141,12 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
 
 
 def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, overlap, theory,
-                      options, win, decomposition, out, no_plot, plot, device, dtype, progress):
+                      options, win, decomposition, out, no_plot, plot, device, dtype, progress, family=None):
     return run_compare(alpha, epsilon, scale, width, dim, seeds, center=center, t_max=t_max, dt=dt, lr=lr,
                        init_overlap=overlap, theory=theory, theory_options=options,
                        window=tuple(win) if win else None, decomposition=decomposition, out=out,
-                       plot=None if no_plot else plot, device=device, dtype=dtype, progress=progress)
+                       plot=None if no_plot else plot, device=device, dtype=dtype, progress=progress,
+                       family=family)
 
 
 def _report_compare(result, as_json, require_agreement, allow_unconverged=False):

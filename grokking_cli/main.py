@@ -12,9 +12,8 @@ import math
 import click
 import numpy as np
 
-from dmft.activations import ACTIVATION_NAMES
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
+from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
@@ -83,16 +82,7 @@ def _given(ctx, name: str) -> bool:
               help="Train the centred predictor f(x;W) - f(x;W(0)). Off by default as in the Python API "
                    "(dmft ntk centres by default: the lazy baseline is the paper's centred setting).")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
-@click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default="quadratic", show_default=True,
-              help="Student phi: quadratic = h + epsilon h^2/2 (the paper's model), linear, erf = erf(h/sqrt2), "
-                   "tanh; relu with --alpha inf only (docs/theory.md par. 10).")
-@click.option("--target", type=click.Choice(["square", "committee"]), default="square", show_default=True,
-              help="square: y = (beta.x)^2/2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x) with T = I.")
-@click.option("--teacher-width", type=int, default=1, show_default=True, help="Teacher units M (--target committee).")
-@click.option("--teacher-scale", type=float, default=1.0, show_default=True,
-              help="Teacher output scale kappa* (--target committee).")
-@click.option("--teacher-activation", type=click.Choice(ACTIVATION_NAMES), default=None,
-              help="Teacher phi* (--target committee). [default: the student's activation]")
+@family_options
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process per iteration (finite alpha; a multiple of 4, "
                    "antithetic quadruplets). The curves' Monte Carlo error falls like S^-1/2 and grows with t "
@@ -168,14 +158,7 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         if n * n != len(cov):
             raise InvalidParameterError(f"init_cov must have N*N entries, got {len(cov)}")
         cov = np.array(cov).reshape(n, n)
-    family = {key: value for key, value, default in (
-        ("activation", activation, "quadratic"), ("target", target, "square"), ("teacher_width", teacher_width, 1),
-        ("teacher_scale", teacher_scale, 1.0), ("teacher_activation", teacher_activation, None)) if value != default}
-    if family and overlap is not None:
-        m = teacher_width if target == "committee" else 1
-        if len(overlap) % m:
-            raise InvalidParameterError(f"init_overlap must have N*M entries (M = {m}), got {len(overlap)}")
-        overlap = np.array(overlap).reshape(-1, m)
+    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap)
     online = math.isinf(alpha) and alpha > 0
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,

@@ -202,3 +202,20 @@ def test_cli_solves_the_erf_committee_and_refuses_relu_at_finite_alpha(tmp_path)
     assert summary["parameters"]["teacher_width"] == 2 and summary["parameters"]["alpha"] == 3.0
     refused = CliRunner().invoke(main, base + ["--activation", "relu"])
     assert refused.exit_code == 2 and "activation" in refused.output
+
+
+def test_compare_overlays_an_erf_committee_with_its_simulations(tmp_path):
+    """comparisons.compare for a family member: DMFT and torch GD from the same R(0), stored and
+    compared (α = 3, D = 300, 4 seeds, t ≤ 3; the agreement is within the seed spread)."""
+    from comparisons.comparison import compare
+    from comparisons.store import list_runs
+
+    family = dict(activation="erf", target="committee", teacher_width=2, teacher_scale=2.0)
+    result = compare(3.0, 0.0, scale=2.0, width=2, dim=300, seeds=4, t_max=3.0, lr=1.0, family=family,
+                     theory_options=dict(samples=4096, error_replicas=4), out=tmp_path / "c.h5",
+                     plot=tmp_path / "c.png", device="cpu")
+    assert result.theory.converged and result.theory.parameters["activation"] == "erf"
+    assert all(run.settings["time_step"] == 1.0 / 300 for run in result.simulations)
+    assert np.allclose(result.simulations[0].t, result.theory.t)
+    assert result.within_spread, result.lines()
+    assert len(list_runs(tmp_path / "c.h5")) == 5 and (tmp_path / "c.png").exists()
