@@ -152,8 +152,9 @@ def test_large_alpha_dmft_approaches_the_online_limit_as_one_over_alpha():
 def test_erf_dmft_against_seed_averaged_gradient_descent():
     """erf soft committee (N = M = 2, κ = κ* = 2) at α = 3: the DMFT train and test losses against
     gradient descent at D = 400 averaged over 8 seeds, t ≤ 5 (the fall onto the plateau).
-    Tolerance: 4 combined standard errors plus 2 % of the initial loss for finite D (the O(D^-1/2)
-    seed-to-seed spread is what the s.e. measures; the 2 % covers the O(1/D) mean shift)."""
+    Tolerance: 4 combined standard errors plus 0.5 % of the initial loss for finite D (the O(D^-1/2)
+    seed-to-seed spread is what the s.e. measures; the 0.5 % covers an O(1/D) mean shift and the
+    GD step). Observed: sup deviation 0.26 % of the initial loss, at most 0.83 s.e."""
     t = time_grid(5.0, 0.25)
     model = _erf_committee()
     theory = solve_committee_dmft(model, 3.0, t, samples=8192, error_replicas=4)
@@ -163,7 +164,7 @@ def test_erf_dmft_against_seed_averaged_gradient_descent():
         sims = np.array([getattr(r, name) for r in runs])
         se = np.hypot(sims.std(0, ddof=1) / math.sqrt(len(sims)), getattr(theory, f"{name}_sem"))
         deviation = np.abs(getattr(theory, name) - sims.mean(0))
-        assert np.all(deviation < 4 * se + 0.02 * theory.test_loss[0]), (name, deviation.max(), se.max())
+        assert np.all(deviation < 4 * se + 0.005 * theory.test_loss[0]), (name, deviation.max(), se.max())
     # and the finite-α effect is real: the train loss lies clearly below the test loss at t = 5
     assert theory.test_loss[-1] - theory.train_loss[-1] > 10 * np.hypot(theory.train_loss_sem[-1], theory.test_loss_sem[-1])
 
