@@ -8,17 +8,17 @@ Given the weight-side order parameters (C_w, m, χ), draws S samples of the Gaus
   loss E_test(C_w(n,n), m(n)) (theory.md §2.4 / §4.2 centred form);
 * ``r_star[n] = E[dg_n/dh*]``, control variate (∂y/∂h*)φ'(u_n) with mean ε m(n) (eq. 34);
 * ``response[n, n] = E[D_n]``, control variate J(u_n) with mean R(t_n) of eq. 33;
-
-(the means for other students and targets come from the ``problem``, :mod:`dmft.problems`);
 * ``response[n, s<n]``: either the *probe* estimator E[(Σ_{k<n}Ψ[n,k]v_k) v_sᵀ] (cost of one
   extra tangent per sample, unbiased because E[v vᵀ] = I) or the *exact* per-sample block
   recursion (cost T³N³/6 per sample) on a subset of samples; plus, centred, the local part
   E[E_n] of the s = 0 column;
 * ``cov_g[n, s] = E[g_n g_sᵀ]``.
 
-Control-variate coefficients are the optimal ones, Cov(X, X⁰)/Var(X⁰) per component
-(theory.md §0.1: coefficient 1 leaves a spurious train-loss floor). Every average over samples is
-weighted by the sample's |h*| stratum weight (:func:`dmft.sampling.stratum_edges`, mean 1).
+The means quoted are the package model's; every model supplies its own through its ``problem``
+(:mod:`dmft.problems`, theory.md §10.7). Control-variate coefficients are the optimal ones,
+Cov(X, X⁰)/Var(X⁰) per component (theory.md §0.1: coefficient 1 leaves a spurious train-loss
+floor). Every average over samples is weighted by the sample's |h*| stratum weight
+(:func:`dmft.sampling.stratum_edges`, mean 1; unit weights for M > 1 teacher fields).
 """
 
 from __future__ import annotations
