@@ -618,7 +618,10 @@ def exact_response_numba(local, chi, coupling, local0, weight, out_sum):
 # NumPy implementation (vectorised over samples)
 # ----------------------------------------------------------------------------------------------
 def _activation_numpy(code, param, h):
-    """φ, φ′, φ″ of the compiled activation ``code`` (NumPy twin of ``_activation_block``)."""
+    """φ, φ′, φ″ of the compiled activation ``code`` (NumPy twin of ``_activation_block``), or of
+    an :class:`~dmft.activations.Activation` passed as ``code`` (NumPy kernel only)."""
+    if hasattr(code, "ddphi"):
+        return code.phi(h), code.dphi(h), code.ddphi(h)
     if code == ACT_QUADRATIC:
         return h + 0.5 * param * h * h, 1.0 + param * h, np.full_like(h, param)
     if code == ACT_ERF:

@@ -156,6 +156,8 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
     data_kernel, exact_kernel = _kernel(backend)
+    if backend == "numba" and not problem.compiled:
+        raise ValueError("backend must be 'numpy' for a student activation without a compiled kernel")
     T, N = overlap.shape[:2]
     M = problem.teachers
     scale, center = problem.scale, problem.center
@@ -210,7 +212,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
             y, dy = problem.targets(hstar.reshape(stop - start, M))
             out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, np.ascontiguousarray(y), np.ascontiguousarray(dy), probe, chi,
-                                        float(scale), int(code), float(param), float(coupling),
+                                        float(scale), code, float(param), float(coupling),
                                         bool(center), out["g"], out["delta"], out["local"], out["local0"],
                                         out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
                                         out["jac_gauss"], out["dstar_gauss"]))

@@ -489,6 +489,10 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     problem = as_problem(params)
     if math.isinf(problem.alpha):
         raise InvalidParameterError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
+    if settings.backend == "numba" and not problem.compiled:
+        raise InvalidParameterError(
+            "backend must be 'numpy' for this student activation: only quadratic, linear, erf and tanh have a "
+            "compiled (Numba) data-side kernel")
     t = check_grid(t)
     start_time = time.perf_counter()
     online = problem.online(t)

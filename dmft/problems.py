@@ -78,6 +78,8 @@ class SquareTargetProblem:
     def teacher_cov(self) -> float:
         return self.params.rho
 
+    compiled = True
+
     @property
     def kernel_activation(self) -> tuple[int, float]:
         return kernels.ACT_QUADRATIC, float(self.params.epsilon)
@@ -138,19 +140,21 @@ class SquareTargetProblem:
         return self.params.as_attrs()
 
 
-#: Student activations the finite-α data side integrates (φ, φ′, φ″ compiled in closed form).
-FINITE_ALPHA_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh")
+#: Student activations with a compiled data-side kernel (φ, φ′, φ″ in closed form in Numba).
+COMPILED_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh")
 
 
 @dataclass(frozen=True)
 class CommitteeProblem:
     """A student committee of :class:`~dmft.committee_online.CommitteeModel` at finite α = P/D.
 
-    The student must be smooth (``quadratic``, ``linear``, ``erf``, ``tanh``): the data side
-    propagates pathwise tangents through J = ∂g/∂h, which holds φ″, and ReLU's φ″ = δ(h) is missed
-    by every sample (its mean response would be biased). The teacher may be any activation (only
-    y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only (``lr`` = None) and no
-    output noise yet.
+    The student must be smooth: the data side propagates pathwise tangents through J = ∂g/∂h,
+    which holds φ″, and ReLU's φ″ = δ(h) is missed by every sample (its mean response would be
+    biased), so ReLU is refused. ``quadratic``, ``linear``, ``erf`` and ``tanh`` run in the compiled
+    kernel; any other smooth student (a polynomial, or a user activation with its φ′ and φ″)
+    runs in the NumPy kernel (``backend="numpy"``, 30–100× slower). The teacher may be any
+    activation (only y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only
+    (``lr`` = None) and no output noise yet.
     """
 
     model: CommitteeModel
@@ -164,12 +168,10 @@ class CommitteeProblem:
         if math.isinf(alpha):
             raise InvalidParameterError("alpha must be finite for the DMFT (use solve_committee_online for alpha = inf)")
         object.__setattr__(self, "alpha", alpha)
-        name = model.activation.name
-        if name not in FINITE_ALPHA_ACTIVATIONS:
+        if model.activation.family == "relu":
             raise InvalidParameterError(
-                f"activation must be one of {FINITE_ALPHA_ACTIVATIONS} for the finite-alpha DMFT, got {name!r}"
-                + (" (relu: its second derivative is a delta that per-sample tangents cannot carry)"
-                   if name == "relu" else ""))
+                "activation must be smooth for the finite-alpha DMFT, got 'relu' (its second derivative is a "
+                "delta that per-sample tangents cannot carry; theory.md §10.7)")
         if model.lr is not None:
             raise InvalidParameterError("lr must be None (gradient flow) for the finite-alpha DMFT")
         if model.noise != 0.0:
@@ -204,9 +206,18 @@ class CommitteeProblem:
         return self.model.teacher_cov
 
     @property
-    def kernel_activation(self) -> tuple[int, float]:
-        name = self.model.activation.name
-        return kernels.ACTIVATION_CODES[name], float(self.model.epsilon) if name == "quadratic" else 0.0
+    def compiled(self) -> bool:
+        """Whether the student has a compiled (Numba) kernel; otherwise ``backend="numpy"``."""
+        return self.model.activation.name in COMPILED_ACTIVATIONS
+
+    @property
+    def kernel_activation(self):
+        """(code, parameter) of the compiled kernel, or (the Activation, 0) for the NumPy kernel."""
+        activation = self.model.activation
+        if not self.compiled:
+            return activation, 0.0
+        return (kernels.ACTIVATION_CODES[activation.name],
+                float(self.model.epsilon) if activation.name == "quadratic" else 0.0)
 
     def targets(self, hstar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """y = (κ*/M) Σ_m φ*(h*_m) and ∂y/∂h*_m = (κ*/M) φ*′(h*_m) for teacher fields (S, M)."""

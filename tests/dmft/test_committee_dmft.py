@@ -220,3 +220,22 @@ def test_compare_overlays_an_erf_committee_with_its_simulations(tmp_path):
     assert np.allclose(result.simulations[0].t, result.theory.t)
     assert result.within_spread, result.lines()
     assert len(list_runs(tmp_path / "c.h5")) == 5 and (tmp_path / "c.png").exists()
+
+
+def test_user_activation_runs_in_the_numpy_kernel_and_matches_the_compiled_one():
+    """A student given only by its callables (here tanh through activations.custom) runs in the NumPy
+    kernel and must give the compiled tanh kernel's fixed point to rounding (same draws; the
+    Gaussian means come from Gauss–Hermite in both). The Numba backend is refused for it."""
+    from dmft.activations import custom
+
+    t = time_grid(1.0, 0.25)
+    user = custom(np.tanh, lambda h: 1 / np.cosh(h) ** 2, lambda h: -2 * np.tanh(h) / np.cosh(h) ** 2, name="my_tanh")
+    common = dict(width=2, target="committee", teacher_width=2, teacher_activation="erf", scale=1.5)
+    options = dict(samples=512, error_replicas=0)
+    ref = solve_committee_dmft(CommitteeModel(activation="tanh", **common), 3.0, t, **options)
+    got = solve_committee_dmft(CommitteeModel(activation=user, **common), 3.0, t, backend="numpy", **options)
+    assert ref.converged and got.converged
+    assert_allclose(got.test_loss, ref.test_loss, rtol=0, atol=1e-9)
+    assert_allclose(got.train_loss, ref.train_loss, rtol=0, atol=1e-9)
+    with pytest.raises(InvalidParameterError, match="backend"):
+        solve_committee_dmft(CommitteeModel(activation=user, **common), 3.0, t, **options)
