@@ -124,18 +124,20 @@ def table(opts) -> None:
         # sup over the whole window, in combined standard errors and in units of the initial loss
         for dim in dims:
             runs = data[f"gd_alpha{alpha}_D{dim}"]
-            line = f"\nsup over t ≤ {t[-1]:g}, D = {dim} ({len(runs)} seeds):"
-            for field in ("train", "test"):
-                sims = np.array([r[field] for r in runs.values()])
-                mean = sims.mean(0)
-                se = sims.std(0, ddof=1) / math.sqrt(len(sims))
-                combined = np.hypot(se, np.array(theory[f"{field}_sem"]))
-                dev = np.array(theory[field]) - mean
-                z = np.where(combined > 0, dev / np.where(combined > 0, combined, 1.0), 0.0)
-                k = int(np.argmax(np.abs(dev)))
-                line += (f" {field} |dev| {abs(dev[k]):.4f} = {abs(dev[k]) / online[0] * 100:.2f} % of L0 at t = {t[k]:g}"
-                         f" ({z[k]:+.1f} s.e.), max |z| {np.abs(z).max():.1f};")
-            print(line)
+            for first in (0.0, 5.0):
+                window = t >= first
+                line = f"\nsup over {first:g} ≤ t ≤ {t[-1]:g}, D = {dim} ({len(runs)} seeds):"
+                for field in ("train", "test"):
+                    sims = np.array([r[field] for r in runs.values()])[:, window]
+                    mean = sims.mean(0)
+                    se = sims.std(0, ddof=1) / math.sqrt(len(sims))
+                    combined = np.hypot(se, np.array(theory[f"{field}_sem"])[window])
+                    dev = np.array(theory[field])[window] - mean
+                    z = np.where(combined > 0, dev / np.where(combined > 0, combined, 1.0), 0.0)
+                    k = int(np.argmax(np.abs(dev)))
+                    line += (f" {field} |dev| {abs(dev[k]):.4f} = {abs(dev[k]) / online[0] * 100:.2f} % of L0 at "
+                             f"t = {t[window][k]:g} ({z[k]:+.1f} s.e.), max |z| {np.abs(z).max():.1f};")
+                print(line)
 
 
 def steps(opts) -> None:
