@@ -1,6 +1,7 @@
 """``dmft train …``: the simulation commands, one module per system family.
 
-``committee`` (:mod:`grokking_cli.committee`), ``algorithmic`` (the neural systems,
+``committee`` (:mod:`grokking_cli.committee`), ``family`` (the general committee family,
+:mod:`grokking_cli.family`), ``algorithmic`` (the neural systems,
 :mod:`grokking_cli.algorithmic`) and ``bayes`` (:mod:`grokking_cli.bayes`). Each module imports
 torch only when its command runs.
 """
@@ -12,6 +13,7 @@ import click
 from grokking_cli.algorithmic import algorithmic
 from grokking_cli.bayes import bayes
 from grokking_cli.committee import committee
+from grokking_cli.family import family
 
 __all__ = ["train"]
 
@@ -25,5 +27,5 @@ def train():
     """
 
 
-for _command in (committee, algorithmic, bayes):
+for _command in (committee, family, algorithmic, bayes):
     train.add_command(_command)

@@ -46,3 +46,26 @@ def test_float32_tracks_float64_and_bad_input_is_refused():
         train_committee_family(model, 3.0, 60, t, device="tpu")
     with pytest.raises(InvalidParameterError, match="lr"):
         train_committee_family(CommitteeModel(activation="erf", target="committee", lr=0.5), 3.0, 60, t)
+
+
+def test_cli_train_family_mirrors_the_python_api(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from grokking_cli.main import main
+
+    args = ["train", "family", "--alpha", "3", "--dim", "60", "--scale", "2", "--activation", "erf", "--target",
+            "committee", "--teacher-width", "2", "--teacher-scale", "2", "--t-max", "1", "--lr", "3", "--seed", "2",
+            "--device", "cpu", "--json", "--no-progress", "--out", str(tmp_path / "f.h5")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    model = CommitteeModel(activation="erf", width=2, target="committee", teacher_width=2, scale=2.0, teacher_scale=2.0)
+    api = train_committee_family(model, 3.0, 60, np.arange(0, 1.0001, 0.25), seed=2, time_step=3 / 60, device="cpu")
+    assert_allclose(summary["final"]["test_loss"], api.test_loss[-1], rtol=1e-12)
+    assert_allclose(summary["final"]["train_loss"], api.train_loss[-1], rtol=1e-12)
+    again = CliRunner().invoke(main, args)                      # the identical run resumes from the store
+    assert again.exit_code == 0 and json.loads(again.output)["stored"]["resumed"]
+    bad = CliRunner().invoke(main, args[:-6] + ["--init-overlap", "1,2,3"])
+    assert bad.exit_code == 2 and "init_overlap" in bad.output
