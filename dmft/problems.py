@@ -28,7 +28,7 @@ from .committee_online import (CommitteeModel, committee_loss_decomposition, com
 from .online import OnlineTrajectory, centering_response, mean_response
 from .parameters import InvalidParameterError, ModelParameters, check_positive
 from .population import centered_loss_decomposition, centered_test_loss, loss_decomposition, test_loss
-from .symmetry import SymmetryGroup, invariance_group
+from .symmetry import SymmetryGroup, committee_invariance_group, invariance_group
 
 __all__ = ["SquareTargetProblem", "CommitteeProblem", "as_problem"]
 
@@ -154,7 +154,8 @@ class CommitteeProblem:
     kernel; any other smooth student (a polynomial, or a user activation with its φ′ and φ″)
     runs in the NumPy kernel (``backend="numpy"``, 30–100× slower). The teacher may be any
     activation (only y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only
-    (``lr`` = None) and no output noise yet.
+    (``lr`` = None) and no output noise yet. Symmetry: student and teacher permutations
+    (:meth:`symmetry`).
     """
 
     model: CommitteeModel
@@ -244,9 +245,14 @@ class CommitteeProblem:
         return committee_loss_decomposition(_equal_time(cov_w), overlap, self.model)
 
     def symmetry(self, symmetrize: bool) -> SymmetryGroup:
-        """No projection: the committee's symmetries pair student and teacher permutations, which
-        the unit-only group of :mod:`dmft.symmetry` does not express."""
-        return SymmetryGroup.identity(self.width)
+        """Student and teacher permutations (and β → −β for an even φ*) that leave (R(0), Q(0), T)
+        invariant (:func:`dmft.symmetry.committee_invariance_group`, theory.md §9.2, §10.7)."""
+        if not symmetrize:
+            return SymmetryGroup.identity(self.width)
+        teacher = self.model.teacher_activation
+        x = np.linspace(0.1, 3.0, 7)
+        even = bool(np.allclose(teacher.phi(-x), teacher.phi(x), rtol=1e-12, atol=1e-12))
+        return committee_invariance_group(self.m0, self.cov0, self.teacher_cov, teacher_even=even)
 
     def curve_overlap(self, overlap: np.ndarray) -> np.ndarray:
         """R_{i, i mod M}(t), the (T, N) overlap of :class:`~dmft.result.LearningCurves` (as online)."""

@@ -14,6 +14,10 @@ solution invariant. Averaging an estimate over G is the orthogonal projection on
 G-invariant subspace: it removes the asymmetric part of the Monte Carlo noise exactly (the part
 that an unstable symmetry-breaking direction would otherwise amplify) and, because the estimators
 are linear in the samples, equals averaging every Monte Carlo sample over its orbit.
+
+With a committee teacher of M units (theory.md §10.7) the target y = (κ*/M) Σ_m φ*(β_m·x) is
+invariant under permutations Π of the teacher units, and under β → −β only when φ* is even. The
+group then acts on the N × M overlaps as m → s·P m Πᵀ (:func:`committee_invariance_group`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SymmetryGroup", "invariance_group"]
+__all__ = ["SymmetryGroup", "invariance_group", "committee_invariance_group"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,14 @@ class SymmetryGroup:
         ``permutations[g]`` lists, for each unit i, the unit whose value moves to i.
     signs : ndarray, shape (G,)
         +1, or −1 where the element includes the teacher reflection.
+    teacher_permutations : ndarray, shape (G, M), optional
+        Permutations of the teacher units (committee teachers); then unit quantities have shape
+        (..., N, M) and transform as s·P v Πᵀ.
     """
 
     permutations: np.ndarray
     signs: np.ndarray
+    teacher_permutations: np.ndarray | None = None
 
     @classmethod
     def identity(cls, width: int) -> "SymmetryGroup":
@@ -71,8 +79,12 @@ class SymmetryGroup:
         if self.trivial:
             return values
         out = np.zeros_like(values)
-        for perm, sign in zip(self.permutations, self.signs):
-            out += (sign if odd else 1.0) * values[..., perm]
+        if self.teacher_permutations is None:
+            for perm, sign in zip(self.permutations, self.signs):
+                out += (sign if odd else 1.0) * values[..., perm]
+        else:
+            for perm, tperm, sign in zip(self.permutations, self.teacher_permutations, self.signs):
+                out += (sign if odd else 1.0) * values[..., perm, :][..., tperm]
         return out / self.order
 
 
@@ -95,3 +107,31 @@ def invariance_group(init_overlap: np.ndarray, init_cov: np.ndarray, atol: float
                 perms.append(p)
                 signs.append(sign)
     return SymmetryGroup(permutations=np.array(perms, dtype=np.intp), signs=np.array(signs))
+
+
+def committee_invariance_group(init_overlap: np.ndarray, init_cov: np.ndarray, teacher_cov: np.ndarray, *,
+                               teacher_even: bool, atol: float = 1e-12) -> SymmetryGroup:
+    """Student and teacher permutations (and the teacher reflection when φ* is even) that leave
+    (R(0), Q(0), T) invariant: s·P R(0) Πᵀ = R(0), P Q(0) Pᵀ = Q(0), Π T Πᵀ = T (theory.md §9.2, §10.7).
+
+    Enumerates N!·M!·(1 or 2) candidates (cheap for the widths a DMFT is solved at).
+    """
+    R0 = np.asarray(init_overlap, dtype=float)
+    Q0 = np.asarray(init_cov, dtype=float)
+    T = np.asarray(teacher_cov, dtype=float)
+    n, m = R0.shape
+    perms, tperms, signs = [], [], []
+    student_perms = [np.array(p) for p in itertools.permutations(range(n))
+                     if np.allclose(Q0[np.ix_(p, p)], Q0, rtol=0, atol=atol)]
+    teacher_perms = [np.array(p) for p in itertools.permutations(range(m))
+                     if np.allclose(T[np.ix_(p, p)], T, rtol=0, atol=atol)]
+    for p in student_perms:
+        for q in teacher_perms:
+            for sign in ((1.0, -1.0) if teacher_even else (1.0,)):
+                if np.allclose(sign * R0[np.ix_(p, q)], R0, rtol=0, atol=atol):
+                    perms.append(p)
+                    tperms.append(q)
+                    signs.append(sign)
+    return SymmetryGroup(permutations=np.array(perms, dtype=np.intp), signs=np.array(signs),
+                         teacher_permutations=np.array(tperms, dtype=np.intp))
+

@@ -239,3 +239,32 @@ def test_user_activation_runs_in_the_numpy_kernel_and_matches_the_compiled_one()
     assert_allclose(got.train_loss, ref.train_loss, rtol=0, atol=1e-9)
     with pytest.raises(InvalidParameterError, match="backend"):
         solve_committee_dmft(CommitteeModel(activation=user, **common), 3.0, t, **options)
+
+
+def test_committee_symmetry_group_and_projection():
+    """The committee group pairs student and teacher permutations (theory.md §9.2, §10.7): for the
+    square target it is the package model's group; for an erf committee with R(0) symmetric under
+    swapping both students and both teachers it has order 2 (erf is odd: no reflection), and the
+    projected solve is exactly symmetric and agrees with the unprojected one within its error bars."""
+    from dmft.symmetry import invariance_group
+
+    params = ModelParameters(alpha=3.0, epsilon=0.25, init_overlap=(0.1, -0.1))
+    quad = CommitteeProblem(CommitteeModel(activation="quadratic", epsilon=0.25, width=2,
+                                           init_overlap=[[0.1], [-0.1]]), 3.0)
+    assert quad.symmetry(True).order == invariance_group(params.m0, params.cov0).order == 2
+    t = time_grid(4.0, 0.25)
+    ref = solve_dmft(params, t, samples=2048, error_replicas=0)
+    got = solve_dmft(quad, t, samples=2048, error_replicas=0)
+    assert_allclose(got.test_loss, ref.test_loss, rtol=0, atol=1e-10)
+
+    model = _erf_committee(init_overlap=[[0.1, 0.05], [0.05, 0.1]])
+    group = CommitteeProblem(model, 3.0).symmetry(True)
+    assert group.order == 2 and np.all(group.signs == 1.0)
+    t = time_grid(3.0, 0.25)
+    sym = solve_committee_dmft(model, 3.0, t, samples=4096, error_replicas=4)
+    raw = solve_committee_dmft(model, 3.0, t, samples=4096, error_replicas=4, symmetrize=False)
+    R = sym.extras["overlap_matrix"]
+    assert_allclose(R[:, 0, 0], R[:, 1, 1], rtol=0, atol=1e-12)
+    assert_allclose(R[:, 0, 1], R[:, 1, 0], rtol=0, atol=1e-12)
+    se = np.hypot(sym.test_loss_sem, raw.test_loss_sem)
+    assert np.all(np.abs(sym.test_loss - raw.test_loss) <= 4 * se + 1e-12)
