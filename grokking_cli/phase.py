@@ -51,6 +51,10 @@ def _values(text: str | None, name: str):
 @api_option("--dt", type=float, api=_SOLVE, help="Time step (of the uniform grid; first step of a log grid).")
 @click.option("--threshold", type=float, default=0.1, show_default=True,
               help="A loss has fallen once it is below THRESHOLD x its value at t=0 (Fig. 3e: 0.1).")
+@click.option("--horizon", type=click.Choice(["full", "adaptive"]), default="full", show_default=True,
+              help="full: solve every point to --t-max; adaptive: on horizons 40, 80, ... up to --t-max, stopping "
+                   "at the first where both thresholds are crossed (cheaper, and clear of the long-horizon Monte "
+                   "Carlo error at small alpha; the stored solves then depend on --threshold).")
 @click.option("--samples", type=int, default=None, help="Monte Carlo samples S of the DMFT (multiple of 4).")
 @click.option("--tol", type=float, default=None, help="Fixed-point tolerance of the DMFT.")
 @click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations.")
@@ -79,7 +83,7 @@ def _values(text: str | None, name: str):
 @click.option("--allow-unconverged", is_flag=True, help="Exit 0 even if some solve did not converge.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
 @handle_errors
-def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, threshold, samples, tol, max_iter,
+def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, threshold, horizon, samples, tol, max_iter,
           damping, seed, grid, grid_points, error_replicas, out, plot, as_json, workers, scheduler, slurm,
           slurm_partition, slurm_minutes, slurm_folder, no_resume, allow_unconverged, progress):
     """The phase diagram of grokking from the DMFT: the amount t_test - t_train over two of
@@ -132,7 +136,7 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     try:
         result = phase_diagram(axes, fixed, threshold=threshold, out=out, workers=workers, scheduler=scheduler,
                                slurm=slurm, slurm_options=slurm_options, slurm_folder=slurm_folder,
-                               progress=progress and not as_json, resume=not no_resume, **options)
+                               progress=progress and not as_json, resume=not no_resume, horizon=horizon, **options)
     except RuntimeError as exc:  # no Slurm cluster here (a StoreError is an I/O error: handle_errors)
         if type(exc).__name__ == "StoreError":
             raise

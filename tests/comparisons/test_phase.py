@@ -406,3 +406,34 @@ def test_executors_of_dmft_sweep_give_the_same_diagram(tmp_path, how):
     assert result.attrs["computed"] == 4 and result.attrs["failed"] == "{}"
     np.testing.assert_array_equal(result["t_test"].values, reference["t_test"].values)
     assert np.all(result["amount"].values == 0.0)   # online: train = test (theory.md §4.4)
+
+
+def test_adaptive_horizon_solves_each_point_only_as_far_as_its_crossings(tmp_path):
+    """horizon="adaptive": horizons 40, 80, 160, 200 until both thresholds are crossed. The amounts
+    equal those of full-horizon solves (same closed-form curves, only the grid spacing differs:
+    rtol 5e-3 as above), each stored curve ends at the first horizon past its later crossing, and
+    the threshold joins the identity (a new threshold recomputes)."""
+    calls = []
+
+    def counting(params):
+        calls.append(params["t_max"])
+        return closed_form(params)
+
+    full = phase_diagram(AXES, FIXED, out=tmp_path / "full.h5", workers=0, runner=closed_form, as_xarray=False)
+    adaptive = phase_diagram(AXES, FIXED, out=tmp_path / "a.h5", workers=0, runner=counting, horizon="adaptive",
+                             as_xarray=False)
+    np.testing.assert_allclose(adaptive.amount, full.amount, rtol=5e-3)
+    assert adaptive.attrs["horizon"] == "adaptive"
+    for i, kappa in enumerate(AXES["scale"]):
+        for j, eps in enumerate(AXES["epsilon"]):
+            later = full.t_test[i, j]
+            expected = next(h for h in (40.0, 80.0, 160.0, 200.0) if h > later)
+            assert adaptive.t_end[i, j] == expected, (kappa, eps, later)
+    assert max(calls) <= 200.0 and len(calls) > 6
+    calls.clear()
+    phase_diagram(AXES, FIXED, out=tmp_path / "a.h5", workers=0, runner=counting, horizon="adaptive")
+    assert not calls                                             # resumed
+    phase_diagram(AXES, FIXED, out=tmp_path / "a.h5", workers=0, runner=counting, horizon="adaptive", threshold=0.2)
+    assert calls                                                 # another threshold: other solves
+    with pytest.raises(ValueError, match="horizon"):
+        phase_diagram(AXES, FIXED, out=tmp_path / "a.h5", workers=0, runner=counting, horizon="sometimes")
