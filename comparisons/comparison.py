@@ -56,12 +56,7 @@ def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_over
     unknown = sorted(set(family) - {"activation", "target", "teacher_width", "teacher_scale", "teacher_activation"})
     if unknown:
         raise InvalidParameterError(f"family: unknown option(s) {', '.join(unknown)}")
-    try:
-        return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, **family)
-    except InvalidParameterError:
-        raise
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc)) from exc
+    return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, **family)
 
 
 def _family_simulator(model, *, t_max: float, dt: float) -> Callable[..., LearningCurves]:

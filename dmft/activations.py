@@ -43,6 +43,8 @@ import numpy as np
 from numpy.polynomial import hermite_e
 from scipy.special import erf as _erf
 
+from .parameters import InvalidParameterError
+
 __all__ = [
     "Activation",
     "quadratic",
@@ -211,7 +213,7 @@ def get_activation(spec, *, epsilon: float = 0.0) -> Activation:
         "tanh": tanh,
     }
     if not isinstance(spec, str) or spec not in table:
-        raise ValueError(
+        raise InvalidParameterError(
             f"activation must be one of {', '.join(ACTIVATION_NAMES)} or an Activation, got {spec!r}"
         )
     return table[spec]()

@@ -31,6 +31,7 @@ from scipy.integrate import solve_ivp
 
 from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, gauss_hermite, get_activation, i2,
                           i2_prime, i3_shared, i4, mean_slope, mean_value)
+from .parameters import InvalidParameterError
 from .result import LearningCurves
 
 __all__ = [
@@ -66,9 +67,9 @@ def _matrix(name, value, shape):
         try:
             arr = arr.reshape(shape)
         except ValueError:
-            raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}") from None
+            raise InvalidParameterError(f"{name} must have shape {shape}, got {np.shape(value)}") from None
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
+        raise InvalidParameterError(f"{name} must be finite")
     return arr
 
 
@@ -126,43 +127,43 @@ class CommitteeModel:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         if not (math.isfinite(float(self.scale)) and self.scale > 0):
-            raise ValueError(f"scale (output scale kappa) must lie in (0, inf), got {self.scale!r}")
+            raise InvalidParameterError(f"scale (output scale kappa) must lie in (0, inf), got {self.scale!r}")
         if isinstance(self.width, bool) or int(self.width) != self.width or self.width < 1:
-            raise ValueError(f"width (hidden units N) must be an integer >= 1, got {self.width!r}")
+            raise InvalidParameterError(f"width (hidden units N) must be an integer >= 1, got {self.width!r}")
         set_(self, "width", int(self.width))
         set_(self, "activation", get_activation(self.activation, epsilon=self.epsilon))
         if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+            raise InvalidParameterError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.noise < 0 or not math.isfinite(self.noise):
-            raise ValueError(f"noise (output-noise variance) must be >= 0, got {self.noise!r}")
+            raise InvalidParameterError(f"noise (output-noise variance) must be >= 0, got {self.noise!r}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr (learning rate eta_0) must lie in (0, inf) or be None, got {self.lr!r}")
+            raise InvalidParameterError(f"lr (learning rate eta_0) must lie in (0, inf) or be None, got {self.lr!r}")
         if self.target == "square":
             if self.teacher_width != 1:
-                raise ValueError("teacher_width must be 1 for target='square' (use target='committee')")
+                raise InvalidParameterError("teacher_width must be 1 for target='square' (use target='committee')")
             if self.teacher_scale != 1.0 or self.teacher_activation is not None:
-                raise ValueError("teacher_scale and teacher_activation need target='committee'")
+                raise InvalidParameterError("teacher_scale and teacher_activation need target='committee'")
             if not (self.rho > 0):
-                raise ValueError(f"rho must be > 0, got {self.rho!r}")
+                raise InvalidParameterError(f"rho must be > 0, got {self.rho!r}")
             teacher = get_activation("square")
             T = np.array([[float(self.rho)]]) if self.teacher_cov is None else _matrix("teacher_cov", self.teacher_cov, (1, 1))
         else:
             if isinstance(self.teacher_width, bool) or int(self.teacher_width) != self.teacher_width or self.teacher_width < 1:
-                raise ValueError(f"teacher_width (M) must be an integer >= 1, got {self.teacher_width!r}")
+                raise InvalidParameterError(f"teacher_width (M) must be an integer >= 1, got {self.teacher_width!r}")
             set_(self, "teacher_width", int(self.teacher_width))
             if not (math.isfinite(float(self.teacher_scale)) and self.teacher_scale > 0):
-                raise ValueError(f"teacher_scale must lie in (0, inf), got {self.teacher_scale!r}")
+                raise InvalidParameterError(f"teacher_scale must lie in (0, inf), got {self.teacher_scale!r}")
             if self.rho != 1.0:
-                raise ValueError("rho applies to target='square' only; give a committee's overlaps as teacher_cov")
+                raise InvalidParameterError("rho applies to target='square' only; give a committee's overlaps as teacher_cov")
             spec = self.activation if self.teacher_activation is None else self.teacher_activation
             teacher = get_activation(spec, epsilon=self.epsilon)
             M = self.teacher_width
             T = np.eye(M) if self.teacher_cov is None else _matrix("teacher_cov", self.teacher_cov, (M, M))
         if not np.allclose(T, T.T) or np.linalg.eigvalsh(T).min() <= 0:
-            raise ValueError("teacher_cov must be symmetric positive definite")
+            raise InvalidParameterError("teacher_cov must be symmetric positive definite")
         set_(self, "teacher_activation", teacher)
         if self.lr is not None and "relu" in (self.activation.family, teacher.family):
-            raise ValueError(
+            raise InvalidParameterError(
                 "lr (online SGD at finite learning rate) is not available with relu yet: its I4 has "
                 "no closed form here, and Gauss-Hermite across the kink makes the SGD term too rough "
                 "for the adaptive ODE integrator (use lr=None for gradient flow)"
@@ -181,7 +182,7 @@ class CommitteeModel:
         # plateau, w_i = Σ_n a_in β_n) give a singular joint covariance, and every Gaussian
         # expectation used here is finite there.
         if not np.allclose(Q, Q.T) or np.linalg.eigvalsh(joint).min() < -1e-10 * max(1.0, np.abs(joint).max()):
-            raise ValueError(
+            raise InvalidParameterError(
                 "init_cov and init_overlap must form, with teacher_cov, a positive semi-definite "
                 "joint covariance [[Q, R], [R^T, T]] of the student and teacher weights"
             )

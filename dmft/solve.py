@@ -200,17 +200,12 @@ def solve(
             raise InvalidParameterError("center=True is not supported for the general model family yet")
         from .committee_online import CommitteeModel, solve_committee_online
 
-        try:
-            model = CommitteeModel(
-                activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
-                teacher_width=teacher_width, teacher_scale=teacher_scale,
-                teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
-                init_overlap=init_overlap, init_cov=init_cov, lr=lr,
-            )
-        except InvalidParameterError:
-            raise
-        except ValueError as exc:
-            raise InvalidParameterError(str(exc)) from exc
+        model = CommitteeModel(
+            activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
+            teacher_width=teacher_width, teacher_scale=teacher_scale,
+            teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
+            init_overlap=init_overlap, init_cov=init_cov, lr=lr,
+        )
         t = make_grid(t_max, dt, grid, grid_points, times)
         if math.isinf(check_positive("alpha", alpha, allow_inf=True)):
             if solver_options:

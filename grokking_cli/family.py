@@ -69,14 +69,9 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
     lr = 0.02 * dim if lr is None else lr
     if not lr > 0:
         raise InvalidParameterError(f"lr must be > 0, got {lr}")
-    try:
-        model = CommitteeModel(activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
-                               teacher_width=teacher_width, teacher_scale=teacher_scale,
-                               teacher_activation=teacher_activation, init_overlap=overlap)
-    except InvalidParameterError:
-        raise
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc)) from exc
+    model = CommitteeModel(activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
+                           teacher_width=teacher_width, teacher_scale=teacher_scale,
+                           teacher_activation=teacher_activation, init_overlap=overlap)
     t = time_grid(t_max, dt)
     request = {"alpha": alpha, "dim": dim, "width": width, "scale": scale, "epsilon": epsilon, **chosen,
                "init_overlap": model.init_overlap.tolist(), "t_max": t_max, "dt": dt, "lr": lr, "seed": seed,
