@@ -53,7 +53,8 @@ def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_over
     """The :class:`~dmft.committee_online.CommitteeModel` of a ``family`` comparison (errors name the parameter)."""
     from dmft.committee_online import CommitteeModel
 
-    unknown = sorted(set(family) - {"activation", "target", "teacher_width", "teacher_scale", "teacher_activation"})
+    unknown = sorted(set(family) - {"activation", "target", "teacher_width", "teacher_scale", "teacher_activation",
+                                     "noise"})
     if unknown:
         raise InvalidParameterError(f"family: unknown option(s) {', '.join(unknown)}")
     return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, **family)

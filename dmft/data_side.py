@@ -5,7 +5,8 @@ Given the weight-side order parameters (C_w, m, χ), draws S samples of the Gaus
 :mod:`dmft._data_kernels` and reduces the per-sample outputs to
 
 * ``train_loss[n] = E[Δ_n²]``, with the control variate Δ(u)² whose mean is the exact test
-  loss E_test(C_w(n,n), m(n)) (theory.md §2.4 / §4.2 centred form);
+  loss E_test(C_w(n,n), m(n)) (theory.md §2.4 / §4.2 centred form; with output noise σ² the
+  target carries a frozen σξ per sample and both sides gain σ², theory.md §10.8);
 * ``r_star[n] = E[dg_n/dh*]``, control variate (∂y/∂h*)φ'(u_n) with mean ε m(n) (eq. 34);
 * ``response[n, n] = E[D_n]``, control variate J(u_n) with mean R(t_n) of eq. 33;
 * ``response[n, s<n]``: either the *probe* estimator E[(Σ_{k<n}Ψ[n,k]v_k) v_sᵀ] (cost of one
@@ -31,7 +32,7 @@ import scipy.linalg.blas
 from threadpoolctl import threadpool_limits
 
 from . import _data_kernels as kernels
-from .sampling import chunk_bounds, conditional_square_root, draw_chunk, draw_teacher_chunk
+from .sampling import chunk_bounds, conditional_square_root, draw_chunk, draw_label_noise, draw_teacher_chunk
 from .weight_side import from_flat, to_flat
 
 __all__ = ["DataSideEstimate", "estimate_data_side", "RESPONSE_METHODS", "BACKENDS"]
@@ -163,6 +164,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     scale, center = problem.scale, problem.center
     code, param = problem.kernel_activation
     coupling = (2.0 / scale) / problem.alpha
+    noise_std = float(np.sqrt(problem.noise))
     chi = np.ascontiguousarray(chi)
     teacher_cov = problem.teacher_cov
     if M == 1:
@@ -210,6 +212,9 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                                                              start=start, stop=stop, samples=samples, steps=T,
                                                              width=N, cache=draws)
             y, dy = problem.targets(hstar.reshape(stop - start, M))
+            if noise_std:
+                # output noise: a frozen ξ per training sample (it is part of the data set)
+                y = y + noise_std * draw_label_noise(seed=seed, index=index, start=start, stop=stop)
             out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, np.ascontiguousarray(y), np.ascontiguousarray(dy), probe, chi,
                                         float(scale), code, float(param), float(coupling),

@@ -63,6 +63,11 @@ class SquareTargetProblem:
         return self.params.center
 
     @property
+    def noise(self) -> float:
+        """The package model has no output noise."""
+        return 0.0
+
+    @property
     def scale(self) -> float:
         return self.params.scale
 
@@ -154,7 +159,7 @@ class CommitteeProblem:
     kernel; any other smooth student (a polynomial, or a user activation with its φ′ and φ″)
     runs in the NumPy kernel (``backend="numpy"``, 30–100× slower). The teacher may be any
     activation (only y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only
-    (``lr`` = None) and no output noise yet. Symmetry: student and teacher permutations
+    (``lr`` = None); output noise σ² enters as a frozen σξ in each training target. Symmetry: student and teacher permutations
     (:meth:`symmetry`).
     """
 
@@ -175,8 +180,6 @@ class CommitteeProblem:
                 "delta that per-sample tangents cannot carry; theory.md §10.7)")
         if model.lr is not None:
             raise InvalidParameterError("lr must be None (gradient flow) for the finite-alpha DMFT")
-        if model.noise != 0.0:
-            raise InvalidParameterError("noise must be 0 for the finite-alpha DMFT (output noise is not implemented there)")
 
     @property
     def width(self) -> int:
@@ -189,6 +192,11 @@ class CommitteeProblem:
     @property
     def center(self) -> bool:
         return False
+
+    @property
+    def noise(self) -> float:
+        """Output-noise variance σ²: each training target carries a frozen σξ (theory.md §10.8)."""
+        return float(self.model.noise)
 
     @property
     def scale(self) -> float:

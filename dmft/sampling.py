@@ -31,6 +31,7 @@ from numba import njit
 from scipy.special import ndtri
 
 __all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "draw_teacher_chunk",
+           "draw_label_noise",
            "stratum_edges", "chunk_bounds", "TAIL_STRATA"]
 
 #: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root
@@ -289,3 +290,22 @@ def draw_teacher_chunk(root: CausalSquareRoot, teacher_factor: np.ndarray, *, se
     hstar[2::4] = -hs
     hstar[3::4] = -hs
     return u.reshape(count, steps, width), hstar, probe.reshape(count, steps, width), np.ones(count)
+
+
+def draw_label_noise(*, seed, index: int, start: int, stop: int) -> np.ndarray:
+    """Output noise ξ ~ N(0, 1) of samples [start, stop), one per sample, fixed by (seed, index).
+
+    Drawn per antithetic quadruplet and signed like its teacher field (+ξ, +ξ, −ξ, −ξ), so
+    (h*, ξ) → (−h*, −ξ) within a quadruplet: the quadruplet of an odd teacher stays odd, and
+    each sample's ξ is still standard normal and independent of its fields. Its own stream of
+    the chunk key: the fields, probes and strata do not change when noise is switched on.
+    """
+    count = stop - start
+    key = [int(v) for v in np.atleast_1d(seed)] + [int(index), 3]
+    xi = np.random.default_rng(key).standard_normal(count // 4)
+    out = np.empty(count)
+    out[0::4] = xi
+    out[1::4] = xi
+    out[2::4] = -xi
+    out[3::4] = -xi
+    return out

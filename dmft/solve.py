@@ -179,8 +179,8 @@ def solve(
         learning rate η₀ (None: gradient flow). With any of them off its default,
         ``init_overlap`` is the N×M matrix R(0); ``alpha = math.inf`` integrates the committee ODE
         (theory.md §10), a finite ``alpha`` runs the DMFT with the general data side (§10.7:
-        smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``; gradient flow; no output
-        noise).
+        smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``; gradient flow; output
+        noise as a frozen σξ per training target, §10.8).
     **solver_options
         Options of the finite-α DMFT solver (``samples``, ``response_samples``, ``damping``,
         ``tol``, ``max_iter``, ``seed``, ``backend``, ``progress``, ...); see

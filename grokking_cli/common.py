@@ -436,20 +436,24 @@ def family_options(command):
                      help="Teacher output scale kappa* (--target committee)."),
         click.option("--teacher-activation", type=click.Choice(ACTIVATION_NAMES), default=None,
                      help="Teacher phi* (--target committee). [default: the student's activation]"),
+        click.option("--noise", type=float, default=0.0, show_default=True,
+                     help="Output-noise variance sigma^2 >= 0 of the targets (y + sigma xi, one frozen xi per "
+                          "training sample); the test loss includes it."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap):
+def family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap, noise=0.0):
     """The family options that differ from the package model's, and --init-overlap as the N×M R(0).
 
     Returns ``({}, overlap)`` for the package model, so that its run identities stay unchanged.
     """
     family = {key: value for key, value, default in (
         ("activation", activation, "quadratic"), ("target", target, "square"), ("teacher_width", teacher_width, 1),
-        ("teacher_scale", teacher_scale, 1.0), ("teacher_activation", teacher_activation, None)) if value != default}
+        ("teacher_scale", teacher_scale, 1.0), ("teacher_activation", teacher_activation, None),
+        ("noise", noise, 0.0)) if value != default}
     if family and overlap is not None:
         m = teacher_width if target == "committee" else 1
         if m < 1 or len(overlap) % m:

@@ -90,7 +90,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
             max_iter, damping, mixing, response, response_samples, theory_seed, backend, grid, grid_points,
             symmetrize, error_replicas, allow_unconverged, window, decomposition, device, dtype, out, plot, no_plot,
             as_json, require_agreement, progress, activation, target, teacher_width, teacher_scale,
-            teacher_activation):
+            teacher_activation, noise):
     """Theory against seed-averaged simulations from the same planted overlaps.
 
     Runs the theory (by default the finite-alpha DMFT at --alpha; --theory online for the
@@ -112,7 +112,8 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     if math.isinf(alpha):
         raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
     overlap = parse_floats(init_overlap, "--init-overlap")
-    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap)
+    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
+                                      noise)
     if family and grid == "log":
         raise InvalidParameterError("grid: a family comparison records its simulations on the uniform theory grid; "
                                     "drop --grid log")

@@ -48,7 +48,7 @@ __all__ = ["family"]
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over steps.")
 @handle_errors
 def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width, teacher_scale, teacher_activation,
-           init_overlap, t_max, dt, lr, seed, device, dtype, as_json, out, run_name, overwrite, plot, progress):
+           noise, init_overlap, t_max, dt, lr, seed, device, dtype, as_json, out, run_name, overwrite, plot, progress):
     """Full-batch gradient descent of f = (scale/N) sum_i phi(w_i.x) on P = alpha*D samples of a
     square or committee teacher, with the exact population loss from (Q, R, T). Example (the
     simulation beside `dmft solve --alpha 3 ... --activation erf --target committee`):
@@ -61,7 +61,8 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
 
     check_outputs(out, plot)
     overlap = parse_floats(init_overlap, "--init-overlap")
-    chosen, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap)
+    chosen, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
+                                      noise)
     if overlap is not None and not isinstance(overlap, np.ndarray):
         overlap = np.array(overlap)[:, None]                   # the square target: one teacher field
     if dim < 2:
@@ -71,7 +72,7 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
         raise InvalidParameterError(f"lr must be > 0, got {lr}")
     model = CommitteeModel(activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
                            teacher_width=teacher_width, teacher_scale=teacher_scale,
-                           teacher_activation=teacher_activation, init_overlap=overlap)
+                           teacher_activation=teacher_activation, noise=noise, init_overlap=overlap)
     t = time_grid(t_max, dt)
     request = {"alpha": alpha, "dim": dim, "width": width, "scale": scale, "epsilon": epsilon, **chosen,
                "init_overlap": model.init_overlap.tolist(), "t_max": t_max, "dt": dt, "lr": lr, "seed": seed,

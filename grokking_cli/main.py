@@ -136,7 +136,7 @@ def _given(ctx, name: str) -> bool:
 @click.pass_context
 @handle_errors
 def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
-          activation, target, teacher_width, teacher_scale, teacher_activation, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
+          activation, target, teacher_width, teacher_scale, teacher_activation, noise, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
           backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
@@ -158,7 +158,8 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         if n * n != len(cov):
             raise InvalidParameterError(f"init_cov must have N*N entries, got {len(cov)}")
         cov = np.array(cov).reshape(n, n)
-    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap)
+    family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
+                                      noise)
     online = math.isinf(alpha) and alpha > 0
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,

@@ -172,7 +172,6 @@ def test_erf_dmft_against_seed_averaged_gradient_descent():
 @pytest.mark.parametrize("change, word", [
     (dict(activation="relu"), "activation"),
     (dict(lr=0.5), "lr"),
-    (dict(noise=0.1), "noise"),
 ])
 def test_unsupported_committee_settings_are_refused_with_the_parameter_named(change, word):
     kw = dict(activation="erf", width=2, target="committee", teacher_width=2)
