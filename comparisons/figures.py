@@ -281,7 +281,8 @@ FIG3E_SIZES = {
                 dim=40, alpha=5.5, width=4, lr=8.0, t_max=300.0, seeds=4, theory=True),
 }
 #: Settings of Fig. 3e that :data:`FIG3E_SIZES` does not give.
-FIG3E_DEFAULTS = dict(dt=0.5, seeds=4, threshold=0.1, record_points=150, theory=True, workers=None, solver={})
+FIG3E_DEFAULTS = dict(dt=0.5, seeds=4, threshold=0.1, record_points=150, theory=True, workers=None, solver={},
+                      horizon="full")
 
 
 #: Solver options of the Fig. 3e DMFT used by default when ``dmft.solve`` accepts them: the log
@@ -343,7 +344,8 @@ def _fig3e(runs: _Runs, full: bool, seed: int, settings: Mapping[str, Any] | Non
     theory = None
     if s["theory"] and dmft_available():
         theory = phase_diagram(axes, {**fixed_model, "t_max": s["t_max"], "dt": s["dt"]}, threshold=threshold,
-                               out=runs.store, workers=s["workers"], as_xarray=False, **dict(s["solver"]))
+                               out=runs.store, workers=s["workers"], as_xarray=False, horizon=s["horizon"],
+                               **dict(s["solver"]))
         panels.append((theory, f"DMFT (alpha=P/D={s['alpha']:g}, D → ∞), ± Monte Carlo sem", "amount",
                        "amount_sem", "±"))
         numbers["dmft"] = phase_points(theory)

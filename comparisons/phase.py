@@ -47,15 +47,18 @@ __all__ = [
     "SWEEPABLE", "VARIABLES", "DEFAULT_THRESHOLD", "Crossing", "PhasePoint", "PhaseDiagram", "PhaseError",
     "crossing_time", "grokking_point", "phase_diagram", "solve_point", "point_identity", "point_name",
     "phase_points", "plot_phase", "with_stored_sem", "solver_accepts", "phase_from_seeds", "map_agreement",
-    "HORIZONS", "AdaptiveHorizon",
+    "HORIZONS", "AdaptiveHorizon", "UNRESOLVED_SEMS",
 ]
 
 #: Parameters a phase diagram can sweep (exactly two of them per diagram).
 SWEEPABLE = ("scale", "epsilon", "alpha")
 #: Variables of the labelled result, in this order.
-VARIABLES = ("t_train", "t_test", "amount", "amount_sem", "censored", "converged")
+VARIABLES = ("t_train", "t_test", "amount", "amount_sem", "censored", "unresolved", "converged")
 #: Relative loss threshold of Fig. 3e (theory.md §5): a loss has "fallen" below 0.1 × its t = 0 value.
 DEFAULT_THRESHOLD = 0.1
+#: A threshold not reached by t_end is "unresolved" (not "censored") when the loss at t_end lies
+#: within this many of its standard errors of the level: the curves cannot tell whether it was.
+UNRESOLVED_SEMS = 2.0
 #: Settings that never change a solve's result (left out of its identity).
 _NOT_IDENTITY = ("progress",)
 #: Names of the standard-error arrays also looked up in a run's extras.
@@ -81,11 +84,15 @@ class Crossing:
         Delta-method standard error SEM(L)(t*)/|dL/dt(t*)|; ``None`` without a SEM or when censored.
     censored : bool
         The level is never reached within the curve's time range.
+    unresolved : bool
+        Censored, but the last value lies within :data:`UNRESOLVED_SEMS` standard errors of the
+        level: the Monte Carlo error, not the dynamics, decides (never set without a SEM).
     """
 
     time: float | None
     sem: float | None
     censored: bool
+    unresolved: bool = False
 
 
 def crossing_time(t, loss, level: float, sem=None) -> Crossing:
@@ -107,17 +114,21 @@ def crossing_time(t, loss, level: float, sem=None) -> Crossing:
         With i the first index where ``loss[i] < level``: t* solves the linear interpolation
         between (t[i−1], loss[i−1]) and (t[i], loss[i]); δt = SEM(t*)/|slope| with SEM linearly
         interpolated at t* and the slope of that segment (the delta method). ``i = 0`` gives
-        t* = t[0] and δt = 0 (the curve starts below the level). Never reached (or NaN): censored.
+        t* = t[0] and δt = 0 (the curve starts below the level). Never reached (or NaN): censored;
+        also ``unresolved`` when ``loss[-1] − level < UNRESOLVED_SEMS · sem[-1]``.
     """
     t = np.asarray(t, dtype=float)
     loss = np.asarray(loss, dtype=float)
     if t.ndim != 1 or loss.shape != t.shape:
         raise ValueError(f"t and loss must be one-dimensional of one length, got {t.shape} and {loss.shape}")
     crossing = first_crossing(loss, level, above=False)
-    if crossing.censored:
-        return Crossing(None, None, True)
-    i = crossing.index
     err = None if sem is None else np.asarray(sem, dtype=float)
+    if crossing.censored:
+        last = int(np.flatnonzero(np.isfinite(loss))[-1]) if np.isfinite(loss).any() else None
+        unresolved = bool(err is not None and last is not None and math.isfinite(err[last])
+                          and loss[last] - level < UNRESOLVED_SEMS * err[last])
+        return Crossing(None, None, True, unresolved)
+    i = crossing.index
     if i == 0:
         return Crossing(float(t[0]), None if err is None else 0.0, False)
     t0, t1, y0, y1 = t[i - 1], t[i], loss[i - 1], loss[i]
@@ -149,6 +160,10 @@ class PhasePoint:
         level itself (threshold × loss at t = 0) is neglected.
     censored : bool
         Either threshold was never reached.
+    unresolved : bool
+        Censored, but a threshold not reached lies within its Monte Carlo error at t_end
+        (:attr:`Crossing.unresolved`): the curves cannot say whether it was reached, so the
+        point is neither a number nor a lower bound.
     train_censored, test_censored : bool
     converged : bool
         Whether the solve met its tolerance (a non-converged solve may stop before t_max).
@@ -169,6 +184,7 @@ class PhasePoint:
     t_end: float = math.nan
     threshold: float = DEFAULT_THRESHOLD
     message: str = ""
+    unresolved: bool = False
 
     def as_dict(self) -> dict:
         """The JSON fields of ``dmft phase --json`` (``None`` where censored)."""
@@ -220,7 +236,7 @@ def grokking_point(curves: LearningCurves, threshold: float = DEFAULT_THRESHOLD)
     return PhasePoint(t_train=train.time, t_test=test.time, amount=amount, amount_sem=amount_sem, censored=censored,
                       converged=bool(curves.converged), train_censored=train.censored,
                       test_censored=test.censored, t_end=float(curves.t[-1]), threshold=threshold,
-                      message=curves.message)
+                      message=curves.message, unresolved=train.unresolved or test.unresolved)
 
 
 def with_stored_sem(curves: LearningCurves) -> LearningCurves:
@@ -345,7 +361,8 @@ HORIZONS = ("full", "adaptive")
 @dataclass(frozen=True)
 class AdaptiveHorizon:
     """Runner that solves a point on horizons t_1, 2t_1, 4t_1, …, t_max and stops at the first whose
-    curves cross both thresholds (or that does not converge).
+    curves cross both thresholds, that leaves a threshold unresolved (:attr:`PhasePoint.unresolved`),
+    or that does not converge.
 
     The amount of grokking needs the curves only up to the later crossing; the DMFT's Monte Carlo
     error grows with the horizon at small α (measured: α = 5.5, N = 4, centred, κ = 0.4, ε = 0.04,
@@ -368,7 +385,8 @@ class AdaptiveHorizon:
         while True:
             curves = self.runner({**params, "t_max": horizon})
             point = grokking_point(curves, self.threshold)
-            if not point.censored or horizon >= t_max or not curves.converged:
+            # an unresolved threshold only gets less resolved on a longer horizon (the error grows)
+            if not point.censored or point.unresolved or horizon >= t_max or not curves.converged:
                 return curves
             horizon = min(2.0 * horizon, t_max)
 
@@ -389,6 +407,8 @@ class PhaseDiagram:
     t_train, t_test, amount, amount_sem : ndarray of float, shape (n0, n1)
         NaN where censored (or, for ``amount_sem``, where the curves carry no standard error).
     censored, converged, train_censored, test_censored : ndarray of bool
+    unresolved : ndarray of bool
+        Censored cells whose missing threshold is within the Monte Carlo error at t_end.
     t_end : ndarray of float
     run : ndarray of str
         Store name of each point.
@@ -413,6 +433,11 @@ class PhaseDiagram:
     run: np.ndarray
     attrs: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)
+    unresolved: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.unresolved is None:
+            object.__setattr__(self, "unresolved", np.zeros(np.shape(self.censored), dtype=bool))
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.coords:
@@ -474,6 +499,7 @@ def phase_points(result) -> list[dict]:
                 value = float(arrays[name][i, j])
                 point[name] = value if math.isfinite(value) else None
             point["censored"] = bool(arrays["censored"][i, j])
+            point["unresolved"] = bool(arrays["unresolved"][i, j])
             point["converged"] = bool(arrays["converged"][i, j])
             point["run"] = str(arrays["run"][i, j])
             points.append(point)
@@ -664,7 +690,8 @@ def phase_diagram(
 
     shape = (len(values0), len(values1))
     arrays = {k: np.full(shape, np.nan) for k in ("t_train", "t_test", "amount", "amount_sem", "t_end")}
-    flags = {k: np.zeros(shape, dtype=bool) for k in ("censored", "converged", "train_censored", "test_censored")}
+    flags = {k: np.zeros(shape, dtype=bool)
+             for k in ("censored", "unresolved", "converged", "train_censored", "test_censored")}
     failed_cells = np.zeros(shape, dtype=bool)
     for i in range(shape[0]):
         for j in range(shape[1]):
@@ -721,7 +748,8 @@ def phase_from_seeds(axes: Mapping[str, Sequence[float]], runs, threshold: float
     (d0, values0), (d1, values1) = list(axes.items())
     shape = (len(values0), len(values1))
     arrays = {k: np.full(shape, np.nan) for k in ("t_train", "t_test", "amount", "amount_sem", "t_end", "amount_sd")}
-    flags = {k: np.zeros(shape, dtype=bool) for k in ("censored", "converged", "train_censored", "test_censored")}
+    flags = {k: np.zeros(shape, dtype=bool)
+             for k in ("censored", "unresolved", "converged", "train_censored", "test_censored")}
     seeds = np.zeros(shape, dtype=int)
     for i in range(shape[0]):
         for j in range(shape[1]):
@@ -731,7 +759,7 @@ def phase_from_seeds(axes: Mapping[str, Sequence[float]], runs, threshold: float
             n = len(points)
             seeds[i, j] = n
             flags["converged"][i, j] = all(p.converged for p in points)
-            for key in ("train_censored", "test_censored", "censored"):
+            for key in ("train_censored", "test_censored", "censored", "unresolved"):
                 flags[key][i, j] = any(getattr(p, key) for p in points)
             arrays["t_end"][i, j] = min(p.t_end for p in points)
             for key, censored in (("t_train", "train_censored"), ("t_test", "test_censored")):
@@ -807,7 +835,8 @@ def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None =
     Rows are the first swept parameter, columns the second (cells equally spaced, ticks at the
     values). Censored cells are hatched and grey, never coloured as a number; their text says
     which threshold was not reached (a censored test loss gives the lower bound
-    "≥ t_end − t_train"). Non-converged cells get a red frame and "n.c.". Each coloured cell
+    "≥ t_end − t_train"); unresolved cells (the missing threshold within the Monte Carlo error
+    at t_end) are dotted and say so, with no bound. Non-converged cells get a red frame and "n.c.". Each coloured cell
     shows the amount and, where known, ± its standard error.
 
     Parameters
@@ -845,8 +874,8 @@ def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None =
     mask = {"amount": "censored", "t_train": "train_censored", "t_test": "test_censored"}[variable]
     censored = _array(result, mask if mask in names else "censored").astype(bool)
     converged = _array(result, "converged").astype(bool)
-    extra = {k: _array(result, k) for k in ("train_censored", "test_censored", "t_end", "t_train", "failed")
-             if k in names}
+    extra = {k: _array(result, k) for k in ("train_censored", "test_censored", "t_end", "t_train", "failed",
+                                            "unresolved") if k in names}
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.3 * len(c1) + 2.6, 1.0 * len(c0) + 1.8), constrained_layout=True)
     else:
@@ -860,10 +889,14 @@ def plot_phase(result, ax=None, *, variable: str = "amount", title: str | None =
     for i in range(len(c0)):
         for j in range(len(c1)):
             if censored[i, j]:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.45", lw=0))
+                unresolved = "unresolved" in extra and bool(extra["unresolved"][i, j])
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="..." if unresolved else "///",
+                                       edgecolor="0.45", lw=0))
                 text = "censored"
                 if "failed" in extra and extra["failed"][i, j]:
                     text = "failed"
+                elif unresolved:
+                    text = f"unresolved:\nMC error\nat t = {extra['t_end'][i, j]:.3g}"
                 elif variable != "amount" and "t_end" in extra:
                     text = f"not reached\nby t = {extra['t_end'][i, j]:.3g}"
                 elif "test_censored" in extra and extra["test_censored"][i, j] and not extra["train_censored"][i, j]:

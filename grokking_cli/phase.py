@@ -53,7 +53,7 @@ def _values(text: str | None, name: str):
               help="A loss has fallen once it is below THRESHOLD x its value at t=0 (Fig. 3e: 0.1).")
 @click.option("--horizon", type=click.Choice(["full", "adaptive"]), default="full", show_default=True,
               help="full: solve every point to --t-max; adaptive: on horizons 40, 80, ... up to --t-max, stopping "
-                   "at the first where both thresholds are crossed (cheaper, and clear of the long-horizon Monte "
+                   "at the first where both thresholds are crossed or one is unresolved (cheaper, and clear of the long-horizon Monte "
                    "Carlo error at small alpha; the stored solves then depend on --threshold).")
 @click.option("--samples", type=int, default=None, help="Monte Carlo samples S of the DMFT (multiple of 4).")
 @click.option("--tol", type=float, default=None, help="Fixed-point tolerance of the DMFT.")
@@ -91,8 +91,9 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
 
     Per point: the first times the train and the test loss fall below --threshold x their
     initial value, their difference (with the Monte Carlo error bar where the solver gives one),
-    whether a threshold was never reached by --t-max (censored: null, never a number) and
-    whether the solve converged. Example (the grid of Fig. 3e):
+    whether a threshold was never reached by --t-max (censored: null, never a number), whether
+    such a threshold was within the Monte Carlo error at the end (unresolved: the theory cannot
+    say) and whether the solve converged. Example (the grid of Fig. 3e):
 
     \b
         dmft phase --alpha 5.5 --width 4 --center --scale 0.4,0.8,1.6,2.4
@@ -158,14 +159,15 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
         d0, d1 = list(axes)
         click.echo(f"phase diagram over {d0} x {d1}: {len(points)} points, {result.attrs['computed']} computed, "
                    f"{result.attrs['reused']} reused, {result.attrs['seconds']:.1f} s; stored in {out}")
-        click.echo(f"  {d0:>8s} {d1:>8s}   t_train    t_test    amount       sem  censored converged")
+        click.echo(f"  {d0:>8s} {d1:>8s}   t_train    t_test    amount       sem  censored unresolved converged")
 
         def cell(v):
             return f"{v:9.3g}" if v is not None else "        -"
 
         for p in points:
             click.echo(f"  {float(p[d0]):8.4g} {float(p[d1]):8.4g} {cell(p['t_train'])} {cell(p['t_test'])} "
-                       f"{cell(p['amount'])} {cell(p['amount_sem'])}  {str(p['censored']):>8s} {str(p['converged']):>9s}")
+                       f"{cell(p['amount'])} {cell(p['amount_sem'])}  {str(p['censored']):>8s} {str(p['unresolved']):>10s} "
+                       f"{str(p['converged']):>9s}")
         if plot is not None:
             click.echo(f"  heat map saved to {plot}")
     for name, message in failed.items():

@@ -3,15 +3,22 @@
 Usage (each stage writes its store in ``--out-dir`` and rebuilds the report from every store
 there)::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py fig3e       --solver grid=log --solver error_replicas=4
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py theory8x8   --solver grid=log --solver error_replicas=4
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py alpha_kappa --solver grid=log --solver error_replicas=4
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py dim400      --solver grid=log --solver error_replicas=4
-    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py scaling     --solver grid=log --solver error_replicas=4
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py fig3e       --solver grid=log --solver error_replicas=4 \
+        --solver samples=8192 --solver horizon=adaptive
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py theory8x8   --solver grid=log --solver error_replicas=4 \
+        --solver samples=8192 --solver horizon=adaptive
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py alpha_kappa --solver grid=log --solver error_replicas=4 \
+        --solver samples=8192 --solver horizon=adaptive
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py dim400      --solver grid=log --solver error_replicas=4 \
+        --solver samples=8192 --solver horizon=adaptive
+    OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py scaling     --solver grid=log --solver error_replicas=4 \
+        --solver samples=8192 --solver horizon=adaptive
     PYTHONPATH=. python scripts/phase_maps.py report                        # = any stage with --report-only
 
-``--tiny`` runs every stage at a smoke-test size (2 × 2 grids, t ≤ 10, a few hundred Monte
-Carlo samples) into ``runs/phase_tiny`` with its report there, never into ``docs``.
+``--solver horizon=adaptive`` solves each DMFT point only as far as its crossings
+(:class:`comparisons.phase.AdaptiveHorizon`). ``--tiny`` runs every stage at a smoke-test size
+(2 × 2 grids, t ≤ 10, a few hundred Monte Carlo samples) into ``runs/phase_tiny`` with its
+report there, never into ``docs``.
 
 Stages (theory.md §4.4, §4.5, §5):
 
@@ -113,7 +120,8 @@ def _theory_map(axes, fixed, store, args, report_only, solver=None, threshold=0.
     runner = {"runner": _not_stored} if report_only else {}
     return phase_diagram(axes, fixed, threshold=threshold, out=store, workers=0 if report_only else args.workers,
                          scheduler=None if report_only else args.scheduler, progress=not report_only,
-                         as_xarray=False, **runner, **dict(args.solver if solver is None else solver))
+                         as_xarray=False, horizon=args.horizon, **runner,
+                         **dict(args.solver if solver is None else solver))
 
 
 def _table(result, what: str = "amount", error: str = "amount_sem") -> list[str]:
@@ -125,7 +133,8 @@ def _table(result, what: str = "amount", error: str = "amount_sem") -> list[str]
         cells = []
         for j in range(len(c1)):
             if result.censored[i, j] and what == "amount":
-                cells.append("censored" + ("" if result.converged[i, j] else " (n.c.)"))
+                cells.append(("unresolved" if result.unresolved[i, j] else "censored")
+                             + ("" if result.converged[i, j] else " (n.c.)"))
                 continue
             value = values[i, j]
             text = f"{value:.3g}" if math.isfinite(value) else "–"
@@ -149,7 +158,7 @@ def stage_fig3e(args, report_only: bool) -> dict | None:
     if report_only:
         return _summary(store)
     overrides = {k: s[k] for k in ("scales", "epsilons", "alpha", "width", "dim", "lr", "t_max", "dt", "seeds")}
-    overrides.update(workers=args.workers, solver=dict(args.solver))
+    overrides.update(workers=args.workers, solver=dict(args.solver), horizon=args.horizon)
     report = make_figure("fig3e", out_dir=args.figures, settings=overrides)
     summary = {"stage": "fig3e", "settings": overrides, "figure": report.files[0], "seconds": report.seconds,
                "notes": list(report.notes), "numbers": report.numbers}
@@ -361,7 +370,7 @@ def write_report(summaries: dict, args) -> Path:
              "number); *n.c.* = the solve did not converge; ± = the DMFT's Monte Carlo standard error by the delta "
              "method where the solver gives one.", ""]
     commands = {s: f"`OMP_NUM_THREADS=1 PYTHONPATH=. python scripts/phase_maps.py {s} --solver grid=log "
-                   f"--solver error_replicas=4`" for s in STAGES}
+                   f"--solver error_replicas=4 --solver samples=8192 --solver horizon=adaptive`" for s in STAGES}
     if args.tiny:
         commands = {s: f"`PYTHONPATH=. python scripts/phase_maps.py {s} --tiny`" for s in STAGES}
     missing = [s for s in STAGES if s not in summaries]
@@ -448,12 +457,15 @@ def main(argv=None) -> int:
     parser.add_argument("--report", type=Path, default=None, help="report [docs/results/phase.md or out-dir]")
     parser.add_argument("--workers", type=int, default=None, help="local pool (0: in this process)")
     parser.add_argument("--scheduler", type=str, default=None, help="Dask scheduler address")
-    parser.add_argument("--solver", action="append", default=[], help="dmft.solve option NAME=VALUE (repeat)")
+    parser.add_argument("--solver", action="append", default=[],
+                        help="dmft.solve option NAME=VALUE (repeat); horizon=adaptive|full goes to phase_diagram")
     args = parser.parse_args(argv)
     solver = {}
     for text in args.solver:
         key, _, value = text.partition("=")
         solver[key.strip()] = parse_value(value)
+    # horizon=full|adaptive is an option of phase_diagram, not of dmft.solve (see its docstring)
+    args.horizon = str(solver.pop("horizon", "full"))
     args.solver = solver
     if args.tiny:
         args.solver = {"samples": 512, "max_iter": 15, "tol": 1e-3, **args.solver}

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from grokking_cli.main import main
 
-KEYS = {"scale", "epsilon", "alpha", "t_train", "t_test", "amount", "amount_sem", "censored", "converged"}
+KEYS = {"scale", "epsilon", "alpha", "t_train", "t_test", "amount", "amount_sem", "censored", "unresolved", "converged"}
 #: Online (alpha = inf) points: milliseconds each.
 ONLINE = ["--alpha", "inf", "--scale", "1,2", "--epsilon", "0.1,0.25", "--center", "--init-overlap", "0.5,-0.5",
           "--t-max", "60", "--workers", "0", "--no-progress"]

@@ -100,7 +100,47 @@ def test_censoring_is_never_a_number():
     assert test_late.t_train == pytest.approx(math.log(10), rel=1e-2) and test_late.t_end == 10.0
     never = grokking_point(curves(t, np.ones_like(t), np.ones_like(t), converged=False), 0.1)
     assert never.censored and never.train_censored and never.t_train is None and not never.converged
-    assert set(never.as_dict()) == {"t_train", "t_test", "amount", "amount_sem", "censored", "converged"}
+    assert set(never.as_dict()) == {"t_train", "t_test", "amount", "amount_sem", "censored", "unresolved",
+                                    "converged"}
+    assert not never.unresolved and not test_late.unresolved           # no standard error: no claim
+
+
+def test_unresolved_when_the_missing_threshold_is_within_the_monte_carlo_error():
+    """A test loss that ends at 0.15 (level 0.1) is "censored" when its standard error there is
+    0.02 (2.5 s.e. above the level), "unresolved" when it is 0.03 (1.7 s.e.: the curves cannot say
+    whether it crossed); a crossed threshold is never unresolved, whatever its error."""
+    t = np.linspace(0.0, 10.0, 101)
+    train = np.exp(-t)
+    test = 1.0 - 0.085 * t                                       # 0.15 at t = 10
+    for sem_end, unresolved in ((0.02, False), (0.03, True)):
+        point = grokking_point(curves(t, train, test, train_sem=0 * t, test_sem=sem_end * t / 10), 0.1)
+        assert point.censored and point.test_censored and point.amount is None
+        assert point.unresolved is unresolved, sem_end
+    crossed = grokking_point(curves(t, train, 1.0 - 0.095 * t, train_sem=0 * t, test_sem=0.5 + 0 * t), 0.1)
+    assert not crossed.censored and not crossed.unresolved and crossed.amount_sem > 1
+
+
+def test_adaptive_horizon_stops_at_an_unresolved_point_and_the_map_says_so(tmp_path):
+    """A point whose test loss stays within its error of the level stops at the first horizon
+    (a longer one would only add error); the map, the JSON points and the picture call it
+    unresolved, not a number and not a lower bound."""
+    calls = []
+
+    def noisy(params):
+        calls.append(params["t_max"])
+        t = np.linspace(0.0, params["t_max"], 401)
+        test = 0.2 + 0.8 * np.exp(-t / 5.0)                      # levels off at 2 × the level ...
+        sem = 0.08 * (1 - np.exp(-t / 5.0))                      # ... with 0.08 of error: 1.25 s.e.
+        return curves(t, np.exp(-t), test, train_sem=0 * t, test_sem=sem, params=params)
+
+    result = phase_diagram({"scale": [1.0], "epsilon": [0.1]}, {"alpha": 3.0, "t_max": 300.0},
+                           out=tmp_path / "u.h5", workers=0, runner=noisy, horizon="adaptive", as_xarray=False)
+    assert calls == [40.0]
+    assert result.censored[0, 0] and result.unresolved[0, 0] and np.isnan(result.amount[0, 0])
+    (point,) = phase_points(result)
+    assert point["unresolved"] is True and point["amount"] is None
+    fig = plot_phase(result)
+    assert any("unresolved" in text.get_text() for text in fig.axes[0].texts)
 
 
 # --------------------------------------------------------------------------------------------
