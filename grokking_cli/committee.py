@@ -62,8 +62,20 @@ def _task_names():
 @click.option("--momentum", type=float, default=None, help="Heavy-ball momentum mu in [0,1) (optimizer momentum).")
 @click.option("--weight-decay", type=float, default=None, help="Weight decay lambda >= 0.")
 @click.option("--readouts/--no-readouts", default=None, help="Train the readouts a_i too (spec 2.3). [default: no]")
-@click.option("--activation", type=str, default=None, help="phi: poly (h + eps h^2/2, default), quadratic, cubic, "
-              "relu_quartic, quartic, poly3, poly4.")
+@click.option("--activation", type=str, default=None, help="phi: poly (h + eps h^2/2, default), quadratic "
+              "(eps h^2/2), cubic, relu_quartic, quartic, poly3, poly4; or a student of the general family "
+              "(docs/theory.md par. 10): erf (erf(h/sqrt2)), tanh, relu, linear.")
+@click.option("--target", type=click.Choice(["square", "committee"]), default=None,
+              help="square: y = target_scale (beta.x)^2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x) "
+                   "(+ noise), T = I, trained as the general family. [default: square]")
+@click.option("--teacher-width", type=int, default=None, help="Teacher units M (--target committee). [default: 1]")
+@click.option("--teacher-scale", type=float, default=None,
+              help="Teacher output scale kappa* (--target committee). [default: 1]")
+@click.option("--teacher-activation", type=str, default=None,
+              help="Teacher phi* (--target committee): quadratic (h + eps h^2/2), square, linear, erf, relu, tanh. "
+                   "[default: the student's]")
+@click.option("--noise", type=float, default=None,
+              help="Output-noise variance sigma^2 >= 0 of the targets (general family). [default: 0]")
 @click.option("--n-test", type=int, default=None, help="Size of a finite test set (0: none). [default: 0]")
 @click.option("--cka-every", type=int, default=None,
               help="Every k steps: CKA of the test-set NTK with the test labels (needs --n-test). [default: off]")
@@ -89,14 +101,20 @@ def _task_names():
 @handle_errors
 def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, steps, t_max, lr, init_overlap,
               init_scale, center, rho, target_scale, optimizer, momentum, weight_decay, readouts, activation,
-              n_test, cka_every, baselines, record_points, seed, seeds, device, dtype, as_json, out, run_name,
+              target, teacher_width, teacher_scale, teacher_activation, noise, n_test, cka_every, baselines, record_points, seed, seeds, device, dtype, as_json, out, run_name,
               overwrite, plot, progress):
     """Train the committee machine f = (scale/N) sum_i phi(w_i.x) by full-batch gradient descent
     on P = alpha*D samples of y = (beta.x)^2/2 and report learning curves against t = lr*step/D.
+    With --activation erf/tanh/relu/linear, --target committee or --noise, the student and teacher
+    are any member of the general family (docs/theory.md par. 10), the simulation beside
+    `dmft solve` with the same options.
 
-    Example (Fig. 1 of the paper):
+    Examples (Fig. 1 of the paper; the erf soft committee, N = M = 2):
 
+    \b
         dmft train committee --alpha 5.5 --dim 100 --width 500 --scale 1 --epsilon 0.02 --steps 100000 --center
+        dmft train committee --alpha 3 --dim 1000 --width 2 --scale 2 --epsilon 0 --activation erf
+        --target committee --teacher-width 2 --teacher-scale 2 --t-max 20
     """
     from empirical.committee.machine import average, train_committee
     from empirical.committee.tasks import TASKS, CommitteeTask, get_task, run_task
@@ -110,7 +128,8 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
                  init_overlap=parse_floats(init_overlap, "--init-overlap"), init_scale=init_scale, center=center,
                  rho=rho, target_scale=target_scale, optimizer=optimizer, momentum=momentum,
                  weight_decay=weight_decay, readouts=readouts, activation=activation, n_test=n_test,
-                 cka_every=cka_every, baselines=baselines)
+                 cka_every=cka_every, baselines=baselines, target=target, teacher_width=teacher_width,
+                 teacher_scale=teacher_scale, teacher_activation=teacher_activation, noise=noise)
     given = {k: v for k, v in given.items() if v is not None}
     if seeds < 1:
         raise InvalidParameterError(f"seeds must be an integer >= 1, got {seeds}")

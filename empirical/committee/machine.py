@@ -38,6 +38,7 @@ and momentum ``weight_decay`` λ adds λθ to the gradient.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from dmft.result import LearningCurves
 __all__ = [
     "CommitteeData",
     "ACTIVATIONS",
+    "FAMILY_ACTIVATIONS",
     "OPTIMIZERS",
     "train_committee",
     "make_committee_data",
@@ -136,6 +138,10 @@ def _relu_quartic_prime(h, eps):
 #: relu(h) + (ε/2)h⁴, (ε/2)h⁴; ``"poly3"``/``"poly4"`` (h + (ε/2)h³, h + (ε/2)h⁴) serve the
 #: higher-degree Hermite targets (App. 16). The exact population loss of §2.4 exists only for
 #: ``"poly"``; the others report the finite test-set loss.
+#: Students of the general family (theory.md §10) that :func:`train_committee` hands to
+#: :func:`empirical.committee.family.train_committee_family`.
+FAMILY_ACTIVATIONS = ("erf", "tanh", "relu", "linear")
+
 ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "poly": (_poly, _poly_prime),
     "quadratic": (_quad, _quad_prime),
@@ -467,8 +473,18 @@ def train_committee(
     record_hook: Callable[[int, Any], Mapping[str, float]] | None = None,
     cka_every: int = 0,
     baselines: bool = False,
+    target: str = "square",
+    teacher_width: int = 1,
+    teacher_scale: float = 1.0,
+    teacher_activation: str | None = None,
+    noise: float = 0.0,
 ) -> LearningCurves:
     """Train the committee machine by full-batch gradient descent (theory.md §0, §1).
+
+    With a student of the general family (``activation`` ``"erf"``, ``"tanh"``, ``"relu"`` or
+    ``"linear"``), a committee teacher (``target="committee"``) or output noise, the run is
+    :func:`empirical.committee.family.train_committee_family` (theory.md §10), the simulation that
+    ``dmft.solve(..., activation=..., target=...)`` describes, recorded at the same steps.
 
     Parameters
     ----------
@@ -504,7 +520,10 @@ def train_committee(
     readouts : bool, default False
         Train readouts a_i too (spec §2.3, App. 12 Fig. 12), a(0) ~ N(0, 1).
     activation : str, default "poly"
-        A key of :data:`ACTIVATIONS`; only ``"poly"`` has an exact population loss.
+        A key of :data:`ACTIVATIONS` (only ``"poly"`` has an exact population loss here), or a
+        student of the general family, :data:`FAMILY_ACTIVATIONS` (erf(h/√2), tanh, relu, h). The
+        theory's ``"quadratic"`` (h + (ε/2)h²) is ``"poly"`` here: this trainer's ``"quadratic"``
+        is (ε/2)h², the eigenvector-label activation.
     n_test : int, default 0
         Size of a finite test set whose loss is recorded as ``extras["test_loss_finite"]``.
     record_points : int, default 200
@@ -536,6 +555,17 @@ def train_committee(
         ``extras["k0_regression_test_loss"]`` (population, the t → ∞ lazy limit) and
         ``extras["k0_regression_test_set_loss"]`` (finite test set, when there is one).
         Needs the quadratic teacher, ``activation="poly"``, fixed readouts and plain GD.
+    target : {"square", "committee"}, default "square"
+        ``committee``: y = (κ*/M) Σ_m φ*(β_m·x) + σξ (theory.md §10.1), trained as the family.
+    teacher_width, teacher_scale, teacher_activation
+        M, κ*, φ* of the committee teacher (φ*: a name of :data:`dmft.activations.ACTIVATION_NAMES`,
+        where ``"quadratic"`` is h + (ε/2)h²; default the student's). T = I.
+    noise : float, default 0
+        Output-noise variance σ² of the targets (family runs).
+
+    The family runs take plain gradient descent only, with fixed readouts, no centring, σ = 1,
+    ρ = 1 and no test set: other settings of those options are refused, naming the option.
+    ``init_overlap`` is then R(0), N·M numbers (row-major) or an N×M array.
 
     Returns
     -------
@@ -544,6 +574,17 @@ def train_committee(
         ``relative_movement``, ``cross_cov`` (centred), ``readouts`` (trained readouts),
         ``test_loss_finite`` (n_test > 0 or a given test set), ``population_test_loss``.
     """
+    if activation in FAMILY_ACTIVATIONS or target != "square" or noise != 0.0:
+        return _train_family_member(
+            alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, t_max=t_max, steps=steps, lr=lr,
+            init_overlap=init_overlap, activation=activation, target=target, teacher_width=teacher_width,
+            teacher_scale=teacher_scale, teacher_activation=teacher_activation, noise=noise,
+            record_points=record_points, seed=seed, device=device, dtype=dtype, progress=progress,
+            fixed={"init_scale": (init_scale, 1.0), "center": (center, False), "rho": (rho, 1.0),
+                   "target_scale": (target_scale, 0.5), "optimizer": (optimizer, "gd"), "momentum": (momentum, 0.0),
+                   "weight_decay": (weight_decay, 0.0), "readouts": (readouts, False), "n_test": (n_test, 0),
+                   "data": (data, None), "record_hook": (record_hook, None), "cka_every": (cka_every, 0),
+                   "baselines": (baselines, False)})
     start = time.perf_counter()
     alpha = check_positive("alpha (P/D)", alpha)
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
@@ -569,7 +610,8 @@ def train_committee(
         raise InvalidParameterError(f"betas must lie in [0, 1), got {tuple(betas)!r}")
     adam_eps = check_positive("adam_eps", adam_eps)
     if activation not in ACTIVATIONS:
-        raise InvalidParameterError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        raise InvalidParameterError(f"activation must be one of {', '.join((*ACTIVATIONS, *FAMILY_ACTIVATIONS))}, "
+                                    f"got {activation!r}")
     n_test = check_int_at_least("n_test", n_test, 0)
     record_points = check_int_at_least("record_points", record_points, 2)
     seed = check_int_at_least("seed", seed, 0)
@@ -788,6 +830,59 @@ def train_committee(
         message=message,
         extras=extras,
     )
+
+
+def _train_family_member(*, alpha, dim, width, scale, epsilon, t_max, steps, lr, init_overlap, activation, target,
+                         teacher_width, teacher_scale, teacher_activation, noise, record_points, seed, device, dtype,
+                         progress, fixed) -> LearningCurves:
+    """The family branch of :func:`train_committee`: refuse what it does not take, build the
+    :class:`~dmft.committee_online.CommitteeModel`, train it at the recorded steps."""
+    from dmft.committee_online import CommitteeModel
+    from empirical.committee.family import train_committee_family
+
+    for name, (value, default) in fixed.items():
+        if not (value is default or (isinstance(value, (bool, int, float, str)) and value == default)):
+            raise InvalidParameterError(
+                f"{name} must stay at its default {default!r} for a general-family run (activation "
+                f"{activation!r}, target {target!r}, noise {noise!r}: plain gradient descent with fixed "
+                f"readouts), got {value!r}")
+    if activation not in (*FAMILY_ACTIVATIONS, "poly"):
+        raise InvalidParameterError(
+            f"activation must be 'poly' (h + (eps/2) h^2) or one of {', '.join(FAMILY_ACTIVATIONS)} with "
+            f"target={target!r} or noise > 0, got {activation!r}")
+    dim = check_int_at_least("dim (input dimension D)", dim, 2)
+    lr = check_positive("lr (eta_0)", lr)
+    if (t_max is None) == (steps is None):
+        raise InvalidParameterError("give exactly one of t_max (theory time) and steps")
+    if steps is None:
+        steps = steps_for_time(check_positive("t_max", t_max), dim, lr)
+    steps = check_int_at_least("steps", steps, 1)
+    record_points = check_int_at_least("record_points", record_points, 2)
+    teachers = teacher_width if target == "committee" else 1
+    overlap = None
+    if init_overlap is not None:
+        overlap = np.asarray(init_overlap, dtype=float)
+        if overlap.ndim == 1:
+            if overlap.size != width * teachers:
+                raise InvalidParameterError(f"init_overlap must have N*M = {width * teachers} entries, "
+                                            f"got {overlap.size}")
+            overlap = overlap.reshape(width, teachers)
+    name = "quadratic" if activation == "poly" else activation
+    teacher = "quadratic" if teacher_activation == "poly" else teacher_activation
+    model = CommitteeModel(activation=name, epsilon=epsilon, scale=scale, width=width, target=target,
+                           teacher_width=teacher_width, teacher_scale=teacher_scale, teacher_activation=teacher,
+                           noise=noise, init_overlap=overlap)
+    schedule = record_schedule(steps, record_points)
+    time_step = lr / dim
+    result = train_committee_family(model, alpha, dim, schedule * time_step, seed=seed, time_step=time_step,
+                                    device=device, dtype=dtype, progress=progress)
+    n_train = int(round(alpha * dim))
+    parameters = {**result.parameters, "activation": activation, "dim": dim, "n_train": n_train,
+                  "center": False, "init_scale": 1.0, "readouts": False}
+    settings = {**result.settings, "steps": steps, "lr": lr, "eta": lr * width / scale**2, "optimizer": "gd",
+                "record_points": record_points, "test_loss_source": "population", "trainer": "family"}
+    return dataclasses.replace(result, parameters=parameters, settings=settings, iterations=steps,
+                               message=f"trained {steps} steps (general family)")
 
 
 def _kernel_baselines(data, *, epsilon, scale, center, lr, target_scale, t):

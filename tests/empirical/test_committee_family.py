@@ -69,3 +69,59 @@ def test_cli_train_family_mirrors_the_python_api(tmp_path):
     assert again.exit_code == 0 and json.loads(again.output)["stored"]["resumed"]
     bad = CliRunner().invoke(main, args[:-6] + ["--init-overlap", "1,2,3"])
     assert bad.exit_code == 2 and "init_overlap" in bad.output
+
+
+def test_train_committee_hands_the_family_to_the_family_trainer():
+    """empirical.train_committee with an erf student and a committee teacher (and output noise) is
+    the family trainer at the recorded steps: the same draws and arithmetic, so equal to 0.0; the
+    paper-model options it does not take are refused by name."""
+    from empirical.committee.machine import train_committee
+
+    got = train_committee(3.0, 60, 2, 2.0, 0.0, t_max=2.0, lr=3.0, activation="erf", target="committee",
+                          teacher_width=2, teacher_scale=2.0, noise=0.05, init_overlap=[0.1, 0.0, 0.0, -0.1],
+                          record_points=12, seed=3, device="cpu")
+    model = CommitteeModel(activation="erf", width=2, target="committee", teacher_width=2, scale=2.0,
+                           teacher_scale=2.0, noise=0.05, init_overlap=[[0.1, 0.0], [0.0, -0.1]])
+    ref = train_committee_family(model, 3.0, 60, got.t, seed=3, time_step=3.0 / 60, device="cpu")
+    assert_allclose(got.t, ref.t, rtol=0, atol=1e-15)
+    for name in ("train_loss", "test_loss", "cov"):
+        assert_allclose(getattr(got, name), getattr(ref, name), rtol=0, atol=0, err_msg=name)
+    assert got.parameters["activation"] == "erf" and got.parameters["dim"] == 60
+    assert got.settings["steps"] == 40 and got.settings["trainer"] == "family"
+    # the theory's quadratic student is "poly" in this trainer; its "quadratic" is (eps/2)h^2
+    poly = train_committee(3.0, 60, 2, 1.0, 0.2, t_max=1.0, lr=3.0, noise=0.1, init_overlap=[0.2, -0.2],
+                           record_points=5, seed=0, device="cpu")
+    quad = CommitteeModel(activation="quadratic", epsilon=0.2, width=2, noise=0.1, init_overlap=[[0.2], [-0.2]])
+    assert_allclose(poly.test_loss, train_committee_family(quad, 3.0, 60, poly.t, seed=0, time_step=0.05,
+                                                           device="cpu").test_loss, rtol=0, atol=0)
+    for option, word in ((dict(optimizer="adam"), "optimizer"), (dict(center=True), "center"),
+                         (dict(readouts=True), "readouts"), (dict(activation="cubic"), "activation"),
+                         (dict(init_overlap=[0.1, 0.2, 0.3]), "init_overlap")):
+        kwargs = dict(t_max=1.0, target="committee", teacher_width=2, **option)
+        with pytest.raises(InvalidParameterError, match=word):
+            train_committee(3.0, 60, 2, 1.0, 0.0, **kwargs)
+
+
+def test_cli_train_committee_takes_the_family_options(tmp_path):
+    """`dmft train committee --activation erf --target committee ...` runs the family (equal to the
+    Python API) and a paper-model option it cannot honour exits with code 2, naming it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from empirical.committee.machine import train_committee
+    from grokking_cli.main import main
+
+    args = ["train", "committee", "--alpha", "3", "--dim", "60", "--width", "2", "--scale", "2", "--epsilon", "0",
+            "--activation", "erf", "--target", "committee", "--teacher-width", "2", "--teacher-scale", "2",
+            "--noise", "0.05", "--t-max", "1", "--lr", "3", "--seed", "2", "--record-points", "6", "--device", "cpu",
+            "--json", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    api = train_committee(3.0, 60, 2, 2.0, 0.0, t_max=1.0, lr=3.0, activation="erf", target="committee",
+                          teacher_width=2, teacher_scale=2.0, noise=0.05, seed=2, record_points=6, device="cpu")
+    assert_allclose(summary["final"]["test_loss"], api.test_loss[-1], rtol=1e-12)
+    assert summary["parameters"]["teacher_activation"] == "erf" and summary["parameters"]["noise"] == 0.05
+    bad = CliRunner().invoke(main, args + ["--center"])
+    assert bad.exit_code == 2 and "center" in bad.output
