@@ -2,7 +2,7 @@
 
     python benchmarks/long_horizon.py accuracy [--problems 0 1 2 3] [--samples 32768]
     python benchmarks/long_horizon.py envelope [--t-max 300] [--samples 8192]
-    python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4]
+    python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4] [--theory F]
     python benchmarks/long_horizon.py speed [--cases 5]
 
 ``accuracy``: for each reference problem, solves on the uniform grid (dt = 0.25) to t = 60 and
@@ -93,15 +93,33 @@ def _simulate(job):
     return dim, seed, run.train_loss.tolist(), run.test_loss.tolist()
 
 
+def _stored_theory(path):
+    """A DMFT solve saved as JSON (t, train, test, train_sem, test_sem, message, seconds) by an
+    earlier run, e.g. docs/results/data/long_horizon_centred_kappa4_t150.json."""
+    from types import SimpleNamespace
+
+    with open(path) as fh:
+        data = json.load(fh)
+    arrays = {key: np.asarray(data[key], dtype=float) for key in ("t", "train", "test", "train_sem", "test_sem")}
+    return SimpleNamespace(t=arrays["t"], train_loss=arrays["train"], test_loss=arrays["test"],
+                           train_loss_sem=arrays["train_sem"], test_loss_sem=arrays["test_sem"],
+                           converged=data["message"].startswith("converged"), message=data["message"],
+                           seconds=data.get("seconds", float("nan")))
+
+
 def evidence(opts):
     """DMFT (log grid, replica error bars) against seed-averaged gradient descent at large D."""
     from concurrent.futures import ProcessPoolExecutor
 
     problem = PROBLEMS[opts.problems[0]]
     start = time.perf_counter()
-    theory = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
-                        error_replicas=opts.replicas)
-    seconds = time.perf_counter() - start
+    if opts.theory:
+        theory = _stored_theory(opts.theory)
+        seconds = float(theory.seconds)
+    else:
+        theory = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
+                            error_replicas=opts.replicas)
+        seconds = time.perf_counter() - start
     print(f"DMFT {problem}: {theory.message} in {seconds:.0f} s", flush=True)
     t = theory.t
     jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
@@ -171,6 +189,8 @@ def main():
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
     parser.add_argument("--json", default=None, help="write the evidence report here")
+    parser.add_argument("--theory", default=None,
+                        help="evidence: read the DMFT from this JSON (t, train, test, *_sem) instead of solving")
     parser.add_argument("--problems", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=32768)
     parser.add_argument("--seed", type=int, default=0)

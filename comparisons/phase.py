@@ -61,6 +61,10 @@ DEFAULT_THRESHOLD = 0.1
 UNRESOLVED_SEMS = 2.0
 #: Settings that never change a solve's result (left out of its identity).
 _NOT_IDENTITY = ("progress",)
+#: Solver settings added after stores were written, at the value that reproduces the earlier
+#: computation exactly: left out of the identity at that value, so those stores stay valid
+#: (``sampler="mc"`` draws the same numbers as the solver before the setting existed).
+_LEGACY_VALUES = {"sampler": "mc"}
 #: Names of the standard-error arrays also looked up in a run's extras.
 _SEM_EXTRAS = ("train_loss_sem", "test_loss_sem")
 
@@ -289,6 +293,9 @@ def point_identity(params: Mapping[str, Any]) -> dict:
     different ``samples`` or grid each give a new one).
     """
     identity = {**_solver_defaults(params["alpha"]), **{k: v for k, v in params.items() if k not in _NOT_IDENTITY}}
+    for key, legacy in _LEGACY_VALUES.items():
+        if key in identity and identity[key] == legacy:
+            del identity[key]
     return _jsonable(identity)
 
 

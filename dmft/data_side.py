@@ -127,7 +127,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                        samples: int, seed: int, backend: str = "numba",
                        response: str = "probe", response_samples: int | None = None,
                        chunk: int = 2048, threads: int | None = None,
-                       workspace: dict | None = None) -> DataSideEstimate:
+                       workspace: dict | None = None, sampler: str = "mc") -> DataSideEstimate:
     """One Monte Carlo pass over the data-side process (theory.md §4.6 step 2).
 
     Parameters
@@ -149,6 +149,8 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         Samples used by the exact recursion (default: all).
     chunk : int
         Samples per kernel call (memory ~ 180·T·N² bytes per sample).
+    sampler : {"mc", "rqmc"}
+        Pseudo-random or randomised quasi-Monte Carlo field normals (:mod:`dmft.sampling`).
     workspace : dict, optional
         Holds the kernel's output buffers between calls (the fixed-point iteration passes the same
         dict every time). Fresh buffers cost a page fault per 4 kB on first touch: 20–30 ms of a
@@ -206,11 +208,12 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
             if M == 1:
                 u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
-                                                     samples=samples, steps=T, width=N, rho=rho, cache=draws)
+                                                     samples=samples, steps=T, width=N, rho=rho, cache=draws,
+                                                     sampler=sampler)
             else:
                 u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=seed, index=index,
                                                              start=start, stop=stop, samples=samples, steps=T,
-                                                             width=N, cache=draws)
+                                                             width=N, cache=draws, sampler=sampler)
             y, dy = problem.targets(hstar.reshape(stop - start, M))
             if noise_std:
                 # output noise: a frozen ξ per training sample (it is part of the data set)

@@ -26,6 +26,7 @@ from .mixing import MIXING_METHODS, Mixer
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 from .problems import CommitteeProblem, SquareTargetProblem, as_problem
 from .result import LearningCurves
+from .sampling import SAMPLERS
 from .symmetry import SymmetryGroup
 from .weight_side import WeightSide, check_grid, column_steps, trapezoid_weights, weight_side
 
@@ -109,6 +110,14 @@ class SolverSettings:
     replica_tol : float or None
         Residual at which a replica stops (default 10·tol: the replicas' spread is ~√B times the
         solve's error, far above this).
+    sampler : {"rqmc", "mc"}
+        Field normals from randomised Sobol' points (``"rqmc"``, :func:`dmft.sampling.sobol_normals`)
+        or pseudo-random (``"mc"``). With ``"rqmc"`` and error replicas, the curves are the mean
+        of B independent randomisations of S/B samples each (the main solve is the first), and
+        the error bars their spread/√B: the standard RQMC estimate, honest because an RQMC
+        error falls faster than S^(−1/2) (the spread of S/B-point replicas would overstate the
+        error of one S-point solve; measured 2.8× at S = 4096, theory.md §9.3). With ``"mc"``
+        the main solve uses all S samples and the replicas only give the error bars.
     """
 
     samples: int = 32768
@@ -131,6 +140,7 @@ class SolverSettings:
     symmetrize: bool = True
     error_replicas: int = 8
     replica_tol: float | None = None
+    sampler: str = "rqmc"
 
     def __post_init__(self):
         samples = check_int_at_least("samples", self.samples, 4)
@@ -173,6 +183,8 @@ class SolverSettings:
                              f"(samples={samples}), got {replicas}")
         if self.replica_tol is not None:
             check_positive("replica_tol", self.replica_tol)
+        if self.sampler not in SAMPLERS:
+            raise InvalidParameterError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
 
 
 def online_data_side(model: ModelParameters | SquareTargetProblem | CommitteeProblem,
@@ -286,7 +298,7 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
                     state.cov, state.overlap, state.chi, problem=problem, samples=current, seed=seed,
                     backend=settings.backend,
                     response=settings.response, response_samples=settings.response_samples,
-                    chunk=settings.chunk, workspace=workspace)
+                    chunk=settings.chunk, workspace=workspace, sampler=settings.sampler)
                 if settings.symmetrize:
                     estimate, removed = _project_estimate(estimate, group)
                 new = _weight_side(problem, estimate.response, estimate.r_star, estimate.cov_g, t)
@@ -414,20 +426,37 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
         return done, done_end, total, events, reason
 
 
-def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, bar):
-    """Standard errors of the curves from B independent replicas (theory.md §9.3).
+def _replica_curves(problem, state: _State, estimate, t) -> dict:
+    idx = np.arange(t.size)
+    return {"train_loss": estimate.train_loss, "decomposition": problem.decomposition(state.cov, state.overlap),
+            "overlap": state.overlap, "cov": state.cov[idx, idx]}
+
+
+def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, bar, first=None):
+    """Standard errors (and means) of the curves from B independent replicas (theory.md §9.3).
 
     Each replica iterates on the whole grid from the fixed point X* for at most ``max_iter``
     iterations (9–16 at the default problem; a cap of 40 lost 8 of 12 replicas at α = 3, N = 4,
     t_max = 60). A replica that blows up or does not converge is replaced by one on a fresh
-    stream, at most B/2 times; the number replaced is reported.
+    stream, at most B/2 times; the number replaced is reported. ``first``: the main solve's
+    outcome, counted as replica 0 (the pooled RQMC estimate, where the main solve ran at S/B).
+
+    Returns
+    -------
+    sem, mean : dict or None
+        Standard error std/√B and mean over the replicas of ``train_loss``, ``test_loss``,
+        ``decomposition``, ``overlap``, ``cov`` (None with fewer than 2 usable replicas).
+    failed : int
+    iterations : list of int
     """
     B = settings.error_replicas
     samples = (settings.samples // B) // 4 * 4
-    curves = {"train_loss": [], "test_loss": [], "overlap": [], "cov": []}
+    curves = {"train_loss": [], "decomposition": [], "overlap": [], "cov": []}
+    if first is not None:
+        for name, value in _replica_curves(problem, first.state, first.estimate, t).items():
+            curves[name].append(value)
     failed = 0
     iterations = []
-    idx = np.arange(t.size)
     whole = replace(settings, march=False)
     stream = 0
     while len(curves["train_loss"]) < B and stream < B + max(1, B // 2):
@@ -439,15 +468,14 @@ def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, ba
         if reason or outcome is None or end != t.size - 1:
             failed += 1
             continue
-        state = outcome.state
-        curves["train_loss"].append(outcome.estimate.train_loss)
-        curves["test_loss"].append(problem.decomposition(state.cov, state.overlap).sum(axis=-1))
-        curves["overlap"].append(state.overlap)
-        curves["cov"].append(state.cov[idx, idx])
+        for name, value in _replica_curves(problem, outcome.state, outcome.estimate, t).items():
+            curves[name].append(value)
     if len(curves["train_loss"]) < 2:
-        return None, failed, iterations
+        return None, None, failed, iterations
+    curves["test_loss"] = [d.sum(axis=-1) for d in curves["decomposition"]]
     sem = {name: np.std(np.array(v), axis=0, ddof=1) / math.sqrt(len(v)) for name, v in curves.items()}
-    return sem, failed, iterations
+    mean = {name: np.mean(np.array(v), axis=0) for name, v in curves.items()}
+    return sem, mean, failed, iterations
 
 
 def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem, t: np.ndarray,
@@ -504,19 +532,25 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         from tqdm.auto import tqdm
 
         bar = tqdm(desc=f"DMFT alpha={problem.alpha:g}", unit="it", leave=False, total=None)
+    # RQMC with error bars: the estimate is the mean of B independent randomisations of S/B points
+    # (the main solve is the first), whose spread is its honest error (theory.md §9.3)
+    pooled = settings.sampler == "rqmc" and settings.error_replicas >= 2
+    main_samples = (settings.samples // settings.error_replicas) // 4 * 4 if pooled else settings.samples
     try:
         outcome, end, history, events, reason = _march(
-            problem, t, start, settings, group, samples=settings.samples, seed=(settings.seed, 0),
-            tol=settings.tol, warmup=settings.warmup_samples, bar=bar, label="fixed point", online=online)
+            problem, t, start, settings, group, samples=main_samples, seed=(settings.seed, 0),
+            tol=settings.tol, warmup=min(settings.warmup_samples, main_samples), bar=bar, label="fixed point",
+            online=online)
         if outcome is None:
             raise DMFTError(f"DMFT failed on its first window: {reason}", len(history),
                             history[-1] if history else math.inf)
         converged = not reason
-        sem, failed, replica_iterations = None, 0, []
+        sem, mean, failed, replica_iterations = None, None, 0, []
         if converged and settings.error_replicas:
             replica_tol = settings.replica_tol or 10 * settings.tol
-            sem, failed, replica_iterations = _replica_errors(problem, t, outcome.state, settings, group,
-                                          seed=settings.seed, tol=replica_tol, bar=bar)
+            sem, mean, failed, replica_iterations = _replica_errors(
+                problem, t, outcome.state, settings, group, seed=settings.seed, tol=replica_tol, bar=bar,
+                first=outcome if pooled else None)
     finally:
         if bar is not None:
             bar.close()
@@ -536,6 +570,14 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                     if sem is not None else
                     f"; no Monte Carlo error bars: {failed} of {len(replica_iterations)} replicas did not converge")
     decomposition = problem.decomposition(state.cov, state.overlap)
+    idx = np.arange(tw.size)
+    train_loss, overlap, cov = estimate.train_loss, problem.curve_overlap(state.overlap), state.cov[idx, idx]
+    if pooled and mean is not None:
+        train_loss, decomposition, cov = mean["train_loss"], mean["decomposition"], mean["cov"]
+        overlap = problem.curve_overlap(mean["overlap"])
+        message += f"; curves: mean of {len(replica_iterations) - failed + 1} RQMC randomisations of {main_samples} samples"
+    elif pooled:
+        message += f"; curves: one RQMC randomisation of {main_samples} samples (no usable replicas)"
     extras = {
         "C_w": state.cov,
         "R_w": _response_density(state.chi, tw),
@@ -545,16 +587,16 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     }
     if state.overlap.ndim == 3:
         extras["overlap_matrix"] = state.overlap
-    idx = np.arange(tw.size)
     group_size = group.order
     return LearningCurves(
-        kind="dmft", t=tw, train_loss=estimate.train_loss, test_loss=decomposition.sum(axis=-1),
-        overlap=problem.curve_overlap(state.overlap), cov=state.cov[idx, idx], decomposition=decomposition,
+        kind="dmft", t=tw, train_loss=train_loss, test_loss=decomposition.sum(axis=-1),
+        overlap=overlap, cov=cov, decomposition=decomposition,
         parameters=problem.attrs(),
         settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
                   "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
                   "symmetry_removed": outcome.symmetry_removed, "windows_halved": len(events),
-                  "replicas_failed": failed, "replica_iterations": replica_iterations},
+                  "replicas_failed": failed, "replica_iterations": replica_iterations,
+                  "samples_per_solve": main_samples, "pooled_replicas": bool(pooled and mean is not None)},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,

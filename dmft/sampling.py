@@ -23,15 +23,17 @@ from (seed, chunk index) only, so the same numbers are used in every fixed-point
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg.blas
 from numba import njit
 from scipy.special import ndtri
+from scipy.stats import qmc
 
 __all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "draw_teacher_chunk",
-           "draw_label_noise",
+           "draw_label_noise", "SAMPLERS",
            "stratum_edges", "chunk_bounds", "TAIL_STRATA"]
 
 #: Diagonal jitter, as a fraction of the t = 0 conditional variance (see conditional_square_root
@@ -164,8 +166,71 @@ def stratum_edges(groups: int) -> np.ndarray:
     return np.concatenate([bulk, refined, [0.0]])
 
 
+#: Generators of the field normals z: ``"rqmc"`` — randomised quasi-Monte Carlo, a Sobol'
+#: sequence with a random digital shift per dimension (:func:`sobol_normals`); ``"mc"`` —
+#: pseudo-random normals.
+SAMPLERS = ("rqmc", "mc")
+#: Largest dimension T·N of scipy's Sobol' direction numbers; beyond it ``"rqmc"`` falls back to ``"mc"``.
+MAX_SOBOL_DIMENSION = 21201
+_SOBOL_BITS = 30
+#: Stream tag of the digital shifts (SeedSequence pads keys with zeros, so tags must not be 0).
+_SHIFT_STREAM = [0x52514D43, 7]
+
+
+def sobol_normals(key, first_point: int, count: int, dimension: int) -> np.ndarray:
+    """Standard normals from points [first_point, first_point + count) of a scrambled Sobol' sequence.
+
+    Randomised quasi-Monte Carlo (theory.md §0.1 "Variance"): the unscrambled Sobol' points in
+    ``dimension`` dimensions, each coordinate scrambled by Matoušek's random linear matrix
+    scrambling (a random lower-triangular bit matrix with unit diagonal: output digit k is its
+    own input digit plus a random selection of the more significant ones, mod 2) and a random
+    digital shift, mapped to the cell centre and through the normal quantile. Every point is
+    then uniform on the cube (the estimates stay unbiased) and the set keeps the Sobol' net
+    structure. The scrambling of coordinate j depends only on ``key`` and j, so a shorter time
+    grid sees the leading coordinates of the same normals, as the causal sampler needs (scipy's
+    own scrambling redraws every coordinate when the dimension changes).
+
+    Returns
+    -------
+    ndarray, shape (dimension, count)
+        Time-major normals (row = coordinate).
+    """
+    bits = _SOBOL_BITS
+    engine = qmc.Sobol(d=dimension, scramble=False, bits=bits)
+    if first_point:
+        engine.fast_forward(first_point)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)           # balance warning: chunks are segments
+        points = engine.random(count)
+    digits = np.rint(points * 2.0**bits).astype(np.int64)      # (count, dimension), digit k = bit bits−k
+    # one row of random numbers per coordinate, drawn in C order: coordinate j's matrix and shift
+    # are the same whatever the dimension
+    draws = np.random.default_rng(key).random((dimension, bits * bits + 1))
+    lower = draws[:, :-1].reshape(dimension, bits, bits) < 0.5
+    weights = 2 ** np.arange(bits - 1, -1, -1, dtype=np.int64)  # digit l ↦ bit value
+    rows = np.tril(lower, k=-1) | np.eye(bits, dtype=bool)[None]
+    masks = (rows * weights[None, None, :]).sum(axis=2)          # (dimension, bits): row k's mask
+    shift = np.floor(draws[:, -1] * 2.0**bits).astype(np.int64)
+    scrambled = np.zeros_like(digits)
+    for k in range(bits):
+        parity = np.bitwise_count(digits & masks[None, :, k]) & 1
+        scrambled |= parity.astype(np.int64) << (bits - 1 - k)
+    uniform = ((scrambled ^ shift[None, :]) + 0.5) / 2.0**bits
+    return np.ascontiguousarray(ndtri(uniform).T)
+
+
+def _normals(key: list, sampler: str, first_point: int, count: int, dimension: int) -> np.ndarray:
+    """(dimension, count) time-major field normals of one chunk from the stream ``key``."""
+    if sampler == "rqmc" and dimension <= MAX_SOBOL_DIMENSION:
+        return sobol_normals(key, first_point, count, dimension)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    return np.random.default_rng(key).standard_normal((dimension, count))
+
+
 def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, stop: int,
-               samples: int, steps: int, width: int, rho: float, cache: dict | None = None):
+               samples: int, steps: int, width: int, rho: float, cache: dict | None = None,
+               sampler: str = "mc"):
     """Fields, teacher fields, probes and weights of samples [start, stop) (antithetic quadruplets).
 
     Parameters
@@ -186,6 +251,9 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
         Keeps the chunk's random numbers (normals, probes, |h*|, weights) between calls with the
         same arguments: they do not depend on ``root``, so a fixed-point iteration draws them once
         (generating them took ~2/3 of this function's time).
+    sampler : {"mc", "rqmc"}
+        Normals z pseudo-random, or randomised Sobol' points (:func:`sobol_normals`; point
+        start/4 onwards of the sequence of the seed, one point per quadruplet).
 
     Returns
     -------
@@ -200,11 +268,11 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
     count = stop - start
     nt = steps * width
     key = (tuple(int(v) for v in np.atleast_1d(seed)), int(index), int(start), int(stop), int(samples),
-           int(steps), int(width), float(rho))
+           int(steps), int(width), float(rho), sampler)
     if cache is not None and key in cache:
         hs, group_weight, z, probe = cache[key]
     else:
-        hs, group_weight, z, probe = _random_numbers(key[0], index, start, count, samples, nt, rho)
+        hs, group_weight, z, probe = _random_numbers(key[0], index, start, count, samples, nt, rho, sampler)
         if cache is not None:
             cache[key] = (hs, group_weight, z, probe)
     # noise = (L z)ᵀ by a triangular BLAS product (half the work of a dense one)
@@ -224,14 +292,14 @@ def draw_chunk(root: CausalSquareRoot, *, seed: int, index: int, start: int, sto
     return u.reshape(count, steps, width), hstar, probe.reshape(count, steps, width), weight
 
 
-def _random_numbers(seed: tuple, index: int, start: int, count: int, samples: int, nt: int, rho: float):
+def _random_numbers(seed: tuple, index: int, start: int, count: int, samples: int, nt: int, rho: float,
+                    sampler: str = "mc"):
     """|h*| per quadruplet, its weight, the time-major normals z (NT, count/4) and the probes."""
     quarter = count // 4
     groups = samples // 4
     first_group = start // 4
     key = list(seed) + [int(index)]
     strata_rng = np.random.default_rng(key + [0])
-    normal_rng = np.random.default_rng(key + [1])
     probe_rng = np.random.default_rng(key + [2])
     # stratified |h*|: one stratum of the half-normal law per quadruplet, drawn in the tail form
     # P(|h*| > q) = c so that the refined top strata keep their precision
@@ -240,13 +308,15 @@ def _random_numbers(seed: tuple, index: int, start: int, count: int, samples: in
     tail = lower + (1.0 - strata_rng.random(quarter)) * (upper - lower)
     hs = -np.sqrt(rho) * ndtri(0.5 * tail)
     group_weight = groups * (upper - lower)
-    z = normal_rng.standard_normal((nt, quarter))                      # time-major
+    # time-major; RQMC: one Sobol' sequence per seed (not per chunk), this chunk its segment
+    z = _normals(key + [1] if sampler == "mc" else list(seed) + _SHIFT_STREAM, sampler, first_group, quarter, nt)
     probe = probe_rng.integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
     return hs, group_weight, z, np.ascontiguousarray(probe.T)          # (count, NT)
 
 
 def draw_teacher_chunk(root: CausalSquareRoot, teacher_factor: np.ndarray, *, seed, index: int, start: int,
-                       stop: int, samples: int, steps: int, width: int, cache: dict | None = None):
+                       stop: int, samples: int, steps: int, width: int, cache: dict | None = None,
+                       sampler: str = "mc"):
     """Fields, M teacher fields, probes and weights of samples [start, stop) (antithetic quadruplets).
 
     The M > 1 counterpart of :func:`draw_chunk`: h* = L_T z* with T = L_T L_Tᵀ and z* standard
@@ -265,13 +335,14 @@ def draw_teacher_chunk(root: CausalSquareRoot, teacher_factor: np.ndarray, *, se
     nt = steps * width
     teachers = teacher_factor.shape[0]
     key = (tuple(int(v) for v in np.atleast_1d(seed)), int(index), int(start), int(stop), int(samples),
-           int(steps), int(width), "teachers", int(teachers))
+           int(steps), int(width), "teachers", int(teachers), sampler)
     if cache is not None and key in cache:
         zstar, z, probe = cache[key]
     else:
         rng_key = list(key[0]) + [int(index)]
         zstar = np.random.default_rng(rng_key + [0]).standard_normal((quarter, teachers))
-        z = np.random.default_rng(rng_key + [1]).standard_normal((nt, quarter))
+        z = _normals(rng_key + [1] if sampler == "mc" else list(key[0]) + _SHIFT_STREAM, sampler, start // 4,
+                     quarter, nt)
         probe = np.random.default_rng(rng_key + [2]).integers(0, 2, size=(nt, count)).astype(np.float64) * 2.0 - 1.0
         probe = np.ascontiguousarray(probe.T)
         if cache is not None:

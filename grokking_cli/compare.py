@@ -66,6 +66,8 @@ __all__ = ["compare", "sweep", "merge", "figure"]
               help="Symmetrise the DMFT's two-time kernels. [default: the solver's]")
 @click.option("--error-replicas", type=int, default=None,
               help="Replica solves for the DMFT's Monte Carlo error bands. [default: the solver's]")
+@click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
+              help="Field normals of the DMFT: rqmc (scrambled Sobol') or mc. [default: the solver's, rqmc]")
 @click.option("--allow-unconverged", is_flag=True,
               help="Exit 0 even when the theory run did not converge (it is still reported and marked).")
 @click.option("--window", type=str, default=None,
@@ -88,7 +90,7 @@ __all__ = ["compare", "sweep", "merge", "figure"]
 @handle_errors
 def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, init_overlap, theory, samples, tol,
             max_iter, damping, mixing, response, response_samples, theory_seed, backend, grid, grid_points,
-            symmetrize, error_replicas, allow_unconverged, window, decomposition, device, dtype, out, plot, no_plot,
+            symmetrize, error_replicas, sampler, allow_unconverged, window, decomposition, device, dtype, out, plot, no_plot,
             as_json, require_agreement, progress, activation, target, teacher_width, teacher_scale,
             teacher_activation, noise):
     """Theory against seed-averaged simulations from the same planted overlaps.
@@ -122,7 +124,8 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
         raise InvalidParameterError(f"window must be 'START,END', got {window!r}")
     given = dict(samples=samples, tol=tol, max_iter=max_iter, damping=damping, mixing=mixing, response=response,
                  response_samples=response_samples, seed=theory_seed, backend=backend, grid=grid,
-                 grid_points=grid_points, symmetrize=symmetrize, error_replicas=error_replicas)
+                 grid_points=grid_points, symmetrize=symmetrize, error_replicas=error_replicas,
+                 sampler=sampler)
     options = {key: value for key, value in given.items() if value is not None}
     if options and theory == "online":
         raise InvalidParameterError(

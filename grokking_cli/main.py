@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
+from grokking_cli.common import (api_default, family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
@@ -49,7 +49,7 @@ def main():
 
 #: Options of the finite-alpha solver: refused at alpha = inf (the online ODE has none of them).
 _SOLVER_OPTIONS = ("samples", "response", "response_samples", "damping", "mixing", "tol", "max_iter", "seed",
-                   "backend", "symmetrize", "error_replicas")
+                   "backend", "symmetrize", "error_replicas", "sampler")
 
 
 def _given(ctx, name: str) -> bool:
@@ -115,6 +115,9 @@ def _given(ctx, name: str) -> bool:
                    "41.2 s on 2 cores: 8 replicas x 8-10 iterations at S/8). "
                    "[default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
+@click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
+              help="Field normals: rqmc = randomised quasi-Monte Carlo (scrambled Sobol' points), mc = "
+                   "pseudo-random (docs/theory.md par. 0.1). [default: rqmc]")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
@@ -137,7 +140,7 @@ def _given(ctx, name: str) -> bool:
 @handle_errors
 def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
           activation, target, teacher_width, teacher_scale, teacher_activation, noise, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
-          backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
+          sampler, backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
     Finite --alpha solves the DMFT of full-batch gradient flow on P = alpha*D Gaussian samples
@@ -163,7 +166,7 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
     online = math.isinf(alpha) and alpha > 0
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,
-                 error_replicas=error_replicas)
+                 error_replicas=error_replicas, sampler=sampler)
     options = {}
     if online:
         stray = [name for name in _SOLVER_OPTIONS if _given(ctx, name)]
@@ -173,6 +176,11 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
                 "solver; --alpha inf integrates the online ODE, which has none")
     else:
         options = {key: value for key, value in given.items() if value is not None}
+        # the sampler changed default (mc → rqmc): name it in every finite-alpha request, so that a
+        # run stored by an older version is recomputed, not resumed as if it were this one
+        from dmft.dmft_solver import SolverSettings
+
+        options.setdefault("sampler", api_default(SolverSettings, "sampler"))
         check_solver_settings(options)
     grid_options = {key: value for key, value in (("grid", grid), ("grid_points", grid_points)) if value is not None}
     request = {"alpha": alpha, "epsilon": epsilon, "scale": scale, "width": width, "t_max": t_max, "dt": dt,

@@ -23,7 +23,7 @@ __all__ = ["phase"]
 
 _SOLVE = "dmft.solve:solve"
 #: Options passed through to dmft.solve only when given (some exist only in newer solvers).
-_PASS_THROUGH = ("samples", "tol", "max_iter", "grid", "grid_points", "error_replicas", "damping")
+_PASS_THROUGH = ("samples", "tol", "max_iter", "grid", "grid_points", "error_replicas", "damping", "sampler")
 
 
 def _values(text: str | None, name: str):
@@ -65,6 +65,8 @@ def _values(text: str | None, name: str):
 @click.option("--grid-points", type=int, default=None, help="Points of a log grid (with --grid log).")
 @click.option("--error-replicas", type=int, default=None,
               help="Replica solves B for the Monte Carlo error bars (needs a solver that has them).")
+@click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
+              help="Field normals of the DMFT: rqmc (scrambled Sobol') or mc (pseudo-random). [default: rqmc]")
 @click.option("--out", type=click.Path(dir_okay=False), default="phase.h5", show_default=True,
               help="HDF5 store of every solve; solves already complete there are reused (resume).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -84,7 +86,7 @@ def _values(text: str | None, name: str):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
 @handle_errors
 def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, threshold, horizon, samples, tol, max_iter,
-          damping, seed, grid, grid_points, error_replicas, out, plot, as_json, workers, scheduler, slurm,
+          damping, seed, grid, grid_points, error_replicas, sampler, out, plot, as_json, workers, scheduler, slurm,
           slurm_partition, slurm_minutes, slurm_folder, no_resume, allow_unconverged, progress):
     """The phase diagram of grokking from the DMFT: the amount t_test - t_train over two of
     --alpha, --scale, --epsilon (give exactly two of them as comma-separated lists).
@@ -119,7 +121,7 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     options = {"seed": seed}
     accepted = solver_accepts()
     for key, value in dict(samples=samples, tol=tol, max_iter=max_iter, damping=damping, grid=grid,
-                           grid_points=grid_points, error_replicas=error_replicas).items():
+                           grid_points=grid_points, error_replicas=error_replicas, sampler=sampler).items():
         if value is None:
             continue
         if key not in accepted:

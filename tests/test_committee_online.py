@@ -391,7 +391,7 @@ def test_finite_alpha_general_model_dispatch_and_refusals():
     with pytest.raises(ValueError, match="teacher_width must be 1"):
         dmft.solve(10.0, 0.1, target="square", teacher_width=2)
     with pytest.raises(ValueError, match="noise"):
-        dmft.solve(10.0, 0.0, activation="erf", target="committee", teacher_width=2, noise=0.1, t_max=1.0)
+        dmft.solve(10.0, 0.0, activation="erf", target="committee", teacher_width=2, noise=-0.1, t_max=1.0)
     curves = dmft.solve(10.0, 0.0, scale=2.0, activation="erf", target="committee", teacher_width=2,
                         teacher_scale=2.0, t_max=2.0, samples=1024, error_replicas=0)
     assert curves.kind == "dmft" and curves.converged

@@ -189,11 +189,13 @@ def test_replica_standard_error_matches_the_spread_over_seeds():
         assert 1 / 1.5 < ratio < 1.5, (field, ratio)
 
 
-def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch):
+@pytest.mark.parametrize("sampler", ["mc", "rqmc"])
+def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch, sampler):
     """theory.md §9.3: a replica that blows up is dropped and replaced by the next stream; the
     error bars come from B converged replicas and the message and settings say one was replaced.
-    Stream 2 is made to fail; the train-loss SEM must equal std/√B of the four streams that ran
-    (1, 3, 4, 5), recomputed here from their own outcomes."""
+    Stream 2 is made to fail. MC: the train-loss SEM must equal std/√B of the four streams that
+    ran (1, 3, 4, 5), recomputed here from their own outcomes. RQMC: the main solve (S/B samples)
+    is replica 0, so streams 1, 3, 4 complete the four, and the curve is their mean."""
     import dmft.dmft_solver as solver
 
     real = solver._march
@@ -205,21 +207,25 @@ def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch
             streams.append(seed[1])
             if seed == (0, 2):
                 return None, 0, [1.0], [], "blew up (forced by the test)"
-            outcome = real(*args, **kwargs)
+        outcome = real(*args, **kwargs)
+        if kwargs.get("label", "").startswith("replica") or sampler == "rqmc":
             train.append(outcome[0].estimate.train_loss)
-            return outcome
-        return real(*args, **kwargs)
+        return outcome
 
     monkeypatch.setattr(solver, "_march", failing)
     params = ModelParameters(alpha=5.0, epsilon=0.25)
-    res = solve_dmft(params, time_grid(2.0, 0.25), samples=1024, seed=0, error_replicas=4)
+    res = solve_dmft(params, time_grid(2.0, 0.25), samples=1024, seed=0, error_replicas=4, sampler=sampler)
     assert res.converged, res.message
-    assert streams == [1, 2, 3, 4, 5]
-    assert res.settings["replicas_failed"] == 1 and len(res.settings["replica_iterations"]) == 5
+    assert streams == ([1, 2, 3, 4, 5] if sampler == "mc" else [1, 2, 3, 4])
+    assert res.settings["replicas_failed"] == 1 and len(res.settings["replica_iterations"]) == len(streams)
     assert "1 replaced" in res.message
+    assert len(train) == 4
     expected = np.std(np.array(train), axis=0, ddof=1) / 2.0
     assert_allclose(res.train_loss_sem, expected, rtol=1e-12, atol=0)
     assert np.all(res.train_loss_sem[1:] > 0)
+    if sampler == "rqmc":
+        assert res.settings["pooled_replicas"] and res.settings["samples_per_solve"] == 256
+        assert_allclose(res.train_loss, np.mean(np.array(train), axis=0), rtol=1e-12, atol=0)
 
 
 # -- no crash on a valid problem -----------------------------------------------------------------
