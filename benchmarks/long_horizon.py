@@ -160,11 +160,13 @@ def speed(opts):
     """Seconds of the default solve and of the issue's long-horizon problems, each as a ratio to the
     previous default (uniform grid, one window, no symmetry projection, no replicas) in the same run.
     Run twice: the first run also compiles the Numba kernels into the cache."""
-    previous = dict(march=False, symmetrize=False, error_replicas=0)
+    previous = dict(march=False, symmetrize=False, error_replicas=0, sampler="mc")
     cases = [
         ("previous default: alpha=10, eps=0.1, t_max=40, uniform, one window, no replicas",
          dict(alpha=10.0, epsilon=0.1), previous),
         ("default: alpha=10, eps=0.1, t_max=40 (dmft solve --alpha 10 --epsilon 0.1)", dict(alpha=10.0, epsilon=0.1), {}),
+        ("session-8 default (pseudo-random normals, full-S solve + replicas)", dict(alpha=10.0, epsilon=0.1),
+         dict(sampler="mc")),
         ("default without replicas", dict(alpha=10.0, epsilon=0.1), dict(error_replicas=0)),
         ("alpha=3, N=4, t_max=60, log grid", dict(PROBLEMS[2], t_max=60.0, grid="log"), {}),
         ("alpha=3, N=2, t_max=300, log grid", dict(PROBLEMS[0], t_max=300.0, grid="log"), {}),
