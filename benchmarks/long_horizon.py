@@ -100,6 +100,10 @@ def _stored_theory(path):
 
     with open(path) as fh:
         data = json.load(fh)
+    if "train_loss" in data:                     # the --json summary of `dmft solve`
+        data = {"t": data["t"], "train": data["train_loss"], "test": data["test_loss"],
+                "train_sem": data["train_loss_sem"], "test_sem": data["test_loss_sem"], "message": data["message"],
+                "seconds": data.get("seconds", float("nan"))}
     arrays = {key: np.asarray(data[key], dtype=float) for key in ("t", "train", "test", "train_sem", "test_sem")}
     return SimpleNamespace(t=arrays["t"], train_loss=arrays["train"], test_loss=arrays["test"],
                            train_loss_sem=arrays["train_sem"], test_loss_sem=arrays["test_sem"],
@@ -122,10 +126,19 @@ def evidence(opts):
         seconds = time.perf_counter() - start
     print(f"DMFT {problem}: {theory.message} in {seconds:.0f} s", flush=True)
     t = theory.t
-    jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
-    with ProcessPoolExecutor(opts.workers) as pool:
-        sims = list(pool.map(_simulate, jobs))
-    report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds,
+    stored = None
+    if opts.sims:                                # the simulations of an earlier report, same grid
+        with open(opts.sims) as fh:
+            stored = json.load(fh)
+        if not np.allclose(stored["t"], t, rtol=0, atol=1e-9):
+            raise SystemExit(f"--sims {opts.sims}: its time grid differs from the DMFT's")
+        opts.dims = [int(d) for d in stored["dims"]]
+        sims = []
+    else:
+        jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
+        with ProcessPoolExecutor(opts.workers) as pool:
+            sims = list(pool.map(_simulate, jobs))
+    report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds, seeds=opts.seeds,
                   converged=theory.converged, message=theory.message, t=t.tolist(),
                   dmft_train=theory.train_loss.tolist(), dmft_test=theory.test_loss.tolist(),
                   dmft_train_sem=None if theory.train_loss_sem is None else theory.train_loss_sem.tolist(),
@@ -136,8 +149,13 @@ def evidence(opts):
         runs = [s for s in sims if s[0] == dim]
         entry = {}
         for k, field in ((2, "train"), (3, "test")):
-            curves = np.array([r[k] for r in runs])
-            mean, spread = curves.mean(0), curves.std(0, ddof=1)
+            if stored is not None:
+                mean = np.array(stored["dims"][str(dim)][field]["mean"])
+                spread = np.array(stored["dims"][str(dim)][field]["spread"])
+                runs = [None] * int(stored.get("seeds", opts.seeds))
+            else:
+                curves = np.array([r[k] for r in runs])
+                mean, spread = curves.mean(0), curves.std(0, ddof=1)
             theory_curve = theory.train_loss if field == "train" else theory.test_loss
             sem = getattr(theory, f"{field}_loss_sem")
             dev = np.abs(theory_curve - mean)
@@ -150,6 +168,14 @@ def evidence(opts):
             print(f"  D={dim} {field}: sup|DMFT - mean| = {dev[i] / scale:.4f} of the initial loss at t={t[i]:.1f}; "
                   f"seed spread {spread[i] / scale:.4f}, seed-mean SE {spread[i] / np.sqrt(len(runs)) / scale:.4f}, "
                   f"DMFT SE {float('nan') if sem is None else sem[i] / scale:.4f}", flush=True)
+            if sem is not None:
+                combined = np.hypot(spread / np.sqrt(len(runs)), sem)
+                z = np.where(combined > 0, dev / np.where(combined > 0, combined, 1.0), 0.0)
+                j = int(np.argmax(z[1:])) + 1
+                entry[field]["max_combined_se"] = float(z[j])
+                entry[field]["max_combined_se_at"] = float(t[j])
+                print(f"    largest deviation in combined standard errors: {z[j]:.2f} at t={t[j]:.1f} "
+                      f"({(theory_curve - mean)[j] / scale:+.4f} of the initial loss)", flush=True)
         report["dims"][str(dim)] = entry
     if opts.json:
         with open(opts.json, "w") as fh:
@@ -192,7 +218,11 @@ def main():
     parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
     parser.add_argument("--json", default=None, help="write the evidence report here")
     parser.add_argument("--theory", default=None,
-                        help="evidence: read the DMFT from this JSON (t, train, test, *_sem) instead of solving")
+                        help="evidence: read the DMFT from this JSON (t, train, test, *_sem, or the --json of "
+                             "`dmft solve`) instead of solving")
+    parser.add_argument("--sims", default=None,
+                        help="evidence: take the simulations from this earlier report (same time grid; "
+                             "--seeds must be their number of seeds) instead of running them")
     parser.add_argument("--problems", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--samples", type=int, default=32768)
     parser.add_argument("--seed", type=int, default=0)

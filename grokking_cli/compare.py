@@ -67,7 +67,7 @@ __all__ = ["compare", "sweep", "merge", "figure"]
 @click.option("--error-replicas", type=int, default=None,
               help="Replica solves for the DMFT's Monte Carlo error bands. [default: the solver's]")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
-              help="Field normals of the DMFT: rqmc (scrambled Sobol') or mc. [default: the solver's, rqmc]")
+              help="Field normals of the DMFT: mc or rqmc (scrambled Sobol'). [default: the solver's, mc]")
 @click.option("--allow-unconverged", is_flag=True,
               help="Exit 0 even when the theory run did not converge (it is still reported and marked).")
 @click.option("--window", type=str, default=None,

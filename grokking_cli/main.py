@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (api_default, family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
+from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
@@ -86,8 +86,8 @@ def _given(ctx, name: str) -> bool:
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process in all (finite alpha; a multiple of 4, "
                    "antithetic quadruplets; with --sampler rqmc and error replicas B, B solves of S/B each). "
-                   "The curves' error falls like S^-1/2 or faster and grows with t at small alpha (alpha=3, "
-                   "default S, measured over 4 seeds: 0.6% of the test loss at t=5, 1.6% at t=10, 4-5% at "
+                   "The curves' error falls like S^-1/2 (faster with rqmc) and grows with t at small alpha "
+                   "(alpha=3, default S: 0.5-0.6% of the test loss at t=5, 0.9-1.6% at t=10, 4-5% at "
                    "t=20-40, 16% at t=60); raise S or average several --seed values for long windows. "
                    "[default: 32768]")
 @click.option("--response", type=click.Choice(["probe", "exact"]), default="probe", show_default=True,
@@ -114,12 +114,15 @@ def _given(ctx, name: str) -> bool:
                    "from its fixed point). With --sampler rqmc the curves are their mean and the Monte Carlo "
                    "standard error of every curve their spread/sqrt(B) (bands in the plot, in --json and the "
                    "store); with mc one solve of all S samples gives the curves and the replicas the errors. "
-                   "0: one solve of S samples, no error bars. Cost at the default problem: 33.5 s against "
-                   "32.0 s for 0 (rqmc; 2 cores, one of them busy). [default: 8]")
+                   "0: one solve of S samples, no error bars. Cost at the default problem (mc): ~0.9x the "
+                   "solve (19.6 s of 41.2 s on 2 cores); with rqmc the B solves cost about one solve of S. "
+                   "[default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
-              help="Field normals: rqmc = randomised quasi-Monte Carlo (scrambled Sobol' points), mc = "
-                   "pseudo-random (docs/theory.md par. 0.1). [default: rqmc]")
+              help="Field normals: mc = pseudo-random; rqmc = randomised quasi-Monte Carlo (scrambled Sobol' "
+                   "points; the curves are then the mean of the --error-replicas solves of S/B samples): "
+                   "1.5-2.5x smaller error at the default problem, but a solve of S/B samples can go astray on "
+                   "long horizons (docs/theory.md par. 9.3). [default: mc]")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
@@ -178,11 +181,6 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
                 "solver; --alpha inf integrates the online ODE, which has none")
     else:
         options = {key: value for key, value in given.items() if value is not None}
-        # the sampler changed default (mc → rqmc): name it in every finite-alpha request, so that a
-        # run stored by an older version is recomputed, not resumed as if it were this one
-        from dmft.dmft_solver import SolverSettings
-
-        options.setdefault("sampler", api_default(SolverSettings, "sampler"))
         check_solver_settings(options)
     grid_options = {key: value for key, value in (("grid", grid), ("grid_points", grid_points)) if value is not None}
     request = {"alpha": alpha, "epsilon": epsilon, "scale": scale, "width": width, "t_max": t_max, "dt": dt,

@@ -66,7 +66,7 @@ def _values(text: str | None, name: str):
 @click.option("--error-replicas", type=int, default=None,
               help="Replica solves B for the Monte Carlo error bars (needs a solver that has them).")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
-              help="Field normals of the DMFT: rqmc (scrambled Sobol') or mc (pseudo-random). [default: rqmc]")
+              help="Field normals of the DMFT: mc (pseudo-random) or rqmc (scrambled Sobol'). [default: mc]")
 @click.option("--out", type=click.Path(dir_okay=False), default="phase.h5", show_default=True,
               help="HDF5 store of every solve; solves already complete there are reused (resume).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,

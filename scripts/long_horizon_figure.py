@@ -34,7 +34,8 @@ def main():
             ax.fill_between(t, curve - 2 * sem, curve + 2 * sem, color="k", alpha=0.2, lw=0, label="DMFT ±2 SE")
         for (dim, entry), colour in zip(report["dims"].items(), ("C0", "C3", "C2")):
             mean, spread = np.array(entry[field]["mean"]), np.array(entry[field]["spread"])
-            n = len(report.get("seeds", [])) or 4
+            seeds = report.get("seeds", 4)
+            n = seeds if isinstance(seeds, int) else len(seeds)
             ax.plot(t, mean, color=colour, lw=1, label=f"GD D={dim}, mean of {n} seeds")
             ax.fill_between(t, mean - 2 * spread / np.sqrt(n), mean + 2 * spread / np.sqrt(n), color=colour,
                             alpha=0.15, lw=0)

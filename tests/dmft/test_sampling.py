@@ -85,3 +85,25 @@ def test_reused_draws_and_buffers_give_the_same_estimate():
         for name in ("cov_g", "response", "r_star", "train_loss"):
             assert np.array_equal(getattr(reused, name), getattr(fresh, name)), name
     assert len(workspace["draws"]) == 4                     # one entry per chunk, drawn once
+
+
+def test_sobol_normals_are_prefix_consistent_and_integrate_better_than_pseudo_random():
+    """The RQMC normals (theory.md §0.1): the leading coordinates do not depend on the dimension
+    (the causal sampler's prefix property, exact); each coordinate is standard normal; and on the
+    smooth integrand E[exp(Σ z_j/√d)] = e^{1/2} the spread over 20 randomisations is well below
+    the pseudo-random one (observed 6× smaller at d = 4, 3.5× at d = 50; required 2×) with the
+    mean within 4 standard errors of the exact value."""
+    from dmft.sampling import sobol_normals
+
+    long = sobol_normals([3, 1], 512, 256, 60)
+    short = sobol_normals([3, 1], 512, 256, 20)
+    np.testing.assert_array_equal(long[:20], short)
+    big = sobol_normals([4], 0, 4096, 8)
+    np.testing.assert_allclose(big.mean(axis=1), 0.0, atol=0.01)
+    np.testing.assert_allclose(big.std(axis=1), 1.0, atol=0.01)
+    for d in (4, 50):
+        rqmc = np.array([np.exp(sobol_normals([s], 0, 1024, d).sum(0) / np.sqrt(d)).mean() for s in range(20)])
+        mc = np.array([np.exp(np.random.default_rng(s).standard_normal((d, 1024)).sum(0) / np.sqrt(d)).mean()
+                       for s in range(20)])
+        assert rqmc.std() < mc.std() / 2, d
+        assert abs(rqmc.mean() - np.exp(0.5)) < 4 * rqmc.std(ddof=1) / np.sqrt(20), d
