@@ -51,6 +51,9 @@ def test_invalid_time_grid_raises(kwargs, name):
         (["--alpha", "inf", "--epsilon", "0.1", "--init-overlap", "1.5,0"], "init_overlap"),
         (["--alpha", "inf", "--epsilon", "0.1", "--t-max", "-1"], "t_max"),
         (["--alpha", "inf", "--epsilon", "nan"], "epsilon"),
+        (["--alpha", "3", "--epsilon", "0.1", "--sampler", "sobol"], "sampler"),
+        (["--alpha", "2", "--epsilon", "0", "--activation", "linear", "--target", "committee", "--noise", "-1"],
+         "noise"),
     ],
 )
 def test_cli_rejects_bad_input_with_exit_code_2(args, name):
@@ -77,3 +80,17 @@ def test_help_explains_alpha_and_scale():
     result = CliRunner().invoke(main, ["solve", "--help"])
     assert result.exit_code == 0
     assert "P/D" in result.output and "Output scale" in result.output
+
+
+def test_cli_rqmc_sampler_pools_the_replicas_and_matches_the_api():
+    """`dmft solve --sampler rqmc`: the curves are the mean of the replica solves (settings say so)
+    and equal the Python API's with the same options to rounding."""
+    args = ["--alpha", "10", "--epsilon", "0.1", "--t-max", "2", "--samples", "1024", "--error-replicas", "4",
+            "--sampler", "rqmc"]
+    result = CliRunner().invoke(main, ["solve", *args, "--json", "--no-plot", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["settings"]["sampler"] == "rqmc" and summary["settings"]["pooled_replicas"]
+    api = dmft.solve(10.0, 0.1, t_max=2.0, samples=1024, error_replicas=4, sampler="rqmc")
+    np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12)
+    np.testing.assert_allclose(summary["test_loss_sem"], api.test_loss_sem, rtol=1e-12)
