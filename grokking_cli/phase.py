@@ -53,7 +53,7 @@ def _values(text: str | None, name: str):
               help="A loss has fallen once it is below THRESHOLD x its value at t=0 (Fig. 3e: 0.1).")
 @click.option("--horizon", type=click.Choice(["full", "adaptive"]), default="full", show_default=True,
               help="full: solve every point to --t-max; adaptive: on horizons 40, 80, ... up to --t-max, stopping "
-                   "at the first where both thresholds are crossed or one is unresolved (cheaper, and clear of the long-horizon Monte "
+                   "at the first where both thresholds are crossed (cheaper, and clear of the long-horizon Monte "
                    "Carlo error at small alpha; the stored solves then depend on --threshold).")
 @click.option("--samples", type=int, default=None, help="Monte Carlo samples S of the DMFT (multiple of 4).")
 @click.option("--tol", type=float, default=None, help="Fixed-point tolerance of the DMFT.")
