@@ -216,8 +216,15 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                                                              width=N, cache=draws, sampler=sampler)
             y, dy = problem.targets(hstar.reshape(stop - start, M))
             if noise_std:
-                # output noise: a frozen ξ per training sample (it is part of the data set)
-                y = y + noise_std * draw_label_noise(seed=seed, index=index, start=start, stop=stop)
+                # output noise: a frozen ξ per training sample (it is part of the data set), kept
+                # with the chunk's other common random numbers
+                key = ("label_noise", tuple(np.atleast_1d(seed).tolist()), index, start, stop)
+                xi = draws.get(key) if draws is not None else None
+                if xi is None:
+                    xi = draw_label_noise(seed=seed, index=index, start=start, stop=stop)
+                    if draws is not None:
+                        draws[key] = xi
+                y = y + noise_std * xi
             out = {name: array[: stop - start] for name, array in buffers.items()}
             failures += int(data_kernel(u, np.ascontiguousarray(y), np.ascontiguousarray(dy), probe, chi,
                                         float(scale), code, float(param), float(coupling),

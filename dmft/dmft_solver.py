@@ -572,15 +572,16 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not converge)"
                     if sem is not None else
                     f"; no Monte Carlo error bars: {failed} of {len(replica_iterations)} replicas did not converge")
-    decomposition = problem.decomposition(state.cov, state.overlap)
     idx = np.arange(tw.size)
-    train_loss, overlap, cov = estimate.train_loss, problem.curve_overlap(state.overlap), state.cov[idx, idx]
     if pooled and mean is not None:
         train_loss, decomposition, cov = mean["train_loss"], mean["decomposition"], mean["cov"]
         overlap = problem.curve_overlap(mean["overlap"])
         message += f"; curves: mean of {len(replica_iterations) - failed + 1} RQMC randomisations of {main_samples} samples"
-    elif pooled:
-        message += f"; curves: one RQMC randomisation of {main_samples} samples (no usable replicas)"
+    else:
+        train_loss, decomposition = estimate.train_loss, problem.decomposition(state.cov, state.overlap)
+        overlap, cov = problem.curve_overlap(state.overlap), state.cov[idx, idx]
+        if pooled:
+            message += f"; curves: one RQMC randomisation of {main_samples} samples (no usable replicas)"
     extras = {
         "C_w": state.cov,
         "R_w": _response_density(state.chi, tw),
