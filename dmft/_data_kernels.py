@@ -38,7 +38,7 @@ import scipy.special
 from numba import njit, prange
 
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
-           "exact_response_numpy", "allocate_outputs", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH",
+           "exact_response_numpy", "allocate_outputs", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH", "ACT_SMOOTHED_RELU",
            "ACTIVATION_CODES"]
 
 #: Compiled student activations: φ(h) = h + (p/2)h² (p = ε; p = 0 is the linear student),
@@ -46,9 +46,13 @@ __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_respo
 ACT_QUADRATIC = 0
 ACT_ERF = 1
 ACT_TANH = 2
-ACTIVATION_CODES = {"quadratic": ACT_QUADRATIC, "linear": ACT_QUADRATIC, "erf": ACT_ERF, "tanh": ACT_TANH}
+#: Gaussian-smoothed ReLU of width p (theory.md §10.9): φ = s(zΦ(z) + ϕ(z)), φ′ = Φ(z), φ″ = ϕ(z)/s.
+ACT_SMOOTHED_RELU = 3
+ACTIVATION_CODES = {"quadratic": ACT_QUADRATIC, "linear": ACT_QUADRATIC, "erf": ACT_ERF, "tanh": ACT_TANH,
+                    "smoothed_relu": ACT_SMOOTHED_RELU}
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _ERF_SLOPE = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 _NEWTON_TOL = 1e-13
 _NEWTON_MAX = 30
@@ -148,6 +152,14 @@ def _activation_block(code, param, h, phi, dphi, ddphi):
                 phi[i, b] = math.erf(x * _INV_SQRT2)
                 dphi[i, b] = slope
                 ddphi[i, b] = -x * slope
+        elif code == ACT_SMOOTHED_RELU:
+            for b in range(B):
+                x = h[i, b]
+                density = _INV_SQRT_2PI * math.exp(-0.5 * (x / param) ** 2)
+                cdf = 0.5 * math.erfc(-x * _INV_SQRT2 / param)
+                phi[i, b] = x * cdf + param * density
+                dphi[i, b] = cdf
+                ddphi[i, b] = density / param
         else:
             for b in range(B):
                 th = math.tanh(h[i, b])
@@ -627,6 +639,10 @@ def _activation_numpy(code, param, h):
     if code == ACT_ERF:
         slope = _ERF_SLOPE * np.exp(-0.5 * h * h)
         return scipy.special.erf(h * _INV_SQRT2), slope, -h * slope
+    if code == ACT_SMOOTHED_RELU:
+        density = _INV_SQRT_2PI * np.exp(-0.5 * (h / param) ** 2)
+        cdf = 0.5 * scipy.special.erfc(-h * _INV_SQRT2 / param)
+        return h * cdf + param * density, cdf, density / param
     th = np.tanh(h)
     d1 = 1.0 - th * th
     return th, d1, -2.0 * th * d1

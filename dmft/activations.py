@@ -16,7 +16,9 @@ Closed forms (used when every activation involved belongs to the family):
 
 * ``erf`` (φ = erf(h/√2)): arcsine formulas of Saad & Solla (1995) for I2, I2′, I3, I4;
 * ``relu``: arc-cosine kernel (Cho & Saul 2009) for I2, Θ–Θ arcsine for I2′, and I3 by Stein's
-  lemma with E[δ(u) relu(w)] = √(C₁₁C₂₂ − C₁₂²)/(2πC₁₁);
+  lemma with E[δ(u) relu(w)] = √(C₁₁C₂₂ − C₁₂²)/(2πC₁₁); the Gaussian-smoothed ReLU of width s
+  (:func:`smoothed_relu`, φ_s(h) = E_z[relu(h + sz)]) belongs to this family: each of its pair
+  expectations is ReLU's at the covariance C + diag(s_a², s_b²) (theory.md §10.9);
 * ``polynomial`` (``linear``, ``quadratic``, ``square``, any coefficients): exact Gaussian
   moments (Isserlis recursion) for I2, I2′, I3; I4 by Gauss–Hermite quadrature with enough nodes
   to be exact for the polynomial degree.
@@ -42,6 +44,7 @@ from typing import Callable
 import numpy as np
 from numpy.polynomial import hermite_e
 from scipy.special import erf as _erf
+from scipy.special import erfc as _erfc
 
 from .parameters import InvalidParameterError
 
@@ -53,6 +56,7 @@ __all__ = [
     "polynomial",
     "erf",
     "relu",
+    "smoothed_relu",
     "tanh",
     "custom",
     "get_activation",
@@ -87,6 +91,8 @@ class Activation:
         ``"erf"``, ``"relu"``, ``"polynomial"`` or ``"quadrature"`` (Gauss–Hermite fallback).
     coefficients : tuple of float, optional
         Polynomial coefficients a_0, a_1, ... of φ(h) = Σ a_k h^k (``family == "polynomial"``).
+    smoothing : float
+        Width s ≥ 0 of the Gaussian smoothing of a ``relu`` family member (0: the ReLU itself).
     """
 
     name: str
@@ -95,10 +101,15 @@ class Activation:
     ddphi: Callable[[np.ndarray], np.ndarray]
     family: str = "quadrature"
     coefficients: tuple[float, ...] | None = None
+    smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.family not in ("erf", "relu", "polynomial", "quadrature"):
             raise ValueError(f"unknown activation family {self.family!r}")
+        if not (math.isfinite(self.smoothing) and self.smoothing >= 0):
+            raise ValueError(f"smoothing must be a finite width >= 0, got {self.smoothing!r}")
+        if self.smoothing and self.family != "relu":
+            raise ValueError("smoothing applies to the relu family only")
         if self.family == "polynomial":
             if not self.coefficients:
                 raise ValueError("a polynomial activation needs its coefficients")
@@ -174,6 +185,39 @@ def relu() -> Activation:
     )
 
 
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def smoothed_relu(width: float) -> Activation:
+    """Gaussian-smoothed ReLU φ_s(h) = E_z[relu(h + s z)], z ~ N(0, 1), of width s > 0.
+
+    φ_s(h) = s (z Φ(z) + ϕ(z)), φ_s′ = Φ(z), φ_s″ = ϕ(z)/s with z = h/s (Φ, ϕ: the standard normal
+    distribution and density). It is smooth, so the finite-α DMFT can carry its φ″ sample by
+    sample, and φ_s → relu as s → 0 with the DMFT curves converging to ReLU's (theory.md §10.9).
+    Its Gaussian expectations are ReLU's closed forms at the covariance widened by s² on the
+    diagonal. Named ``"smoothed_relu:<s>"`` (a string spec that :func:`get_activation` accepts).
+    """
+    s = float(width)
+    if not (math.isfinite(s) and s > 0):
+        raise InvalidParameterError(f"smoothed_relu width must lie in (0, inf), got {width!r}")
+
+    def d1(h):
+        return 0.5 * _erfc(-np.asarray(h, dtype=float) / (s * _SQRT2))
+
+    def density(h):
+        z = np.asarray(h, dtype=float) / s
+        return _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+
+    return Activation(
+        name=f"smoothed_relu:{s:g}",
+        phi=lambda h: np.asarray(h, dtype=float) * d1(h) + s * density(h),
+        dphi=d1,
+        ddphi=lambda h: density(h) / s,
+        family="relu",
+        smoothing=s,
+    )
+
+
 def tanh() -> Activation:
     """φ(h) = tanh(h) (Gauss–Hermite expectations)."""
 
@@ -212,9 +256,16 @@ def get_activation(spec, *, epsilon: float = 0.0) -> Activation:
         "relu": relu,
         "tanh": tanh,
     }
+    if isinstance(spec, str) and spec.startswith("smoothed_relu:"):
+        try:
+            width = float(spec.partition(":")[2])
+        except ValueError:
+            width = math.nan
+        return smoothed_relu(width)
     if not isinstance(spec, str) or spec not in table:
         raise InvalidParameterError(
-            f"activation must be one of {', '.join(ACTIVATION_NAMES)} or an Activation, got {spec!r}"
+            f"activation must be one of {', '.join(ACTIVATION_NAMES)}, smoothed_relu:<width> or an Activation, "
+            f"got {spec!r}"
         )
     return table[spec]()
 
@@ -311,6 +362,8 @@ def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
         if (p, q) == (2, 0):
             return -(2 / math.pi) * c12 / ((1 + c11) * np.sqrt(lam))
     if a.family == "relu":
+        # φ_s(u) = E[relu(u + s z)] with independent z per argument: widen the diagonal
+        c11, c22 = c11 + a.smoothing**2, c22 + b.smoothing**2
         prod = np.sqrt(np.maximum(c11 * c22, 0.0))
         safe = np.where(prod > 0, prod, 1.0)
         cosine = np.clip(np.where(prod > 0, c12 / safe, 0.0), -1.0, 1.0)
@@ -341,7 +394,7 @@ def mean_value(a: Activation, var, *, nodes: int = GH_NODES_2D):
     if a.family == "erf":
         return np.zeros_like(var)
     if a.family == "relu":
-        return np.sqrt(var / (2 * math.pi))
+        return np.sqrt((var + a.smoothing**2) / (2 * math.pi))
     if a.family == "polynomial":
         c = np.asarray(a.coefficients)
         moments = [np.ones_like(var)]

@@ -146,7 +146,14 @@ class SquareTargetProblem:
 
 
 #: Student activations with a compiled data-side kernel (φ, φ′, φ″ in closed form in Numba).
-COMPILED_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh")
+COMPILED_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh", "smoothed_relu")
+
+
+def _kernel_name(activation) -> str:
+    """The compiled kernel's name of a student (a smoothed ReLU of any width is one code)."""
+    if activation.family == "relu" and activation.smoothing:
+        return "smoothed_relu"
+    return activation.name
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,8 @@ class CommitteeProblem:
 
     The student must be smooth: the data side propagates pathwise tangents through J = ∂g/∂h,
     which holds φ″, and ReLU's φ″ = δ(h) is missed by every sample (its mean response would be
-    biased), so ReLU is refused. ``quadratic``, ``linear``, ``erf`` and ``tanh`` run in the compiled
+    biased), so ReLU is refused; its Gaussian smoothing ``smoothed_relu:<width>`` (theory.md §10.9)
+    takes its place. ``quadratic``, ``linear``, ``erf``, ``tanh`` and the smoothed ReLU run in the compiled
     kernel; any other smooth student (a polynomial, or a user activation with its φ′ and φ″)
     runs in the NumPy kernel (``backend="numpy"``, 30–100× slower). The teacher may be any
     activation (only y and ∂y/∂h* enter, and both are evaluated pathwise). Gradient flow only
@@ -174,10 +182,12 @@ class CommitteeProblem:
         if math.isinf(alpha):
             raise InvalidParameterError("alpha must be finite for the DMFT (use solve_committee_online for alpha = inf)")
         object.__setattr__(self, "alpha", alpha)
-        if model.activation.family == "relu":
+        if model.activation.family == "relu" and not model.activation.smoothing:
             raise InvalidParameterError(
                 "activation must be smooth for the finite-alpha DMFT, got 'relu' (its second derivative is a "
-                "delta that per-sample tangents cannot carry; theory.md §10.7)")
+                "delta that per-sample tangents cannot carry; theory.md §10.7): solve the Gaussian-smoothed "
+                "ReLU 'smoothed_relu:<width>' instead, whose curves tend to ReLU's as the width goes to 0 "
+                "(theory.md §10.9, e.g. width 0.1)")
         if model.lr is not None:
             raise InvalidParameterError("lr must be None (gradient flow) for the finite-alpha DMFT")
 
@@ -217,7 +227,7 @@ class CommitteeProblem:
     @property
     def compiled(self) -> bool:
         """Whether the student has a compiled (Numba) kernel; otherwise ``backend="numpy"``."""
-        return self.model.activation.name in COMPILED_ACTIVATIONS
+        return _kernel_name(self.model.activation) in COMPILED_ACTIVATIONS
 
     @property
     def kernel_activation(self):
@@ -225,8 +235,9 @@ class CommitteeProblem:
         activation = self.model.activation
         if not self.compiled:
             return activation, 0.0
-        return (kernels.ACTIVATION_CODES[activation.name],
-                float(self.model.epsilon) if activation.name == "quadratic" else 0.0)
+        name = _kernel_name(activation)
+        param = {"quadratic": float(self.model.epsilon), "smoothed_relu": activation.smoothing}.get(name, 0.0)
+        return kernels.ACTIVATION_CODES[name], param
 
     def targets(self, hstar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """y = (κ*/M) Σ_m φ*(h*_m) and ∂y/∂h*_m = (κ*/M) φ*′(h*_m) for teacher fields (S, M)."""

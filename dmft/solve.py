@@ -173,13 +173,14 @@ def solve(
         Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
     activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
         The general model family (see :class:`dmft.committee_online.CommitteeModel`):
-        student φ (``"quadratic"``, ``"erf"``, ``"relu"``, ``"tanh"``, ``"linear"`` or an
+        student φ (``"quadratic"``, ``"erf"``, ``"relu"`` (α = ∞ only), ``"smoothed_relu:<width>"``
+        (the Gaussian-smoothed ReLU, any α; theory.md §10.9), ``"tanh"``, ``"linear"`` or an
         :class:`~dmft.activations.Activation`), target ``"square"`` or ``"committee"``, teacher
         width M, scale κ*, activation φ*, overlaps T, output-noise variance σ², and the online-SGD
         learning rate η₀ (None: gradient flow). With any of them off its default,
         ``init_overlap`` is the N×M matrix R(0); ``alpha = math.inf`` integrates the committee ODE
         (theory.md §10), a finite ``alpha`` runs the DMFT with the general data side (§10.7:
-        smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``; gradient flow; output
+        smooth students ``quadratic``, ``linear``, ``erf``, ``tanh``, ``smoothed_relu:<width>``; gradient flow; output
         noise as a frozen σξ per training target, §10.8).
     **solver_options
         Options of the finite-α DMFT solver (``samples``, ``response_samples``, ``damping``,

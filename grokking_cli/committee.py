@@ -64,7 +64,8 @@ def _task_names():
 @click.option("--readouts/--no-readouts", default=None, help="Train the readouts a_i too (spec 2.3). [default: no]")
 @click.option("--activation", type=str, default=None, help="phi: poly (h + eps h^2/2, default), quadratic "
               "(eps h^2/2), cubic, relu_quartic, quartic, poly3, poly4; or a student of the general family "
-              "(docs/theory.md par. 10): erf (erf(h/sqrt2)), tanh, relu, linear.")
+              "(docs/theory.md par. 10): erf (erf(h/sqrt2)), tanh, relu, linear, smoothed_relu:WIDTH "
+              "(the Gaussian-smoothed ReLU E[relu(h + WIDTH z)], par. 10.9).")
 @click.option("--target", type=click.Choice(["square", "committee"]), default=None,
               help="square: y = target_scale (beta.x)^2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x) "
                    "(+ noise), T = I, trained as the general family. [default: square]")
@@ -105,7 +106,7 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
               overwrite, plot, progress):
     """Train the committee machine f = (scale/N) sum_i phi(w_i.x) by full-batch gradient descent
     on P = alpha*D samples of y = (beta.x)^2/2 and report learning curves against t = lr*step/D.
-    With --activation erf/tanh/relu/linear, --target committee or --noise, the student and teacher
+    With --activation erf/tanh/relu/linear/smoothed_relu:WIDTH, --target committee or --noise, the student and teacher
     are any member of the general family (docs/theory.md par. 10), the simulation beside
     `dmft solve` with the same options.
 

@@ -420,21 +420,35 @@ def api_option(*decls, api: str, field: str | None = None, **kwargs):
     return click.option(*decls, cls=ApiOption, api=api, field=field, **kwargs)
 
 
+def _activation_name(ctx, param, value):
+    """Refuse an unknown activation name by name (exit code 2); names of
+    :data:`dmft.activations.ACTIVATION_NAMES` and ``smoothed_relu:<width>`` pass."""
+    from dmft.activations import get_activation
+
+    if value is None:
+        return None
+    try:
+        get_activation(value)
+    except (InvalidParameterError, ValueError) as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+    return value
+
+
 def family_options(command):
     """The general-model options (theory.md §10) shared by ``dmft solve`` and ``dmft compare``."""
-    from dmft.activations import ACTIVATION_NAMES
-
     options = [
-        click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default="quadratic", show_default=True,
+        click.option("--activation", type=str, default="quadratic", show_default=True, callback=_activation_name,
                      help="Student phi: quadratic = h + epsilon h^2/2 (the paper's model), linear, "
-                          "erf = erf(h/sqrt2), tanh; relu with --alpha inf only (docs/theory.md par. 10)."),
+                          "erf = erf(h/sqrt2), tanh, relu (--alpha inf only), or smoothed_relu:WIDTH, the "
+                          "Gaussian-smoothed ReLU E[relu(h + WIDTH z)], whose finite-alpha curves tend to "
+                          "ReLU's as WIDTH -> 0 (docs/theory.md par. 10.9)."),
         click.option("--target", type=click.Choice(["square", "committee"]), default="square", show_default=True,
                      help="square: y = (beta.x)^2/2; committee: y = (teacher_scale/M) sum_m phi*(beta_m.x), T = I."),
         click.option("--teacher-width", type=int, default=1, show_default=True,
                      help="Teacher units M (--target committee)."),
         click.option("--teacher-scale", type=float, default=1.0, show_default=True,
                      help="Teacher output scale kappa* (--target committee)."),
-        click.option("--teacher-activation", type=click.Choice(ACTIVATION_NAMES), default=None,
+        click.option("--teacher-activation", type=str, default=None, callback=_activation_name,
                      help="Teacher phi* (--target committee). [default: the student's activation]"),
         click.option("--noise", type=float, default=0.0, show_default=True,
                      help="Output-noise variance sigma^2 >= 0 of the targets (y + sigma xi, one frozen xi per "

@@ -46,6 +46,24 @@ TORCH_ACTIVATIONS = {
 }
 
 
+def _smoothed_relu(width):
+    """Gaussian-smoothed ReLU of width s: h Φ(h/s) + s ϕ(h/s) and Φ(h/s) (dmft.activations.smoothed_relu)."""
+    def cdf(h):
+        return 0.5 * torch.erfc(-h / (width * _SQRT2))
+
+    def phi(h):
+        return h * cdf(h) + width / math.sqrt(2.0 * math.pi) * torch.exp(-0.5 * (h / width) ** 2)
+
+    return phi, cdf
+
+
+def _torch_activation(activation, epsilon):
+    """(φ, φ′) in torch of a named activation or of a smoothed ReLU (any width)."""
+    if activation.family == "relu" and activation.smoothing:
+        return _smoothed_relu(activation.smoothing)
+    return TORCH_ACTIVATIONS[activation.name](epsilon)
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -93,9 +111,9 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     if model.lr is not None:
         raise InvalidParameterError("model.lr must be None: the step is set by time_step (t = eta_0 step/D)")
     for role, act in (("activation", model.activation), ("teacher_activation", model.teacher_activation)):
-        if act.name not in TORCH_ACTIVATIONS:
-            raise InvalidParameterError(f"{role} must be one of {sorted(TORCH_ACTIVATIONS)} for the torch trainer, "
-                                        f"got {act.name!r}")
+        if act.name not in TORCH_ACTIVATIONS and not (act.family == "relu" and act.smoothing):
+            raise InvalidParameterError(f"{role} must be one of {sorted(TORCH_ACTIVATIONS)} or smoothed_relu:<width> "
+                                        f"for the torch trainer, got {act.name!r}")
     time_step = check_positive("time_step", time_step)
     if dtype not in ("float64", "float32"):
         raise InvalidParameterError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -110,7 +128,7 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     yt = torch.as_tensor(y, dtype=real, device=dev)
     W = torch.as_tensor(W0, dtype=real, device=dev)
     Bt = torch.as_tensor(B, dtype=real, device=dev)
-    phi, dphi = TORCH_ACTIVATIONS[model.activation.name](float(model.epsilon))
+    phi, dphi = _torch_activation(model.activation, float(model.epsilon))
     N, M, P = model.width, model.M, X.shape[0]
     kappa = model.scale
     gain = time_step * dim * 2.0 / (kappa * P)           # η (2/P)(κ/N) with η = η₀N/κ², η₀ = time_step·D

@@ -12,7 +12,7 @@ from dmft.simulate import simulate_committee_gd
 from empirical.committee.family import train_committee_family
 
 
-@pytest.mark.parametrize("student, teacher", [("erf", "erf"), ("relu", "erf"), ("tanh", "relu"), ("linear", "tanh")])
+@pytest.mark.parametrize("student, teacher", [("erf", "erf"), ("relu", "erf"), ("tanh", "relu"), ("linear", "tanh"), ("smoothed_relu:0.2", "relu")])
 def test_torch_family_trainer_matches_the_numpy_reference(student, teacher):
     model = CommitteeModel(activation=student, width=2, target="committee", teacher_width=2, scale=2.0,
                            teacher_scale=1.5, teacher_activation=teacher, noise=0.01)
