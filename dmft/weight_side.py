@@ -27,7 +27,6 @@ Arrays use the grid-major layout (T, T, N, N); the flat (NT × NT) form orders i
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +103,39 @@ class WeightSide:
     response: np.ndarray
 
 
+def _solve_causal(system: np.ndarray, rhs: np.ndarray, width: int) -> np.ndarray:
+    """Solve ``system @ X = rhs`` for the block lower-triangular (causal) I − cQR_g.
+
+    R_g and the trapezoid weights are causal, so the system is block lower triangular with N × N
+    diagonal blocks D_n = I − c Q_nn R_g[n, n]. Multiplying each block row by D_n⁻¹ leaves a unit
+    lower-triangular matrix, solved by one triangular substitution: (NT)²·(NT + N) multiply-adds
+    against ~(8/3)(NT)³ for a dense LU and its two substitutions (measured 4–5× faster at
+    NT = 322 and 1036). An ill-conditioned system means the iterate has blown up: LAPACK's
+    condition estimate (of the D_n and of the unit triangle) below machine precision raises
+    ``LinAlgError`` (the solver then halves the window or reports it) instead of returning garbage.
+    """
+    size = system.shape[0]
+    steps = size // width
+    index = np.arange(steps)
+    diagonal = system.reshape(steps, width, steps, width)[index, :, index, :]           # (T, N, N)
+    if not np.all(np.isfinite(system)):
+        raise np.linalg.LinAlgError("weight-side system I - cQR_g has non-finite entries")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        block_cond = np.linalg.cond(diagonal)            # inf for a singular block
+    if not np.all(block_cond < 1.0 / np.finfo(float).eps):
+        worst = int(np.argmax(np.where(np.isfinite(block_cond), block_cond, np.inf)))
+        raise np.linalg.LinAlgError(f"weight-side system I - cQR_g is singular to working precision: diagonal "
+                                    f"block {worst} has condition number {block_cond[worst]:.3g}")
+    inverse = np.linalg.inv(diagonal)
+    unit = np.einsum("nij,njm->nim", inverse, system.reshape(steps, width, size)).reshape(size, size)
+    scaled_rhs = np.einsum("nij,njm->nim", inverse, rhs.reshape(steps, width, -1)).reshape(size, -1)
+    rcond, info = scipy.linalg.lapack.dtrcon(unit, norm="1", uplo="L", diag="U")
+    if info != 0 or not rcond >= np.finfo(float).eps:
+        raise np.linalg.LinAlgError(f"weight-side system I - cQR_g is singular to working precision "
+                                    f"(reciprocal condition number {rcond:.3g})")
+    return scipy.linalg.solve_triangular(unit, scaled_rhs, lower=True, unit_diagonal=True, check_finite=False)
+
+
 def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | None, *,
                 m0: np.ndarray, cov0: np.ndarray, rho: float, scale: float, alpha: float,
                 times: np.ndarray) -> WeightSide:
@@ -129,18 +161,13 @@ def weight_side(response_g: np.ndarray, r_star: np.ndarray, cov_g: np.ndarray | 
     c = 2.0 / scale
     Qt = trapezoid_weights(times)
     Qflat = np.kron(Qt, np.eye(N))
-    system = np.eye(T * N) - c * Qflat @ to_flat(response_g)
-    # M Q and M (1⊗I) by one LU solve
+    # (Q ⊗ I) R_g without the Kronecker product: row block n is Σ_k Q_nk R_g[k]
+    system = -c * (Qt @ to_flat(response_g).reshape(T, N * T * N)).reshape(T * N, T * N)
+    system[np.diag_indices(T * N)] += 1.0
+    # M Q and M (1⊗I) by one causal solve
     ones = np.kron(np.ones((T, 1)), np.eye(N))
     rhs = np.concatenate([Qflat, ones], axis=1)
-    with warnings.catch_warnings():
-        # an ill-conditioned I − cQR_g means the iterate has blown up: say so as an error (the
-        # solver then halves the window or reports it) instead of warning and returning garbage
-        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
-        try:
-            sol = scipy.linalg.solve(system, rhs, check_finite=False)
-        except scipy.linalg.LinAlgWarning as exc:
-            raise np.linalg.LinAlgError(f"weight-side system I - cQR_g is singular to working precision: {exc}") from exc
+    sol = _solve_causal(system, rhs, N)
     chi_flat = sol[:, : T * N]
     a = sol[:, T * N:]                                   # (NT, N)
     r_star = np.asarray(r_star, dtype=float)
