@@ -209,7 +209,7 @@ def smoothed_relu(width: float) -> Activation:
         return _INV_SQRT_2PI * np.exp(-0.5 * z * z)
 
     return Activation(
-        name=f"smoothed_relu:{s:g}",
+        name=f"smoothed_relu:{s!r}",
         phi=lambda h: np.asarray(h, dtype=float) * d1(h) + s * density(h),
         dphi=d1,
         ddphi=lambda h: density(h) / s,
