@@ -26,7 +26,6 @@ seeds for every student, so the differences are precise).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -37,6 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from committee_dmft import _load, _save  # noqa: E402  (the JSON store of the erf evidence)
 from dmft.committee_online import CommitteeModel  # noqa: E402
 from dmft.dmft_solver import solve_committee_dmft  # noqa: E402
 from dmft.simulate import simulate_committee_gd  # noqa: E402
@@ -49,16 +51,6 @@ TIME_STEP = 0.02
 def model(student: str) -> CommitteeModel:
     return CommitteeModel(activation=student, width=2, target="committee", teacher_width=2, scale=2.0,
                           teacher_scale=2.0, teacher_activation="relu")
-
-
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
 
 
 def _simulate(data, path, key, student, alpha, dim, seeds, t):
