@@ -119,6 +119,23 @@ class Activation:
         return self.phi(h)
 
     @property
+    def base_name(self) -> str:
+        """The name without parameters: ``"smoothed_relu"`` for a smoothed ReLU of any width (it
+        selects the compiled kernel and the torch twin, which take the width as their parameter),
+        else :attr:`name`."""
+        return "smoothed_relu" if self.smoothing else self.name
+
+    @property
+    def parameter(self) -> float:
+        """The one number the compiled and torch twins need besides :attr:`base_name`: the width of a
+        smoothed ReLU, ε of the quadratic student (read from its coefficients), else 0."""
+        if self.smoothing:
+            return self.smoothing
+        if self.name == "quadratic":
+            return 2.0 * self.coefficients[2]
+        return 0.0
+
+    @property
     def degree(self) -> int | None:
         """Polynomial degree (None unless ``family == "polynomial"``)."""
         return None if self.coefficients is None else len(self.coefficients) - 1

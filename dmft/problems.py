@@ -149,13 +149,6 @@ class SquareTargetProblem:
 COMPILED_ACTIVATIONS = ("quadratic", "linear", "erf", "tanh", "smoothed_relu")
 
 
-def _kernel_name(activation) -> str:
-    """The compiled kernel's name of a student (a smoothed ReLU of any width is one code)."""
-    if activation.family == "relu" and activation.smoothing:
-        return "smoothed_relu"
-    return activation.name
-
-
 @dataclass(frozen=True)
 class CommitteeProblem:
     """A student committee of :class:`~dmft.committee_online.CommitteeModel` at finite α = P/D.
@@ -227,7 +220,7 @@ class CommitteeProblem:
     @property
     def compiled(self) -> bool:
         """Whether the student has a compiled (Numba) kernel; otherwise ``backend="numpy"``."""
-        return _kernel_name(self.model.activation) in COMPILED_ACTIVATIONS
+        return self.model.activation.base_name in COMPILED_ACTIVATIONS
 
     @property
     def kernel_activation(self):
@@ -235,9 +228,7 @@ class CommitteeProblem:
         activation = self.model.activation
         if not self.compiled:
             return activation, 0.0
-        name = _kernel_name(activation)
-        param = {"quadratic": float(self.model.epsilon), "smoothed_relu": activation.smoothing}.get(name, 0.0)
-        return kernels.ACTIVATION_CODES[name], param
+        return kernels.ACTIVATION_CODES[activation.base_name], activation.parameter
 
     def targets(self, hstar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """y = (κ*/M) Σ_m φ*(h*_m) and ∂y/∂h*_m = (κ*/M) φ*′(h*_m) for teacher fields (S, M)."""

@@ -35,17 +35,6 @@ def _quadratic(epsilon):
     return (lambda h: h + 0.5 * epsilon * h * h), (lambda h: 1.0 + epsilon * h)
 
 
-#: φ and φ′ in torch for the named activations of :data:`dmft.activations.ACTIVATION_NAMES`.
-TORCH_ACTIVATIONS = {
-    "quadratic": _quadratic,
-    "linear": lambda _eps: ((lambda h: h), (lambda h: torch.ones_like(h))),
-    "square": lambda _eps: ((lambda h: 0.5 * h * h), (lambda h: h)),
-    "erf": lambda _eps: ((lambda h: torch.erf(h / _SQRT2)), (lambda h: _ERF_SLOPE * torch.exp(-0.5 * h * h))),
-    "relu": lambda _eps: ((lambda h: torch.clamp(h, min=0.0)), (lambda h: (h > 0).to(h.dtype))),
-    "tanh": lambda _eps: ((lambda h: torch.tanh(h)), (lambda h: 1.0 - torch.tanh(h) ** 2)),
-}
-
-
 def _smoothed_relu(width):
     """Gaussian-smoothed ReLU of width s: h Φ(h/s) + s ϕ(h/s) and Φ(h/s) (dmft.activations.smoothed_relu)."""
     def cdf(h):
@@ -57,11 +46,17 @@ def _smoothed_relu(width):
     return phi, cdf
 
 
-def _torch_activation(activation, epsilon):
-    """(φ, φ′) in torch of a named activation or of a smoothed ReLU (any width)."""
-    if activation.family == "relu" and activation.smoothing:
-        return _smoothed_relu(activation.smoothing)
-    return TORCH_ACTIVATIONS[activation.name](epsilon)
+#: φ and φ′ in torch, keyed by :attr:`dmft.activations.Activation.base_name` and called with its
+#: :attr:`~dmft.activations.Activation.parameter` (ε of the quadratic one, the smoothed ReLU's width).
+TORCH_ACTIVATIONS = {
+    "quadratic": _quadratic,
+    "linear": lambda _eps: ((lambda h: h), (lambda h: torch.ones_like(h))),
+    "square": lambda _eps: ((lambda h: 0.5 * h * h), (lambda h: h)),
+    "erf": lambda _eps: ((lambda h: torch.erf(h / _SQRT2)), (lambda h: _ERF_SLOPE * torch.exp(-0.5 * h * h))),
+    "relu": lambda _eps: ((lambda h: torch.clamp(h, min=0.0)), (lambda h: (h > 0).to(h.dtype))),
+    "tanh": lambda _eps: ((lambda h: torch.tanh(h)), (lambda h: 1.0 - torch.tanh(h) ** 2)),
+    "smoothed_relu": _smoothed_relu,
+}
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -111,8 +106,8 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     if model.lr is not None:
         raise InvalidParameterError("model.lr must be None: the step is set by time_step (t = eta_0 step/D)")
     for role, act in (("activation", model.activation), ("teacher_activation", model.teacher_activation)):
-        if act.name not in TORCH_ACTIVATIONS and not (act.family == "relu" and act.smoothing):
-            raise InvalidParameterError(f"{role} must be one of {sorted(TORCH_ACTIVATIONS)} or smoothed_relu:<width> "
+        if act.base_name not in TORCH_ACTIVATIONS:
+            raise InvalidParameterError(f"{role} must be one of {sorted(TORCH_ACTIVATIONS)} (smoothed_relu:<width>) "
                                         f"for the torch trainer, got {act.name!r}")
     time_step = check_positive("time_step", time_step)
     if dtype not in ("float64", "float32"):
@@ -128,7 +123,7 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     yt = torch.as_tensor(y, dtype=real, device=dev)
     W = torch.as_tensor(W0, dtype=real, device=dev)
     Bt = torch.as_tensor(B, dtype=real, device=dev)
-    phi, dphi = _torch_activation(model.activation, float(model.epsilon))
+    phi, dphi = TORCH_ACTIVATIONS[model.activation.base_name](model.activation.parameter)
     N, M, P = model.width, model.M, X.shape[0]
     kappa = model.scale
     gain = time_step * dim * 2.0 / (kappa * P)           # η (2/P)(κ/N) with η = η₀N/κ², η₀ = time_step·D
