@@ -319,14 +319,18 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
         if residual > best:
             mixer.reset()              # no progress: restart Anderson from a damped step
         best = min(best, residual)
-        if current < samples:
-            if residual < max(settings.warmup_tol, tol):
-                current = samples
-                mixer.reset()          # a new sample size is a new map: forget its history
-                best = math.inf
-        elif residual < tol:
+        switch = current < samples and residual < max(settings.warmup_tol, tol)
+        if current == samples and residual < tol:
             return _WindowOutcome(state, estimate, history, True, "", removed)
         mixed = state.unpack(mixer.step(state.pack(), _State(new.cov, new.overlap, new.response).pack()))
+        if switch:
+            # A new sample size is a new map: forget the history, including the step just taken.
+            # Resetting before that step left it as the last iterate, so the first Anderson step
+            # of the full map took a secant across the two maps (their Monte Carlo difference, not
+            # the Jacobian) and stalled: 3 iterations at residual ~1.06 on the default problem.
+            current = samples
+            mixer.reset()
+            best = math.inf
         state = _project_state(mixed, group) if settings.symmetrize else mixed
     return _WindowOutcome(state, estimate, history, False,
                           f"residual {history[-1]:.2e} >= tol {tol:g} after {len(history)} iterations (max_iter)",
