@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .data_side import BACKENDS, RESPONSE_METHODS, estimate_data_side
 from .mixing import MIXING_METHODS, Mixer
@@ -543,6 +544,11 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     # (the main solve is the first), whose spread is its honest error (theory.md §9.3)
     pooled = settings.sampler == "rqmc" and settings.error_replicas >= 2
     main_samples = (settings.samples // settings.error_replicas) // 4 * 4 if pooled else settings.samples
+    # One BLAS thread for the whole solve, not only inside the data side: OpenBLAS threads
+    # spin-wait after each product of the weight side and took a core from the next parallel
+    # Numba kernel. Measured on the default problem (2 cores): every data-side pass ~55 ms
+    # faster, weight side 1.27 -> 0.88 s, the solve 33.7 -> 26.7 s.
+    blas_limit = threadpool_limits(limits=1, user_api="blas")
     try:
         outcome, end, history, events, reason = _march(
             problem, t, start, settings, group, samples=main_samples, seed=(settings.seed, 0),
@@ -559,6 +565,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                 problem, t, outcome.state, settings, group, seed=settings.seed, tol=replica_tol, bar=bar,
                 first=outcome if pooled else None)
     finally:
+        blas_limit.restore_original_limits()
         if bar is not None:
             bar.close()
     tw = t[: end + 1]
