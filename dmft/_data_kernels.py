@@ -38,7 +38,7 @@ import scipy.special
 from numba import njit, prange
 
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
-           "exact_response_numpy", "allocate_outputs", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH", "ACT_SMOOTHED_RELU",
+           "exact_response_numpy", "allocate_outputs", "run_data_kernel", "MOMENT_NAMES", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH", "ACT_SMOOTHED_RELU",
            "ACTIVATION_CODES"]
 
 #: Compiled student activations: φ(h) = h + (p/2)h² (p = ε; p = 0 is the linear student),
@@ -76,10 +76,51 @@ _OUTPUTS = (
 )
 
 
-def allocate_outputs(samples: int, steps: int, width: int, teachers: int = 1) -> dict:
-    """Zero-filled output arrays of the data-side kernels (``teachers`` = M teacher fields)."""
+#: Per-sample outputs the estimator always needs (the BLAS products of C_g and the probe
+#: response); the others are stored only on request (``store_samples``).
+_ALWAYS_STORED = ("g", "probe_memory")
+
+#: Weighted moments per block of ``_BLOCK`` samples, accumulated inside the kernels so that the
+#: per-sample arrays behind them never travel through memory (theory.md §4.2 control variates):
+#: for (X, X⁰) each block holds Σw X, Σw X⁰, Σw X X⁰, Σw X⁰X⁰ (axis 1), for ``local0`` Σw E.
+#: Names, per-block shapes, and the pair (X, X⁰) they summarise.
+MOMENT_NAMES = ("train_moments", "local_moments", "rstar_moments", "local0_moments")
+_MOMENTS = (
+    ("train_moments", (4, "T")),            # X = Δ², X⁰ = Δ(u)²
+    ("local_moments", (4, "T", "N", "N")),  # X = D_n, X⁰ = J(u_n)
+    ("rstar_moments", (4, "T", "N", "M")),  # X = dg_n/dh*, X⁰ = (∂y/∂h*) φ'(u_n)
+    ("local0_moments", ("T", "N", "N")),    # Σw E_n
+)
+
+
+def allocate_outputs(samples: int, steps: int, width: int, teachers: int = 1, store_samples: bool = True) -> dict:
+    """Zero-filled output arrays of the data-side kernels (``teachers`` = M teacher fields).
+
+    With ``store_samples=False`` the per-sample arrays other than ``g`` and ``probe_memory`` have
+    no rows (the kernels then only write their block moments, ``MOMENT_NAMES``).
+    """
     sizes = {"T": steps, "N": width, "M": teachers}
-    return {name: np.zeros((samples,) + tuple(sizes[d] for d in dims)) for name, dims in _OUTPUTS}
+    out = {name: np.zeros(((samples if store_samples or name in _ALWAYS_STORED else 0),)
+                          + tuple(sizes[d] for d in dims)) for name, dims in _OUTPUTS}
+    blocks = (samples + _BLOCK - 1) // _BLOCK
+    for name, dims in _MOMENTS:
+        out[name] = np.zeros((blocks,) + tuple(sizes.get(d, d) for d in dims))
+    return out
+
+
+def run_data_kernel(kernel, u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered, weight, out,
+                    store_samples=True) -> int:
+    """Call a data-side kernel with the arrays of ``out`` (from :func:`allocate_outputs`, first
+    ``len(u)`` rows; ``weight`` = per-sample weights of the block moments). Returns the Newton
+    failure count."""
+    S = u.shape[0]
+    blocks = (S + _BLOCK - 1) // _BLOCK
+    rows = {name: (array[:S] if array.shape[0] else array) for name, array in out.items()
+            if name not in MOMENT_NAMES}
+    moments = [out[name][:blocks] for name in MOMENT_NAMES]
+    return int(kernel(u, y, dy, probe, chi, float(scale), act_code, float(act_param), float(coupling),
+                      bool(centered), np.ascontiguousarray(weight, dtype=np.float64), bool(store_samples),
+                      *(rows[name] for name, _ in _OUTPUTS), *moments))
 
 
 class DataSideSamples(dict):
@@ -277,10 +318,27 @@ def _shared_matvec_block(M, x, out):
                 out[i, b] += m_ij * x[j, b]
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _weighted_moments(x, c, w):
+    """Σw x, Σw c, Σw x c, Σw c² over one block (reassociation lets the sums vectorise)."""
+    sx = 0.0
+    sc = 0.0
+    sxc = 0.0
+    scc = 0.0
+    for b in range(w.size):
+        wx = w[b] * x[b]
+        wc = w[b] * c[b]
+        sx += wx
+        sc += wc
+        sxc += wx * c[b]
+        scc += wc * c[b]
+    return sx, sc, sxc, scc
+
+
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
-def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coupling, centered,
-                    g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
-                    delta_g_out, jac_g_out, dstar_g_out):
+def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coupling, centered, weight,
+                    store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
+                    delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m):
     """Integrate the data-side process and its tangents for every sample (see module doc).
 
     Samples advance through time in blocks of ``_BLOCK``; every per-sample operation loops over
@@ -307,8 +365,15 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
     coupling : float
         a = c/α.
     centered : bool
+    weight : ndarray, shape (S,)
+        Sample weights of the block moments (stratum weights).
+    store_samples : bool
+        Write every per-sample output; otherwise only ``g_out`` and ``pmem_out`` (the others
+        may then have no rows).
     *_out : ndarray
-        Outputs, shapes as in ``allocate_outputs``; every entry is written.
+        Per-sample outputs, shapes as in ``allocate_outputs``.
+    train_m, local_m, rstar_m, local0_m : ndarray
+        Block moments (``MOMENT_NAMES``), one row per block of ``_BLOCK`` samples.
 
     Returns
     -------
@@ -553,18 +618,55 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
         for b in range(B):
             a = first + b
             for n in range(T):
-                delta_out[a, n] = delta_b[n, b]
-                delta_g_out[a, n] = dg_b[n, b]
                 for i in range(N):
                     g_out[a, n, i] = g_hist[n, i, b]
                     pmem_out[a, n, i] = pm_b[n, i, b]
-                    for m in range(M):
-                        dstar_out[a, n, i, m] = s_hist[n, m, i, b]
-                        dstar_g_out[a, n, i, m] = dsg_b[n, m, i, b]
-                    for j in range(N):
-                        local_out[a, n, i, j] = loc_b[n, i, j, b]
-                        local0_out[a, n, i, j] = l0_b[n, i, j, b]
-                        jac_g_out[a, n, i, j] = jg_b[n, i, j, b]
+        if store_samples:
+            for b in range(B):
+                a = first + b
+                for n in range(T):
+                    delta_out[a, n] = delta_b[n, b]
+                    delta_g_out[a, n] = dg_b[n, b]
+                    for i in range(N):
+                        for m in range(M):
+                            dstar_out[a, n, i, m] = s_hist[n, m, i, b]
+                            dstar_g_out[a, n, i, m] = dsg_b[n, m, i, b]
+                        for j in range(N):
+                            local_out[a, n, i, j] = loc_b[n, i, j, b]
+                            local0_out[a, n, i, j] = l0_b[n, i, j, b]
+                            jac_g_out[a, n, i, j] = jg_b[n, i, j, b]
+        # block moments of the control-variate pairs (the estimator's sums, formed while the
+        # block is in cache: writing the per-sample arrays and reducing them afterwards cost
+        # ~20 % of a data-side pass at T = 161)
+        wb = weight[first:first + B]
+        sq = np.empty(B)
+        sq_gauss = np.empty(B)
+        for n in range(T):
+            for b in range(B):
+                sq[b] = delta_b[n, b] * delta_b[n, b]
+                sq_gauss[b] = dg_b[n, b] * dg_b[n, b]
+            sx, sc, sxc, scc = _weighted_moments(sq, sq_gauss, wb)
+            train_m[blk, 0, n] = sx
+            train_m[blk, 1, n] = sc
+            train_m[blk, 2, n] = sxc
+            train_m[blk, 3, n] = scc
+            for i in range(N):
+                for j in range(N):
+                    sx, sc, sxc, scc = _weighted_moments(loc_b[n, i, j], jg_b[n, i, j], wb)
+                    local_m[blk, 0, n, i, j] = sx
+                    local_m[blk, 1, n, i, j] = sc
+                    local_m[blk, 2, n, i, j] = sxc
+                    local_m[blk, 3, n, i, j] = scc
+                    e0 = 0.0
+                    for b in range(B):
+                        e0 += wb[b] * l0_b[n, i, j, b]
+                    local0_m[blk, n, i, j] = e0
+                for m in range(M):
+                    sx, sc, sxc, scc = _weighted_moments(s_hist[n, m, i], dsg_b[n, m, i], wb)
+                    rstar_m[blk, 0, n, i, m] = sx
+                    rstar_m[blk, 1, n, i, m] = sc
+                    rstar_m[blk, 2, n, i, m] = sxc
+                    rstar_m[blk, 3, n, i, m] = scc
     return failures.sum()
 
 
@@ -661,11 +763,33 @@ def _gaussian_field_terms(h, phi0, y, kappa, code, param, centered):
     return delta, dphi, g, jac
 
 
-def data_side_numpy(u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered,
-                    g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
-                    delta_g_out, jac_g_out, dstar_g_out):
+def _block_moments_numpy(weight, x, c=None):
+    """NumPy twin of the kernel's block moments: per block of ``_BLOCK`` samples, (Σw x, Σw c,
+    Σw x c, Σw c²) stacked on axis 1, or Σw x alone when ``c`` is None."""
+    S = x.shape[0]
+    rows = []
+    for first in range(0, S, _BLOCK):
+        w = weight[first:first + _BLOCK]
+        xb = x[first:first + _BLOCK].reshape(w.size, -1)
+        if c is None:
+            rows.append((w @ xb).reshape(x.shape[1:]))
+            continue
+        cb = c[first:first + _BLOCK].reshape(w.size, -1)
+        rows.append(np.stack([w @ xb, w @ cb, w @ (xb * cb), w @ (cb * cb)]).reshape((4,) + x.shape[1:]))
+    return np.array(rows)
+
+
+def data_side_numpy(u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered, weight,
+                    store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
+                    delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m):
     """NumPy twin of :func:`data_side_numba` (same arguments, same outputs)."""
     S, T, N = u.shape
+    M = dy.shape[1]
+    if not store_samples:
+        # the per-sample arrays are the twin's working storage: full-size ones when none are passed
+        delta_out, delta_g_out = np.empty((S, T)), np.empty((S, T))
+        local_out, local0_out, jac_g_out = (np.empty((S, T, N, N)) for _ in range(3))
+        dstar_out, dstar_g_out = np.empty((S, T, N, M)), np.empty((S, T, N, M))
     phi0, dphi0, _ = _activation_numpy(act_code, act_param, u[:, 0, :])
     eye = np.eye(N)
     dg_probe = np.zeros((S, T, N))
@@ -731,6 +855,10 @@ def data_side_numpy(u, y, dy, probe, chi, scale, act_code, act_param, coupling, 
         delta_g_out[:, n] = dgau
         jac_g_out[:, n] = jacg
         dstar_g_out[:, n] = dphig[:, :, None] * dy[:, None, :]
+    train_m[:] = _block_moments_numpy(weight, delta_out ** 2, delta_g_out ** 2)
+    local_m[:] = _block_moments_numpy(weight, local_out, jac_g_out)
+    rstar_m[:] = _block_moments_numpy(weight, dstar_out, dstar_g_out)
+    local0_m[:] = _block_moments_numpy(weight, local0_out)
     return failures
 
 

@@ -73,16 +73,15 @@ class _ControlVariateSum:
         self.sxc = np.zeros(shape)
         self.scc = np.zeros(shape)
 
-    def add(self, x, c, weight):
-        """Add samples x, c (leading axis: samples) with weights (stratum weights, mean 1)."""
-        self.n += weight.sum()
-        rows = x.shape[0]
-        x, c = x.reshape(rows, -1), c.reshape(rows, -1)
-        shape = self.sx.shape
-        self.sx += (weight @ x).reshape(shape)
-        self.sc += (weight @ c).reshape(shape)
-        self.sxc += (weight @ (x * c)).reshape(shape)
-        self.scc += (weight @ (c * c)).reshape(shape)
+    def add_moments(self, weight_sum, moments):
+        """Add block moments (blocks, 4, ...) = (Σw x, Σw c, Σw x c, Σw c²) of samples whose
+        weights (stratum weights, mean 1) sum to ``weight_sum``."""
+        self.n += weight_sum
+        total = moments.sum(axis=0)
+        self.sx += total[0]
+        self.sc += total[1]
+        self.sxc += total[2]
+        self.scc += total[3]
 
     def estimate(self, control_mean):
         n = self.n
@@ -190,11 +189,14 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     exact_stride = max(1, (samples // 4) // max(1, n_exact // 4))
     failures = 0
     # one set of output buffers for all chunks (the kernels overwrite every entry)
-    shape = (min(chunk, samples), T, N)
-    if workspace is not None and workspace.get("shape") == shape and workspace["buffers"]["dg_dstar"].shape[-1] == M:
+    # the per-sample local blocks only for the exact response; otherwise the kernel keeps its
+    # control-variate sums as block moments
+    store_samples = response == "exact"
+    shape = (min(chunk, samples), T, N, M, store_samples)
+    if workspace is not None and workspace.get("shape") == shape:
         buffers = workspace["buffers"]
     else:
-        buffers = kernels.allocate_outputs(*shape, teachers=M)
+        buffers = kernels.allocate_outputs(*shape[:3], teachers=M, store_samples=store_samples)
         if workspace is not None:
             workspace.update(shape=shape, buffers=buffers)
     draws = None
@@ -225,16 +227,17 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                     if draws is not None:
                         draws[key] = xi
                 y = y + noise_std * xi
-            out = {name: array[: stop - start] for name, array in buffers.items()}
-            failures += int(data_kernel(u, np.ascontiguousarray(y), np.ascontiguousarray(dy), probe, chi,
-                                        float(scale), code, float(param), float(coupling),
-                                        bool(center), out["g"], out["delta"], out["local"], out["local0"],
-                                        out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
-                                        out["jac_gauss"], out["dstar_gauss"]))
-            train.add(out["delta"] ** 2, out["delta_gauss"] ** 2, weight)
-            rstar.add(out["dg_dstar"], out["dstar_gauss"], weight)
-            local.add(out["local"], out["jac_gauss"], weight)
-            local0_sum += (weight @ out["local0"].reshape(stop - start, -1)).reshape(local0_sum.shape)
+            rows = stop - start
+            failures += kernels.run_data_kernel(data_kernel, u, np.ascontiguousarray(y), np.ascontiguousarray(dy),
+                                                probe, chi, scale, code, param, coupling, center, weight, buffers,
+                                                store_samples=store_samples)
+            blocks = -(-rows // kernels._BLOCK)
+            weight_sum = weight.sum()
+            train.add_moments(weight_sum, buffers["train_moments"][:blocks])
+            rstar.add_moments(weight_sum, buffers["rstar_moments"][:blocks])
+            local.add_moments(weight_sum, buffers["local_moments"][:blocks])
+            local0_sum += buffers["local0_moments"][:blocks].sum(axis=0)
+            out = {name: buffers[name][:rows] for name in ("g", "probe_memory", "local", "local0")}
             _add_gram(cov_g_upper, out["g"].reshape(-1, T * N) * np.sqrt(weight)[:, None])
             if response == "probe":
                 _add_causal_cross(probe_flat, out["probe_memory"].reshape(-1, T * N) * weight[:, None],

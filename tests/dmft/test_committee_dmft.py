@@ -87,10 +87,9 @@ def test_numba_and_numpy_kernels_agree_for_smooth_students_and_two_teachers(name
     outs = []
     for kernel in (kernels.data_side_numba, kernels.data_side_numpy):
         out = kernels.allocate_outputs(100, T, N, teachers=2)
-        failures = kernel(u, y, np.ascontiguousarray(dy), probe, np.ascontiguousarray(state.response), 2.0, code, param,
-                          2.0 / 2.0 / 3.0, False, *(out[k] for k in ("g", "delta", "local", "local0", "dg_dstar",
-                                                                   "probe_memory", "delta_gauss", "jac_gauss",
-                                                                   "dstar_gauss")))
+        failures = kernels.run_data_kernel(kernel, u, y, np.ascontiguousarray(dy), probe,
+                                           np.ascontiguousarray(state.response), 2.0, code, param, 2.0 / 2.0 / 3.0,
+                                           False, np.linspace(0.5, 1.5, 100), out)
         assert failures == 0
         outs.append(out)
     for key, ref in outs[1].items():

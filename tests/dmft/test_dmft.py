@@ -39,14 +39,14 @@ def _kernel_inputs(params, samples, t_max=T_MAX):
     return state, u, hstar, probe
 
 
-def _run_kernel(kernel, params, state, u, hstar, probe):
+def _run_kernel(kernel, params, state, u, hstar, probe, weight=None, store_samples=True):
     S, T, N = u.shape
-    out = kernels.allocate_outputs(S, T, N)
-    failures = kernel(u, 0.5 * hstar**2, hstar[:, None].copy(), probe, np.ascontiguousarray(state.response),
-                      params.scale, kernels.ACT_QUADRATIC, params.epsilon, 2.0 / params.scale / params.alpha,
-                      params.center, out["g"], out["delta"], out["local"],
-                      out["local0"], out["dg_dstar"], out["probe_memory"], out["delta_gauss"],
-                      out["jac_gauss"], out["dstar_gauss"])
+    out = kernels.allocate_outputs(S, T, N, store_samples=store_samples)
+    weight = np.ones(S) if weight is None else weight
+    failures = kernels.run_data_kernel(kernel, u, 0.5 * hstar**2, hstar[:, None].copy(), probe,
+                                       np.ascontiguousarray(state.response), params.scale, kernels.ACT_QUADRATIC,
+                                       params.epsilon, 2.0 / params.scale / params.alpha, params.center, weight, out,
+                                       store_samples=store_samples)
     return failures, out
 
 
@@ -58,11 +58,38 @@ def test_numba_and_numpy_kernels_agree_to_rounding(center, width):
     Gauss–Jordan; 100 samples leave a partial last block of the Numba kernel."""
     params = ModelParameters(alpha=3.0, epsilon=0.25, center=center, width=width)
     state, u, hstar, probe = _kernel_inputs(params, 100)
-    f1, numba_out = _run_kernel(kernels.data_side_numba, params, state, u, hstar, probe)
-    f2, numpy_out = _run_kernel(kernels.data_side_numpy, params, state, u, hstar, probe)
+    weight = np.random.default_rng(0).uniform(0.5, 1.5, 100)
+    f1, numba_out = _run_kernel(kernels.data_side_numba, params, state, u, hstar, probe, weight)
+    f2, numpy_out = _run_kernel(kernels.data_side_numpy, params, state, u, hstar, probe, weight)
     assert f1 == f2 == 0
     for name, ref in numpy_out.items():
         assert_allclose(numba_out[name], ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("kernel", [kernels.data_side_numba, kernels.data_side_numpy])
+def test_kernel_block_moments_are_the_weighted_sums_of_the_per_sample_outputs(kernel):
+    """The control-variate sums the kernels accumulate per block of samples, added over blocks,
+    equal Σ_a w_a X_a, Σ w X⁰, Σ w X X⁰, Σ w X⁰² formed here from the per-sample outputs (100
+    samples: a partial last block), and they do not depend on whether those outputs are stored."""
+    params = ModelParameters(alpha=3.0, epsilon=0.25, center=True, width=2)
+    state, u, hstar, probe = _kernel_inputs(params, 100)
+    weight = np.random.default_rng(1).uniform(0.5, 1.5, 100)
+    _, out = _run_kernel(kernel, params, state, u, hstar, probe, weight)
+    _, lean = _run_kernel(kernel, params, state, u, hstar, probe, weight, store_samples=False)
+    pairs = {"train_moments": (out["delta"] ** 2, out["delta_gauss"] ** 2),
+             "local_moments": (out["local"], out["jac_gauss"]),
+             "rstar_moments": (out["dg_dstar"], out["dstar_gauss"])}
+    for name, (x, c) in pairs.items():
+        expected = [np.tensordot(weight, v, axes=1) for v in (x, c, x * c, c * c)]
+        got = out[name].sum(axis=0)
+        for k in range(4):
+            assert_allclose(got[k], expected[k], rtol=1e-12, atol=1e-12 * np.abs(expected[k]).max(), err_msg=name)
+    assert_allclose(out["local0_moments"].sum(axis=0), np.tensordot(weight, out["local0"], axes=1), rtol=1e-12,
+                    atol=1e-14)
+    assert np.abs(out["local0"]).max() > 0            # centred: the local part of ∂g/∂u_0 is there
+    for name in kernels.MOMENT_NAMES + ("g", "probe_memory"):
+        assert_allclose(lean[name], out[name], rtol=0, atol=0, err_msg=name)
+    assert lean["local"].shape[0] == 0
 
 
 def test_exact_response_kernels_agree_and_start_from_local_blocks():
