@@ -50,12 +50,13 @@ def _run_kernel(kernel, params, state, u, hstar, probe, weight=None, store_sampl
     return failures, out
 
 
-@pytest.mark.parametrize("center, width", [(False, 2), (True, 2), (False, 3), (True, 1)])
+@pytest.mark.parametrize("center, width", [(False, 2), (True, 2), (False, 3), (True, 1), (False, 4), (True, 5)])
 def test_numba_and_numpy_kernels_agree_to_rounding(center, width):
     """Same draws → same per-sample outputs (rtol 1e-12 of each array's scale).
 
-    N = 1 and 2 use the closed-form inverses of the block kernel, N = 3 its pivoted
-    Gauss–Jordan; 100 samples leave a partial last block of the Numba kernel."""
+    N = 1 and 2 use the closed-form inverses of the block kernel, N ≥ 3 its pivoted
+    Gauss–Jordan; the memory sums take the fixed-index N = 2 path, units in pairs (N = 4) and
+    pairs plus a last odd unit (N = 3, 5); 100 samples leave a partial last block."""
     params = ModelParameters(alpha=3.0, epsilon=0.25, center=center, width=width)
     state, u, hstar, probe = _kernel_inputs(params, 100)
     weight = np.random.default_rng(0).uniform(0.5, 1.5, 100)
