@@ -389,8 +389,8 @@ def _unit_pair_memory(chi, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def _weighted_moments(x, c, w):
-    """Σw x, Σw c, Σw x c, Σw c² over one block (reassociation lets the sums vectorise)."""
+def _weighted_moments(x, c, w, out):
+    """out[:] = Σw x, Σw c, Σw x c, Σw c² over one block (reassociation lets the sums vectorise)."""
     sx = 0.0
     sc = 0.0
     sxc = 0.0
@@ -402,7 +402,10 @@ def _weighted_moments(x, c, w):
         sc += wc
         sxc += wx * c[b]
         scc += wc * c[b]
-    return sx, sc, sxc, scc
+    out[0] = sx
+    out[1] = sc
+    out[2] = sxc
+    out[3] = scc
 
 
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
@@ -708,28 +711,16 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
             for b in range(B):
                 sq[b] = delta_b[n, b] * delta_b[n, b]
                 sq_gauss[b] = dg_b[n, b] * dg_b[n, b]
-            sx, sc, sxc, scc = _weighted_moments(sq, sq_gauss, wb)
-            train_m[blk, 0, n] = sx
-            train_m[blk, 1, n] = sc
-            train_m[blk, 2, n] = sxc
-            train_m[blk, 3, n] = scc
+            _weighted_moments(sq, sq_gauss, wb, train_m[blk, :, n])
             for i in range(N):
                 for j in range(N):
-                    sx, sc, sxc, scc = _weighted_moments(loc_b[n, i, j], jg_b[n, i, j], wb)
-                    local_m[blk, 0, n, i, j] = sx
-                    local_m[blk, 1, n, i, j] = sc
-                    local_m[blk, 2, n, i, j] = sxc
-                    local_m[blk, 3, n, i, j] = scc
+                    _weighted_moments(loc_b[n, i, j], jg_b[n, i, j], wb, local_m[blk, :, n, i, j])
                     e0 = 0.0
                     for b in range(B):
                         e0 += wb[b] * l0_b[n, i, j, b]
                     local0_m[blk, n, i, j] = e0
                 for m in range(M):
-                    sx, sc, sxc, scc = _weighted_moments(s_hist[n, m, i], dsg_b[n, m, i], wb)
-                    rstar_m[blk, 0, n, i, m] = sx
-                    rstar_m[blk, 1, n, i, m] = sc
-                    rstar_m[blk, 2, n, i, m] = sxc
-                    rstar_m[blk, 3, n, i, m] = scc
+                    _weighted_moments(s_hist[n, m, i], dsg_b[n, m, i], wb, rstar_m[blk, :, n, i, m])
     return failures.sum()
 
 
