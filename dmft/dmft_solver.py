@@ -423,6 +423,16 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
             end = ends[target_pos]
             continue
         last_good = done_end if done is not None else 0
+        if end == t.size - 1 and warmup is not None and warmup < samples and settings.march:
+            # The last window failed after warm-up windows at S/8: its switch to S moves the fixed
+            # point by the Monte Carlo difference over the whole grid, which at small α and long
+            # horizons is too far for the iteration. March again from the first window at S, so
+            # that every window only adds new times.
+            events.append(f"window to t={t[end]:.4g} at S={samples} after S/8 windows {failure}; "
+                          f"re-marched at S={samples}")
+            warmup = None
+            done, done_end, target_pos, end = None, 0, 0, ends[0]
+            continue
         if settings.march and end - last_good > 4:
             events.append(f"window to t={t[end]:.4g} {failure}; halved")
             end = last_good + (end - last_good) // 2
@@ -576,8 +586,11 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         message = f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations"
     else:
         message = f"not converged: {reason}"
-    if events:
-        message += f" ({len(events)} window(s) halved)"
+    halved = sum("halved" in event for event in events)
+    if halved:
+        message += f" ({halved} window(s) halved)"
+    if any("re-marched" in event for event in events):
+        message += "; the last window failed after the S/8 warm-up windows and was re-marched at full S"
     if converged and settings.error_replicas and failed:
         usable = len(replica_iterations) - failed
         message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not converge)"
@@ -609,7 +622,8 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         parameters=problem.attrs(),
         settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
                   "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
-                  "symmetry_removed": outcome.symmetry_removed, "windows_halved": len(events),
+                  "symmetry_removed": outcome.symmetry_removed, "windows_halved": halved,
+                  "remarched_at_full_samples": any("re-marched" in event for event in events),
                   "replicas_failed": failed, "replica_iterations": replica_iterations,
                   "samples_per_solve": main_samples, "pooled_replicas": bool(pooled and mean is not None)},
         converged=converged, iterations=iterations, residual=residual,
