@@ -380,7 +380,7 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
     """Solve window after window (theory.md §9.1); halve a window that fails.
 
     Returns the outcome on the longest window reached, its last index, the total iteration count
-    and the list of backtracking events.
+    and the list of backtracking events, (kind, description) with kind "halved" or "remarched".
     """
     ends = _window_ends(t, settings)
     done = None                   # outcome on the last converged window
@@ -428,13 +428,12 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
             # point by the Monte Carlo difference over the whole grid, which at small α and long
             # horizons is too far for the iteration. March again from the first window at S, so
             # that every window only adds new times.
-            events.append(f"window to t={t[end]:.4g} at S={samples} after S/8 windows {failure}; "
-                          f"re-marched at S={samples}")
+            events.append(("remarched", f"window to t={t[end]:.4g} at S={samples} after S/8 windows {failure}"))
             warmup = None
             done, done_end, target_pos, end = None, 0, 0, ends[0]
             continue
         if settings.march and end - last_good > 4:
-            events.append(f"window to t={t[end]:.4g} {failure}; halved")
+            events.append(("halved", f"window to t={t[end]:.4g} {failure}"))
             end = last_good + (end - last_good) // 2
             continue
         if outcome is not None and done is None:
@@ -586,10 +585,11 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         message = f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations"
     else:
         message = f"not converged: {reason}"
-    halved = sum("halved" in event for event in events)
+    halved = sum(kind == "halved" for kind, _ in events)
+    remarched = any(kind == "remarched" for kind, _ in events)
     if halved:
         message += f" ({halved} window(s) halved)"
-    if any("re-marched" in event for event in events):
+    if remarched:
         message += "; the last window failed after the S/8 warm-up windows and was re-marched at full S"
     if converged and settings.error_replicas and failed:
         usable = len(replica_iterations) - failed
@@ -623,7 +623,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         settings={**asdict(settings), "dt": float(t[1] - t[0]), "t_max": float(t[-1]), "grid_points": int(t.size),
                   "newton_failures": estimate.newton_failures, "symmetry_group_order": group_size,
                   "symmetry_removed": outcome.symmetry_removed, "windows_halved": halved,
-                  "remarched_at_full_samples": any("re-marched" in event for event in events),
+                  "remarched_at_full_samples": remarched,
                   "replicas_failed": failed, "replica_iterations": replica_iterations,
                   "samples_per_solve": main_samples, "pooled_replicas": bool(pooled and mean is not None)},
         converged=converged, iterations=iterations, residual=residual,
