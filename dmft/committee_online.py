@@ -18,6 +18,11 @@ activations ψ_k (φ for a student field, φ* for a teacher field), Δ = y − f
 The last term is the O(η₀) correction of online SGD at finite learning rate η₀ (one fresh sample
 per step); ``lr=None`` is gradient flow (η₀ → 0). The population loss is
 E = Σ_kl s_k s_l I2(ψ_k, ψ_l; Ω) + σ².
+
+Centred predictor (``center=True``, theory.md §10.10): f̃ = f(·; W) − f(·; W(0)). The initial
+fields h⁰_j = w_j(0)·x join the list with activation φ and sign +κ/N, and the cross overlaps
+X = W W(0)ᵀ/D (N×N, X(0) = Q(0)) join the order parameters; every formula above holds with the
+longer field list, and dX/dt = c A[:, N+M:].
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ __all__ = [
     "committee_loss",
     "committee_loss_decomposition",
     "committee_mean_response",
+    "committee_centering_response",
+    "committee_initial_curvature",
     "committee_target_response",
     "solve_committee_online",
     "TARGETS",
@@ -107,6 +114,9 @@ class CommitteeModel:
         η₀ of online SGD; None (default) is gradient flow. Not available with ReLU (no closed-form
         I4; the quadrature across the kink is too rough for the integrator) — user activations
         with kinks have the same problem.
+    center : bool
+        Centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10): the initial fields enter Δ with
+        sign +κ/N and the cross overlaps X = W W(0)ᵀ/D become order parameters.
     """
 
     activation: Activation | str = "quadratic"
@@ -123,6 +133,7 @@ class CommitteeModel:
     init_overlap: np.ndarray | None = field(default=None, compare=False)
     init_cov: np.ndarray | None = field(default=None, compare=False)
     lr: float | None = None
+    center: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -131,6 +142,9 @@ class CommitteeModel:
         if isinstance(self.width, bool) or int(self.width) != self.width or self.width < 1:
             raise InvalidParameterError(f"width (hidden units N) must be an integer >= 1, got {self.width!r}")
         set_(self, "width", int(self.width))
+        if not isinstance(self.center, (bool, np.bool_)):
+            raise InvalidParameterError(f"center must be True or False, got {self.center!r}")
+        set_(self, "center", bool(self.center))
         set_(self, "activation", get_activation(self.activation, epsilon=self.epsilon))
         if self.target not in TARGETS:
             raise InvalidParameterError(f"target must be one of {TARGETS}, got {self.target!r}")
@@ -195,10 +209,27 @@ class CommitteeModel:
         return self.teacher_cov.shape[0]
 
     @property
+    def fields(self) -> int:
+        """Number K of Gaussian fields: N + M, plus the N initial fields when centred."""
+        return self.width + self.M + (self.width if self.center else 0)
+
+    @property
     def signs(self) -> np.ndarray:
-        """s = (−κ/N, …, +κ*/M, …): Δ = Σ_k s_k ψ_k(λ_k)."""
+        """s = (−κ/N, …, +κ*/M, …[, +κ/N, …]): Δ = Σ_k s_k ψ_k(λ_k) (centred: the last N are h⁰)."""
         N, M = self.width, self.M
-        return np.concatenate([np.full(N, -self.scale / N), np.full(M, self.teacher_scale / M)])
+        parts = [np.full(N, -self.scale / N), np.full(M, self.teacher_scale / M)]
+        if self.center:
+            parts.append(np.full(N, self.scale / N))
+        return np.concatenate(parts)
+
+    @property
+    def groups(self) -> tuple:
+        """(field indices, activation) of the students, the teachers and (centred) the initial students."""
+        N, M = self.width, self.M
+        out = [(np.arange(N), self.activation), (np.arange(N, N + M), self.teacher_activation)]
+        if self.center:
+            out.append((np.arange(N + M, 2 * N + M), self.activation))
+        return tuple(out)
 
     def as_attrs(self) -> dict:
         """Flat dictionary for summaries."""
@@ -218,11 +249,8 @@ class CommitteeModel:
             "init_overlap": self.init_overlap.tolist(),
             "init_cov": self.init_cov.tolist(),
             "lr": self.lr,
+            "center": self.center,
         }
-
-
-def _joint(Q, R, T):
-    return np.block([[Q, R], [R.T, T]])
 
 
 def _sub(Omega, *idx):
@@ -231,44 +259,81 @@ def _sub(Omega, *idx):
     return Omega[..., ind[..., :, None], ind[..., None, :]]
 
 
-def committee_rates(Q, R, model: CommitteeModel):
+def _joint_batch(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
+    """Covariance Ω of the fields for stacks of order parameters, shape (..., K, K).
+
+    Ω = [[Q, R], [Rᵀ, T]]; with the cross overlaps X = W W(0)ᵀ/D (centred model, theory.md
+    §10.10) Ω = [[Q, R, X], [Rᵀ, T, R(0)ᵀ], [Xᵀ, R(0), Q(0)]]. Without ``cross`` only the first
+    N + M fields are built (enough for quantities that do not involve f(·; W(0))).
+    """
+    Q = np.asarray(Q, dtype=float)
+    R = np.asarray(R, dtype=float).reshape(Q.shape[:-1] + (model.M,))
+    lead = Q.shape[:-2]
+    T = np.broadcast_to(model.teacher_cov, lead + model.teacher_cov.shape)
+    rows = [[Q, R], [np.swapaxes(R, -1, -2), T]]
+    if cross is not None:
+        X = np.asarray(cross, dtype=float).reshape(Q.shape)
+        R0 = np.broadcast_to(model.init_overlap, lead + model.init_overlap.shape)
+        Q0 = np.broadcast_to(model.init_cov, Q.shape)
+        rows[0].append(X)
+        rows[1].append(np.swapaxes(R0, -1, -2))
+        rows.append([np.swapaxes(X, -1, -2), R0, Q0])
+    return np.concatenate([np.concatenate(row, axis=-1) for row in rows], axis=-2)
+
+
+def _fields_joint(Q, R, model: CommitteeModel, cross) -> np.ndarray:
+    """Ω of all ``model.fields`` fields; ``cross`` is required exactly when the model is centred."""
+    if model.center and cross is None:
+        raise InvalidParameterError("cross (X = W W(0)^T/D, shape (..., N, N)) is required for a centred model")
+    return _joint_batch(Q, R, model, cross if model.center else None)
+
+
+def committee_rates(Q, R, model: CommitteeModel, cross=None):
     """(dQ/dt, dR/dt) of gradient flow, plus the online-SGD term c²η₀E[Δ²φ′φ′] when ``model.lr``.
 
     Parameters
     ----------
     Q : ndarray, shape (N, N)
     R : ndarray, shape (N, M)
+    cross : ndarray, shape (N, N), optional
+        X = W W(0)ᵀ/D; required for a centred model, which then also returns dX/dt
+        (theory.md §10.10).
+
+    Returns
+    -------
+    (dQ, dR), or (dQ, dR, dX) for a centred model.
     """
     N, M = model.width, model.M
-    K = N + M
-    phi, phis = model.activation, model.teacher_activation
     s = model.signs
     c = 2.0 / model.scale
-    Omega = _joint(Q, R, model.teacher_cov)
+    Omega = _fields_joint(Q, R, model, cross)
+    phi = model.activation
     i = np.arange(N)[:, None]
-    A = np.zeros((N, K))
-    for k, psi in ((np.arange(N), phi), (np.arange(N, K), phis)):
+    A = np.zeros((N, model.fields))
+    for k, psi in model.groups:
         # I3[i, k, v] = E[φ′(h_i) λ_v ψ_k(λ_k)]: two 2-d integrals per (i, k) serve every v.
         I = i3_shared(phi, psi, _sub(Omega, i, k[None, :]), Omega[:N][:, None, :], Omega[k][None, :, :])
         A += np.einsum("ikv,k->iv", I, s[k])
-    dR = c * A[:, N:]
+    dR = c * A[:, N:N + M]
     half = A[:, :N]
     dQ = c * (half + half.T)
     if model.lr is not None:
         dQ = dQ + c**2 * model.lr * _sgd_second_moment(Omega, model)
+    if model.center:
+        return dQ, dR, c * A[:, N + M:]
     return dQ, dR
 
 
-#: Largest number of fields N + M for which the SGD term of a non-erf model is one joint
-#: (N + M)-dimensional Gauss–Hermite rule, with nodes per axis from this table.
+#: Largest number of fields K for which the SGD term of a non-erf model is one joint
+#: K-dimensional Gauss–Hermite rule, with nodes per axis from this table.
 JOINT_RULE_NODES = {1: 64, 2: 64, 3: 40, 4: 20, 5: 11}
 
 
 def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
-    """E[Δ² φ′(h_i) φ′(h_j)] as one (N+M)-dimensional tensor rule over the eigen-factor of Ω.
+    """E[Δ² φ′(h_i) φ′(h_j)] as one K-dimensional tensor rule over the eigen-factor of Ω.
 
-    Every I4 of the pairwise form is an expectation over the same N + M Gaussian fields, so one
-    rule evaluates them all at once (cost nodes^(N+M) instead of N²(N+M)² 4-d rules).
+    Every I4 of the pairwise form is an expectation over the same K Gaussian fields, so one
+    rule evaluates them all at once (cost nodes^K instead of N²K² 4-d rules).
     """
     N, K = model.width, Omega.shape[0]
     x, w = gauss_hermite(nodes)
@@ -278,7 +343,7 @@ def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
     weight = np.prod(np.stack(np.meshgrid(*([w] * K), indexing="ij"), axis=-1).reshape(-1, K), axis=-1)
     fields = grid @ F.T
     s = model.signs
-    delta = model.activation.phi(fields[:, :N]) @ s[:N] + model.teacher_activation.phi(fields[:, N:]) @ s[N:]
+    delta = sum(act.phi(fields[:, idx]) @ s[idx] for idx, act in model.groups)
     slopes = model.activation.dphi(fields[:, :N])
     return np.einsum("p,pi,pj->ij", weight * (delta**2 + model.noise), slopes, slopes)
 
@@ -287,27 +352,26 @@ def _sgd_second_moment(Omega, model: CommitteeModel):
     """E[Δ² φ′(h_i) φ′(h_j)] (N×N) with Δ = y + noise − f.
 
     Four erf activations: Saad–Solla's closed-form I4 for every (i, j, k, l). Otherwise, for
-    N + M ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
+    K ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
     polynomials); beyond that, pairwise 4-d rules (:func:`dmft.activations.i4`).
     """
-    N, M = model.width, model.M
+    N, K = model.width, model.fields
     phi, phis = model.activation, model.teacher_activation
     s = model.signs
     all_erf = phi.family == "erf" and phis.family == "erf"
-    if not all_erf and N + M in JOINT_RULE_NODES:
-        nodes = JOINT_RULE_NODES[N + M]
+    if not all_erf and K in JOINT_RULE_NODES:
+        nodes = JOINT_RULE_NODES[K]
         if phi.family == "polynomial" and phis.family == "polynomial":
             degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)
             nodes = degree // 2 + 2
         return _sgd_second_moment_joint(Omega, model, nodes)
-    groups = ((np.arange(N), phi, s[:N]), (np.arange(N, N + M), phis, s[N:]))
     ii = np.arange(N)[:, None, None, None]
     jj = np.arange(N)[None, :, None, None]
     out = np.zeros((N, N))
-    for kidx, kact, ksgn in groups:
-        for lidx, lact, lsgn in groups:
+    for kidx, kact in model.groups:
+        for lidx, lact in model.groups:
             C = _sub(Omega, ii, jj, kidx[None, None, :, None], lidx[None, None, None, :])
-            out += np.einsum("ijkl,k,l->ij", i4(phi, phi, kact, lact, C), ksgn, lsgn)
+            out += np.einsum("ijkl,k,l->ij", i4(phi, phi, kact, lact, C), s[kidx], s[lidx])
     if model.noise:
         out += model.noise * i2_prime(phi, phi, _sub(Omega, np.arange(N)[:, None], np.arange(N)[None, :]))
     return out
@@ -315,39 +379,38 @@ def _sgd_second_moment(Omega, model: CommitteeModel):
 
 def _pair_terms(Omega, model: CommitteeModel):
     """E[ψ_k(λ_k) ψ_l(λ_l)] for all field pairs, shape (..., K, K)."""
-    N, M = model.width, model.M
-    K = N + M
-    phi, phis = model.activation, model.teacher_activation
+    K = Omega.shape[-1]
     out = np.empty(Omega.shape[:-2] + (K, K))
-    blocks = ((slice(0, N), np.arange(N), phi), (slice(N, K), np.arange(N, K), phis))
-    for sa, ia, fa in blocks:
-        for sb, ib, fb in blocks:
-            C = _sub(Omega, ia[:, None], ib[None, :])
-            out[..., sa, sb] = i2(fa, fb, C)
+    for ia, fa in model.groups:
+        for ib, fb in model.groups:
+            out[..., ia[:, None], ib[None, :]] = i2(fa, fb, _sub(Omega, ia[:, None], ib[None, :]))
     return out
 
 
-def committee_loss_decomposition(Q, R, model: CommitteeModel) -> np.ndarray:
+def _per_field(Omega, model: CommitteeModel, moment) -> np.ndarray:
+    """``moment(activation, variance)`` of every field (E ψ_k or E ψ_k′), shape (..., K)."""
+    var = np.diagonal(Omega, axis1=-2, axis2=-1)
+    out = np.empty(var.shape)
+    for idx, act in model.groups:
+        out[..., idx] = moment(act, var[..., idx])
+    return out
+
+
+def committee_loss_decomposition(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
     """Exact population loss split by Hermite degree, shape (..., 3).
 
     Returns ``(mean, higher, linear)`` in the slots (variance, alignment, linear) of
     :data:`dmft.result.DECOMPOSITION_TERMS`: ``mean`` = (E f − E y)² (degree 0), ``linear`` =
     ‖linear component of f − y‖² = Σ_kl s_k s_l μ_k μ_l Ω_kl with μ_k = E[ψ_k′] (degree 1),
     ``higher`` = the rest (degree ≥ 2) + σ². For the quadratic student and the square target
-    these are exactly the variance, alignment and linear terms of theory.md §2.3.
+    these are exactly the variance, alignment and linear terms of theory.md §2.3. A centred
+    model needs ``cross`` = X = W W(0)ᵀ/D and splits f(·; W) − f(·; W(0)) − y the same way
+    (theory.md §10.10).
     """
-    Q = np.asarray(Q, dtype=float)
-    R = np.asarray(R, dtype=float)
-    T = np.broadcast_to(model.teacher_cov, Q.shape[:-2] + model.teacher_cov.shape)
-    Omega = np.concatenate(
-        [np.concatenate([Q, R], axis=-1), np.concatenate([np.swapaxes(R, -1, -2), T], axis=-1)], axis=-2
-    )
-    N = model.width
+    Omega = _fields_joint(Q, R, model, cross)
     s = model.signs
-    var = np.diagonal(Omega, axis1=-2, axis2=-1)
-    phi, phis = model.activation, model.teacher_activation
-    mu0 = np.concatenate([mean_value(phi, var[..., :N]), mean_value(phis, var[..., N:])], axis=-1)
-    mu1 = np.concatenate([mean_slope(phi, var[..., :N]), mean_slope(phis, var[..., N:])], axis=-1)
+    mu0 = _per_field(Omega, model, mean_value)
+    mu1 = _per_field(Omega, model, mean_slope)
     total = np.einsum("...kl,k,l->...", _pair_terms(Omega, model), s, s) + model.noise
     mean = (mu0 @ s) ** 2
     b = mu1 * s
@@ -355,19 +418,9 @@ def committee_loss_decomposition(Q, R, model: CommitteeModel) -> np.ndarray:
     return np.stack([mean, total - mean - linear, linear], axis=-1)
 
 
-def committee_loss(Q, R, model: CommitteeModel) -> np.ndarray:
-    """Exact population loss E[(y + noise − f)²] from (Q, R, T), shape (...)."""
-    return committee_loss_decomposition(Q, R, model).sum(axis=-1)
-
-
-def _joint_batch(Q, R, model: CommitteeModel) -> np.ndarray:
-    """Ω = [[Q, R], [Rᵀ, T]] for stacks of (Q, R), shape (..., N + M, N + M)."""
-    Q = np.asarray(Q, dtype=float)
-    R = np.asarray(R, dtype=float).reshape(Q.shape[:-1] + (model.M,))
-    T = np.broadcast_to(model.teacher_cov, Q.shape[:-2] + model.teacher_cov.shape)
-    return np.concatenate(
-        [np.concatenate([Q, R], axis=-1), np.concatenate([np.swapaxes(R, -1, -2), T], axis=-1)], axis=-2
-    )
+def committee_loss(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
+    """Exact population loss E[(y + noise − f)²] from (Q, R, T) (and X when centred), shape (...)."""
+    return committee_loss_decomposition(Q, R, model, cross).sum(axis=-1)
 
 
 def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.ndarray:
@@ -379,32 +432,56 @@ def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.nda
     return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, GH_NODES_2D)
 
 
-def committee_mean_response(Q, R, model: CommitteeModel) -> np.ndarray:
+def committee_mean_response(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
     """Equal-time mean response E[∂g_i/∂h_j] at Gaussian fields, shape (..., N, N) (theory.md §10.7).
 
-    g_i = Δ φ′(h_i) with Δ = y − (κ/N) Σ_k φ(h_k), so
+    g_i = Δ φ′(h_i) with Δ = y − (κ/N) Σ_k φ(h_k) (centred: + (κ/N) Σ_k φ(h⁰_k)), so
     ∂g_i/∂h_j = −(κ/N) φ′(h_i) φ′(h_j) + δ_ij Δ φ″(h_i); its mean under the fields' law
-    Ω = [[Q, R], [Rᵀ, T]] is R(t) of the online limit (the quadratic model's eq. 33) and the
+    Ω is R(t) of the online limit (the quadratic model's eq. 33) and the
     Gaussian mean of the data side's control variate. Output noise has mean zero and drops out.
     """
-    Omega = _joint_batch(Q, R, model)
-    N, M = model.width, model.M
-    phi, phis = model.activation, model.teacher_activation
+    Omega = _fields_joint(Q, R, model, cross)
+    N = model.width
+    phi = model.activation
     i = np.arange(N)
     slopes = _pair_expectation(phi, 1, phi, 1, _sub(Omega, i[:, None], i[None, :]))      # (..., N, N)
     curvature = np.zeros(Omega.shape[:-2] + (N,))
     s = model.signs
-    for k in range(N + M):
-        psi = phi if k < N else phis
-        curvature += s[k] * _pair_expectation(phi, 2, psi, 0, _sub(Omega, i, np.full(N, k)))
+    for idx, psi in model.groups:
+        for k in idx:
+            curvature += s[k] * _pair_expectation(phi, 2, psi, 0, _sub(Omega, i, np.full(N, k)))
     out = -(model.scale / N) * slopes
     out[..., i, i] += curvature
     return out
 
 
+def committee_centering_response(Q, R, cross, model: CommitteeModel) -> np.ndarray:
+    """Mean response to the initial fields of a centred model, E[∂g_i/∂h⁰_j] = (κ/N) E[φ′(h_i) φ′(h⁰_j)],
+    shape (..., N, N) (theory.md §10.10; (κ/N)(1 + ε²X) for the quadratic student, §4.2)."""
+    Omega = _joint_batch(Q, R, model, cross)
+    N, M = model.width, model.M
+    i = np.arange(N)[:, None]
+    j = N + M + np.arange(N)[None, :]
+    return (model.scale / N) * _pair_expectation(model.activation, 1, model.activation, 1, _sub(Omega, i, j))
+
+
+def committee_initial_curvature(model: CommitteeModel) -> np.ndarray:
+    """E[y φ″(h_i(0))] (N,): the exact mean of the centred local response at t = 0, where f̃ = 0,
+    Δ = y and ∂g_i/∂h_j + ∂g_i/∂h⁰_j = δ_ij y φ″(h_i) sample by sample (theory.md §10.10)."""
+    Omega = _joint_batch(model.init_cov, model.init_overlap, model)
+    N, M = model.width, model.M
+    i = np.arange(N)
+    out = np.zeros(N)
+    for m in range(M):
+        out += (model.teacher_scale / M) * _pair_expectation(model.activation, 2, model.teacher_activation, 0,
+                                                             _sub(Omega, i, np.full(N, N + m)))
+    return out
+
+
 def committee_target_response(Q, R, model: CommitteeModel) -> np.ndarray:
     """Mean response to the teacher fields, r*_im = E[∂g_i/∂h*_m] = (κ*/M) E[φ′(h_i) φ*′(h*_m)], shape
-    (..., N, M) (theory.md §10.7; ε m for the square target, eq. 34)."""
+    (..., N, M) (theory.md §10.7; ε m for the square target, eq. 34). The same with centring:
+    ∂Δ/∂h* does not involve f(·; W(0))."""
     Omega = _joint_batch(Q, R, model)
     N, M = model.width, model.M
     i = np.arange(N)[:, None]
@@ -425,29 +502,38 @@ def solve_committee_online(model: CommitteeModel, t, *, rtol: float = 1e-11, ato
         requires: R_{i, i mod M}(t), the overlap of student i with the teacher unit it is
         paired with in the default initialisation — for M = 1 exactly R = m of
         :mod:`dmft.online`. ``decomposition`` as in :func:`committee_loss_decomposition`.
+        A centred model also integrates X = W W(0)ᵀ/D, returned as ``extras["cross"]`` (T, N, N).
     """
     start = time.perf_counter()
     t = np.asarray(t, dtype=float)
     N, M = model.width, model.M
-    nq = N * N
+    nq, nr = N * N, N * M
 
     def rhs(_t, y):
         Q = y[:nq].reshape(N, N)
         Q = 0.5 * (Q + Q.T)
-        dQ, dR = committee_rates(Q, y[nq:].reshape(N, M), model)
+        R = y[nq:nq + nr].reshape(N, M)
+        if model.center:
+            return np.concatenate([r.ravel() for r in committee_rates(Q, R, model, y[nq + nr:].reshape(N, N))])
+        dQ, dR = committee_rates(Q, R, model)
         return np.concatenate([dQ.ravel(), dR.ravel()])
 
-    y0 = np.concatenate([model.init_cov.ravel(), model.init_overlap.ravel()])
-    sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, method="DOP853", rtol=rtol, atol=atol, dense_output=True)
+    parts = [model.init_cov.ravel(), model.init_overlap.ravel()] + ([model.init_cov.ravel()] if model.center else [])
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), np.concatenate(parts), method="DOP853", rtol=rtol, atol=atol,
+                    dense_output=True)
     if not sol.success:
         raise RuntimeError(f"committee online ODE integration failed: {sol.message}")
     y = sol.sol(t).T
     Q = y[:, :nq].reshape(-1, N, N)
     Q = 0.5 * (Q + np.swapaxes(Q, -1, -2))
-    R = y[:, nq:].reshape(-1, N, M)
-    decomposition = committee_loss_decomposition(Q, R, model)
+    R = y[:, nq:nq + nr].reshape(-1, N, M)
+    X = y[:, nq + nr:].reshape(-1, N, N) if model.center else None
+    decomposition = committee_loss_decomposition(Q, R, model, X)
     loss = decomposition.sum(axis=-1)
     finite = bool(np.all(np.isfinite(loss)))
+    extras = {"overlap_matrix": R, "teacher_cov": model.teacher_cov}
+    if model.center:
+        extras["cross"] = X
     return LearningCurves(
         kind="online",
         t=t,
@@ -464,5 +550,5 @@ def solve_committee_online(model: CommitteeModel, t, *, rtol: float = 1e-11, ato
         residual_history=np.zeros(1),
         seconds=time.perf_counter() - start,
         message="committee online ODE integrated" if finite else "committee online ODE produced non-finite values",
-        extras={"overlap_matrix": R, "teacher_cov": model.teacher_cov},
+        extras=extras,
     )

@@ -27,7 +27,7 @@ from dmft.committee_online import (
     solve_committee_online,
 )
 from dmft.online import online_rates, solve_online
-from dmft.parameters import ModelParameters
+from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.population import loss_decomposition
 
 
@@ -233,32 +233,48 @@ def _torch_block(fa, fb, c11, c12, c22, diag):
     return torch.where(diag, one_d, two_d)
 
 
-def _population_gradient_flow(W0, B, model, t):
-    """dW/dt = −(D N/κ²) ∂E/∂W on the exact D-dimensional population loss (autograd)."""
-    n, d = W0.shape
-    B_t = torch.tensor(B)
+def _torch_population_loss(B, model, W_ref=None):
+    """The exact D-dimensional population loss E[(Σ_k s_k ψ_k(u_k·x))²] + σ² as a function of W
+    (autograd-able), over the rows u = (W, B) or, centred, (W, B, W_ref) with W_ref fixed."""
+    d = B.shape[1]
+    rows = [torch.tensor(B)] + ([torch.tensor(W_ref)] if model.center else [])
     s = torch.tensor(model.signs)
     fs = (model.activation.name, model.activation.coefficients)
     ft = (model.teacher_activation.name, model.teacher_activation.coefficients)
+    n, m = model.width, model.M
+    blocks = [(slice(0, n), fs), (slice(n, n + m), ft)] + ([(slice(n + m, None), fs)] if model.center else [])
 
     def loss(W):
-        U = torch.cat([W, B_t])
+        U = torch.cat([W] + rows)
         G = U @ U.T / d
         v = torch.diagonal(G)
         E = torch.zeros_like(G)
-        S, T = slice(0, n), slice(n, None)
         eye = torch.eye(len(s), dtype=torch.bool)
-        for (ia, fa), (ib, fb) in (((S, fs), (S, fs)), ((S, fs), (T, ft)), ((T, ft), (T, ft))):
-            block = _torch_block(fa, fb, v[ia], G[ia, ib], v[ib], eye[ia, ib])
-            E[ia, ib] = block
-            if ia != ib:
-                E[ib, ia] = block.T
+        for a, (ia, fa) in enumerate(blocks):
+            for ib, fb in [b for b in blocks[a:]]:
+                block = _torch_block(fa, fb, v[ia], G[ia, ib], v[ib], eye[ia, ib])
+                E[ia, ib] = block
+                if ia != ib:
+                    E[ib, ia] = block.T
         return s @ E @ s + model.noise
 
+    return loss
+
+
+def _population_velocity(loss, W, model):
+    """dW/dt = −(D N/κ²) ∂E/∂W (gradient flow in theory time, §10.2), by autograd."""
+    W = torch.tensor(W, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss(W), W)
+    return (-(W.shape[1] * model.width / model.scale**2) * grad).numpy()
+
+
+def _population_gradient_flow(W0, B, model, t):
+    """dW/dt = −(D N/κ²) ∂E/∂W on the exact D-dimensional population loss (autograd)."""
+    n, d = W0.shape
+    loss = _torch_population_loss(B, model, W0)
+
     def rhs(_t, y):
-        W = torch.tensor(y.reshape(n, d), requires_grad=True)
-        (grad,) = torch.autograd.grad(loss(W), W)
-        return (-(d * n / model.scale**2) * grad).numpy().ravel()
+        return _population_velocity(loss, y.reshape(n, d), model).ravel()
 
     # Tiny tensors: one thread (several threads spin and slow down ~10x on a loaded machine).
     threads = torch.get_num_threads()
@@ -306,6 +322,76 @@ def test_ode_equals_population_gradient_flow_at_finite_d(name, target):
     assert_allclose(curves.test_loss, loss, rtol=1e-7, atol=1e-9)
     assert_allclose(curves.decomposition.sum(-1), curves.test_loss)
     assert np.all(curves.decomposition[:, [0, 2]] >= -1e-14)
+
+
+# --- the centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10) ------------------------------------
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_centred_rates_and_loss_equal_the_population_gradient_at_finite_d(name):
+    # At a point W ≠ W(0) (so that no two fields coincide), the centred rates (dQ, dR, dX) and
+    # loss against autograd on the exact D-dimensional population loss of f(·; W) − f(·; W(0)).
+    rng = np.random.default_rng(zlib.crc32(f"centred-{name}".encode()))
+    d, n = 24, 2
+    phi = _sin() if name == "sin" else act.get_activation(name, epsilon=0.6)
+    W0, W, B = rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.normal(size=(2, d))
+    T = B @ B.T / d
+    model = CommitteeModel(activation=phi, scale=1.4, width=n, target="committee", teacher_width=2,
+                           teacher_scale=0.9, teacher_cov=T, noise=0.01, init_overlap=W0 @ B.T / d,
+                           init_cov=W0 @ W0.T / d, center=True)
+    Q, R, X = W @ W.T / d, W @ B.T / d, W @ W0.T / d
+    loss = _torch_population_loss(B, model, W0)
+    velocity = _population_velocity(loss, W, model)
+    dQ, dR, dX = committee_rates(Q, R, model, cross=X)
+    # Exact expressions on both sides (closed forms, or 64- against 160-node quadrature for
+    # tanh and sin): 1e-8 is far below an O(1e-2) wrong sign or missing field.
+    assert_allclose(dR, velocity @ B.T / d, rtol=1e-8, atol=1e-10)
+    assert_allclose(dX, velocity @ W0.T / d, rtol=1e-8, atol=1e-10)
+    assert_allclose(dQ, (velocity @ W.T + W @ velocity.T) / d, rtol=1e-8, atol=1e-10)
+    assert_allclose(committee_loss(Q, R, model, X), loss(torch.tensor(W)).item(), rtol=1e-9)
+    with pytest.raises(InvalidParameterError, match="cross"):
+        committee_loss(Q, R, model)
+
+
+def test_centred_erf_ode_equals_population_gradient_flow_from_the_initial_weights():
+    # The whole trajectory from W(0) (where f̃ = 0 and the loss is E[y²] + σ²), erf (closed forms
+    # stay smooth where h and h⁰ coincide).
+    rng = np.random.default_rng(11)
+    d, n = 24, 2
+    W0, B = rng.normal(size=(n, d)), rng.normal(size=(2, d))
+    model = CommitteeModel(activation="erf", scale=1.4, width=n, target="committee", teacher_width=2,
+                           teacher_scale=0.9, teacher_cov=B @ B.T / d, noise=0.01, init_overlap=W0 @ B.T / d,
+                           init_cov=W0 @ W0.T / d, center=True)
+    t = np.linspace(0, 2.0, 5)
+    curves = solve_committee_online(model, t)
+    W, loss = _population_gradient_flow(W0, B, model, t)
+    assert_allclose(curves.extras["overlap_matrix"], np.einsum("tid,nd->tin", W, B) / d, rtol=1e-7, atol=1e-8)
+    assert_allclose(curves.cov, np.einsum("tid,tjd->tij", W, W) / d, rtol=1e-7, atol=1e-8)
+    assert_allclose(curves.extras["cross"], np.einsum("tid,jd->tij", W, W0) / d, rtol=1e-7, atol=1e-8)
+    assert_allclose(curves.test_loss, loss, rtol=1e-7, atol=1e-9)
+    # t = 0: the centred predictor vanishes, the loss is E[y²] + σ² = uncentred loss of a zero student
+    y2 = committee_loss(model.init_cov, model.init_overlap,
+                        dataclasses.replace(model, center=False, scale=1e-12)).item()
+    assert_allclose(curves.test_loss[0], y2, rtol=1e-9)
+    assert np.all(curves.decomposition[:, [0, 2]] >= -1e-14)
+
+
+def test_centred_square_target_reproduces_the_centred_quadratic_online_ode():
+    # The package model's centred online ODE (dmft.online: polynomial moments, its own X = C_w(t, 0))
+    # against the family's centred ODE on the same problem: independent code, same equations.
+    eps, kappa, rho = 0.25, 1.3, 1.2
+    m0 = np.array([0.2, -0.15, 0.05])
+    params = ModelParameters(alpha=math.inf, epsilon=eps, scale=kappa, width=3, rho=rho, init_overlap=m0, center=True)
+    model = CommitteeModel(activation="quadratic", epsilon=eps, scale=kappa, width=3, rho=rho, init_overlap=m0,
+                           center=True)
+    t = np.linspace(0, 20, 41)
+    a, b = solve_online(params, t), solve_committee_online(model, t)
+    assert_allclose(b.overlap, a.overlap, rtol=1e-8, atol=1e-10)
+    assert_allclose(b.cov, a.cov, rtol=1e-8, atol=1e-10)
+    assert_allclose(b.extras["cross"], a.extras["cross_cov"], rtol=1e-8, atol=1e-10)
+    assert_allclose(b.test_loss, a.test_loss, rtol=1e-8, atol=1e-10)
+    # the terms are differences of O(1) moments: the two integrations' ~1e-10 errors show at 1e-9
+    assert_allclose(b.decomposition, a.decomposition, rtol=1e-8, atol=1e-9)
 
 
 # --- the unspecialised plateau of the erf soft committee machine ------------------------------------
@@ -455,7 +541,7 @@ def test_default_quadratic_path_is_untouched():
 def test_sgd_second_moment_matches_monte_carlo(name):
     # E[Δ² φ′(h_i) φ′(h_j)] with output noise, erf closed form / joint Gauss–Hermite rule, against
     # 10⁶ samples of the fields (tolerance 5 standard errors; ReLU's quadrature adds ~3e-3).
-    from dmft.committee_online import _joint, _sgd_second_moment
+    from dmft.committee_online import _joint_batch, _sgd_second_moment
 
     rng = np.random.default_rng(5)
     if name == "quadratic":
@@ -465,7 +551,7 @@ def test_sgd_second_moment_matches_monte_carlo(name):
         model = CommitteeModel(activation=name, scale=2, width=2, target="committee", teacher_width=2, teacher_scale=1.5,
                                init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
                                init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), noise=0.1, lr=None if name == "relu" else 1.0)
-    Omega = _joint(model.init_cov, model.init_overlap, model.teacher_cov)
+    Omega = _joint_batch(model.init_cov, model.init_overlap, model)
     exact = _sgd_second_moment(Omega, model)
     z = rng.normal(size=(1_000_000, Omega.shape[0])) @ np.linalg.cholesky(Omega).T
     N = model.width
