@@ -49,7 +49,7 @@ def _default_simulator() -> Callable[..., LearningCurves]:
     return train_committee
 
 
-def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_overlap):
+def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_overlap, center=False):
     """The :class:`~dmft.committee_online.CommitteeModel` of a ``family`` comparison (errors name the parameter)."""
     from dmft.committee_online import CommitteeModel
 
@@ -57,7 +57,7 @@ def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_over
                                      "noise"})
     if unknown:
         raise InvalidParameterError(f"family: unknown option(s) {', '.join(unknown)}")
-    return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, **family)
+    return CommitteeModel(epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap, center=center, **family)
 
 
 def _family_simulator(model, *, t_max: float, dt: float) -> Callable[..., LearningCurves]:
@@ -319,7 +319,8 @@ def compare(
     t_max = check_positive("t_max", t_max)
     family = {k: v for k, v in dict(family or {}).items() if v is not None}
     if family:
-        model = _family_model(family, epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap)
+        model = _family_model(family, epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap,
+                              center=center)
         m0 = model.init_overlap
         simulate = simulator or _family_simulator(model, t_max=t_max, dt=dt)
     else:

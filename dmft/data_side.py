@@ -258,9 +258,9 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     r_star = r_star.reshape(overlap.shape)
     diag = local.estimate(jac_mean)
     if center:
-        # n = 0: D_0 = J_0 + K_0 = ε y I exactly, mean ε ρ/2 I (the control lacks K_0)
-        epsilon = problem.kernel_activation[1]
-        diag[0] = epsilon * rho / 2 * np.eye(N)
+        # n = 0: D_0 = J_0 + K_0 exactly (ε y I for the package model); its exact mean replaces
+        # the estimate, whose control variate lacks K_0
+        diag[0] = problem.initial_local_response()
 
     if response == "probe":
         resp = from_flat(probe_flat / samples, N).copy()

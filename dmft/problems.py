@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _data_kernels as kernels
-from .committee_online import (CommitteeModel, committee_loss_decomposition, committee_mean_response,
-                               committee_target_response, solve_committee_online)
+from .committee_online import (CommitteeModel, committee_centering_response, committee_initial_curvature,
+                               committee_loss_decomposition, committee_mean_response, committee_target_response,
+                               solve_committee_online)
 from .online import OnlineTrajectory, centering_response, mean_response
 from .parameters import InvalidParameterError, ModelParameters, check_positive
 from .population import centered_loss_decomposition, centered_test_loss, loss_decomposition, test_loss
@@ -125,6 +126,12 @@ class SquareTargetProblem:
             resp[idx, idx] = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
         return resp, p.epsilon * m, m
 
+    def initial_local_response(self) -> np.ndarray:
+        """Centred, t = 0: the local response D_0 = J_0 + K_0 = ε y I sample by sample, mean ε ρ/2 I
+        (the data side's control variate lacks K_0, so this exact mean replaces its estimate)."""
+        p = self.params
+        return p.epsilon * p.rho / 2 * np.eye(p.width)
+
     def decomposition(self, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
         """Test-loss decomposition (theory.md §2.3; centred form of §4.2), shape (T, 3)."""
         p = self.params
@@ -194,7 +201,7 @@ class CommitteeProblem:
 
     @property
     def center(self) -> bool:
-        return False
+        return self.model.center
 
     @property
     def noise(self) -> float:
@@ -236,23 +243,40 @@ class CommitteeProblem:
         teacher = self.model.teacher_activation
         return weight * teacher.phi(hstar).sum(axis=1), weight * teacher.dphi(hstar)
 
+    def _cross(self, cov_w: np.ndarray):
+        """X(t_n) = C_w(t_n, 0) (T, N, N) of a centred model, else None."""
+        return np.asarray(cov_w)[:, 0] if self.center else None
+
     def control_means(self, cov_w: np.ndarray, overlap: np.ndarray):
-        Q = _equal_time(cov_w)
-        test = committee_loss_decomposition(Q, overlap, self.model).sum(axis=-1)
-        return test, committee_mean_response(Q, overlap, self.model), committee_target_response(Q, overlap, self.model)
+        """Exact Gaussian means (test loss, E[∂g/∂h], E[∂g/∂h*]) at every grid time (§10.7, §10.10)."""
+        Q, X = _equal_time(cov_w), self._cross(cov_w)
+        test = committee_loss_decomposition(Q, overlap, self.model, X).sum(axis=-1)
+        return (test, committee_mean_response(Q, overlap, self.model, X),
+                committee_target_response(Q, overlap, self.model))
 
     def online(self, t: np.ndarray):
-        """α = ∞ data side: R_g[n, n] = E[∂g/∂h] and r* = E[∂g/∂h*] along the online ODE (§10)."""
+        """α = ∞ data side: R_g[n, n] = E[∂g/∂h] and r* = E[∂g/∂h*] along the online ODE (§10);
+        centred, also the column R_g[n, 0] = E[∂g_n/∂h_0] (§10.10)."""
         curves = solve_committee_online(self.model, t)
         Q, R = curves.cov, curves.extras["overlap_matrix"]
+        X = curves.extras.get("cross")
         T, N = Q.shape[:2]
         resp = np.zeros((T, T, N, N))
         idx = np.arange(T)
-        resp[idx, idx] = committee_mean_response(Q, R, self.model)
+        resp[idx, idx] = committee_mean_response(Q, R, self.model, X)
+        if self.center:
+            resp[1:, 0] += committee_centering_response(Q[1:], R[1:], X[1:], self.model)
+            resp[0, 0] = self.initial_local_response()
         return resp, committee_target_response(Q, R, self.model), R
 
+    def initial_local_response(self) -> np.ndarray:
+        """Centred, t = 0: D_0 = J_0 + K_0 = δ_ij y φ″(h_i) sample by sample; its exact mean
+        (:func:`~dmft.committee_online.committee_initial_curvature`) replaces the estimate, whose
+        control variate lacks K_0."""
+        return np.diag(committee_initial_curvature(self.model))
+
     def decomposition(self, cov_w: np.ndarray, overlap: np.ndarray) -> np.ndarray:
-        return committee_loss_decomposition(_equal_time(cov_w), overlap, self.model)
+        return committee_loss_decomposition(_equal_time(cov_w), overlap, self.model, self._cross(cov_w))
 
     def symmetry(self, symmetrize: bool) -> SymmetryGroup:
         """Student and teacher permutations (and β → −β for an even φ*) that leave (R(0), Q(0), T)

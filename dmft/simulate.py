@@ -159,7 +159,8 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
                           time_step: float = 0.02) -> LearningCurves:
     """Full-batch gradient descent of a soft committee on P = α·D samples (theory.md §10.1–10.2).
 
-    Student f = (κ/N) Σ_i φ(w_i·x), target y = (κ*/M) Σ_n φ*(β_n·x) + σξ (or y = (β·x)²/2 for
+    Student f = (κ/N) Σ_i φ(w_i·x) (``model.center``: f(·; W) − f(·; W(0)), §10.10),
+    target y = (κ*/M) Σ_n φ*(β_n·x) + σξ (or y = (β·x)²/2 for
     the square target), loss (1/P) Σ_μ (f − y)², step η = η₀N/κ², t = η₀·step/D: the finite-D
     system whose α → ∞, D → ∞ limit is the online ODE of :mod:`dmft.committee_online`.
 
@@ -188,15 +189,18 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
     time_step = check_positive("time_step", time_step)
     N, M = model.width, model.M
     B, W, X, y = committee_gd_data(model, alpha, dim, seed)
+    W0 = W.copy()
     P = X.shape[0]
     phi = model.activation
     kappa = model.scale
     lr0 = time_step * dim
     record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
+    # centred predictor: f(·; W) − f(·; W(0)), i.e. the targets shifted by f(·; W(0))
+    y_fit = y + kappa / N * np.sum(phi.phi(X @ W0.T), axis=1) if model.center else y
 
     def forward(W):
         H = X @ W.T
-        residual = y - kappa / N * np.sum(phi.phi(H), axis=1)
+        residual = y_fit - kappa / N * np.sum(phi.phi(H), axis=1)
         # w_i += η (2/P)(κ/N) Σ_μ Δ_μ φ'(h_iμ) x_μ with η = η₀N/κ²
         return np.mean(residual**2), lr0 * (2.0 / (kappa * P)) * ((residual[:, None] * phi.dphi(H)).T @ X)
 
@@ -205,11 +209,13 @@ def simulate_committee_gd(model, alpha: float, dim: int, t: np.ndarray, *, seed:
     overlap = [Wr @ B.T / dim for Wr, _ in records]
     cov = [Wr @ Wr.T / dim for Wr, _ in records]
     R, Q = np.array(overlap), np.array(cov)
-    decomposition = committee_loss_decomposition(Q, R, model)
+    cross = np.array([Wr @ W0.T / dim for Wr, _ in records]) if model.center else None
+    decomposition = committee_loss_decomposition(Q, R, model, cross)
+    extras = {"overlap_matrix": R} | ({"cross": cross} if model.center else {})
     return LearningCurves(
         kind="simulation", t=record_steps * time_step, train_loss=np.array(train),
         test_loss=decomposition.sum(axis=-1), overlap=R[:, np.arange(N), np.arange(N) % M], cov=Q,
         decomposition=decomposition, parameters=model.as_attrs(),
         settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step, "alpha": alpha},
-        iterations=int(step), extras={"overlap_matrix": R},
+        iterations=int(step), extras=extras,
     )

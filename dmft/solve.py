@@ -197,15 +197,13 @@ def solve(
               "noise": (noise, 0.0), "lr": (lr, None)}
     changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
     if changed:
-        if center:
-            raise InvalidParameterError("center=True is not supported for the general model family yet")
         from .committee_online import CommitteeModel, solve_committee_online
 
         model = CommitteeModel(
             activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
             teacher_width=teacher_width, teacher_scale=teacher_scale,
             teacher_activation=teacher_activation, teacher_cov=teacher_cov, rho=rho, noise=noise,
-            init_overlap=init_overlap, init_cov=init_cov, lr=lr,
+            init_overlap=init_overlap, init_cov=init_cov, lr=lr, center=center,
         )
         t = make_grid(t_max, dt, grid, grid_points, times)
         if math.isinf(check_positive("alpha", alpha, allow_inf=True)):

@@ -32,6 +32,8 @@ __all__ = ["family"]
 @click.option("--init-overlap", type=str, default=None,
               help="R(0) as N*M comma-separated numbers, row-major (planted exactly). "
                    "[default: +-0.1 on the pattern R_in = +-0.1 delta(i mod M, n)]")
+@click.option("--center/--no-center", default=False, show_default=True,
+              help="Train the centred predictor f(x;W) - f(x;W(0)) (theory.md section 10.10).")
 @click.option("--t-max", type=float, default=20.0, show_default=True, help="Final time t = lr*step/D.")
 @click.option("--dt", type=float, default=0.25, show_default=True, help="Spacing of the recorded times.")
 @click.option("--lr", type=float, default=None,
@@ -48,7 +50,7 @@ __all__ = ["family"]
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over steps.")
 @handle_errors
 def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width, teacher_scale, teacher_activation,
-           noise, init_overlap, t_max, dt, lr, seed, device, dtype, as_json, out, run_name, overwrite, plot, progress):
+           noise, init_overlap, center, t_max, dt, lr, seed, device, dtype, as_json, out, run_name, overwrite, plot, progress):
     """Full-batch gradient descent of f = (scale/N) sum_i phi(w_i.x) on P = alpha*D samples of a
     square or committee teacher, with the exact population loss from (Q, R, T). Example (the
     simulation beside `dmft solve --alpha 3 ... --activation erf --target committee`):
@@ -72,10 +74,10 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
         raise InvalidParameterError(f"lr must be > 0, got {lr}")
     model = CommitteeModel(activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
                            teacher_width=teacher_width, teacher_scale=teacher_scale,
-                           teacher_activation=teacher_activation, noise=noise, init_overlap=overlap)
+                           teacher_activation=teacher_activation, noise=noise, init_overlap=overlap, center=center)
     t = time_grid(t_max, dt)
     request = {"alpha": alpha, "dim": dim, "width": width, "scale": scale, "epsilon": epsilon, **chosen,
-               "init_overlap": model.init_overlap.tolist(), "t_max": t_max, "dt": dt, "lr": lr, "seed": seed,
+               "init_overlap": model.init_overlap.tolist(), "center": center, "t_max": t_max, "dt": dt, "lr": lr, "seed": seed,
                "dtype": dtype}
     identity = run_identity("simulation", request)
     name = run_name or f"family_{activation}_alpha{alpha:g}_D{dim}_N{width}_seed{seed}_{identity[:8]}"

@@ -9,7 +9,8 @@ The draws (teacher, planted student, inputs, noise) are those of
 :func:`dmft.simulate.committee_gd_data`, so a run here starts from the same numbers as the NumPy
 reference :func:`dmft.simulate.simulate_committee_gd`; only the arithmetic runs in torch, on the
 CPU or a GPU (``device``). The test loss is the exact population loss of (Q, R, T)
-(:func:`dmft.committee_online.committee_loss_decomposition`).
+(:func:`dmft.committee_online.committee_loss_decomposition`). ``model.center`` trains the
+centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10).
 """
 
 from __future__ import annotations
@@ -126,9 +127,13 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     phi, dphi = TORCH_ACTIVATIONS[model.activation.base_name](model.activation.parameter)
     N, M, P = model.width, model.M, X.shape[0]
     kappa = model.scale
+    W_init = W.clone()
+    if model.center:
+        # centred predictor f(·; W) − f(·; W(0)): the targets shifted by f(·; W(0))
+        yt = yt + kappa / N * phi(Xt @ W_init.T).sum(dim=1)
     gain = time_step * dim * 2.0 / (kappa * P)           # η (2/P)(κ/N) with η = η₀N/κ², η₀ = time_step·D
     record_steps = np.rint(t / time_step).astype(int)
-    train, overlaps, covs = [], [], []
+    train, overlaps, covs, crosses = [], [], [], []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -152,15 +157,18 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
             train.append(loss)
             overlaps.append((W @ Bt.T / dim).double().cpu().numpy())
             covs.append((W @ W.T / dim).double().cpu().numpy())
+            crosses.append((W @ W_init.T / dim).double().cpu().numpy())
     if bar is not None:
         bar.close()
     R, Q = np.array(overlaps), np.array(covs)
-    decomposition = committee_loss_decomposition(Q, R, model)
+    cross = np.array(crosses) if model.center else None
+    decomposition = committee_loss_decomposition(Q, R, model, cross)
     return LearningCurves(
         kind="simulation", t=record_steps * time_step, train_loss=np.array(train),
         test_loss=decomposition.sum(axis=-1), overlap=R[:, np.arange(N), np.arange(N) % M], cov=Q,
         decomposition=decomposition, parameters={**model.as_attrs(), "alpha": float(alpha)},
         settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step, "device": str(dev),
                   "dtype": dtype},
-        iterations=int(step), seconds=time.perf_counter() - start, extras={"overlap_matrix": R},
+        iterations=int(step), seconds=time.perf_counter() - start,
+        extras={"overlap_matrix": R} | ({"cross": cross} if model.center else {}),
     )

@@ -585,8 +585,8 @@ def train_committee(
             alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, t_max=t_max, steps=steps, lr=lr,
             init_overlap=init_overlap, activation=activation, target=target, teacher_width=teacher_width,
             teacher_scale=teacher_scale, teacher_activation=teacher_activation, noise=noise,
-            record_points=record_points, seed=seed, device=device, dtype=dtype, progress=progress,
-            fixed={"init_scale": (init_scale, 1.0), "center": (center, False), "rho": (rho, 1.0),
+            record_points=record_points, seed=seed, device=device, dtype=dtype, progress=progress, center=center,
+            fixed={"init_scale": (init_scale, 1.0), "rho": (rho, 1.0),
                    "target_scale": (target_scale, 0.5), "optimizer": (optimizer, "gd"), "momentum": (momentum, 0.0),
                    "weight_decay": (weight_decay, 0.0), "readouts": (readouts, False), "n_test": (n_test, 0),
                    "data": (data, None), "record_hook": (record_hook, None), "cka_every": (cka_every, 0),
@@ -840,7 +840,7 @@ def train_committee(
 
 def _train_family_member(*, alpha, dim, width, scale, epsilon, t_max, steps, lr, init_overlap, activation, target,
                          teacher_width, teacher_scale, teacher_activation, noise, record_points, seed, device, dtype,
-                         progress, fixed) -> LearningCurves:
+                         progress, center, fixed) -> LearningCurves:
     """The family branch of :func:`train_committee`: refuse what it does not take, build the
     :class:`~dmft.committee_online.CommitteeModel`, train it at the recorded steps."""
     from dmft.committee_online import CommitteeModel
@@ -878,14 +878,14 @@ def _train_family_member(*, alpha, dim, width, scale, epsilon, t_max, steps, lr,
     teacher = "quadratic" if teacher_activation == "poly" else teacher_activation
     model = CommitteeModel(activation=name, epsilon=epsilon, scale=scale, width=width, target=target,
                            teacher_width=teacher_width, teacher_scale=teacher_scale, teacher_activation=teacher,
-                           noise=noise, init_overlap=overlap)
+                           noise=noise, init_overlap=overlap, center=bool(center))
     schedule = record_schedule(steps, record_points)
     time_step = lr / dim
     result = train_committee_family(model, alpha, dim, schedule * time_step, seed=seed, time_step=time_step,
                                     device=device, dtype=dtype, progress=progress)
     n_train = int(round(alpha * dim))
     parameters = {**result.parameters, "activation": activation, "dim": dim, "n_train": n_train,
-                  "center": False, "init_scale": 1.0, "readouts": False}
+                  "center": bool(center), "init_scale": 1.0, "readouts": False}
     settings = {**result.settings, "steps": steps, "lr": lr, "eta": lr * width / scale**2, "optimizer": "gd",
                 "record_points": record_points, "test_loss_source": "population", "trainer": "family"}
     return dataclasses.replace(result, parameters=parameters, settings=settings, iterations=steps,

@@ -25,6 +25,35 @@ def test_torch_family_trainer_matches_the_numpy_reference(student, teacher):
     assert_allclose(got.extras["overlap_matrix"], ref.extras["overlap_matrix"], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("student, teacher", [("erf", "erf"), ("tanh", "relu")])
+def test_centred_trainer_matches_the_numpy_reference_and_starts_from_a_zero_predictor(student, teacher):
+    # f(·; W) − f(·; W(0)) (theory.md §10.10): torch and NumPy agree to round-off, the predictor is
+    # zero at t = 0 (train loss = mean y² of the sample, test loss = E[y²] + σ² exactly), and the
+    # cross overlaps start at Q(0).
+    from dmft.committee_online import committee_loss
+    from dmft.simulate import committee_gd_data
+
+    model = CommitteeModel(activation=student, width=2, target="committee", teacher_width=2, scale=2.0,
+                           teacher_scale=1.5, teacher_activation=teacher, noise=0.01, center=True)
+    t = np.linspace(0.0, 3.0, 7)
+    ref = simulate_committee_gd(model, 3.0, 60, t, seed=4, time_step=0.05)
+    got = train_committee_family(model, 3.0, 60, t, seed=4, time_step=0.05, device="cpu")
+    for name in ("train_loss", "test_loss", "cov"):
+        assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_allclose(got.extras["cross"], ref.extras["cross"], rtol=1e-10, atol=1e-12)
+    _, _, _, y = committee_gd_data(model, 3.0, 60, seed=4)
+    assert_allclose(got.train_loss[0], np.mean(y**2), rtol=1e-12)
+    zero_student = CommitteeModel(activation=student, width=2, target="committee", teacher_width=2, scale=1e-12,
+                                  teacher_scale=1.5, teacher_activation=teacher, noise=0.01)
+    assert_allclose(got.test_loss[0], committee_loss(model.init_cov, model.init_overlap, zero_student), rtol=1e-9)
+    assert_allclose(got.extras["cross"][0], got.cov[0], rtol=1e-12)
+    # and centring changes the dynamics: the uncentred run differs by O(1)
+    plain = simulate_committee_gd(CommitteeModel(activation=student, width=2, target="committee", teacher_width=2,
+                                                 scale=2.0, teacher_scale=1.5, teacher_activation=teacher, noise=0.01),
+                                  3.0, 60, t, seed=4, time_step=0.05)
+    assert np.abs(plain.test_loss - got.test_loss).max() > 1e-2
+
+
 def test_square_target_and_quadratic_student():
     model = CommitteeModel(activation="quadratic", epsilon=0.3, width=2, init_overlap=[[0.2], [-0.2]])
     t = np.array([0.0, 1.0, 2.0])
@@ -94,7 +123,15 @@ def test_train_committee_hands_the_family_to_the_family_trainer():
     quad = CommitteeModel(activation="quadratic", epsilon=0.2, width=2, noise=0.1, init_overlap=[[0.2], [-0.2]])
     assert_allclose(poly.test_loss, train_committee_family(quad, 3.0, 60, poly.t, seed=0, time_step=0.05,
                                                            device="cpu").test_loss, rtol=0, atol=0)
-    for option, word in ((dict(optimizer="adam"), "optimizer"), (dict(center=True), "center"),
+    # the centred predictor is handed over too (theory.md §10.10)
+    centred = train_committee(3.0, 60, 2, 2.0, 0.0, t_max=1.0, lr=3.0, activation="erf", target="committee",
+                              teacher_width=2, teacher_scale=2.0, center=True, record_points=5, seed=3, device="cpu")
+    ref = train_committee_family(CommitteeModel(activation="erf", width=2, target="committee", teacher_width=2,
+                                                scale=2.0, teacher_scale=2.0, center=True),
+                                 3.0, 60, centred.t, seed=3, time_step=3.0 / 60, device="cpu")
+    assert_allclose(centred.test_loss, ref.test_loss, rtol=0, atol=0)
+    assert centred.parameters["center"] is True
+    for option, word in ((dict(optimizer="adam"), "optimizer"), (dict(init_scale=2.0), "init_scale"),
                          (dict(readouts=True), "readouts"), (dict(activation="cubic"), "activation"),
                          (dict(init_overlap=[0.1, 0.2, 0.3]), "init_overlap")):
         kwargs = dict(t_max=1.0, target="committee", teacher_width=2, **option)
@@ -104,7 +141,7 @@ def test_train_committee_hands_the_family_to_the_family_trainer():
 
 def test_cli_train_committee_takes_the_family_options(tmp_path):
     """`dmft train committee --activation erf --target committee ...` runs the family (equal to the
-    Python API) and a paper-model option it cannot honour exits with code 2, naming it."""
+    Python API), also centred, and a paper-model option it cannot honour exits with code 2, naming it."""
     import json
 
     from click.testing import CliRunner
@@ -123,5 +160,10 @@ def test_cli_train_committee_takes_the_family_options(tmp_path):
                           teacher_width=2, teacher_scale=2.0, noise=0.05, seed=2, record_points=6, device="cpu")
     assert_allclose(summary["final"]["test_loss"], api.test_loss[-1], rtol=1e-12)
     assert summary["parameters"]["teacher_activation"] == "erf" and summary["parameters"]["noise"] == 0.05
-    bad = CliRunner().invoke(main, args + ["--center"])
-    assert bad.exit_code == 2 and "center" in bad.output
+    bad = CliRunner().invoke(main, args + ["--init-scale", "2"])
+    assert bad.exit_code == 2 and "init_scale" in bad.output
+    centred = json.loads(CliRunner().invoke(main, args + ["--center"]).output)
+    assert centred["parameters"]["center"] is True
+    assert_allclose(centred["final"]["test_loss"], train_committee(
+        3.0, 60, 2, 2.0, 0.0, t_max=1.0, lr=3.0, activation="erf", target="committee", teacher_width=2,
+        teacher_scale=2.0, noise=0.05, seed=2, record_points=6, device="cpu", center=True).test_loss[-1], rtol=1e-12)
