@@ -17,6 +17,11 @@ much of the deviation is the gradient-descent step (time steps 0.02, 0.01, 0.005
 Richardson extrapolation to gradient flow) and how much the DMFT grid (dt = 0.25 against 0.125):
 
     PYTHONPATH=. python scripts/committee_dmft.py steps docs/results/data/committee_erf_N2M2.json --alpha 10 --dim 1000
+
+``run --center`` does the same for the centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10):
+
+    PYTHONPATH=. python scripts/committee_dmft.py run --center --alphas 3 --dims 1000 2000 --seeds 8 \
+        --t-max 60 --out docs/results/data/committee_erf_N2M2_centred.json
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ DT = 0.25
 TIME_STEP = 0.02
 
 
-def model() -> CommitteeModel:
+def model(center: bool = False) -> CommitteeModel:
     return CommitteeModel(activation="erf", width=2, target="committee", teacher_width=2, scale=2.0,
-                          teacher_scale=2.0)
+                          teacher_scale=2.0, center=center)
 
 
 def _load(path: Path) -> dict:
@@ -62,16 +67,16 @@ def run(opts) -> None:
     data = _load(path)
     t = time_grid(opts.t_max, DT)
     data.setdefault("settings", {"t_max": opts.t_max, "dt": DT, "time_step": TIME_STEP,
-                                 "model": model().as_attrs()})
+                                 "model": model(opts.center).as_attrs()})
     if "online" not in data:
-        online = solve_committee_online(model(), t)
+        online = solve_committee_online(model(opts.center), t)
         data["online"] = {"t": t.tolist(), "loss": online.test_loss.tolist()}
         _save(path, data)
     for alpha in opts.alphas:
         key = f"dmft_alpha{alpha:g}"
         if key not in data:
             start = time.perf_counter()
-            curves = solve_committee_dmft(model(), alpha, t, progress=False)
+            curves = solve_committee_dmft(model(opts.center), alpha, t, progress=False)
             data[key] = {"t": curves.t.tolist(), "train": curves.train_loss.tolist(),
                          "test": curves.test_loss.tolist(),
                          "train_sem": curves.train_loss_sem.tolist(), "test_sem": curves.test_loss_sem.tolist(),
@@ -85,7 +90,7 @@ def run(opts) -> None:
                 if str(seed) in runs:
                     continue
                 start = time.perf_counter()
-                sim = simulate_committee_gd(model(), alpha, dim, t, seed=seed, time_step=TIME_STEP)
+                sim = simulate_committee_gd(model(opts.center), alpha, dim, t, seed=seed, time_step=TIME_STEP)
                 runs[str(seed)] = {"train": sim.train_loss.tolist(), "test": sim.test_loss.tolist()}
                 print(f"{key} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
                 _save(path, data)
@@ -142,13 +147,14 @@ def table(opts) -> None:
 
 def steps(opts) -> None:
     data = _load(Path(opts.path))
+    center = bool(data["settings"]["model"].get("center", False))
     theory = data[f"dmft_alpha{opts.alpha:g}"]
     t = time_grid(5.0, DT)
     n = t.size
     L0 = theory["test"][0]
     runs = {}
     for step in (0.02, 0.01, 0.005):
-        sims = [simulate_committee_gd(model(), opts.alpha, opts.dim, t, seed=s, time_step=step) for s in range(opts.seeds)]
+        sims = [simulate_committee_gd(model(center), opts.alpha, opts.dim, t, seed=s, time_step=step) for s in range(opts.seeds)]
         runs[step] = {f: np.array([getattr(r, f) for r in sims]) for f in ("train_loss", "test_loss")}
     print(f"α = {opts.alpha:g}, D = {opts.dim}, {opts.seeds} seeds, t ≤ 5: sup_t |seed mean − DMFT| in % of L0")
     for field, key in (("train_loss", "train"), ("test_loss", "test")):
@@ -163,8 +169,8 @@ def steps(opts) -> None:
         se = runs[0.005][field].std(0, ddof=1)[k] / math.sqrt(opts.seeds)
         print(line + f" extrapolated to gradient flow: {dev[k] / L0 * 100:.3f} at t = {t[k]:g} "
               f"(seed s.e. {se / L0 * 100:.3f})")
-    fine = solve_committee_dmft(model(), opts.alpha, time_grid(5.0, DT / 2), error_replicas=0)
-    coarse = solve_committee_dmft(model(), opts.alpha, t, error_replicas=0)
+    fine = solve_committee_dmft(model(center), opts.alpha, time_grid(5.0, DT / 2), error_replicas=0)
+    coarse = solve_committee_dmft(model(center), opts.alpha, t, error_replicas=0)
     for field in ("train_loss", "test_loss"):
         dev = np.abs(getattr(fine, field)[::2] - getattr(coarse, field))
         print(f"  DMFT grid dt = {DT:g} against {DT / 2:g}, {field}: {dev.max() / L0 * 100:.3f} % of L0 "
@@ -180,6 +186,7 @@ def main():
     r.add_argument("--seeds", type=int, default=8)
     r.add_argument("--t-max", type=float, default=60.0)
     r.add_argument("--out", default="docs/results/data/committee_erf_N2M2.json")
+    r.add_argument("--center", action="store_true", help="the centred predictor f(W) - f(W(0)) (theory.md §10.10)")
     tb = sub.add_parser("table")
     tb.add_argument("path", nargs="?", default="docs/results/data/committee_erf_N2M2.json")
     tb.add_argument("--times", nargs="+", default=["1", "2", "5", "10", "20", "40", "60"])
