@@ -79,7 +79,8 @@ def _given(ctx, name: str) -> bool:
               help="Initial covariance C_w(0,0) as N*N comma-separated numbers (row-major). "
                    "[default: planted, delta_ij + (1-delta_ij) m_i m_j / rho]")
 @click.option("--center/--no-center", default=False, show_default=True,
-              help="Train the centred predictor f(x;W) - f(x;W(0)). Off by default as in the Python API "
+              help="Train the centred predictor f(x;W) - f(x;W(0)), for the paper's model and for any "
+                   "--activation/--target of the family (theory.md 10.10). Off by default as in the Python API "
                    "(dmft ntk centres by default: the lazy baseline is the paper's centred setting).")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
 @family_options
