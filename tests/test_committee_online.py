@@ -537,10 +537,12 @@ def test_default_quadratic_path_is_untouched():
 # --- online SGD at finite learning rate ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["erf", "tanh", "quadratic", "relu"])
-def test_sgd_second_moment_matches_monte_carlo(name):
-    # E[Δ² φ′(h_i) φ′(h_j)] with output noise, erf closed form / joint Gauss–Hermite rule, against
-    # 10⁶ samples of the fields (tolerance 5 standard errors; ReLU's quadrature adds ~3e-3).
+@pytest.mark.parametrize("name, center", [("erf", False), ("tanh", False), ("quadratic", False), ("relu", False),
+                                          ("erf", True), ("tanh", True)])
+def test_sgd_second_moment_matches_monte_carlo(name, center):
+    # E[Δ² φ′(h_i) φ′(h_j)] with output noise, erf closed form / joint Gauss–Hermite rule / pairwise
+    # 4-d rules (centred: 2N + M = 6 fields), against 10⁶ samples of the fields (tolerance 5
+    # standard errors; ReLU's quadrature adds ~3e-3).
     from dmft.committee_online import _joint_batch, _sgd_second_moment
 
     rng = np.random.default_rng(5)
@@ -550,13 +552,20 @@ def test_sgd_second_moment_matches_monte_carlo(name):
     else:
         model = CommitteeModel(activation=name, scale=2, width=2, target="committee", teacher_width=2, teacher_scale=1.5,
                                init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
-                               init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), noise=0.1, lr=None if name == "relu" else 1.0)
-    Omega = _joint_batch(model.init_cov, model.init_overlap, model)
+                               init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), noise=0.1,
+                               lr=None if name == "relu" else 1.0, center=center)
+    # centred: the current weights moved away from W(0) (cross overlaps X ≠ Q(0))
+    Q, X = np.array([[0.7, 0.15], [0.15, 0.6]]), np.array([[0.45, 0.05], [0.12, 0.3]])
+    R = model.init_overlap + 0.1
+    Omega = (_joint_batch(Q, R, model, X) if center
+             else _joint_batch(model.init_cov, model.init_overlap, model))
     exact = _sgd_second_moment(Omega, model)
     z = rng.normal(size=(1_000_000, Omega.shape[0])) @ np.linalg.cholesky(Omega).T
-    N = model.width
-    delta = (model.teacher_scale / model.M * model.teacher_activation.phi(z[:, N:]).sum(1)
+    N, M = model.width, model.M
+    delta = (model.teacher_scale / M * model.teacher_activation.phi(z[:, N:N + M]).sum(1)
              - model.scale / N * model.activation.phi(z[:, :N]).sum(1) + math.sqrt(model.noise) * rng.normal(size=len(z)))
+    if center:
+        delta += model.scale / N * model.activation.phi(z[:, N + M:]).sum(1)
     g = delta[:, None] * model.activation.dphi(z[:, :N])
     samples = g[:, :, None] * g[:, None, :]
     se = samples.std(0) / math.sqrt(len(z))
