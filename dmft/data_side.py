@@ -126,7 +126,8 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                        samples: int, seed: int, backend: str = "numba",
                        response: str = "probe", response_samples: int | None = None,
                        chunk: int = 2048, threads: int | None = None,
-                       workspace: dict | None = None, sampler: str = "mc") -> DataSideEstimate:
+                       workspace: dict | None = None, sampler: str = "mc",
+                       initial_probe_scale: float = 1.0) -> DataSideEstimate:
     """One Monte Carlo pass over the data-side process (theory.md §4.6 step 2).
 
     Parameters
@@ -154,6 +155,11 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         Holds the kernel's output buffers between calls (the fixed-point iteration passes the same
         dict every time). Fresh buffers cost a page fault per 4 kB on first touch: 20–30 ms of a
         ~0.2 s pass at S = 4096, T = 161 (measured).
+    initial_probe_scale : float
+        Centred model, probe response: the probe at t = 0 is drawn as σ₀·(±1) and its column
+        R_g[:, 0] divided by σ₀² (unbiased for any σ₀ > 0). The tangent of a centred sample carries
+        the O(κ/N) direct response K_n v_0 to h_0 at every later time; with σ₀ < 1 that term no
+        longer adds its variance to the estimates of every other column (theory.md §9.3).
     """
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
@@ -216,6 +222,9 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                 u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=seed, index=index,
                                                              start=start, stop=stop, samples=samples, steps=T,
                                                              width=N, cache=draws, sampler=sampler)
+            if center and response == "probe" and initial_probe_scale != 1.0:
+                probe = probe.copy()              # the cached common random numbers stay ±1
+                probe[:, 0, :] *= initial_probe_scale
             y, dy = problem.targets(hstar.reshape(stop - start, M))
             if noise_std:
                 # output noise: a frozen ξ per training sample (it is part of the data set), kept
@@ -264,6 +273,8 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
 
     if response == "probe":
         resp = from_flat(probe_flat / samples, N).copy()
+        if center:
+            resp[:, 0] /= initial_probe_scale**2      # E[δg_n v_0ᵀ] = σ₀² R_g[n, 0]
         lower = np.tril(np.ones((T, T), dtype=bool), k=-1)
         resp[~lower] = 0.0
     else:

@@ -136,6 +136,40 @@ def test_probe_response_converges_to_exact_recursion(center):
     assert deviation[65536] < 0.1 * scale, (deviation, scale)
 
 
+def test_scaled_initial_probe_is_unbiased_and_cuts_the_centred_noise():
+    """Centred model: the probe at t = 0 drawn as σ₀·(±1), its column rescaled by 1/σ₀².
+
+    Against the exact block recursion (65536 samples): at σ₀ = 0.15 the estimate stays unbiased
+    (its deviation in the column R_g[:, 0] and in the other columns falls by > 2.5 from S = 4096 to
+    65536; observed 3.1 and 3.8), and the other columns, which at σ₀ = 1 carry the variance of the
+    direct response to h_0, are less noisy (rms deviation at S = 4096 below 0.7× that of σ₀ = 1;
+    observed 0.50). Mean of three seeds each.
+    """
+    params = ModelParameters(alpha=3.0, epsilon=0.25, scale=2.0, center=True)
+    t = time_grid(4.0, 0.25)
+    state = online_start(params, t)
+    common = dict(problem=SquareTargetProblem(params))
+    exact = estimate_data_side(state.cov, state.overlap, state.response, response="exact", samples=65536, seed=1,
+                               **common)
+    T = t.size
+    column = np.zeros((T, T), bool)
+    column[1:, 0] = True
+    other = np.tril(np.ones((T, T), bool), -1) & ~column
+
+    def rms(scale, samples):
+        out = []
+        for seed in (2, 3, 4):
+            probe = estimate_data_side(state.cov, state.overlap, state.response, response="probe", samples=samples,
+                                       seed=seed, initial_probe_scale=scale, **common)
+            d = probe.response - exact.response
+            out.append((np.sqrt(np.mean(d[other] ** 2)), np.sqrt(np.mean(d[column] ** 2))))
+        return np.mean(out, axis=0)
+
+    small, large = rms(0.15, 4096), rms(0.15, 65536)
+    assert np.all(small / large > 2.5), (small, large)
+    assert small[0] < 0.7 * rms(1.0, 4096)[0]
+
+
 def test_online_start_is_second_order_in_dt():
     """α = ∞ weight side = trapezoid discretisation of the online ODE: error ∝ dt²."""
     params = ModelParameters(alpha=math.inf, epsilon=0.25)
