@@ -331,7 +331,13 @@ def compare(
 
     tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0,
                          family=family)
-    theory_name = theory_run_name(tag, theory, dt, theory_options if math.isfinite(alpha) else None)
+    if math.isfinite(alpha) and theory == "dmft":
+        from dmft.dmft_solver import numerics_fingerprint
+
+        # the solver's defaults shaped the stored run too: other numerics, other name
+        theory_name = theory_run_name(tag, theory, dt, {**dict(theory_options or {}), "numerics": numerics_fingerprint()})
+    else:
+        theory_name = theory_run_name(tag, theory, dt, theory_options if math.isfinite(alpha) else None)
     sim_digest = hashlib.sha1(json.dumps({"dtype": dtype, **dict(simulation_options or {})}, sort_keys=True,
                                          default=str).encode()).hexdigest()[:8]
     sim_names = [f"{tag}__simulation_seed{s}" + ("" if sim_digest == _PLAIN_SIMULATION else f"_{sim_digest}")

@@ -64,7 +64,7 @@ _NOT_IDENTITY = ("progress",)
 #: Solver settings added after stores were written, at the value that reproduces the earlier
 #: computation exactly: left out of the identity at that value, so those stores stay valid
 #: (``sampler="mc"`` draws the same numbers as the solver before the setting existed).
-_LEGACY_VALUES = {"sampler": "mc"}
+_LEGACY_VALUES = {"sampler": "mc", "numerics_revision": 12}
 #: Names of the standard-error arrays also looked up in a run's extras.
 _SEM_EXTRAS = ("train_loss_sem", "test_loss_sem")
 
@@ -276,12 +276,15 @@ def _solver_defaults(alpha) -> dict:
                 if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD}
     if not math.isinf(float(alpha)):
         try:
-            from dmft.dmft_solver import SolverSettings
+            from dmft.dmft_solver import NUMERICS_REVISION, SolverSettings
         except ModuleNotFoundError:  # pragma: no cover - the solver is optional
             pass
         else:
             defaults.update({f.name: f.default for f in dataclasses.fields(SolverSettings)
                              if f.default is not dataclasses.MISSING})
+            # a change of the numerics at unchanged settings (dropped at revision 12, where the
+            # identities of the stored maps were made)
+            defaults["numerics_revision"] = NUMERICS_REVISION
     return {k: v for k, v in defaults.items() if k not in _NOT_IDENTITY}
 
 

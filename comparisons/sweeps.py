@@ -144,6 +144,18 @@ def run_name(kind: str, params: Mapping[str, Any]) -> str:
     return "__".join([kind] + [f"{k}={_format(params[k])}" for k in sorted(params)])
 
 
+def run_identity(kind: str, params: Mapping[str, Any]) -> str:
+    """Identity digest of a sweep point: its parameters, plus for a finite-α theory point the
+    solver's numerics (:func:`dmft.dmft_solver.numerics_fingerprint`), so that a point stored
+    before a change of the solver's defaults is recomputed, not reused."""
+    extra = {}
+    if kind == "theory" and math.isfinite(float(params.get("alpha", math.inf))):
+        from dmft.dmft_solver import numerics_fingerprint
+
+        extra = {"numerics": numerics_fingerprint()}
+    return identity_digest({"sweep_kind": kind, **params, **extra})
+
+
 def run_point(kind: str, params: Mapping[str, Any]) -> LearningCurves:
     """Run one sweep point (executed in the worker; module-level so that it pickles).
 
@@ -339,11 +351,12 @@ def sweep(
         raise InvalidParameterError("grid has repeated points (identical parameters)")
     out = Path(out)
     converged: dict[str, bool] = {}
+    identities = {name: run_identity(kind, p) for name, p in zip(names, points)}
     if resume and out.exists():
         for name in set(list_runs(out)) & set(names):
             info = stored_run_info(out, name)
-            converged[name] = bool(info and info["converged"])
-    # a stored run that did not converge is recomputed, never reused
+            converged[name] = bool(info and info["converged"] and info["identity"] == identities[name])
+    # a stored run that did not converge, or that other solver numerics produced, is recomputed
     done = {n for n, ok in converged.items() if ok}
     todo = [(n, p) for n, p in zip(names, points) if n not in done]
     skipped = tuple(n for n in names if n in done)
@@ -369,7 +382,7 @@ def sweep(
             else:
                 # the name spells out every parameter of the point, so a run stored under it is the
                 # same point; store_run still never lets a non-converged run replace a converged one
-                status = store_run(out, name, curves, identity=identity_digest({"sweep_kind": kind, **params}),
+                status = store_run(out, name, curves, identity=identities[name],
                                    attrs={"sweep_kind": kind,
                                           "sweep_point": json.dumps(params, sort_keys=True, default=str)},
                                    overwrite=True)

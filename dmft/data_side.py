@@ -159,7 +159,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         Centred model, probe response: the probe at t = 0 is drawn as σ₀·(±1) and its column
         R_g[:, 0] divided by σ₀² (unbiased for any σ₀ > 0). The tangent of a centred sample carries
         the O(κ/N) direct response K_n v_0 to h_0 at every later time; with σ₀ < 1 that term no
-        longer adds its variance to the estimates of every other column (theory.md §9.3).
+        longer adds its variance to the estimates of every other column (theory.md §0.1).
     """
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")

@@ -15,6 +15,8 @@ not Monte Carlo noise.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -32,7 +34,7 @@ from .symmetry import SymmetryGroup
 from .weight_side import WeightSide, check_grid, column_steps, trapezoid_weights, weight_side
 
 __all__ = ["SolverSettings", "DMFTError", "solve_dmft", "solve_committee_dmft", "online_start",
-           "online_data_side", "check_grid"]
+           "online_data_side", "check_grid", "NUMERICS_REVISION", "numerics_fingerprint"]
 
 
 class DMFTError(RuntimeError):
@@ -116,7 +118,7 @@ class SolverSettings:
         of R_g rescaled by 1/σ₀², so the estimate stays unbiased). The direct response of every
         later g_n to h_0 rides on that probe and, at σ₀ = 1, adds its variance to every other
         column of R_g: at σ₀ = 0.15 the test loss's standard error fell 4–10× on centred problems
-        (theory.md §9.3). Ignored for an uncentred model.
+        (theory.md §0.1, "The centred model's probe at t = 0"). Ignored for an uncentred model.
     sampler : {"mc", "rqmc"}
         Field normals pseudo-random (``"mc"``, the default) or from randomised Sobol' points
         (``"rqmc"``, :func:`dmft.sampling.sobol_normals`). With ``"rqmc"`` and error replicas, the curves are the mean
@@ -200,6 +202,23 @@ class SolverSettings:
         if not 0.0 < scale <= 1.0:
             raise InvalidParameterError(f"initial_probe_scale must lie in (0, 1], got {self.initial_probe_scale!r}")
         object.__setattr__(self, "initial_probe_scale", scale)
+
+
+#: Raised when a change of the solver's numerics moves its results at unchanged settings (12: the
+#: centred model's rescaled probe at t = 0). Stores key DMFT runs on :func:`numerics_fingerprint`,
+#: so that rerunning a stored request after such a change recomputes instead of resuming a stale run.
+NUMERICS_REVISION = 12
+
+
+def numerics_fingerprint() -> str:
+    """Short digest of :data:`NUMERICS_REVISION` and every default of :class:`SolverSettings`.
+
+    A stored DMFT run is identified by the options its request gave; the defaults it ran with
+    are part of what shaped it, so the stores (``dmft solve --out``, comparisons, phase points,
+    sweeps) add this digest to the identity of every finite-α run.
+    """
+    payload = {"revision": NUMERICS_REVISION, **asdict(SolverSettings())}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def online_data_side(model: ModelParameters | SquareTargetProblem | CommitteeProblem,

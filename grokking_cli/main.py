@@ -188,6 +188,12 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
                "init_overlap": overlap if not isinstance(overlap, np.ndarray) else overlap.tolist(),
                "init_cov": None if cov is None else cov.tolist(), "center": center,
                "rho": rho, **family, **grid_options, **options}
+    if not online:
+        # the solver's defaults and numerics revision shaped the run too: a stored run from
+        # before a change of them is recomputed, not resumed
+        from dmft.dmft_solver import numerics_fingerprint
+
+        request["numerics"] = numerics_fingerprint()
     identity = run_identity("online" if online else "dmft", request)
     name = run_name or readable_name("online" if online else "dmft", alpha, scale, epsilon, width, center,
                                      None if online else seed, identity)

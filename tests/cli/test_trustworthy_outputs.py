@@ -157,6 +157,23 @@ def test_runs_with_other_settings_get_their_own_names_and_identical_runs_resume(
     assert again.exit_code == 0 and json.loads(again.output)["stored"]["resumed"] is True
 
 
+def test_a_stored_dmft_run_from_other_solver_numerics_is_recomputed_not_resumed(tmp_path, monkeypatch):
+    # The identity of a finite-alpha run includes the solver's defaults and NUMERICS_REVISION:
+    # after a change of the numerics the same request is solved again instead of resumed.
+    from dmft import dmft_solver
+
+    out = tmp_path / "s.h5"
+    args = ["solve", "--alpha", "10", "--epsilon", "0.1", "--t-max", "1", "--samples", "256", "--error-replicas", "0",
+            "--out", str(out), "--no-plot", "--json", "--no-progress"]
+    first = _invoke(args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(_invoke(args).output)["stored"]["resumed"] is True
+    monkeypatch.setattr(dmft_solver, "NUMERICS_REVISION", dmft_solver.NUMERICS_REVISION + 1)
+    again = json.loads(_invoke(args).output)
+    assert again["stored"]["resumed"] is False
+    assert again["stored"]["run_name"] != json.loads(first.output)["stored"]["run_name"]
+
+
 def test_explicit_run_name_never_replaces_a_different_run_without_overwrite(tmp_path):
     out = tmp_path / "s.h5"
     assert _invoke(ONLINE + ["--out", str(out), "--run-name", "mine", "--no-plot"]).exit_code == 0
