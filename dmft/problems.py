@@ -121,7 +121,7 @@ class SquareTargetProblem:
         if p.center:
             resp[idx, idx] = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho, cov0=p.cov0)
             resp[1:, 0] += centering_response(X[1:], epsilon=p.epsilon, scale=p.scale)
-            resp[0, 0] = p.epsilon * p.rho / 2 * np.eye(N)
+            resp[0, 0] = self.initial_local_response()
         else:
             resp[idx, idx] = mean_response(Q, epsilon=p.epsilon, scale=p.scale, rho=p.rho)
         return resp, p.epsilon * m, m
