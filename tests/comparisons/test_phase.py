@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comparisons.phase import (PhaseDiagram, crossing_time, grokking_point, phase_diagram, phase_points, plot_phase,
+from comparisons.phase import (PhaseDiagram, crossing_time, slowest_first, grokking_point, phase_diagram, phase_points, plot_phase,
                                point_identity, point_name)
 from comparisons.store import list_runs, read_run
 from dmft.result import LearningCurves
@@ -173,6 +173,34 @@ def test_grid_result_is_labelled_and_ordered(tmp_path):
     fig = plot_phase(plain)
     fig.savefig(tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_points_are_submitted_slowest_first_and_the_map_is_the_same(tmp_path):
+    # larger κ, then smaller ε, then smaller α first (longer grokking delays, longer horizons);
+    # the submission order changes nothing in the result
+    order = slowest_first([(str(i), p) for i, p in enumerate([
+        dict(scale=0.4, epsilon=0.04, alpha=5.5), dict(scale=2.4, epsilon=0.28, alpha=5.5),
+        dict(scale=2.4, epsilon=0.04, alpha=5.5), dict(scale=2.4, epsilon=0.04, alpha=math.inf),
+        dict(scale=2.4, epsilon=0.04, alpha=3.0)])])
+    assert [name for name, _ in order] == ["4", "2", "3", "1", "0"]
+
+    class Recorder:
+        def __init__(self):
+            self.submitted = []
+
+        def submit(self, fn, params):
+            from concurrent.futures import Future
+
+            self.submitted.append((params["scale"], params["epsilon"]))
+            future = Future()
+            future.set_result(fn(params))
+            return future
+
+    recorder = Recorder()
+    ds = phase_diagram(AXES, FIXED, out=tmp_path / "p.h5", executor=recorder, runner=closed_form)
+    assert recorder.submitted == sorted(recorder.submitted, key=lambda kp: (-kp[0], kp[1]))
+    inline = phase_diagram(AXES, FIXED, out=tmp_path / "q.h5", workers=0, runner=closed_form)
+    np.testing.assert_array_equal(ds["amount"].values, inline["amount"].values)
 
 
 def test_identity_covers_every_setting_and_sem_survives_the_store(tmp_path):
