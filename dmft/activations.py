@@ -31,8 +31,8 @@ of coinciding fields). Gauss–Hermite converges geometrically for analytic φ, 
 (poles at ±iπ/2): relative errors of I2 / I3 at 64, 128, 192 nodes per axis are 8e-8 / 4e-6,
 3e-11 / 2e-9, 7e-14 / 7e-12 for a typical C (eigenvalues 0.35–2.4); the default is 128. Across
 the kink of ReLU it converges only algebraically, which is why ReLU's closed forms are used
-whenever they exist (mixed ReLU–other pairs and ReLU's I4 fall back to quadrature and are
-accurate to ~1e-3 only).
+whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`;
+mixed ReLU–other pairs fall back to quadrature and are accurate to ~1e-3 only).
 """
 
 from __future__ import annotations
@@ -515,16 +515,59 @@ def _erf_i4(C):
     return (4 / math.pi**2) / np.sqrt(lam4) * np.arcsin(np.clip(lam0 / np.sqrt(lam1 * lam2), -1, 1))
 
 
+#: Correlation beyond which two unsmoothed ReLU factors are taken to act on one field.
+_COINCIDENT = 1.0 - 1e-12
+
+
+def _relu_i4(C, widths):
+    """I4 of four ReLU-family factors (Θ, Θ, relu, relu after smoothing) in closed form.
+
+    Smoothing of width s_p is an independent N(0, s_p²) added to factor p's field, so the
+    expectation is the exact ReLU's at C + diag(s²). With x_p those fields,
+    Θ(x_0) Θ(x_1) relu(x_2) relu(x_3) = x_2 x_3 1{x_p > 0 for all p}; factors on one field
+    (correlation 1, as when i = k in the SGD sums) are merged into one variable, and two on
+    opposite fields (correlation −1) make the product vanish. The rest is a truncated second
+    moment over n ≤ 4 distinct variables (:func:`dmft.orthant.truncated_second_moment`).
+    """
+    from .orthant import truncated_second_moment
+
+    widths = np.asarray(widths, dtype=float)
+    C = np.asarray(C, dtype=float) + np.diag(widths**2)
+    lead = C.shape[:-2]
+    flat = C.reshape(-1, 4, 4)
+    sd = np.sqrt(np.einsum("sii->si", flat))
+    corr = flat / (sd[:, :, None] * sd[:, None, :])
+    exact = widths == 0.0
+    both = exact[:, None] & exact[None, :]
+    same = ((corr > _COINCIDENT) & both) | np.eye(4, dtype=bool)
+    opposite = (corr < -_COINCIDENT) & both
+    # representative of each factor: the first factor on the same field
+    reps = np.argmax(same, axis=2)                           # (S, 4)
+    out = np.zeros(len(flat))
+    alive = ~opposite.any(axis=(1, 2))
+    keys = {tuple(r) for r in reps[alive]}
+    for key in keys:
+        rows = alive & np.all(reps == np.array(key), axis=1)
+        variables = sorted(set(key))
+        sub = flat[rows][:, variables][:, :, variables]
+        out[rows] = truncated_second_moment(sub, variables.index(key[2]), variables.index(key[3]))
+    return out.reshape(lead)
+
+
 def i4(a: Activation, b: Activation, c: Activation, d: Activation, C, *, nodes: int | None = None):
     """I4(C) = E[φ_a′(u) φ_b′(v) φ_c(w) φ_d(z)], (u, v, w, z) ~ N(0, C), C of shape (..., 4, 4).
 
-    Closed form for four ``erf``; otherwise a tensor Gauss–Hermite rule over the eigen-factor of C
-    (exact for polynomials: the node count is raised to cover the total degree).
+    Closed forms for four ``erf`` (Saad–Solla) and for four members of the ReLU family (Gaussian
+    orthant moments, :func:`_relu_i4`, theory.md §10.5); otherwise a tensor Gauss–Hermite rule
+    over the eigen-factor of C (exact for polynomials: the node count is raised to cover the
+    total degree).
     """
     C = _as_cov(C, 4)
     acts = (a, b, c, d)
     if all(x.family == "erf" for x in acts):
         return _erf_i4(C)
+    if all(x.family == "relu" for x in acts):
+        return _relu_i4(C, [x.smoothing for x in acts])
     if nodes is None:
         nodes = GH_NODES_4D
         if all(x.family == "polynomial" for x in acts):

@@ -176,11 +176,12 @@ class CommitteeModel:
         if not np.allclose(T, T.T) or np.linalg.eigvalsh(T).min() <= 0:
             raise InvalidParameterError("teacher_cov must be symmetric positive definite")
         set_(self, "teacher_activation", teacher)
-        if self.lr is not None and "relu" in (self.activation.family, teacher.family):
+        if self.lr is not None and "relu" in (self.activation.family, teacher.family) \
+                and self.activation.family != teacher.family:
             raise InvalidParameterError(
-                "lr (online SGD at finite learning rate) is not available with relu yet: its I4 has "
-                "no closed form here, and Gauss-Hermite across the kink makes the SGD term too rough "
-                "for the adaptive ODE integrator (use lr=None for gradient flow)"
+                "lr (online SGD at finite learning rate) with relu needs relu (or smoothed_relu) for both the "
+                "student and the teacher: the mixed I4 has no closed form here, and Gauss-Hermite across the "
+                "kink makes the SGD term too rough for the adaptive ODE integrator (use lr=None for gradient flow)"
             )
         set_(self, "teacher_cov", T)
         N, M = self.width, T.shape[0]
@@ -351,7 +352,8 @@ def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
 def _sgd_second_moment(Omega, model: CommitteeModel):
     """E[Δ² φ′(h_i) φ′(h_j)] (N×N) with Δ = y + noise − f.
 
-    Four erf activations: Saad–Solla's closed-form I4 for every (i, j, k, l). Otherwise, for
+    Four erf activations: Saad–Solla's closed-form I4 for every (i, j, k, l); four of the ReLU
+    family: the orthant-moment closed form (:func:`dmft.activations.i4`). Otherwise, for
     K ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
     polynomials); beyond that, pairwise 4-d rules (:func:`dmft.activations.i4`).
     """
@@ -359,7 +361,8 @@ def _sgd_second_moment(Omega, model: CommitteeModel):
     phi, phis = model.activation, model.teacher_activation
     s = model.signs
     all_erf = phi.family == "erf" and phis.family == "erf"
-    if not all_erf and K in JOINT_RULE_NODES:
+    all_relu = phi.family == "relu" and phis.family == "relu"
+    if not (all_erf or all_relu) and K in JOINT_RULE_NODES:
         nodes = JOINT_RULE_NODES[K]
         if phi.family == "polynomial" and phis.family == "polynomial":
             degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)
