@@ -84,6 +84,10 @@ def _given(ctx, name: str) -> bool:
                    "(dmft ntk centres by default: the lazy baseline is the paper's centred setting).")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
 @family_options
+@click.option("--lr", type=float, default=None,
+              help="Learning rate eta0 > 0 of online SGD (--alpha inf only): adds the O(eta0) second-moment "
+                   "term of finite steps to the online ODE (docs/theory.md par. 10.5; closed forms for erf "
+                   "and for ReLU student and teacher). [default: gradient flow]")
 @click.option("--samples", type=int, default=None,
               help="Monte Carlo samples S of the data-side process in all (finite alpha; a multiple of 4, "
                    "antithetic quadruplets; with --sampler rqmc and error replicas B, B solves of S/B each). "
@@ -145,7 +149,7 @@ def _given(ctx, name: str) -> bool:
 @click.pass_context
 @handle_errors
 def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
-          activation, target, teacher_width, teacher_scale, teacher_activation, noise, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
+          activation, target, teacher_width, teacher_scale, teacher_activation, noise, lr, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
           sampler, backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
@@ -170,6 +174,13 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
     family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
                                       noise)
     online = math.isinf(alpha) and alpha > 0
+    if lr is not None:
+        if not online:
+            raise click.BadParameter(f"applies to --alpha inf only (online SGD), got --alpha {alpha:g}; the "
+                                     "finite-alpha DMFT solves gradient flow", param_hint="--lr")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise click.BadParameter(f"must lie in (0, inf), got {lr!r}", param_hint="--lr")
+        family["lr"] = lr
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,
                  error_replicas=error_replicas, sampler=sampler)

@@ -94,3 +94,19 @@ def test_cli_rqmc_sampler_pools_the_replicas_and_matches_the_api():
     api = dmft.solve(10.0, 0.1, t_max=2.0, samples=1024, error_replicas=4, sampler="rqmc")
     np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12)
     np.testing.assert_allclose(summary["test_loss_sem"], api.test_loss_sem, rtol=1e-12)
+
+
+def test_solve_lr_runs_online_sgd_as_the_python_api_and_is_refused_at_finite_alpha():
+    args = ["solve", "--alpha", "inf", "--epsilon", "0", "--activation", "relu", "--target", "committee",
+            "--teacher-width", "2", "--width", "2", "--scale", "2", "--teacher-scale", "2",
+            "--init-overlap", "0.3,0.05,0,0.2", "--lr", "0.5", "--t-max", "2", "--json", "--no-plot"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    api = dmft.solve(math.inf, 0.0, activation="relu", target="committee", teacher_width=2, width=2, scale=2.0,
+                     teacher_scale=2.0, init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]), lr=0.5, t_max=2.0)
+    summary = json.loads(result.output)
+    assert summary["parameters"]["lr"] == 0.5
+    np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12, atol=0)
+    for bad in (["--alpha", "3"], ["--lr", "-1"]):
+        result = CliRunner().invoke(main, args + bad)
+        assert result.exit_code == 2 and "--lr" in result.output
