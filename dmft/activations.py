@@ -31,8 +31,9 @@ of coinciding fields). Gauss–Hermite converges geometrically for analytic φ, 
 (poles at ±iπ/2): relative errors of I2 / I3 at 64, 128, 192 nodes per axis are 8e-8 / 4e-6,
 3e-11 / 2e-9, 7e-14 / 7e-12 for a typical C (eigenvalues 0.35–2.4); the default is 128. Across
 the kink of ReLU it converges only algebraically, which is why ReLU's closed forms are used
-whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`;
-mixed ReLU–other pairs fall back to quadrature and are accurate to ~1e-3 only).
+whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`, and
+ReLU × polynomial pairs, :func:`_relu_polynomial_pair`; ReLU × erf/tanh/user pairs fall back to
+quadrature and are accurate to ~1e-3 only).
 """
 
 from __future__ import annotations
@@ -360,11 +361,56 @@ def _poly_pair(ca, cb, C):
 # --- closed forms of pair expectations E[a^(p)(u) b^(q)(w)] -----------------------------------------
 
 
+def _positive_half_moment(n: int) -> float:
+    """E[z^n 1{z > 0}] = 2^{n/2 − 1} Γ((n + 1)/2)/√π for z ~ N(0, 1)."""
+    return 2.0 ** (n / 2.0 - 1.0) * math.gamma((n + 1) / 2.0) / math.sqrt(math.pi)
+
+
+def _relu_polynomial_pair(r: Activation, order: int, coefficients, C):
+    """E[r^(order)(u) P(w)] for a ReLU-family r (order 0: relu, 1: Θ, 2: δ, smoothed by widening
+    C₁₁ by s²) and a polynomial P, in closed form (theory.md §10.4).
+
+    With σ² = C₁₁ + s² write w = β u + γ ξ (β = C₁₂/σ², γ² = C₂₂ − C₁₂²/σ², ξ ⊥ u), expand w^k
+    binomially, and use E[ξ^m] = (m − 1)!! (m even) and the half-line moments
+    E[relu(u) u^j] = σ^{j+1} H_{j+1}, E[Θ(u) u^j] = σ^j H_j, E[δ(u) u^j] = δ_{j0}/(σ√(2π)),
+    H_n = E[z^n 1{z > 0}].
+    """
+    c11 = C[..., 0, 0] + r.smoothing**2
+    c12, c22 = C[..., 0, 1], C[..., 1, 1]
+    sigma = np.sqrt(c11)
+    beta = c12 / c11
+    gamma = np.sqrt(np.maximum(c22 - c12 * beta, 0.0))
+    out = np.zeros(np.shape(c11))
+    for k, coefficient in enumerate(np.asarray(coefficients, dtype=float)):
+        if coefficient == 0.0:
+            continue
+        for j in range(k + 1):
+            m = k - j
+            if m % 2:
+                continue
+            xi_moment = float(np.prod(np.arange(m - 1, 0, -2))) if m else 1.0
+            if order == 0:
+                half = sigma ** (j + 1) * _positive_half_moment(j + 1)
+            elif order == 1:
+                half = sigma**j * _positive_half_moment(j)
+            else:
+                half = (1.0 / (sigma * math.sqrt(2.0 * math.pi))) if j == 0 else 0.0
+            out = out + coefficient * math.comb(k, j) * beta**j * gamma**m * xi_moment * half
+    return out
+
+
 def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
     """Closed form of E[a^(p)(u) b^(q)(w)] or None when there is none here.
 
-    (p, q) ∈ {(0, 0), (1, 1), (2, 0)}: the kernels that I2, I2′ and (by Stein) I3 need.
+    (p, q) ∈ {(0, 0), (1, 1), (2, 0)}: the kernels that I2, I2′ and (by Stein) I3 need. Pairs of
+    one family, and ReLU-family × polynomial pairs (:func:`_relu_polynomial_pair`).
     """
+    families = {a.family, b.family}
+    if families == {"relu", "polynomial"}:
+        if a.family == "relu":
+            return _relu_polynomial_pair(a, p, _poly_deriv(b.coefficients, q), C)
+        swapped = C[..., ::-1, ::-1]
+        return _relu_polynomial_pair(b, q, _poly_deriv(a.coefficients, p), swapped)
     if a.family != b.family or a.family == "quadrature":
         return None
     c11, c12, c22 = C[..., 0, 0], C[..., 0, 1], C[..., 1, 1]
