@@ -639,36 +639,34 @@ def simulate_online_sgd(model, lr, d, steps_t, t_max, seed):
     return np.array(out)
 
 
-def test_online_sgd_term_against_finite_d_simulation():
-    # erf K = 2 at η₀ = 2 to t = 4: the O(η₀) term moves the loss by ~8 % there; 6 seeds at
-    # D = 500 resolve it (the full D = 1000 study is scripts/general_models.py).
-    K, lr, d = 2, 2.0, 500
-    R0 = np.array([[0.3, 0.05], [0.0, 0.2]])
-    base = dict(activation="erf", scale=K, width=K, target="committee", teacher_width=K, teacher_scale=K,
-                init_overlap=R0, init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]))
-    t = np.array([0.0, 2.0, 4.0])
-    sgd = solve_committee_online(CommitteeModel(lr=lr, **base), t).test_loss
-    flow = solve_committee_online(CommitteeModel(**base), t).test_loss
-    runs = np.array([simulate_online_sgd(CommitteeModel(**base), lr, d, t, t[-1], seed) for seed in range(6)])
-    mean, se = runs.mean(0), runs.std(0, ddof=1) / math.sqrt(len(runs))
-    assert np.all(np.abs(mean[1:] - sgd[1:]) < 4 * se[1:] + 0.01 * sgd[1:])
-    assert np.abs(mean[-1] - flow[-1]) > 2 * np.abs(mean[-1] - sgd[-1])
-
-
-def test_relu_online_sgd_term_against_finite_d_simulation():
-    # ReLU student and teacher, K = 2, η₀ = 0.5 to t = 4: the O(η₀) term with the orthant-moment
-    # I4 (theory.md §10.5) nearly doubles the loss against gradient flow; 6 seeds at D = 500 (the
-    # same seeds and tolerance as the erf test above).
-    K, lr, d = 2, 0.5, 500
-    base = dict(activation="relu", scale=K, width=K, target="committee", teacher_width=K, teacher_scale=K,
+def _online_sgd_against_simulation(activation, lr, d=500, seeds=6):
+    """K = 2 committee (κ = κ* = 2, R(0), Q(0) below) to t = 4: the online SGD ODE, gradient flow,
+    and the mean ± s.e. of online SGD over ``seeds`` runs at dimension ``d``."""
+    K = 2
+    base = dict(activation=activation, scale=K, width=K, target="committee", teacher_width=K, teacher_scale=K,
                 init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]), init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]))
     t = np.array([0.0, 2.0, 4.0])
     sgd = solve_committee_online(CommitteeModel(lr=lr, **base), t).test_loss
     flow = solve_committee_online(CommitteeModel(**base), t).test_loss
-    runs = np.array([simulate_online_sgd(CommitteeModel(**base), lr, d, t, t[-1], seed) for seed in range(6)])
-    mean, se = runs.mean(0), runs.std(0, ddof=1) / math.sqrt(len(runs))
-    assert np.all(np.abs(mean[1:] - sgd[1:]) < 4 * se[1:] + 0.01 * sgd[1:])
-    assert np.all(np.abs(mean[1:] - flow[1:]) > 10 * np.abs(mean[1:] - sgd[1:]))
+    runs = np.array([simulate_online_sgd(CommitteeModel(**base), lr, d, t, t[-1], seed) for seed in range(seeds)])
+    return sgd[1:], flow[1:], runs.mean(0)[1:], runs.std(0, ddof=1)[1:] / math.sqrt(seeds)
+
+
+def test_online_sgd_term_against_finite_d_simulation():
+    # erf K = 2 at η₀ = 2 to t = 4: the O(η₀) term moves the loss by ~8 % there; 6 seeds at
+    # D = 500 resolve it (the full D = 1000 study is scripts/general_models.py).
+    sgd, flow, mean, se = _online_sgd_against_simulation("erf", 2.0)
+    assert np.all(np.abs(mean - sgd) < 4 * se + 0.01 * sgd)
+    assert np.abs(mean[-1] - flow[-1]) > 2 * np.abs(mean[-1] - sgd[-1])
+
+
+def test_relu_online_sgd_term_against_finite_d_simulation():
+    # ReLU student and teacher, η₀ = 0.5: the O(η₀) term with the orthant-moment I4 (theory.md
+    # §10.5) nearly doubles the loss against gradient flow (measured: ODE 0.2895, 0.1585; SGD
+    # 0.290 ± 0.006, 0.157 ± 0.005; flow 0.176, 0.090 at t = 2, 4); same tolerance as for erf.
+    sgd, flow, mean, se = _online_sgd_against_simulation("relu", 0.5)
+    assert np.all(np.abs(mean - sgd) < 4 * se + 0.01 * sgd)
+    assert np.all(np.abs(mean - flow) > 10 * np.abs(mean - sgd))
 
 
 # -- finite-D gradient descent of the family (dmft.simulate.simulate_committee_gd) ---------------
