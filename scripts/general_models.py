@@ -151,7 +151,7 @@ def sgd_table(seeds: int, dim: int) -> None:
         print()
 
 
-def sgd_other_table(seeds: int, dim: int) -> None:
+def sgd_other_table(seeds: int, dim: int, only_relu: bool = False) -> None:
     print(f"## 5. Online SGD for other members of the family (D = {dim}, {seeds} seeds, mean ± s.e.)\n")
     t = np.array([0.0, 1.0, 2.0, 4.0, 6.0])
     cases = (
@@ -160,7 +160,12 @@ def sgd_other_table(seeds: int, dim: int) -> None:
         ("tanh K = 2 soft committee (κ = κ* = 2), η₀ = 1",
          dict(activation="tanh", scale=2, width=2, target="committee", teacher_width=2, teacher_scale=2,
               init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]), init_cov=np.array([[0.5, 0.1], [0.1, 0.4]])), 1.0),
+        ("ReLU K = 2 committee (κ = κ* = 2, ReLU teacher), η₀ = 0.5 (orthant-moment I4, session 13)",
+         dict(activation="relu", scale=2, width=2, target="committee", teacher_width=2, teacher_scale=2,
+              init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]), init_cov=np.array([[0.5, 0.1], [0.1, 0.4]])), 0.5),
     )
+    if only_relu:
+        cases = cases[-1:]
     for label, base, lr in cases:
         start = time.perf_counter()
         theory = solve_committee_online(CommitteeModel(lr=lr, **base), t).test_loss
@@ -196,10 +201,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--dim", type=int, default=1000)
-    parser.add_argument("--only", choices=["d-scaling"], help="run one section only")
+    parser.add_argument("--only", choices=["d-scaling", "relu-sgd"], help="run one section (or case) only")
     args = parser.parse_args()
     if args.only == "d-scaling":
         d_scaling_table()
+        return
+    if args.only == "relu-sgd":
+        sgd_other_table(args.seeds, args.dim, only_relu=True)
         return
     autograd_table()
     lams = plateau_table()
