@@ -32,8 +32,9 @@ of coinciding fields). Gauss–Hermite converges geometrically for analytic φ, 
 3e-11 / 2e-9, 7e-14 / 7e-12 for a typical C (eigenvalues 0.35–2.4); the default is 128. Across
 the kink of ReLU it converges only algebraically, which is why ReLU's closed forms are used
 whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`, and
-ReLU × polynomial pairs, :func:`_relu_polynomial_pair`; ReLU × erf/tanh/user pairs fall back to
-quadrature and are accurate to ~1e-3 only).
+ReLU × polynomial pairs, :func:`_relu_polynomial_pair`, and ReLU × odd pairs such as erf and tanh,
+which parity reduces to 1-d smooth expectations, :func:`_relu_odd_pair`; ReLU × other user
+functions and mixed I4 fall back to quadrature and are accurate to ~1e-3 only).
 """
 
 from __future__ import annotations
@@ -399,11 +400,45 @@ def _relu_polynomial_pair(r: Activation, order: int, coefficients, C):
     return out
 
 
+def _is_odd(act: Activation) -> bool:
+    """Whether φ(−h) = −φ(h) (checked on a grid of h)."""
+    h = np.linspace(0.1, 3.0, 7)
+    return bool(np.allclose(act.phi(-h), -act.phi(h), rtol=1e-12, atol=1e-12))
+
+
+def _relu_odd_pair(order: int, partner: Activation, partner_order: int, C, nodes: int = GH_NODES_2D):
+    """E[r^(order)(u) ψ^(partner_order)(w)] for a ReLU-family r and an odd ψ (erf, tanh, ...).
+
+    By parity: relu(u) = u/2 + (even), Θ(u) = 1/2 + (odd), δ(u) is even, and the same holds after
+    Gaussian smoothing (E[(u + sz)/2] = u/2); ψ and ψ″ are odd, ψ′ even. Under (u, w) → (−u, −w)
+    the mixed-parity terms vanish, so
+
+        E[relu(u) ψ(w)]  = (C₁₂/2C₂₂) E[w ψ(w)],    E[Θ(u) ψ′(w)] = E[ψ′(w)]/2,
+        E[relu(u) ψ″(w)] = (C₁₂/2C₂₂) E[w ψ″(w)],   E[δ(u) ψ(w)]  = 0,
+
+    1-d expectations of smooth functions (Gauss–Hermite, geometric convergence), whatever the kink.
+    Returns None for other orders.
+    """
+    c12, c22 = C[..., 0, 1], C[..., 1, 1]
+    if (order, partner_order) == (2, 0):
+        return np.zeros(np.shape(c12))
+    x, weight = gauss_hermite(nodes)
+    fields = np.sqrt(np.maximum(c22, 0.0))[..., None] * x
+    if (order, partner_order) == (1, 1):
+        return 0.5 * (partner.dphi(fields) @ weight)
+    if order == 0 and partner_order in (0, 2):
+        values = (partner.phi if partner_order == 0 else partner.ddphi)(fields)
+        slope = np.where(c22 > 0, c12 / np.where(c22 > 0, c22, 1.0), 0.0)
+        return 0.5 * slope * ((fields * values) @ weight)
+    return None
+
+
 def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
     """Closed form of E[a^(p)(u) b^(q)(w)] or None when there is none here.
 
     (p, q) ∈ {(0, 0), (1, 1), (2, 0)}: the kernels that I2, I2′ and (by Stein) I3 need. Pairs of
-    one family, and ReLU-family × polynomial pairs (:func:`_relu_polynomial_pair`).
+    one family, ReLU-family × polynomial pairs (:func:`_relu_polynomial_pair`), and ReLU-family ×
+    odd pairs (erf, tanh, odd user functions: a 1-d smooth rule, :func:`_relu_odd_pair`).
     """
     families = {a.family, b.family}
     if families == {"relu", "polynomial"}:
@@ -411,6 +446,13 @@ def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
             return _relu_polynomial_pair(a, p, _poly_deriv(b.coefficients, q), C)
         swapped = C[..., ::-1, ::-1]
         return _relu_polynomial_pair(b, q, _poly_deriv(a.coefficients, p), swapped)
+    if "relu" in families and len(families) == 2:
+        relu_first = a.family == "relu"
+        partner = b if relu_first else a
+        if _is_odd(partner):
+            if relu_first:
+                return _relu_odd_pair(p, partner, q, C)
+            return _relu_odd_pair(q, partner, p, C[..., ::-1, ::-1])
     if a.family != b.family or a.family == "quadrature":
         return None
     c11, c12, c22 = C[..., 0, 0], C[..., 0, 1], C[..., 1, 1]

@@ -125,10 +125,11 @@ def test_smoothed_relu_closed_forms_are_relu_at_the_widened_covariance(rng):
         assert abs(exact - samples.mean()) < 5 * samples.std() / math.sqrt(samples.size)
 
 
-def test_relu_polynomial_closed_forms_match_quadrature_of_the_smoothed_relu_and_monte_carlo(rng):
+def test_relu_polynomial_and_odd_pairs_match_quadrature_and_monte_carlo(rng):
     """theory.md §10.4: ReLU-family × polynomial pairs in closed form. For the smoothed ReLU
     (s = 0.5, analytic) the 250-node rule reaches rounding, so I2, I2′, I3 must agree to 1e-12 both
-    ways round (ReLU first or polynomial first); for the exact ReLU, against 2·10⁶ samples (5 s.e.)."""
+    ways round (ReLU first or polynomial first); for the exact ReLU, against 2·10⁶ samples (5 s.e.).
+    ReLU (exact and smoothed) × tanh and erf, by parity: against the same samples (5 s.e.)."""
     a = act.smoothed_relu(0.5)
     qa = _as_quadrature(dataclasses.replace(a, smoothing=0.0))
     poly = act.polynomial([0.3, -1.0, 0.5, 0.2])
@@ -146,6 +147,14 @@ def test_relu_polynomial_closed_forms_match_quadrature_of_the_smoothed_relu_and_
                            (act.i3(relu, square, C[0]), relu.dphi(z[:, 0]) * z[:, 1] * square.phi(z[:, 2])),
                            (act.i3(square, relu, C[0]), square.dphi(z[:, 0]) * z[:, 1] * relu.phi(z[:, 2]))):
         assert abs(exact - samples.mean()) < 5 * samples.std() / math.sqrt(samples.size)
+    # ReLU family × odd partners, by parity from 1-d rules (§10.4), both orders
+    for r in (relu, a):
+        for odd in (act.tanh(), act.erf()):
+            for f, g in ((r, odd), (odd, r)):
+                for exact, samples in ((act.i2(f, g, C[0, :2, :2]), f.phi(z[:, 0]) * g.phi(z[:, 1])),
+                                       (act.i2_prime(f, g, C[0, :2, :2]), f.dphi(z[:, 0]) * g.dphi(z[:, 1])),
+                                       (act.i3(f, g, C[0]), f.dphi(z[:, 0]) * z[:, 1] * g.phi(z[:, 2]))):
+                    assert abs(exact - samples.mean()) < 5 * samples.std() / math.sqrt(samples.size)
 
 
 def test_smoothed_relu_online_curves_tend_to_relu_as_width_squared():
@@ -237,6 +246,10 @@ def _torch_block(fa, fb, c11, c12, c22, diag):
         a0, a1, a2 = (list(ca) + [0.0] * 3)[:3]
         b0, b1, b2 = (list(cb) + [0.0] * 3)[:3]
         return (a0 * b0 + a0 * b2 * c22 + a2 * b0 * c11 + a1 * b1 * c12 + a2 * b2 * (c11 * c22 + 2 * c12**2))
+    if {na, nb} == {"relu", "erf"}:
+        # relu(u) = u/2 + |u|/2 and erf is odd: only u/2 survives, E[u erf(w/√2)] = C12 √(2/π)/√(1 + C22)
+        var_erf = c22 if nb == "erf" else c11
+        return c12 / torch.sqrt(2 * math.pi * (1 + var_erf))
     if (na == "relu" and cb is not None) or (nb == "relu" and ca is not None):
         # one ReLU, one polynomial: the formula holds at u = w too (C12 = C11 = C22)
         if na == "relu":
@@ -330,6 +343,18 @@ ACTIVATIONS = ["erf", "relu", "tanh", "linear", "quadratic", "sin"]
 @pytest.mark.parametrize("target", ["committee", "square"])
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_ode_equals_population_gradient_flow_at_finite_d(name, target):
+    _check_ode_against_autograd(name, target)
+
+
+@pytest.mark.parametrize("student, teacher", [("relu", "erf"), ("erf", "relu")])
+def test_mixed_relu_odd_pairs_equal_the_population_gradient_flow(student, teacher):
+    """ReLU × erf pairs, which the package computes by parity from 1-d rules (theory.md §10.4), follow
+    the exact gradient flow like the other activations (1e-7); the torch reference has its own closed
+    form E[relu(u) erf(w/√2)] = C_uw/√(2π(1 + C_ww))."""
+    _check_ode_against_autograd(student, "committee", teacher)
+
+
+def _check_ode_against_autograd(name, target, teacher=None):
     rng = np.random.default_rng(zlib.crc32(f"{name}-{target}".encode()))
     d, n = 24, 2
     phi = _sin() if name == "sin" else act.get_activation(name, epsilon=0.6)
@@ -339,7 +364,8 @@ def test_ode_equals_population_gradient_flow_at_finite_d(name, target):
     T = B @ B.T / d
     kw = dict(activation=phi, scale=1.4, width=n, init_overlap=W0 @ B.T / d, init_cov=W0 @ W0.T / d)
     if target == "committee":
-        model = CommitteeModel(target="committee", teacher_width=2, teacher_scale=0.9, teacher_cov=T, noise=0.01, **kw)
+        model = CommitteeModel(target="committee", teacher_width=2, teacher_scale=0.9, teacher_cov=T, noise=0.01,
+                               teacher_activation=teacher, **kw)
     else:
         model = CommitteeModel(target="square", rho=float(T[0, 0]), **kw)
     # t ≤ 1 keeps the quadrature cases (tanh, sin) under ~15 s on a loaded machine (script: t ≤ 2).
