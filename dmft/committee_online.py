@@ -111,9 +111,10 @@ class CommitteeModel:
     init_cov : N×N array, optional
         Q(0); default planted, δ_ij + (1 − δ_ij)(R T⁻¹ Rᵀ)_ij.
     lr : float, optional
-        η₀ of online SGD; None (default) is gradient flow. Not available with ReLU (no closed-form
-        I4; the quadrature across the kink is too rough for the integrator) — user activations
-        with kinks have the same problem.
+        η₀ of online SGD; None (default) is gradient flow. With ReLU only when student and teacher
+        are both of the ReLU family (closed-form I4 by orthant moments, theory.md §10.5); a ReLU
+        paired with another family is refused (its quadrature I4 is too rough across the kink for
+        the integrator) — user activations with kinks have the same problem.
     center : bool
         Centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10): the initial fields enter Δ with
         sign +κ/N and the cross overlaps X = W W(0)ᵀ/D become order parameters.
