@@ -48,6 +48,7 @@ from numpy.polynomial import hermite_e
 from scipy.special import erf as _erf
 from scipy.special import erfc as _erfc
 
+from .orthant import truncated_second_moment
 from .parameters import InvalidParameterError
 
 __all__ = [
@@ -617,8 +618,6 @@ def _relu_i4(C, widths):
     opposite fields (correlation −1) make the product vanish. The rest is a truncated second
     moment over n ≤ 4 distinct variables (:func:`dmft.orthant.truncated_second_moment`).
     """
-    from .orthant import truncated_second_moment
-
     widths = np.asarray(widths, dtype=float)
     C = np.asarray(C, dtype=float) + np.diag(widths**2)
     lead = C.shape[:-2]
