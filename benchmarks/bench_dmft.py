@@ -146,7 +146,7 @@ def weight_side_ratio(repeats: int = 7):
               f"max relative difference {error:.1e}")
 
 
-def committee_ratio(t, samples, repeats: int = 3):
+def committee_ratio(t, samples, repeats: int = 7):
     """Data-side pass of the erf committee (N = M = 2, theory.md §10.7) against the quadratic model
     at the same S and T (issue goal: ≤ 1.5×). Both on their own α = ∞ start; the passes alternate
     and the best of ``repeats`` is kept, so that load on the machine affects both alike.

@@ -75,14 +75,16 @@ def test_gaussian_means_of_the_quadratic_student_are_eq_33_and_34():
     assert_allclose(committee_target_response(Q, R, model), 0.3 * R, rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["erf", "tanh", "smoothed_relu:0.2"])
-def test_numba_and_numpy_kernels_agree_for_smooth_students_and_two_teachers(name):
-    model = CommitteeModel(activation=name, width=2, target="committee", teacher_width=2, scale=2.0,
+@pytest.mark.parametrize("name, width", [("erf", 2), ("tanh", 2), ("smoothed_relu:0.2", 2), ("erf", 3)])
+def test_numba_and_numpy_kernels_agree_for_smooth_students_and_two_teachers(name, width):
+    """N = 2 takes the kernel's fixed-index memory sums, N = 3 the general ones (both with the
+    second teacher tangent's own pass); T = 13 exercises the four-at-a-time loop and its tail."""
+    model = CommitteeModel(activation=name, width=width, target="committee", teacher_width=2, scale=2.0,
                            teacher_scale=2.0)
     problem = CommitteeProblem(model, 3.0)
     t = time_grid(3.0, 0.25)
     state = online_start(problem, t)
-    T, N = state.cov.shape[0], 2
+    T, N = state.cov.shape[0], width
     root = conditional_square_root(to_flat(state.cov), state.overlap.reshape(T * N, 2), model.teacher_cov, width=N)
     u, hstar, probe, _ = draw_teacher_chunk(root, np.linalg.cholesky(model.teacher_cov), seed=2, index=0, start=0,
                                             stop=100, samples=100, steps=T, width=N)
