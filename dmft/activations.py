@@ -34,11 +34,15 @@ the kink of ReLU it converges only algebraically, which is why ReLU's closed for
 whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`, and
 ReLU × polynomial pairs, :func:`_relu_polynomial_pair`, and ReLU × odd pairs such as erf and tanh,
 which parity reduces to 1-d smooth expectations, :func:`_relu_odd_pair`; ReLU × other user
-functions and mixed I4 fall back to quadrature and are accurate to ~1e-3 only).
+functions fall back to quadrature and are accurate to ~1e-3 only). The I4 of an erf student is
+exact for any partner (a Gaussian tilt reduces it to a pair expectation), and that of a ReLU
+student with erf partners too (erf(z/√2) = 2P(z − ξ > 0) − 1 turns each erf factor into one more
+orthant indicator); ReLU against other families in I4 is quadrature.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -48,7 +52,7 @@ from numpy.polynomial import hermite_e
 from scipy.special import erf as _erf
 from scipy.special import erfc as _erfc
 
-from .orthant import truncated_second_moment
+from .orthant import orthant_probability, truncated_first_moment, truncated_second_moment
 from .parameters import InvalidParameterError
 
 __all__ = [
@@ -72,6 +76,7 @@ __all__ = [
     "i3",
     "i3_shared",
     "i4",
+    "closed_form_i4",
 ]
 
 #: Default Gauss–Hermite nodes per axis for the 1-, 2- and 4-dimensional fallback rules.
@@ -608,28 +613,29 @@ def _erf_i4(C):
 _COINCIDENT = 1.0 - 1e-12
 
 
-def _relu_i4(C, widths):
-    """I4 of four ReLU-family factors (Θ, Θ, relu, relu after smoothing) in closed form.
+def _orthant_expectation(C, widths, moments):
+    """E[Π_{m ∈ moments} x_m · 1{x_p + s_p ξ_p > 0 for all p}] for x ~ N(0, C) (..., n, n), n ≤ 4.
 
-    Smoothing of width s_p is an independent N(0, s_p²) added to factor p's field, so the
-    expectation is the exact ReLU's at C + diag(s²). With x_p those fields,
-    Θ(x_0) Θ(x_1) relu(x_2) relu(x_3) = x_2 x_3 1{x_p > 0 for all p}; factors on one field
-    (correlation 1, as when i = k in the SGD sums) are merged into one variable, and two on
-    opposite fields (correlation −1) make the product vanish. The rest is a truncated second
-    moment over n ≤ 4 distinct variables (:func:`dmft.orthant.truncated_second_moment`).
+    Each indicator p carries its own independent smoothing ξ_p ~ N(0, 1) of width s_p =
+    ``widths[p]``, so the expectation is the unsmoothed one at C + diag(s²); ``moments`` holds
+    0–2 indices. Variables with s_p = 0 on one field (correlation 1, as when i = k in the SGD
+    sums) are merged into one, and two on opposite fields (correlation −1) make the indicator
+    product vanish. The rest is an orthant probability or a truncated first or second moment
+    over the distinct variables (:mod:`dmft.orthant`).
     """
     widths = np.asarray(widths, dtype=float)
+    n = widths.size
     C = np.asarray(C, dtype=float) + np.diag(widths**2)
     lead = C.shape[:-2]
-    flat = C.reshape(-1, 4, 4)
+    flat = C.reshape(-1, n, n)
     sd = np.sqrt(np.einsum("sii->si", flat))
     corr = flat / (sd[:, :, None] * sd[:, None, :])
     exact = widths == 0.0
     both = exact[:, None] & exact[None, :]
-    same = ((corr > _COINCIDENT) & both) | np.eye(4, dtype=bool)
+    same = ((corr > _COINCIDENT) & both) | np.eye(n, dtype=bool)
     opposite = (corr < -_COINCIDENT) & both
-    # representative of each factor: the first factor on the same field
-    reps = np.argmax(same, axis=2)                           # (S, 4)
+    # representative of each variable: the first variable on the same field
+    reps = np.argmax(same, axis=2)                           # (S, n)
     out = np.zeros(len(flat))
     alive = ~opposite.any(axis=(1, 2))
     keys = {tuple(r) for r in reps[alive]}
@@ -637,15 +643,75 @@ def _relu_i4(C, widths):
         rows = alive & np.all(reps == np.array(key), axis=1)
         variables = sorted(set(key))
         sub = flat[rows][:, variables][:, :, variables]
-        out[rows] = truncated_second_moment(sub, variables.index(key[2]), variables.index(key[3]))
+        where = [variables.index(key[m]) for m in moments]
+        if len(where) == 0:
+            out[rows] = orthant_probability(sub)
+        elif len(where) == 1:
+            out[rows] = truncated_first_moment(sub, where[0])
+        else:
+            out[rows] = truncated_second_moment(sub, where[0], where[1])
     return out.reshape(lead)
+
+
+def _relu_student_i4(C, acts):
+    """I4 of a ReLU-family student (Θ, Θ in the first two factors) against ReLU-family or erf
+    factors (theory.md §10.5), in closed form.
+
+    A ReLU factor is x·1{x > 0}. An erf factor is written with an independent ξ ~ N(0, 1) as
+    erf(z/√2) = 2Φ(z) − 1 = E_ξ[2·1{z − ξ > 0}] − 1: an indicator of width 1 (coefficient 2) minus a
+    constant. Expanding the erf factors gives at most four orthant expectations
+    (:func:`_orthant_expectation`), each over ≤ 4 variables with ≤ 2 moment factors.
+    """
+    total = 0.0
+    options = [((True, 2.0), (False, -1.0)) if act.family == "erf" else ((True, 1.0),) for act in acts[2:]]
+    for (keep_c, coef_c), (keep_d, coef_d) in itertools.product(*options):
+        keep = [0, 1] + [p for p, kept in ((2, keep_c), (3, keep_d)) if kept]
+        widths = [acts[p].smoothing if acts[p].family == "relu" else 1.0 for p in keep]
+        moments = [keep.index(p) for p in keep if p >= 2 and acts[p].family == "relu"]
+        sub = C[..., keep, :][..., :, keep]
+        total = total + coef_c * coef_d * _orthant_expectation(sub, widths, moments)
+    return total
+
+
+def _relu_i4(C, widths):
+    """I4 of four ReLU-family factors: Θ(x_0) Θ(x_1) relu(x_2) relu(x_3) = x_2 x_3 1{x > 0}."""
+    return _orthant_expectation(C, widths, (2, 3))
+
+
+def _erf_student_i4(c: Activation, d: Activation, C):
+    """I4 of an erf student, E[g′(u) g′(v) φ_c(w) φ_d(z)] with g′(h) = √(2/π) e^{−h²/2}, any φ_c, φ_d.
+
+    The two Gaussian factors tilt the law of (u, v, w, z): with A = I + C_{(uv)(uv)},
+    E[e^{−(u² + v²)/2} f(w, z)] = det(A)^{−1/2} E_{C̃}[f(w, z)],
+    C̃ = C_{(wz)(wz)} − C_{(wz)(uv)} A⁻¹ C_{(uv)(wz)}  (theory.md §10.5),
+    so I4 = (2/π) det(A)^{−1/2} I2(φ_c, φ_d; C̃), a pair expectation (closed where one exists).
+    Valid for singular C (u = v, or w = z): only A is inverted.
+    """
+    a = C[..., :2, :2] + np.eye(2)
+    cross = C[..., 2:, :2]                                      # C_{(wz)(uv)}
+    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    inv = np.stack([np.stack([a[..., 1, 1], -a[..., 0, 1]], -1), np.stack([-a[..., 1, 0], a[..., 0, 0]], -1)], -2)
+    inv = inv / det[..., None, None]
+    tilted = C[..., 2:, 2:] - cross @ inv @ np.swapaxes(cross, -1, -2)
+    return (2.0 / math.pi) / np.sqrt(det) * i2(c, d, tilted)
+
+
+def closed_form_i4(student: Activation, teacher: Activation) -> bool:
+    """Whether :func:`i4` has a closed form (or an exact reduction) for every factor combination
+    of this student and teacher: four erf; an erf student with any teacher (Gaussian tilt, then
+    a pair expectation); a ReLU-family student with a ReLU-family or erf teacher (orthant moments)."""
+    if student.family == "erf":
+        return True
+    return student.family == "relu" and teacher.family in ("relu", "erf")
 
 
 def i4(a: Activation, b: Activation, c: Activation, d: Activation, C, *, nodes: int | None = None):
     """I4(C) = E[φ_a′(u) φ_b′(v) φ_c(w) φ_d(z)], (u, v, w, z) ~ N(0, C), C of shape (..., 4, 4).
 
-    Closed forms for four ``erf`` (Saad–Solla) and for four members of the ReLU family (Gaussian
-    orthant moments, :func:`_relu_i4`, theory.md §10.5); otherwise a tensor Gauss–Hermite rule
+    Closed forms (theory.md §10.5) for four ``erf`` (Saad–Solla); for an erf student (a = b =
+    erf) and any φ_c, φ_d, by the Gaussian tilt of :func:`_erf_student_i4` (a pair expectation,
+    closed where one exists); for a ReLU-family student with ReLU-family or erf φ_c, φ_d (Gaussian
+    orthant moments, :func:`_relu_student_i4`). Otherwise a tensor Gauss–Hermite rule
     over the eigen-factor of C (exact for polynomials: the node count is raised to cover the
     total degree).
     """
@@ -653,8 +719,10 @@ def i4(a: Activation, b: Activation, c: Activation, d: Activation, C, *, nodes: 
     acts = (a, b, c, d)
     if all(x.family == "erf" for x in acts):
         return _erf_i4(C)
-    if all(x.family == "relu" for x in acts):
-        return _relu_i4(C, [x.smoothing for x in acts])
+    if a.family == "erf" and b.family == "erf":
+        return _erf_student_i4(c, d, C)
+    if a.family == "relu" and b.family == "relu" and all(x.family in ("relu", "erf") for x in (c, d)):
+        return _relu_student_i4(C, acts)
     if nodes is None:
         nodes = GH_NODES_4D
         if all(x.family == "polynomial" for x in acts):

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, gauss_hermite, get_activation, i2,
-                          i2_prime, i3_shared, i4, mean_slope, mean_value)
+from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, closed_form_i4, gauss_hermite,
+                          get_activation, i2, i2_prime, i3_shared, i4, mean_slope, mean_value)
 from .parameters import InvalidParameterError
 from .result import LearningCurves
 
@@ -111,10 +111,11 @@ class CommitteeModel:
     init_cov : N×N array, optional
         Q(0); default planted, δ_ij + (1 − δ_ij)(R T⁻¹ Rᵀ)_ij.
     lr : float, optional
-        η₀ of online SGD; None (default) is gradient flow. With ReLU only when student and teacher
-        are both of the ReLU family (closed-form I4 by orthant moments, theory.md §10.5); a ReLU
-        paired with another family is refused (its quadrature I4 is too rough across the kink for
-        the integrator) — user activations with kinks have the same problem.
+        η₀ of online SGD; None (default) is gradient flow. With ReLU only when its partner is of
+        the ReLU family or erf (closed-form I4 by orthant moments, or by the Gaussian tilt of an
+        erf student, theory.md §10.5); a ReLU paired with another family is refused (its
+        quadrature I4 is too rough across the kink for the integrator) — user activations with
+        kinks have the same problem.
     center : bool
         Centred predictor f(·; W) − f(·; W(0)) (theory.md §10.10): the initial fields enter Δ with
         sign +κ/N and the cross overlaps X = W W(0)ᵀ/D become order parameters.
@@ -178,11 +179,12 @@ class CommitteeModel:
             raise InvalidParameterError("teacher_cov must be symmetric positive definite")
         set_(self, "teacher_activation", teacher)
         if self.lr is not None and "relu" in (self.activation.family, teacher.family) \
-                and self.activation.family != teacher.family:
+                and not closed_form_i4(self.activation, teacher):
             raise InvalidParameterError(
-                "lr (online SGD at finite learning rate) with relu needs relu (or smoothed_relu) for both the "
-                "student and the teacher: the mixed I4 has no closed form here, and Gauss-Hermite across the "
-                "kink makes the SGD term too rough for the adaptive ODE integrator (use lr=None for gradient flow)"
+                "lr (online SGD at finite learning rate) with relu needs a relu-family (relu, smoothed_relu) or erf "
+                f"partner: a {self.activation.name} student with a {teacher.name} teacher has no closed-form I4 here, "
+                "and Gauss-Hermite across the kink makes the SGD term too rough for the adaptive ODE integrator "
+                "(use lr=None for gradient flow)"
             )
         set_(self, "teacher_cov", T)
         N, M = self.width, T.shape[0]
@@ -353,17 +355,16 @@ def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
 def _sgd_second_moment(Omega, model: CommitteeModel):
     """E[Δ² φ′(h_i) φ′(h_j)] (N×N) with Δ = y + noise − f.
 
-    Four erf activations: Saad–Solla's closed-form I4 for every (i, j, k, l); four of the ReLU
-    family: the orthant-moment closed form (:func:`dmft.activations.i4`). Otherwise, for
+    Where :func:`dmft.activations.closed_form_i4` holds (four erf: Saad–Solla; an erf student
+    and any teacher: the Gaussian tilt; a ReLU-family student and a ReLU-family or erf teacher:
+    orthant moments), I4 for every (i, j, k, l) (:func:`dmft.activations.i4`). Otherwise, for
     K ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
     polynomials); beyond that, pairwise 4-d rules (:func:`dmft.activations.i4`).
     """
     N, K = model.width, model.fields
     phi, phis = model.activation, model.teacher_activation
     s = model.signs
-    all_erf = phi.family == "erf" and phis.family == "erf"
-    all_relu = phi.family == "relu" and phis.family == "relu"
-    if not (all_erf or all_relu) and K in JOINT_RULE_NODES:
+    if not closed_form_i4(phi, phis) and K in JOINT_RULE_NODES:
         nodes = JOINT_RULE_NODES[K]
         if phi.family == "polynomial" and phis.family == "polynomial":
             degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)

@@ -151,7 +151,7 @@ def sgd_table(seeds: int, dim: int) -> None:
         print()
 
 
-def sgd_other_table(seeds: int, dim: int, only_relu: bool = False) -> None:
+def sgd_other_table(seeds: int, dim: int, only: str | None = None) -> None:
     print(f"## 5. Online SGD for other members of the family (D = {dim}, {seeds} seeds, mean ± s.e.)\n")
     t = np.array([0.0, 1.0, 2.0, 4.0, 6.0])
     cases = (
@@ -163,9 +163,19 @@ def sgd_other_table(seeds: int, dim: int, only_relu: bool = False) -> None:
         ("ReLU K = 2 committee (κ = κ* = 2, ReLU teacher), η₀ = 0.5 (orthant-moment I4, session 13)",
          dict(activation="relu", scale=2, width=2, target="committee", teacher_width=2, teacher_scale=2,
               init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]), init_cov=np.array([[0.5, 0.1], [0.1, 0.4]])), 0.5),
+        ("ReLU student, erf teacher (K = 2, κ = κ* = 2), η₀ = 0.5 (mixed I4: erf factors as orthant indicators, session 14)",
+         dict(activation="relu", teacher_activation="erf", scale=2, width=2, target="committee", teacher_width=2,
+              teacher_scale=2, init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
+              init_cov=np.array([[0.5, 0.1], [0.1, 0.4]])), 0.5),
+        ("erf student, ReLU teacher (K = 2, κ = κ* = 2), η₀ = 0.5 (mixed I4: Gaussian tilt, session 14)",
+         dict(activation="erf", teacher_activation="relu", scale=2, width=2, target="committee", teacher_width=2,
+              teacher_scale=2, init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
+              init_cov=np.array([[0.5, 0.1], [0.1, 0.4]])), 0.5),
     )
-    if only_relu:
-        cases = cases[-1:]
+    if only == "relu-sgd":
+        cases = cases[2:3]
+    elif only == "mixed-sgd":
+        cases = cases[3:]
     for label, base, lr in cases:
         start = time.perf_counter()
         theory = solve_committee_online(CommitteeModel(lr=lr, **base), t).test_loss
@@ -201,13 +211,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--dim", type=int, default=1000)
-    parser.add_argument("--only", choices=["d-scaling", "relu-sgd"], help="run one section (or case) only")
+    parser.add_argument("--only", choices=["d-scaling", "relu-sgd", "mixed-sgd"], help="run one section (or case) only")
     args = parser.parse_args()
     if args.only == "d-scaling":
         d_scaling_table()
         return
-    if args.only == "relu-sgd":
-        sgd_other_table(args.seeds, args.dim, only_relu=True)
+    if args.only in ("relu-sgd", "mixed-sgd"):
+        sgd_other_table(args.seeds, args.dim, only=args.only)
         return
     autograd_table()
     lams = plateau_table()

@@ -1,5 +1,6 @@
-"""Gaussian orthant probabilities and truncated moments (dmft.orthant), and ReLU's closed-form I4
-built on them (theory.md §10.5), against exact references and Monte Carlo."""
+"""Gaussian orthant probabilities and truncated moments (dmft.orthant), ReLU's closed-form I4
+built on them, and the mixed ReLU/erf I4 (theory.md §10.5), against exact references and Monte
+Carlo."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
-from dmft.activations import i4, relu, smoothed_relu
+from dmft.activations import _erf_i4, erf, i4, relu, smoothed_relu
 from dmft.orthant import orthant_probability, truncated_first_moment, truncated_second_moment
 
 
@@ -104,4 +105,43 @@ def test_smoothed_relu_i4_matches_monte_carlo_with_coinciding_fields():
     value = i4(act, act, act, relu(), C)
     h = rng.standard_normal((2_000_000, 2)) @ np.linalg.cholesky(C2).T
     samples = act.dphi(h[:, 0]) * act.dphi(h[:, 1]) * act.phi(h[:, 0]) * np.maximum(h[:, 0], 0.0)
+    assert abs(value - samples.mean()) < 5 * samples.std() / math.sqrt(len(samples))
+
+
+def test_erf_student_i4_by_the_gaussian_tilt_is_saad_solla():
+    # E[g′g′ erf erf] two ways: the tilt reduces it to the erf pair kernel at C̃ (theory.md §10.5);
+    # Saad–Solla's formula is derived independently. Random C, and singular ones (u = v, w = z).
+    from dmft.activations import _erf_student_i4
+
+    rng = np.random.default_rng(21)
+    covs = [_random_cov(rng, 4) for _ in range(5)]
+    C3 = _random_cov(rng, 3)
+    covs += [C3[np.ix_(idx, idx)] for idx in ([0, 0, 1, 2], [0, 1, 2, 2], [0, 1, 0, 1])]
+    C = np.stack(covs)
+    assert_allclose(_erf_student_i4(erf(), erf(), C), _erf_i4(C), rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("names, idx", [
+    (("relu", "relu", "erf", "erf"), [0, 1, 2, 3]),
+    (("relu", "relu", "relu", "erf"), [0, 1, 2, 3]),
+    (("relu", "relu", "erf", "relu"), [0, 1, 2, 3]),
+    (("relu", "relu", "relu", "erf"), [0, 1, 0, 2]),          # the student field inside Δ (i = k)
+    (("relu", "relu", "erf", "erf"), [0, 0, 1, 1]),           # i = j and one teacher field twice
+    (("smoothed_relu:0.3", "smoothed_relu:0.3", "erf", "smoothed_relu:0.3"), [0, 1, 2, 0]),
+    (("erf", "erf", "relu", "relu"), [0, 1, 2, 3]),
+    (("erf", "erf", "relu", "erf"), [0, 1, 0, 2]),
+    (("erf", "erf", "relu", "relu"), [0, 0, 1, 1]),
+    (("erf", "erf", "smoothed_relu:0.3", "tanh"), [0, 1, 2, 3]),
+])
+def test_mixed_relu_erf_i4_matches_monte_carlo(names, idx):
+    # 2·10⁶ samples of the distinct fields; tolerance 5 standard errors
+    from dmft.activations import get_activation
+
+    acts = [get_activation(name) for name in names]
+    rng = np.random.default_rng(sum(idx) + 7 * len(set(names)))
+    n = max(idx) + 1
+    base = _random_cov(rng, n)
+    value = i4(*acts, base[np.ix_(idx, idx)])
+    h = (rng.standard_normal((2_000_000, n)) @ np.linalg.cholesky(base).T)[:, idx]
+    samples = acts[0].dphi(h[:, 0]) * acts[1].dphi(h[:, 1]) * acts[2].phi(h[:, 2]) * acts[3].phi(h[:, 3])
     assert abs(value - samples.mean()) < 5 * samples.std() / math.sqrt(len(samples))
