@@ -77,6 +77,7 @@ __all__ = [
     "i3_shared",
     "i4",
     "closed_form_i4",
+    "parity",
 ]
 
 #: Default Gauss–Hermite nodes per axis for the 1-, 2- and 4-dimensional fallback rules.
@@ -406,10 +407,17 @@ def _relu_polynomial_pair(r: Activation, order: int, coefficients, C):
     return out
 
 
-def _is_odd(act: Activation) -> bool:
-    """Whether φ(−h) = −φ(h) (checked on a grid of h)."""
+def parity(act: Activation) -> int:
+    """+1 if φ(−h) = φ(h), −1 if φ(−h) = −φ(h), 0 otherwise (checked on a grid of h to 1e-12)."""
     h = np.linspace(0.1, 3.0, 7)
-    return bool(np.allclose(act.phi(-h), -act.phi(h), rtol=1e-12, atol=1e-12))
+    for sign in (1, -1):
+        if np.allclose(act.phi(-h), sign * act.phi(h), rtol=1e-12, atol=1e-12):
+            return sign
+    return 0
+
+
+def _is_odd(act: Activation) -> bool:
+    return parity(act) == -1
 
 
 def _relu_odd_pair(order: int, partner: Activation, partner_order: int, C, nodes: int = GH_NODES_2D):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _data_kernels as kernels
+from .activations import parity
 from .committee_online import (CommitteeModel, committee_centering_response, committee_initial_curvature,
                                committee_loss_decomposition, committee_mean_response, committee_target_response,
                                solve_committee_online)
@@ -284,8 +285,7 @@ class CommitteeProblem:
         if not symmetrize:
             return SymmetryGroup.identity(self.width)
         teacher = self.model.teacher_activation
-        x = np.linspace(0.1, 3.0, 7)
-        even = bool(np.allclose(teacher.phi(-x), teacher.phi(x), rtol=1e-12, atol=1e-12))
+        even = parity(teacher) == 1
         return committee_invariance_group(self.m0, self.cov0, self.teacher_cov, teacher_even=even)
 
     def curve_overlap(self, overlap: np.ndarray) -> np.ndarray:
