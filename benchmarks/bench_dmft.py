@@ -71,7 +71,7 @@ def main():
     print(f"  numba, block moments only (what the estimator runs): {t_lean:8.3f} s "
           f"({t_numba / t_lean:.2f}x faster than storing every per-sample output)")
     fma = 3 * N * N * T * T / 2 * S
-    chi_bytes = 8 * N * N * T * T / 2 * math.ceil(S / kernels._BLOCK)
+    chi_bytes = 8 * N * N * T * T / 2 * math.ceil(S / kernels.block_size(N))
     hist_bytes = 8 * 3 * N * T * T / 2 * S
     print(f"  hot loop: {fma:.2e} multiply-adds, {chi_bytes + hist_bytes:.2e} bytes from cache "
           f"(chi {chi_bytes:.1e}, histories {hist_bytes:.1e}); achieved {fma / t_lean / 1e9:.2f} GFMA/s "

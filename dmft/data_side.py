@@ -240,7 +240,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
             failures += kernels.run_data_kernel(data_kernel, u, np.ascontiguousarray(y), np.ascontiguousarray(dy),
                                                 probe, chi, scale, code, param, coupling, center, weight, buffers,
                                                 store_samples=store_samples)
-            blocks = -(-rows // kernels._BLOCK)
+            blocks = -(-rows // kernels.block_size(N))
             weight_sum = weight.sum()
             train.add_moments(weight_sum, buffers["train_moments"][:blocks])
             rstar.add_moments(weight_sum, buffers["rstar_moments"][:blocks])
