@@ -191,10 +191,12 @@ def speed(opts):
         ("previous default: alpha=10, eps=0.1, t_max=40, uniform, one window, no replicas",
          dict(alpha=10.0, epsilon=0.1), previous),
         ("default: alpha=10, eps=0.1, t_max=40 (dmft solve --alpha 10 --epsilon 0.1)", dict(alpha=10.0, epsilon=0.1), {}),
-        ("session-8 default (pseudo-random normals, full-S solve + replicas)", dict(alpha=10.0, epsilon=0.1),
-         dict(sampler="mc")),
+        ("default with the full solve on the union of the replicas (--union-of-replicas)",
+         dict(alpha=10.0, epsilon=0.1), dict(union_of_replicas=True)),
         ("default without replicas", dict(alpha=10.0, epsilon=0.1), dict(error_replicas=0)),
         ("alpha=3, N=4, t_max=60, log grid", dict(PROBLEMS[2], t_max=60.0, grid="log"), {}),
+        ("alpha=3, N=4, t_max=60, log grid, --union-of-replicas", dict(PROBLEMS[2], t_max=60.0, grid="log"),
+         dict(union_of_replicas=True)),
         ("alpha=3, N=2, t_max=300, log grid", dict(PROBLEMS[0], t_max=300.0, grid="log"), {}),
     ]
     reference = None

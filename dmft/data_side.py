@@ -35,7 +35,16 @@ from . import _data_kernels as kernels
 from .sampling import chunk_bounds, conditional_square_root, draw_chunk, draw_label_noise, draw_teacher_chunk
 from .weight_side import from_flat, to_flat
 
-__all__ = ["DataSideEstimate", "estimate_data_side", "RESPONSE_METHODS", "BACKENDS"]
+__all__ = ["DataSideEstimate", "SampleStreams", "estimate_data_side", "RESPONSE_METHODS", "BACKENDS"]
+
+
+@dataclass(frozen=True)
+class SampleStreams:
+    """The union of several independent random streams of ``samples`` draws each, as the
+    ``seed`` of :func:`estimate_data_side`: the estimate over all of them together (theory.md
+    §9.3, the full solve as the union of its error replicas)."""
+
+    seeds: tuple
 
 RESPONSE_METHODS = ("probe", "exact")
 BACKENDS = ("numba", "numpy")
@@ -140,8 +149,9 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         The model (:mod:`dmft.problems`): α, activation, targets, control-variate means.
     samples : int
         Number of Monte Carlo samples S (even).
-    seed : int
-        Seed of the common random numbers.
+    seed : int, tuple or SampleStreams
+        Seed of the common random numbers; a :class:`SampleStreams` estimates over the union of
+        its streams, ``samples`` draws each (probe response only).
     backend : {"numba", "numpy"}
     response : {"probe", "exact"}
         Estimator of the regular part of R_g (see module doc).
@@ -163,6 +173,10 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     """
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
+    streams = seed.seeds if isinstance(seed, SampleStreams) else (seed,)
+    if len(streams) > 1 and response != "probe":
+        raise ValueError("a union of sample streams needs response='probe'")
+    total = samples * len(streams)
     data_kernel, exact_kernel = _kernel(backend)
     if backend == "numba" and not problem.compiled:
         raise ValueError("backend must be 'numpy' for a student activation without a compiled kernel")
@@ -208,18 +222,20 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     draws = None
     if workspace is not None:
         # common random numbers: the same draws in every call; kept unless they exceed ~256 MB
-        draw_bytes = samples * T * N * 8 * 1.25
+        draw_bytes = total * T * N * 8 * 1.25
         draws = workspace.setdefault("draws", {}) if draw_bytes < 2**28 else None
     # One BLAS thread while the kernels run: idle OpenBLAS threads spin-wait after each product
     # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        for index, (start, stop) in enumerate(chunk_bounds(samples, chunk)):
+        chunks = [(stream, index, bounds) for stream in streams
+                  for index, bounds in enumerate(chunk_bounds(samples, chunk))]
+        for stream, index, (start, stop) in chunks:
             if M == 1:
-                u, hstar, probe, weight = draw_chunk(root, seed=seed, index=index, start=start, stop=stop,
+                u, hstar, probe, weight = draw_chunk(root, seed=stream, index=index, start=start, stop=stop,
                                                      samples=samples, steps=T, width=N, rho=rho, cache=draws,
                                                      sampler=sampler)
             else:
-                u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=seed, index=index,
+                u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=stream, index=index,
                                                              start=start, stop=stop, samples=samples, steps=T,
                                                              width=N, cache=draws, sampler=sampler)
             if center and response == "probe" and initial_probe_scale != 1.0:
@@ -229,10 +245,10 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
             if noise_std:
                 # output noise: a frozen ξ per training sample (it is part of the data set), kept
                 # with the chunk's other common random numbers
-                key = ("label_noise", tuple(np.atleast_1d(seed).tolist()), index, start, stop)
+                key = ("label_noise", tuple(np.atleast_1d(stream).tolist()), index, start, stop)
                 xi = draws.get(key) if draws is not None else None
                 if xi is None:
-                    xi = draw_label_noise(seed=seed, index=index, start=start, stop=stop)
+                    xi = draw_label_noise(seed=stream, index=index, start=start, stop=stop)
                     if draws is not None:
                         draws[key] = xi
                 y = y + noise_std * xi
@@ -272,7 +288,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         diag[0] = problem.initial_local_response()
 
     if response == "probe":
-        resp = from_flat(probe_flat / samples, N).copy()
+        resp = from_flat(probe_flat / total, N).copy()
         if center:
             resp[:, 0] /= initial_probe_scale**2      # E[δg_n v_0ᵀ] = σ₀² R_g[n, 0]
         lower = np.tril(np.ones((T, T), dtype=bool), k=-1)
@@ -282,7 +298,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
     idx = np.arange(T)
     resp[idx, idx] = diag
     if center:
-        resp[1:, 0] += local0_sum[1:] / samples if response == "probe" else 0.0
-    cov_g = from_flat(_symmetric_from_upper(cov_g_upper) / samples, N)
+        resp[1:, 0] += local0_sum[1:] / total if response == "probe" else 0.0
+    cov_g = from_flat(_symmetric_from_upper(cov_g_upper) / total, N)
     return DataSideEstimate(cov_g=cov_g, response=resp, r_star=r_star, train_loss=train_loss,
                             newton_failures=failures)

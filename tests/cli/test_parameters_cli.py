@@ -96,6 +96,23 @@ def test_cli_rqmc_sampler_pools_the_replicas_and_matches_the_api():
     np.testing.assert_allclose(summary["test_loss_sem"], api.test_loss_sem, rtol=1e-12)
 
 
+def test_cli_union_of_replicas_matches_the_api_and_is_refused_online():
+    """`dmft solve --union-of-replicas`: the settings say the union solve ran, the curves equal the
+    Python API's with the same option; at --alpha inf the option is refused (exit 2, named)."""
+    args = ["--alpha", "5", "--epsilon", "0.25", "--t-max", "2", "--samples", "1024", "--error-replicas", "4",
+            "--union-of-replicas"]
+    result = CliRunner().invoke(main, ["solve", *args, "--json", "--no-plot", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["settings"]["union_of_replicas"] and summary["settings"]["union_of_replicas_used"]
+    api = dmft.solve(5.0, 0.25, t_max=2.0, samples=1024, error_replicas=4, union_of_replicas=True)
+    np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12)
+    np.testing.assert_allclose(summary["test_loss_sem"], api.test_loss_sem, rtol=1e-12)
+    online = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.25", "--union-of-replicas",
+                                       "--no-plot"])
+    assert online.exit_code == 2 and "--union-of-replicas" in online.output
+
+
 def test_solve_lr_runs_online_sgd_as_the_python_api_and_is_refused_at_finite_alpha():
     args = ["solve", "--alpha", "inf", "--epsilon", "0", "--activation", "relu", "--target", "committee",
             "--teacher-width", "2", "--width", "2", "--scale", "2", "--teacher-scale", "2",
