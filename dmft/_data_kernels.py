@@ -340,15 +340,22 @@ def _shared_matvec_block(M, x, out):
 # same pass (loads per multiply-add 1.25 -> 0.75; N = 4 kernel 1.2× faster, measured), and for
 # N = 2 the fixed indices also let one pass cover j = 0, 1 (0.63 loads per
 # multiply-add; N = 2 kernel 1.35× faster than one pass per unit i).
+@njit(cache=True, inline="always")
+def _four_past_times(chi, n, k):
+    """χ[n, k..k+3] for N = 2 as 16 scalars: row 0 (j = 0 then 1), then row 1, each over the four times."""
+    return (chi[n, k, 0, 0], chi[n, k + 1, 0, 0], chi[n, k + 2, 0, 0], chi[n, k + 3, 0, 0],
+            chi[n, k, 0, 1], chi[n, k + 1, 0, 1], chi[n, k + 2, 0, 1], chi[n, k + 3, 0, 1],
+            chi[n, k, 1, 0], chi[n, k + 1, 1, 0], chi[n, k + 2, 1, 0], chi[n, k + 3, 1, 0],
+            chi[n, k, 1, 1], chi[n, k + 1, 1, 1], chi[n, k + 2, 1, 1], chi[n, k + 3, 1, 1])
+
+
 @njit(cache=True, inline="always", fastmath=_CONTRACT)
 def _two_unit_memory(chi, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s):
     """Memory sums over k < head for N = 2 (indices fixed at compile time)."""
     B = g_hist.shape[2]
     for k in range(0, head, 4):
-        a00, a01, a02, a03 = chi[n, k, 0, 0], chi[n, k + 1, 0, 0], chi[n, k + 2, 0, 0], chi[n, k + 3, 0, 0]
-        a10, a11, a12, a13 = chi[n, k, 0, 1], chi[n, k + 1, 0, 1], chi[n, k + 2, 0, 1], chi[n, k + 3, 0, 1]
-        c00, c01, c02, c03 = chi[n, k, 1, 0], chi[n, k + 1, 1, 0], chi[n, k + 2, 1, 0], chi[n, k + 3, 1, 0]
-        c10, c11, c12, c13 = chi[n, k, 1, 1], chi[n, k + 1, 1, 1], chi[n, k + 2, 1, 1], chi[n, k + 3, 1, 1]
+        (a00, a01, a02, a03, a10, a11, a12, a13,
+         c00, c01, c02, c03, c10, c11, c12, c13) = _four_past_times(chi, n, k)
         # one pass per history (a single pass over all three spilled registers: 1.4× slower)
         for b in range(B):
             x0, x1, x2, x3 = g_hist[k, 0, b], g_hist[k + 1, 0, b], g_hist[k + 2, 0, b], g_hist[k + 3, 0, b]
@@ -413,10 +420,8 @@ def _teacher_memory(chi, n, s_hist, m, mem_s):
     head = n - n % 4
     if N == 2:
         for k in range(0, head, 4):
-            a00, a01, a02, a03 = chi[n, k, 0, 0], chi[n, k + 1, 0, 0], chi[n, k + 2, 0, 0], chi[n, k + 3, 0, 0]
-            a10, a11, a12, a13 = chi[n, k, 0, 1], chi[n, k + 1, 0, 1], chi[n, k + 2, 0, 1], chi[n, k + 3, 0, 1]
-            c00, c01, c02, c03 = chi[n, k, 1, 0], chi[n, k + 1, 1, 0], chi[n, k + 2, 1, 0], chi[n, k + 3, 1, 0]
-            c10, c11, c12, c13 = chi[n, k, 1, 1], chi[n, k + 1, 1, 1], chi[n, k + 2, 1, 1], chi[n, k + 3, 1, 1]
+            (a00, a01, a02, a03, a10, a11, a12, a13,
+             c00, c01, c02, c03, c10, c11, c12, c13) = _four_past_times(chi, n, k)
             for b in range(B):
                 x0, x1, x2, x3 = s_hist[k, m, 0, b], s_hist[k + 1, m, 0, b], s_hist[k + 2, m, 0, b], s_hist[k + 3, m, 0, b]
                 y0, y1, y2, y3 = s_hist[k, m, 1, b], s_hist[k + 1, m, 1, b], s_hist[k + 2, m, 1, b], s_hist[k + 3, m, 1, b]

@@ -346,21 +346,6 @@ def test_ode_equals_population_gradient_flow_at_finite_d(name, target):
     _check_ode_against_autograd(name, target)
 
 
-def test_erf_student_sgd_term_by_the_tilt_matches_a_fine_joint_rule():
-    # erf student, quadratic teacher, at the order parameters an η₀ = 0.5 run reaches at t = 6
-    # (Ω nearly singular: eigenvalues 0.003 … 3.6). The Gaussian tilt (theory.md §10.5) against the
-    # joint 4-d Gauss–Hermite rule, which converges to it (20 nodes: 1.9e-4 off, 2 % of the
-    # entries; 30: 8e-6; 40: 2.5e-7): tolerance 1e-6 at 40 nodes.
-    from dmft.committee_online import _joint_batch, _sgd_second_moment, _sgd_second_moment_joint
-
-    model = CommitteeModel(activation="erf", teacher_activation="quadratic", scale=2, width=2, target="committee",
-                           teacher_width=2, teacher_scale=2, lr=0.5)
-    R = np.array([[0.82688422, 0.82550839], [0.79609692, 0.79260846]])
-    Q = np.array([[1.63925599, 1.05228703], [1.05228703, 1.53077637]])
-    Omega = _joint_batch(Q, R, model)
-    assert_allclose(_sgd_second_moment(Omega, model), _sgd_second_moment_joint(Omega, model, 40), rtol=0, atol=1e-6)
-
-
 @pytest.mark.parametrize("student, teacher", [("relu", "erf"), ("erf", "relu")])
 def test_mixed_relu_odd_pairs_equal_the_population_gradient_flow(student, teacher):
     """ReLU × erf pairs, which the package computes by parity from 1-d rules (theory.md §10.4), follow
