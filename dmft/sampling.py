@@ -30,7 +30,6 @@ import numpy as np
 import scipy.linalg.blas
 from numba import njit
 from scipy.special import ndtri
-from scipy.stats import qmc
 
 __all__ = ["CausalSquareRoot", "conditional_square_root", "draw_chunk", "draw_teacher_chunk",
            "draw_label_noise", "SAMPLERS",
@@ -196,6 +195,8 @@ def sobol_normals(key, first_point: int, count: int, dimension: int) -> np.ndarr
         Time-major normals (row = coordinate).
     """
     bits = _SOBOL_BITS
+    from scipy.stats import qmc      # here, not at import: scipy.stats costs ~0.35 s of every CLI start
+
     engine = qmc.Sobol(d=dimension, scramble=False, bits=bits)
     if first_point:
         engine.fast_forward(first_point)
