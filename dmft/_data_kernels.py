@@ -414,8 +414,8 @@ def _unit_pair_memory(chi, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
 def _teacher_memory(chi, n, s_hist, m, mem_s):
     """Memory sum Σ_{k<n} χ_nk dg*_k of teacher tangent m ≥ 1 (M > 1 teachers), four past times
     per pass as in the sums above. With a plain loop over (k, i, j) instead, one data-side pass of
-    the erf committee with N = M = 2 took 1.71× the quadratic model's; with this one 1.3–1.4×
-    (T = 161, S = 4096, ``benchmarks/bench_dmft.py``)."""
+    the erf committee with N = M = 2 took 1.71× the quadratic model's; with this one 1.30–1.56×,
+    by the machine's state (T = 161, S = 4096, ``benchmarks/bench_dmft.py``)."""
     N, B = s_hist.shape[2], s_hist.shape[3]
     head = n - n % 4
     if N == 2:
