@@ -416,10 +416,6 @@ def parity(act: Activation) -> int:
     return 0
 
 
-def _is_odd(act: Activation) -> bool:
-    return parity(act) == -1
-
-
 def _relu_odd_pair(order: int, partner: Activation, partner_order: int, C, nodes: int = GH_NODES_2D):
     """E[r^(order)(u) ψ^(partner_order)(w)] for a ReLU-family r and an odd ψ (erf, tanh, ...).
 
@@ -463,7 +459,7 @@ def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
     if "relu" in families and len(families) == 2:
         relu_first = a.family == "relu"
         partner = b if relu_first else a
-        if _is_odd(partner):
+        if parity(partner) == -1:
             if relu_first:
                 return _relu_odd_pair(p, partner, q, C)
             return _relu_odd_pair(q, partner, p, C[..., ::-1, ::-1])
@@ -679,11 +675,6 @@ def _relu_student_i4(C, acts):
         sub = C[..., keep, :][..., :, keep]
         total = total + coef_c * coef_d * _orthant_expectation(sub, widths, moments)
     return total
-
-
-def _relu_i4(C, widths):
-    """I4 of four ReLU-family factors: Θ(x_0) Θ(x_1) relu(x_2) relu(x_3) = x_2 x_3 1{x > 0}."""
-    return _orthant_expectation(C, widths, (2, 3))
 
 
 def _erf_student_i4(c: Activation, d: Activation, C):

@@ -561,11 +561,6 @@ def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, ba
     return sem, mean, failed, iterations
 
 
-def _mean_state(states) -> _State:
-    return _State(np.mean([x.cov for x in states], axis=0), np.mean([x.overlap for x in states], axis=0),
-                  np.mean([x.chi for x in states], axis=0))
-
-
 def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online):
     """The full solve as the union of its error replicas (``union_of_replicas``, theory.md §9.3).
 
