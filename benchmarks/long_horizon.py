@@ -3,6 +3,7 @@
     python benchmarks/long_horizon.py accuracy [--problems 0 1 2 3] [--samples 32768]
     python benchmarks/long_horizon.py envelope [--t-max 300] [--samples 8192]
     python benchmarks/long_horizon.py evidence --problems 0 --t-max 60 [--dims 2000 4000] [--seeds 4] [--theory F]
+        [--device cuda]
     python benchmarks/long_horizon.py speed [--cases 5]
 
 ``accuracy``: for each reference problem, solves on the uniform grid (dt = 0.25) to t = 60 and
@@ -88,8 +89,31 @@ def _simulate(job):
     from dmft.parameters import ModelParameters
     from dmft.simulate import simulate_gd
 
-    problem, dim, seed, t, time_step = job
-    run = simulate_gd(ModelParameters(**problem), dim, np.asarray(t), seed=seed, time_step=time_step)
+    problem, dim, seed, t, time_step, engine, input_dtype = job
+    run = simulate_gd(ModelParameters(**problem), dim, np.asarray(t), seed=seed, time_step=time_step, engine=engine,
+                      input_dtype=input_dtype)
+    print(f"  D={dim} seed {seed}: done", flush=True)
+    return dim, seed, run.train_loss.tolist(), run.test_loss.tolist()
+
+
+def _simulate_torch(job, device):
+    """The same gradient descent in PyTorch on ``device`` (one run at a time; a GPU for D ≥ 4000).
+
+    :func:`empirical.committee.family.train_committee_family` with the paper's model as a member of
+    the family (quadratic student, square target, Q(0) planted exactly): the draws are NumPy's on
+    the CPU, the arithmetic float64 on the device.
+    """
+    from dmft.committee_online import CommitteeModel
+    from dmft.parameters import ModelParameters
+    from empirical.committee.family import train_committee_family
+
+    problem, dim, seed, t, time_step = job[:5]
+    params = ModelParameters(**problem)
+    model = CommitteeModel(activation="quadratic", epsilon=params.epsilon, scale=params.scale, width=params.width,
+                           rho=params.rho, center=params.center, init_overlap=np.asarray(params.m0, dtype=float))
+    run = train_committee_family(model, params.alpha, dim, np.asarray(t), seed=seed, time_step=time_step,
+                                 device=device)
+    print(f"  D={dim} seed {seed}: {run.seconds:.1f} s on {run.settings['device']}", flush=True)
     return dim, seed, run.train_loss.tolist(), run.test_loss.tolist()
 
 
@@ -135,10 +159,15 @@ def evidence(opts):
         opts.dims = [int(d) for d in stored["dims"]]
         sims = []
     else:
-        jobs = [(problem, dim, seed, t.tolist(), opts.time_step) for dim in opts.dims for seed in range(opts.seeds)]
-        with ProcessPoolExecutor(opts.workers) as pool:
-            sims = list(pool.map(_simulate, jobs))
-    report = dict(problem=problem, t_max=opts.t_max, samples=opts.samples, dmft_seconds=seconds, seeds=opts.seeds,
+        jobs = [(problem, dim, seed, t.tolist(), opts.time_step, opts.engine, opts.input_dtype)
+                for dim in opts.dims for seed in range(opts.seeds)]
+        if opts.device:
+            sims = [_simulate_torch(job, opts.device) for job in jobs]
+        else:
+            with ProcessPoolExecutor(opts.workers) as pool:
+                sims = list(pool.map(_simulate, jobs))
+    report = dict(problem=problem, t_max=opts.t_max, simulator=f"torch on {opts.device}" if opts.device else f"{opts.engine}, {opts.input_dtype} inputs",
+                  time_step=opts.time_step, samples=opts.samples, dmft_seconds=seconds, seeds=opts.seeds,
                   converged=theory.converged, message=theory.message, t=t.tolist(),
                   dmft_train=theory.train_loss.tolist(), dmft_test=theory.test_loss.tolist(),
                   dmft_train_sem=None if theory.train_loss_sem is None else theory.train_loss_sem.tolist(),
@@ -219,6 +248,13 @@ def main():
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
     parser.add_argument("--json", default=None, help="write the evidence report here")
+    parser.add_argument("--engine", choices=["numpy", "numba"], default="numpy",
+                        help="evidence: the GD step of dmft.simulate.simulate_gd (numba: fused, one pass over X)")
+    parser.add_argument("--input-dtype", choices=["float64", "float32"], default="float64",
+                        help="evidence: storage of the inputs with --engine numba")
+    parser.add_argument("--device", default=None,
+                        help="evidence: simulate in PyTorch on this device (e.g. cuda), one run at a time, instead of "
+                             "the NumPy reference in a process pool")
     parser.add_argument("--theory", default=None,
                         help="evidence: read the DMFT from this JSON (t, train, test, *_sem, or the --json of "
                              "`dmft solve`) instead of solving")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parameters import ModelParameters, check_int_at_least, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 from .committee_online import committee_loss_decomposition
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
@@ -58,7 +58,7 @@ def _descend(W, record_steps, forward):
 
 
 def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int = 0,
-                time_step: float = 0.02) -> LearningCurves:
+                time_step: float = 0.02, engine: str = "numpy", input_dtype: str = "float64") -> LearningCurves:
     """One run of full-batch gradient descent, recorded at the times ``t``.
 
     Parameters
@@ -72,14 +72,30 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
     seed : int
     time_step : float
         Theory time per step, η₀/D (gradient flow as it → 0).
+    engine : {"numpy", "numba"}
+        "numpy": the two matrix products written out below; "numba": the same step fused into
+        one pass over the inputs (:mod:`dmft._gd_kernel`), 2.4× (float64 inputs) to 3.3×
+        (float32) faster at P = 40000, D = 4000 on two cores; for large D.
+    input_dtype : {"float64", "float32"}
+        Storage of the inputs X with ``engine="numba"`` (the arithmetic is float64 either way).
+        float32 rounds the drawn inputs to single precision, which changes the data set by a
+        relative 6e-8 and halves the bytes each step streams.
     """
     dim = check_int_at_least("dim", dim, 2)
     time_step = check_positive("time_step", time_step)
+    if engine not in ("numpy", "numba"):
+        raise InvalidParameterError(f"engine must be 'numpy' or 'numba', got {engine!r}")
+    if input_dtype not in ("float64", "float32"):
+        raise InvalidParameterError(f"input_dtype must be 'float64' or 'float32', got {input_dtype!r}")
+    if engine == "numpy" and input_dtype != "float64":
+        raise InvalidParameterError("input_dtype='float32' needs engine='numba'")
     rng = np.random.default_rng(seed)
     N, eps, kappa = params.width, params.epsilon, params.scale
     P = int(round(params.alpha * dim))
     X = rng.standard_normal((P, dim)) / np.sqrt(dim)
     beta, W = planted_weights(params, dim, rng)
+    if input_dtype == "float32":                 # the data set is the rounded inputs
+        X = X.astype(np.float32).astype(np.float64)
     y = 0.5 * (X @ beta) ** 2
     W0 = W.copy()
     H0 = X @ W0.T
@@ -88,11 +104,22 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
     lr = lr0 * N / kappa**2
     record_steps = np.rint(np.asarray(t, dtype=float) / time_step).astype(int)
 
-    def forward(W):
-        H = X @ W.T
-        residual = kappa / N * np.sum(H + 0.5 * eps * H**2, axis=1) - f0 - y
-        grad = (2.0 / P) * (kappa / N) * ((residual[:, None] * (1.0 + eps * H)).T @ X)
-        return np.mean(residual**2), -lr * grad
+    if engine == "numpy":
+        def forward(W):
+            H = X @ W.T
+            residual = kappa / N * np.sum(H + 0.5 * eps * H**2, axis=1) - f0 - y
+            grad = (2.0 / P) * (kappa / N) * ((residual[:, None] * (1.0 + eps * H)).T @ X)
+            return np.mean(residual**2), -lr * grad
+    else:
+        from ._gd_kernel import loss_and_gradient
+
+        inputs = X.astype(np.float32) if input_dtype == "float32" else X
+        shifted = y + f0
+        del X
+
+        def forward(W):
+            loss, grad = loss_and_gradient(inputs, W, shifted, kappa, eps)
+            return loss, -lr * grad
 
     records, step = _descend(W, record_steps, forward)
     train = [loss for _, loss in records]
@@ -109,7 +136,8 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
     return LearningCurves(
         kind="simulation", t=record_steps * time_step, train_loss=np.array(train),
         test_loss=decomposition.sum(axis=-1), overlap=overlap, cov=cov, decomposition=decomposition,
-        parameters=params.as_attrs(), settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step},
+        parameters=params.as_attrs(), settings={"dim": dim, "n_train": P, "seed": seed, "time_step": time_step,
+                                                "engine": engine, "input_dtype": input_dtype},
         iterations=int(step), extras={"cross_cov": cross},
     )
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# DMFT against seed-averaged gradient descent at large D, simulated on a GPU (session 15).
+# Run from the repository root on a CUDA machine; reports land in ${OUT:-runs/gpu}.
+# The DMFT curves are read from docs/results/data/theory_s15_*.json (solved on the 2-core CPU
+# machine with `dmft solve ... --grid log --json`); the simulations are
+# empirical.committee.family.train_committee_family in float64 on the GPU, step 0.04 in theory time.
+set -u
+OUT=${OUT:-runs/gpu}
+mkdir -p "$OUT"
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+DATA=docs/results/data
+nvidia-smi -L 2>&1 | tee "$OUT/device.txt"
+python3 -c "import torch, numpy; print('torch', torch.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))" 2>&1 | tee -a "$OUT/device.txt"
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -20 | tee "$OUT/test_cuda.txt"
+evidence() {  # name, seconds, then the evidence options
+    local name=$1 limit=$2; shift 2
+    timeout "$limit" python3 benchmarks/long_horizon.py evidence --device cuda --time-step 0.04 \
+        --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+evidence centred_kappa4_t150 150 --problems 3 --t-max 150 --dims 2000 4000 8000 --seeds 4 \
+    --theory $DATA/theory_s15_centred_kappa4_t150.json
+evidence alpha10_N2_t60 150 --problems 1 --t-max 60 --dims 4000 8000 --seeds 8 \
+    --theory $DATA/theory_s15_alpha10_N2_t60.json
+evidence alpha3_N2_t60 60 --problems 0 --t-max 60 --dims 8000 --seeds 4 \
+    --theory $DATA/theory_s15_alpha3_N2_t60.json
+evidence alpha3_N4_t60 60 --problems 2 --t-max 60 --dims 8000 --seeds 4 \
+    --theory $DATA/theory_s15_alpha3_N4_t60.json
+left=$(( ${BUDGET:-560} - SECONDS ))
+if [ "$left" -ge 60 ]; then
+    evidence alpha10_N2_t60_D16000 "$left" --problems 1 --t-max 60 --dims 16000 --seeds 4 \
+        --theory $DATA/theory_s15_alpha10_N2_t60.json
+else
+    echo "skipped D = 16000: $left s left of the budget" | tee "$OUT/alpha10_N2_t60_D16000.txt"
+fi
