@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
+from dmft.dmft_solver import SolverSettings
 from dmft.solve import DEFAULT_T_MAX
 from comparisons.store import identity_digest, list_runs, read_run, write_run
 from comparisons.sweeps import _completed, make_executor
@@ -56,6 +57,10 @@ SWEEPABLE = ("scale", "epsilon", "alpha")
 VARIABLES = ("t_train", "t_test", "amount", "amount_sem", "censored", "unresolved", "converged")
 #: Relative loss threshold of Fig. 3e (theory.md §5): a loss has "fallen" below 0.1 × its t = 0 value.
 DEFAULT_THRESHOLD = 0.1
+#: Monte Carlo samples of a solve without ``samples`` (the solver's default).
+DEFAULT_SAMPLES = SolverSettings.samples
+#: Fewest samples of the adaptive horizon's probe solves (:class:`AdaptiveHorizon`).
+PROBE_MIN_SAMPLES = 2048
 #: A threshold not reached by t_end is "unresolved" (not "censored") when the loss at t_end lies
 #: within this many of its standard errors of the level: the curves cannot tell whether it was.
 UNRESOLVED_SEMS = 2.0
@@ -376,21 +381,29 @@ class AdaptiveHorizon:
     The amount of grokking needs the curves only up to the later crossing; the DMFT's Monte Carlo
     error grows with the horizon at small α (measured: α = 5.5, N = 4, centred, κ = 0.4, ε = 0.04,
     S = 8192 to t = 300 took 1271 s and 605 iterations, and its test-loss standard error passed the
-    loss itself after t ≈ 100, while both thresholds are crossed before t = 40). A point that
-    needs t_max is solved ≈ 2× (the shorter horizons cost a geometric series); a point that
-    crosses early is solved only as far as it must. Picklable (a frozen dataclass).
+    loss itself after t ≈ 100, while both thresholds are crossed before t = 40), so a point that
+    crosses early is solved only as far as it must.
+
+    The horizons short of the crossing are found by a cheap probe first: the same solve at
+    1/``probe`` of the samples (at least :data:`PROBE_MIN_SAMPLES`) and without error replicas, on
+    the same horizons, until its curves cross both thresholds. The full solves then start at that
+    horizon and go on doubling as before, so the answer is always a full solve whose curves cross
+    (or the one at t_max). Without the probe (``probe=0``) a point that needs t_max repeats every
+    shorter horizon at full cost, replicas included: ≈ 2× the work of its last solve. Picklable (a
+    frozen dataclass).
     """
 
     threshold: float = DEFAULT_THRESHOLD
     first: float = 40.0
     runner: Callable[[Mapping[str, Any]], LearningCurves] = solve_point
+    probe: int = 8
 
     def __call__(self, params: Mapping[str, Any]) -> LearningCurves:
         params = dict(params)
         t_max = float(params.get("t_max", DEFAULT_T_MAX))
         if "times" in params:                        # an explicit grid: solve it as given
             return self.runner(params)
-        horizon = min(self.first, t_max)
+        horizon = self._probed_horizon(params, min(self.first, t_max), t_max) if self.probe else min(self.first, t_max)
         while True:
             curves = self.runner({**params, "t_max": horizon})
             point = grokking_point(curves, self.threshold)
@@ -399,6 +412,25 @@ class AdaptiveHorizon:
             if not point.censored or horizon >= t_max or not curves.converged:
                 return curves
             horizon = min(2.0 * horizon, t_max)
+
+    def _probed_horizon(self, params: dict, horizon: float, t_max: float) -> float:
+        """The first horizon short of t_max on which the cheap probe crosses both thresholds (t_max
+        if none does); the first horizon where the probe fails, so that the full ladder decides."""
+        samples = int(params.get("samples", DEFAULT_SAMPLES))
+        cheap = max(PROBE_MIN_SAMPLES, samples // self.probe // 4 * 4)
+        if cheap >= samples or float(params.get("alpha", 1.0)) == math.inf:
+            return horizon
+        probe_params = {**params, "samples": cheap, "error_replicas": 0}
+        probe_params.pop("union_of_replicas", None)
+        while horizon < t_max:
+            try:
+                curves = self.runner({**probe_params, "t_max": horizon})
+            except Exception:  # the full ladder will say what is wrong
+                return horizon
+            if not curves.converged or not grokking_point(curves, self.threshold).censored:
+                return horizon
+            horizon = min(2.0 * horizon, t_max)
+        return horizon
 
 
 # --------------------------------------------------------------------------------------------
