@@ -561,14 +561,27 @@ def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, ba
     return sem, mean, failed, iterations
 
 
-def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online):
+@dataclass(frozen=True)
+class _UnionSolve:
+    """The full solve on the union of the replicas' samples, with what the result reports of it."""
+
+    outcome: "_WindowOutcome"     # the converged iterate on the whole grid
+    history: list                 # residuals: replica 1's march, then the union's iterations
+    events: list                  # backtracking events of replica 1's march
+    sem: dict                     # Monte Carlo standard errors from the replicas' spread
+    failed: int                   # replicas replaced
+    replica_iterations: list      # iterations of each replica
+    samples: int                  # samples in the union
+    union_iterations: int         # iterations on the union
+
+
+def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online) -> "_UnionSolve | None":
     """The full solve as the union of its error replicas (``union_of_replicas``, theory.md §9.3).
 
     Replica 1 marches from the online start at S/B samples to the replica tolerance; replicas
     2…B start at its fixed point; the full solve then iterates on the union of their samples
     from the mean of their fixed points. Returns None where a step fails (the caller falls back
-    to a separate full-S stream), else (outcome, history, events, sem, failed, replica_iterations,
-    samples_in_union, union_iterations).
+    to a separate full-S stream), else a :class:`_UnionSolve`.
     """
     B = settings.error_replicas
     per_replica = (settings.samples // B) // 4 * 4
@@ -600,8 +613,9 @@ def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online):
         return None
     if not union.converged:
         return None
-    return (union, history + union.history, events, sem, failed, [len(history)] + iterations,
-            per_replica * len(replicas), len(union.history))
+    return _UnionSolve(outcome=union, history=history + union.history, events=events, sem=sem, failed=failed,
+                       replica_iterations=[len(history)] + iterations, samples=per_replica * len(replicas),
+                       union_iterations=len(union.history))
 
 
 def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem, t: np.ndarray,
@@ -673,7 +687,8 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                 and settings.response == "probe"):
             union = _solve_on_union(problem, t, start, settings, group, bar=bar, online=online)
         if union is not None:
-            outcome, history, events, sem, failed, replica_iterations, main_samples, union_iterations = union
+            outcome, history, events, sem = union.outcome, union.history, union.events, union.sem
+            failed, replica_iterations, main_samples = union.failed, union.replica_iterations, union.samples
             end, reason, mean, converged = t.size - 1, "", None, True
         else:
             outcome, end, history, events, reason = _march(
@@ -700,7 +715,8 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     residual = history[-1]
     if converged and union is not None:
         message = (f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations "
-                   f"({union_iterations} on the union of {len(replica_iterations) - failed} replicas, {main_samples} samples)")
+                   f"({union.union_iterations} on the union of {len(replica_iterations) - failed} replicas, "
+                   f"{main_samples} samples)")
     elif converged:
         message = f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations"
     else:
