@@ -491,18 +491,25 @@ def _late_crossing(crossing_at):
 
 
 def test_adaptive_horizon_probes_at_few_samples_then_solves_once():
-    """A point crossing at t = 100: the probe (S/8, no replicas) tries 40 and 80, crosses on 160,
-    and the full solve runs once, on 160: the horizons 40 and 80 are never solved at full cost."""
-    runner, calls = _late_crossing(lambda params: 100.0)
+    """A point crossing at t = 150: the probe (S/8, no replicas) tries 40 and 80, comes within twice
+    the threshold on 160 (at t = 105), and the full solve runs once, on 160: the horizons 40 and 80
+    are never solved at full cost."""
+    runner, calls = _late_crossing(lambda params: 150.0)
     curves_ = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
     assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (160.0, 4096, 0), (160.0, 32768, 4)]
     assert curves_.t[-1] == 160.0
     # without the probe: every horizon at full cost, the same answer
-    runner, calls = _late_crossing(lambda params: 100.0)
+    runner, calls = _late_crossing(lambda params: 150.0)
     plain = AdaptiveHorizon(runner=runner, probe=0)({"alpha": 5.5, "t_max": 300.0, "samples": 32768,
                                                      "error_replicas": 4})
     assert calls == [(40.0, 32768, 4), (80.0, 32768, 4), (160.0, 32768, 4)]
     np.testing.assert_array_equal(plain.test_loss, curves_.test_loss)
+    # a point crossing at t = 100 comes within the margin at t = 70: the probe stops at 80, where
+    # the full solve is still censored, and the full ladder goes on to 160 (the margin errs on the
+    # side of the cheap solves)
+    runner, calls = _late_crossing(lambda params: 100.0)
+    AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
+    assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (80.0, 32768, 4), (160.0, 32768, 4)]
     # a small solve is not probed at all (S/8 would fall below the probe's minimum of 2048 samples)
     runner, calls = _late_crossing(lambda params: 100.0)
     AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 2048})
@@ -512,7 +519,8 @@ def test_adaptive_horizon_probes_at_few_samples_then_solves_once():
 def test_adaptive_horizon_when_the_probe_is_wrong_or_fails():
     """The answer is always a full solve that crosses (or the one at t_max): a probe that crosses too
     early (at t = 60, the full solve at 100) only sets where the full ladder starts; a probe that
-    does not converge hands over to the full ladder at that horizon."""
+    does not converge hands over to the full ladder at that horizon. (The probe going too far, past
+    the horizon where the full solve crosses, is what the margin guards against: see above.)"""
     runner, calls = _late_crossing(lambda params: 60.0 if params["samples"] < 32768 else 100.0)
     result = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768})
     assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (80.0, 32768, None), (160.0, 32768, None)]
