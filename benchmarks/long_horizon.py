@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
@@ -160,13 +159,14 @@ def evidence(opts):
         sims = []
     else:
         jobs = [(problem, dim, seed, t.tolist(), opts.time_step, opts.engine, opts.input_dtype)
-                for dim in opts.dims for seed in range(opts.seeds)]
+                for dim in opts.dims for seed in range(opts.first_seed, opts.first_seed + opts.seeds)]
         if opts.device:
             sims = [_simulate_torch(job, opts.device) for job in jobs]
         else:
             with ProcessPoolExecutor(opts.workers) as pool:
                 sims = list(pool.map(_simulate, jobs))
-    report = dict(problem=problem, t_max=opts.t_max, simulator=f"torch on {opts.device}" if opts.device else f"{opts.engine}, {opts.input_dtype} inputs",
+    simulator = f"torch on {opts.device}" if opts.device else f"{opts.engine}, {opts.input_dtype} inputs"
+    report = dict(problem=problem, t_max=opts.t_max, first_seed=opts.first_seed, simulator=simulator,
                   time_step=opts.time_step, samples=opts.samples, dmft_seconds=seconds, seeds=opts.seeds,
                   converged=theory.converged, message=theory.message, t=t.tolist(),
                   dmft_train=theory.train_loss.tolist(), dmft_test=theory.test_loss.tolist(),
@@ -185,6 +185,7 @@ def evidence(opts):
             else:
                 curves = np.array([r[k] for r in runs])
                 mean, spread = curves.mean(0), curves.std(0, ddof=1)
+                entry.setdefault("seed_curves", {})[field] = {str(r[1]): list(r[k]) for r in runs}
             theory_curve = theory.train_loss if field == "train" else theory.test_loss
             sem = getattr(theory, f"{field}_loss_sem")
             dev = np.abs(theory_curve - mean)
@@ -244,6 +245,7 @@ def main():
     parser.add_argument("--cases", type=int, default=5, help="speed: run the first CASES cases")
     parser.add_argument("--dims", type=int, nargs="+", default=[2000, 4000])
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--first-seed", type=int, default=0, help="evidence: simulate seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--time-step", type=float, default=0.02, help="theory time per GD step of the simulations")
