@@ -4,9 +4,9 @@
 
 Each Fig. 3e point (α = 5.5, N = 4, centred, m(0) = ±40^(−1/2), log grid, t_max = 300, 4 error
 replicas, S = 8192: the settings of ``scripts/phase_maps.py fig3e``) is solved by
-:class:`comparisons.phase.AdaptiveHorizon` with the probe (``probe=8``: horizons 40, 80, 160 at
-S/8 without replicas until both losses come within twice their thresholds, then the full solves) and without it
-(``probe=0``: every horizon at full cost). Prints every solve with its horizon, samples and
+:class:`comparisons.phase.AdaptiveHorizon` with its default probe (horizons 40, 80, 160 at S/2
+without replicas until both losses come within twice their thresholds, then the full solves) and
+without it (``probe=0``: every horizon at full cost). Prints every solve with its horizon, samples and
 seconds, the total of each mode and their ratio, and whether the two answers are the same
 (same final horizon and seed: the same curves).
 """
@@ -48,7 +48,7 @@ def main():
         scale, epsilon = (float(x) for x in spec.split(","))
         params = fig3e_point(scale, epsilon, args.samples)
         answers = {}
-        for mode, probe in (("probe", 8), ("plain", 0)):
+        for mode, probe in (("probe", AdaptiveHorizon.probe), ("plain", 0)):
             log = []
             start = time.perf_counter()
             curves = AdaptiveHorizon(runner=timed_runner(log), probe=probe)(params)

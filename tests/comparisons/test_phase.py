@@ -491,12 +491,12 @@ def _late_crossing(crossing_at):
 
 
 def test_adaptive_horizon_probes_at_few_samples_then_solves_once():
-    """A point crossing at t = 150: the probe (S/8, no replicas) tries 40 and 80, comes within twice
+    """A point crossing at t = 150: the probe (S/2, no replicas) tries 40 and 80, comes within twice
     the threshold on 160 (at t = 105), and the full solve runs once, on 160: the horizons 40 and 80
     are never solved at full cost."""
     runner, calls = _late_crossing(lambda params: 150.0)
     curves_ = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
-    assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (160.0, 4096, 0), (160.0, 32768, 4)]
+    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (160.0, 16384, 0), (160.0, 32768, 4)]
     assert curves_.t[-1] == 160.0
     # without the probe: every horizon at full cost, the same answer
     runner, calls = _late_crossing(lambda params: 150.0)
@@ -509,11 +509,11 @@ def test_adaptive_horizon_probes_at_few_samples_then_solves_once():
     # side of the cheap solves)
     runner, calls = _late_crossing(lambda params: 100.0)
     AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
-    assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (80.0, 32768, 4), (160.0, 32768, 4)]
-    # a small solve is not probed at all (S/8 would fall below the probe's minimum of 2048 samples)
+    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (80.0, 32768, 4), (160.0, 32768, 4)]
+    # a small solve is not probed at all (the probe would need as many samples: its minimum is 4096)
     runner, calls = _late_crossing(lambda params: 100.0)
-    AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 2048})
-    assert [c[1] for c in calls] == [2048, 2048, 2048]
+    AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 4096})
+    assert [c[1] for c in calls] == [4096, 4096, 4096]
 
 
 def test_adaptive_horizon_when_the_probe_is_wrong_or_fails():
@@ -523,7 +523,7 @@ def test_adaptive_horizon_when_the_probe_is_wrong_or_fails():
     the horizon where the full solve crosses, is what the margin guards against: see above.)"""
     runner, calls = _late_crossing(lambda params: 60.0 if params["samples"] < 32768 else 100.0)
     result = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768})
-    assert calls == [(40.0, 4096, 0), (80.0, 4096, 0), (80.0, 32768, None), (160.0, 32768, None)]
+    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (80.0, 32768, None), (160.0, 32768, None)]
     assert result.t[-1] == 160.0 and not grokking_point(result, 0.1).censored
 
     def failing_probe(params):
