@@ -36,7 +36,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.dmft_solver import SolverSettings
 from dmft.solve import DEFAULT_T_MAX
 from comparisons.store import identity_digest, list_runs, read_run, write_run
 from comparisons.sweeps import _completed, make_executor
@@ -57,11 +56,6 @@ SWEEPABLE = ("scale", "epsilon", "alpha")
 VARIABLES = ("t_train", "t_test", "amount", "amount_sem", "censored", "unresolved", "converged")
 #: Relative loss threshold of Fig. 3e (theory.md §5): a loss has "fallen" below 0.1 × its t = 0 value.
 DEFAULT_THRESHOLD = 0.1
-#: Monte Carlo samples of a solve without ``samples`` (the solver's default).
-DEFAULT_SAMPLES = SolverSettings.samples
-#: Fewest samples of the adaptive horizon's probe solves (:class:`AdaptiveHorizon`): 2048 biased
-#: the late test loss of Fig. 3e's points upwards by a factor 2-5, 4096 did not.
-PROBE_MIN_SAMPLES = 4096
 #: A threshold not reached by t_end is "unresolved" (not "censored") when the loss at t_end lies
 #: within this many of its standard errors of the level: the curves cannot tell whether it was.
 UNRESOLVED_SEMS = 2.0
@@ -382,36 +376,21 @@ class AdaptiveHorizon:
     The amount of grokking needs the curves only up to the later crossing; the DMFT's Monte Carlo
     error grows with the horizon at small α (measured: α = 5.5, N = 4, centred, κ = 0.4, ε = 0.04,
     S = 8192 to t = 300 took 1271 s and 605 iterations, and its test-loss standard error passed the
-    loss itself after t ≈ 100, while both thresholds are crossed before t = 40), so a point that
-    crosses early is solved only as far as it must.
-
-    The horizons short of the crossing are found by a cheaper probe first: the same solve at
-    1/``probe`` of the samples (at least :data:`PROBE_MIN_SAMPLES`) and without error replicas, on
-    the same horizons, until both of its losses come within ``probe_margin`` × threshold of their
-    start. The full solves then start at that horizon and go on doubling as before, so the answer
-    is always a full solve whose curves cross (or the one at t_max). A probe that stops too early
-    costs only its own solves; one that goes too far costs a full solve on a longer horizon, and
-    the probe's samples and margin are set against that. Few samples bias the late test loss
-    upwards (the weight side fits the Monte Carlo sample): at Fig. 3e's κ = 1.6, ε = 0.08 the test
-    loss of 2048 samples turns up at t = 65 from 0.22 of its start and ends at 0.45 at t = 160, while
-    4096 samples fall to 0.06 and 8192 cross 0.1 at t = 94; at κ = 1.6, ε = 0.16, 2048 samples
-    reach 0.114 at t = 61 and rise to 0.22 at t = 80. Both points went on to t = 300 with a probe of
-    2048 samples. Without the probe (``probe=0``) a point that needs t_max repeats every shorter
-    horizon at full cost, replicas included. Picklable (a frozen dataclass).
+    loss itself after t ≈ 100, while both thresholds are crossed before t = 40). A point that
+    needs t_max is solved ≈ 2× (the shorter horizons cost a geometric series); a point that
+    crosses early is solved only as far as it must. Picklable (a frozen dataclass).
     """
 
     threshold: float = DEFAULT_THRESHOLD
     first: float = 40.0
     runner: Callable[[Mapping[str, Any]], LearningCurves] = solve_point
-    probe: int = 2
-    probe_margin: float = 2.0
 
     def __call__(self, params: Mapping[str, Any]) -> LearningCurves:
         params = dict(params)
         t_max = float(params.get("t_max", DEFAULT_T_MAX))
         if "times" in params:                        # an explicit grid: solve it as given
             return self.runner(params)
-        horizon = self._probed_horizon(params, min(self.first, t_max), t_max) if self.probe else min(self.first, t_max)
+        horizon = min(self.first, t_max)
         while True:
             curves = self.runner({**params, "t_max": horizon})
             point = grokking_point(curves, self.threshold)
@@ -420,30 +399,6 @@ class AdaptiveHorizon:
             if not point.censored or horizon >= t_max or not curves.converged:
                 return curves
             horizon = min(2.0 * horizon, t_max)
-
-    def _probed_horizon(self, params: dict, horizon: float, t_max: float) -> float:
-        """The first horizon short of t_max on which the cheap probe's losses both come within the
-        margin of their thresholds (t_max if none does); the first horizon where the probe fails,
-        so that the full ladder decides."""
-        samples = int(params.get("samples", DEFAULT_SAMPLES))
-        cheap = max(PROBE_MIN_SAMPLES, samples // self.probe // 4 * 4)
-        if cheap >= samples or float(params.get("alpha", 1.0)) == math.inf:
-            return horizon
-        probe_params = {**params, "samples": cheap, "error_replicas": 0}
-        probe_params.pop("union_of_replicas", None)
-        while horizon < t_max:
-            try:
-                curves = self.runner({**probe_params, "t_max": horizon})
-            except Exception:  # the full ladder will say what is wrong
-                return horizon
-            if not curves.converged or self._near_both_thresholds(curves):
-                return horizon
-            horizon = min(2.0 * horizon, t_max)
-        return horizon
-
-    def _near_both_thresholds(self, curves: LearningCurves) -> bool:
-        level = self.probe_margin * self.threshold
-        return all(np.nanmin(loss) <= level * loss[0] for loss in (curves.train_loss, curves.test_loss))
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comparisons.phase import (AdaptiveHorizon, PhaseDiagram, crossing_time, slowest_first, grokking_point, phase_diagram, phase_points, plot_phase,
+from comparisons.phase import (PhaseDiagram, crossing_time, slowest_first, grokking_point, phase_diagram, phase_points, plot_phase,
                                point_identity, point_name)
 from comparisons.store import list_runs, read_run
 from dmft.result import LearningCurves
@@ -475,67 +475,6 @@ def test_executors_of_dmft_sweep_give_the_same_diagram(tmp_path, how):
     assert result.attrs["computed"] == 4 and result.attrs["failed"] == "{}"
     np.testing.assert_array_equal(result["t_test"].values, reference["t_test"].values)
     assert np.all(result["amount"].values == 0.0)   # online: train = test (theory.md §4.4)
-
-
-def _late_crossing(crossing_at):
-    """A runner whose test loss crosses 0.1 × its start at ``crossing_at(params)`` (train at t = 1)."""
-    calls = []
-
-    def runner(params):
-        calls.append((params["t_max"], params.get("samples"), params.get("error_replicas")))
-        t = np.linspace(0.0, params["t_max"], 801)
-        rate = math.log(10) / crossing_at(params)
-        return curves(t, np.exp(-math.log(10) * t), np.exp(-rate * t), params=params)
-
-    return runner, calls
-
-
-def test_adaptive_horizon_probes_at_few_samples_then_solves_once():
-    """A point crossing at t = 150: the probe (S/2, no replicas) tries 40 and 80, comes within twice
-    the threshold on 160 (at t = 105), and the full solve runs once, on 160: the horizons 40 and 80
-    are never solved at full cost."""
-    runner, calls = _late_crossing(lambda params: 150.0)
-    curves_ = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
-    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (160.0, 16384, 0), (160.0, 32768, 4)]
-    assert curves_.t[-1] == 160.0
-    # without the probe: every horizon at full cost, the same answer
-    runner, calls = _late_crossing(lambda params: 150.0)
-    plain = AdaptiveHorizon(runner=runner, probe=0)({"alpha": 5.5, "t_max": 300.0, "samples": 32768,
-                                                     "error_replicas": 4})
-    assert calls == [(40.0, 32768, 4), (80.0, 32768, 4), (160.0, 32768, 4)]
-    np.testing.assert_array_equal(plain.test_loss, curves_.test_loss)
-    # a point crossing at t = 100 comes within the margin at t = 70: the probe stops at 80, where
-    # the full solve is still censored, and the full ladder goes on to 160 (the margin errs on the
-    # side of the cheap solves)
-    runner, calls = _late_crossing(lambda params: 100.0)
-    AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768, "error_replicas": 4})
-    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (80.0, 32768, 4), (160.0, 32768, 4)]
-    # a small solve is not probed at all (the probe would need as many samples: its minimum is 4096)
-    runner, calls = _late_crossing(lambda params: 100.0)
-    AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 4096})
-    assert [c[1] for c in calls] == [4096, 4096, 4096]
-
-
-def test_adaptive_horizon_when_the_probe_is_wrong_or_fails():
-    """The answer is always a full solve that crosses (or the one at t_max): a probe that crosses too
-    early (at t = 60, the full solve at 100) only sets where the full ladder starts; a probe that
-    does not converge hands over to the full ladder at that horizon. (The probe going too far, past
-    the horizon where the full solve crosses, is what the margin guards against: see above.)"""
-    runner, calls = _late_crossing(lambda params: 60.0 if params["samples"] < 32768 else 100.0)
-    result = AdaptiveHorizon(runner=runner)({"alpha": 5.5, "t_max": 300.0, "samples": 32768})
-    assert calls == [(40.0, 16384, 0), (80.0, 16384, 0), (80.0, 32768, None), (160.0, 32768, None)]
-    assert result.t[-1] == 160.0 and not grokking_point(result, 0.1).censored
-
-    def failing_probe(params):
-        if params["samples"] < 32768:
-            t = np.linspace(0.0, params["t_max"], 11)
-            return curves(t, np.ones_like(t), np.ones_like(t), converged=False, params=params)
-        return inner(params)
-
-    inner, calls = _late_crossing(lambda params: 100.0)
-    result = AdaptiveHorizon(runner=failing_probe)({"alpha": 5.5, "t_max": 300.0, "samples": 32768})
-    assert calls == [(40.0, 32768, None), (80.0, 32768, None), (160.0, 32768, None)]
-    assert result.t[-1] == 160.0
 
 
 def test_adaptive_horizon_solves_each_point_only_as_far_as_its_crossings(tmp_path):
