@@ -17,7 +17,7 @@ evidence() {  # name, seconds, then the evidence options
     timeout "$limit" python3 benchmarks/long_horizon.py evidence --device cuda --time-step 0.04 \
         --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt"
 }
-evidence centred_kappa4_t150 150 --problems 3 --t-max 150 --dims 2000 4000 8000 --seeds 4 \
+evidence centred_kappa4_t150 150 --problems 3 --t-max 150 --dims 4000 8000 --seeds 8 \
     --theory $DATA/theory_s15_centred_kappa4_t150.json
 evidence alpha10_N2_t60 150 --problems 1 --t-max 60 --dims 4000 8000 --seeds 8 \
     --theory $DATA/theory_s15_alpha10_N2_t60.json
