@@ -74,8 +74,9 @@ def simulate_gd(params: ModelParameters, dim: int, t: np.ndarray, *, seed: int =
         Theory time per step, η₀/D (gradient flow as it → 0).
     engine : {"numpy", "numba"}
         "numpy": the two matrix products written out below; "numba": the same step fused into
-        one pass over the inputs (:mod:`dmft._gd_kernel`), 2.4× (float64 inputs) to 3.3×
-        (float32) faster at P = 40000, D = 4000 on two cores; for large D.
+        one pass over the inputs (:mod:`dmft._gd_kernel`), 2.8× (float64 inputs) to 3.7×
+        (float32) faster at P = 40000, D = 4000 on two cores
+        (``benchmarks/bench_committee.py --only fused``); for large D.
     input_dtype : {"float64", "float32"}
         Storage of the inputs X with ``engine="numba"`` (the arithmetic is float64 either way).
         float32 rounds the drawn inputs to single precision, which changes the data set by a
