@@ -161,6 +161,9 @@ def evidence(opts):
         jobs = [(problem, dim, seed, t.tolist(), opts.time_step, opts.engine, opts.input_dtype)
                 for dim in opts.dims for seed in range(opts.first_seed, opts.first_seed + opts.seeds)]
         if opts.device:
+            if opts.engine != "numpy" or opts.input_dtype != "float64":
+                raise SystemExit("--engine and --input-dtype choose the NumPy/Numba simulation; --device runs "
+                                 "the PyTorch one (float64): give one or the other")
             sims = [_simulate_torch(job, opts.device) for job in jobs]
         else:
             with ProcessPoolExecutor(opts.workers) as pool:

@@ -277,6 +277,11 @@ class _State:
     overlap: np.ndarray
     chi: np.ndarray
 
+    @classmethod
+    def of(cls, weight_side) -> "_State":
+        """The iterate that a weight-side solve (C_w, m, χ as ``cov``, ``overlap``, ``response``) gives."""
+        return cls(weight_side.cov, weight_side.overlap, weight_side.response)
+
     def restrict(self, points: int) -> "_State":
         return _State(self.cov[:points, :points].copy(), self.overlap[:points].copy(),
                       self.chi[:points, :points].copy())
@@ -368,7 +373,7 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
         switch = current < samples and residual < max(settings.warmup_tol, tol)
         if current == samples and residual < tol:
             return _WindowOutcome(state, estimate, history, True, "", removed)
-        mixed = state.unpack(mixer.step(state.pack(), _State(new.cov, new.overlap, new.response).pack()))
+        mixed = state.unpack(mixer.step(state.pack(), _State.of(new).pack()))
         if switch:
             # A new sample size is a new map: forget the history, including the step just taken.
             # Resetting before that step left it as the last iterate, so the first Anderson step
@@ -417,7 +422,7 @@ def _extension(problem, t, points: int, done: "_WindowOutcome", online) -> _Stat
     cov_g = np.zeros((points, points, N, N))
     cov_g[:old, :old] = est.cov_g
     guess = _weight_side(problem, resp, r_star, cov_g, t[:points])
-    return _State(guess.cov, guess.overlap, guess.response)
+    return _State.of(guess)
 
 
 def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, warmup, bar, initial=None,
@@ -603,7 +608,7 @@ def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online) 
     guess = _weight_side(problem, np.mean([e.response for e in estimates], axis=0),
                          np.mean([e.r_star for e in estimates], axis=0),
                          np.mean([e.cov_g for e in estimates], axis=0), t)
-    guess = _State(guess.cov, guess.overlap, guess.response)
+    guess = _State.of(guess)
     if settings.symmetrize:
         guess = _project_state(guess, group)
     try:
@@ -665,7 +670,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     start_time = time.perf_counter()
     online = problem.online(t)
     start = _weight_side(problem, online[0], online[1], None, t, alpha=math.inf)
-    start = _State(start.cov, start.overlap, start.response)
+    start = _State.of(start)
     group = problem.symmetry(settings.symmetrize)
     bar = None
     if settings.progress:
