@@ -1,0 +1,142 @@
+"""Pool several `benchmarks/long_horizon.py evidence` reports of one problem: the offset of each
+group of seeds (one D, one simulator) from the DMFT, and of all seeds together, over time.
+
+    python scripts/pool_evidence.py docs/results/data/long_horizon_centred_kappa4_t150_D4000.json \
+        docs/results/data/long_horizon_centred_kappa4_t150_D8000_gpu.json --figure offsets.png
+
+Every report must hold the same DMFT curves on the same grid (the first report's are used) and
+simulations recorded with the same time step. The DMFT is compared at the simulations' recording
+times t_sim = round(t / step)·step (cubic spline), as the evidence benchmark does.
+
+Offsets are (seed mean − DMFT) / L0 with L0 the DMFT's initial test loss. The pooled offset is the
+plain mean over all seed curves, whatever their D (unbiased for the D → ∞ curve up to the finite-D
+corrections, which these groups show to be smaller than their noise); its standard error is
+√(Σ_g n_g s_g²) / Σ_g n_g with s_g each group's seed standard deviation, combined with the DMFT's
+replica standard error. Printed: a table at chosen times, and the largest |offset| / combined SE
+for t ≥ ``--from`` (default 1: before t ≈ 1 the time discretisation of both the DMFT's first
+step and the gradient-descent step is larger than either Monte Carlo error; see
+docs/results/long_horizon.md, session 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+
+def _groups(report, default_seeds):
+    """(label, {field: (seeds, mean, variance over seeds)}) for each D of one report. Reports
+    older than session 15 keep only the mean and spread: their number of seeds is ``default_seeds``
+    unless they recorded it."""
+    for dim, entry in report["dims"].items():
+        label = f"D={dim}, {report.get('simulator', 'numpy')}, seeds {report.get('first_seed', 0)}+"
+        stats = {}
+        for field in ("train", "test"):
+            curves = entry.get("seed_curves", {}).get(field)
+            if curves is not None:
+                seeds = np.array(list(curves.values()))
+                stats[field] = (len(seeds), seeds.mean(0), seeds.var(0, ddof=1))
+            else:
+                n = int(report.get("seeds") or default_seeds)
+                stats[field] = (n, np.array(entry[field]["mean"]), np.array(entry[field]["spread"]) ** 2)
+        yield label, stats
+
+
+def pool(reports, time_step, default_seeds=4):
+    """Offsets of each group and of all seeds, in units of L0, at the recording times."""
+    first = reports[0]
+    t = np.array(first["t"])
+    steps = {report.get("time_step") or time_step for report in reports}
+    if len(steps) != 1 or None in steps:
+        raise SystemExit(f"the reports' time steps differ or are unknown ({steps}): give --time-step")
+    step = steps.pop()
+    scale = first["dmft_test"][0]
+    for report in reports[1:]:
+        if not np.allclose(report["t"], t, rtol=0, atol=1e-9):
+            raise SystemExit("the reports differ in time grid")
+        gap = np.max(np.abs(np.array(report["dmft_test"]) - first["dmft_test"])) / scale
+        if gap > 1e-4:
+            raise SystemExit(f"the reports hold different DMFT curves ({gap:.1e} of L0 apart)")
+    t_sim = np.rint(t / step) * step
+    out = {"t": t_sim, "groups": [], "pooled": {}}
+    groups = [g for report in reports for g in _groups(report, default_seeds)]
+    for field in ("train", "test"):
+        theory = CubicSpline(t, first[f"dmft_{field}"])(t_sim)
+        theory_sem = np.interp(t_sim, t, first[f"dmft_{field}_sem"])
+        for label, stats in groups:
+            n, mean, var = stats[field]
+            out["groups"].append(dict(label=label, field=field, seeds=n, offset=(mean - theory) / scale,
+                                      sem=np.sqrt(var / n) / scale))
+        total = sum(stats[field][0] for _, stats in groups)
+        mean = sum(stats[field][0] * stats[field][1] for _, stats in groups) / total
+        sem = np.sqrt(sum(stats[field][0] * stats[field][2] for _, stats in groups)) / total
+        combined = np.hypot(sem, theory_sem)
+        out["pooled"][field] = dict(seeds=total, offset=(mean - theory) / scale, sem=sem / scale,
+                                    z=np.where(combined > 0, (mean - theory) / np.where(combined > 0, combined, 1), 0))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reports", nargs="+")
+    parser.add_argument("--times", type=float, nargs="+", default=[1, 5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 150])
+    parser.add_argument("--from", dest="t_from", type=float, default=1.0,
+                        help="the largest |z| is taken over t >= this (theory time)")
+    parser.add_argument("--figure", default=None, help="draw the offsets (PNG/PDF)")
+    parser.add_argument("--time-step", type=float, default=None,
+                        help="GD time step of reports that did not record it (0.04 for the session 9-12 reports)")
+    parser.add_argument("--default-seeds", type=int, default=4,
+                        help="number of seeds of reports that recorded neither it nor their seed curves")
+    opts = parser.parse_args()
+    reports = [json.load(open(path)) for path in opts.reports]
+    result = pool(reports, opts.time_step, opts.default_seeds)
+    t = result["t"]
+    index = [int(np.argmin(np.abs(t - x))) for x in opts.times if x <= t[-1]]
+    for field in ("train", "test"):
+        print(f"\n{field}: (seed mean - DMFT) / L0 in %, ± SE of the seed mean")
+        print("| group | seeds | " + " | ".join(f"t = {t[i]:.1f}" for i in index) + " |")
+        print("|---|---|" + "---|" * len(index))
+        for g in result["groups"]:
+            if g["field"] == field:
+                print(f"| {g['label']} | {g['seeds']} | "
+                      + " | ".join(f"{100 * g['offset'][i]:+.2f} ± {100 * g['sem'][i]:.2f}" for i in index) + " |")
+        p = result["pooled"][field]
+        print(f"| pooled | {p['seeds']} | " + " | ".join(f"{100 * p['offset'][i]:+.2f} ± {100 * p['sem'][i]:.2f}"
+                                                      for i in index) + " |")
+        window = t >= opts.t_from
+        j = int(np.flatnonzero(window)[np.argmax(np.abs(p["z"][window]))])
+        print(f"pooled {field}: largest |offset| / combined SE for t >= {opts.t_from:g}: {abs(p['z'][j]):.2f} "
+              f"at t = {t[j]:.1f} ({100 * p['offset'][j]:+.2f} % of L0)")
+    if opts.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+        for ax, field in zip(axes, ("train", "test")):
+            for g in result["groups"]:
+                if g["field"] == field:
+                    line, = ax.plot(t, 100 * g["offset"], lw=1, label=f"{g['label']}, {g['seeds']} seeds (±1 SE)")
+                    ax.fill_between(t, 100 * (g["offset"] - g["sem"]), 100 * (g["offset"] + g["sem"]),
+                                    color=line.get_color(), alpha=0.15, lw=0)
+            p = result["pooled"][field]
+            ax.plot(t, 100 * p["offset"], "k", lw=2, label=f"all {p['seeds']} seeds (±2 SE)")
+            ax.fill_between(t, 100 * (p["offset"] - 2 * p["sem"]), 100 * (p["offset"] + 2 * p["sem"]),
+                            color="k", alpha=0.15, lw=0)
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlim(0.5, t[-1])
+            ax.set_xlabel("t (theory time)")
+            ax.set_ylabel(f"{field} loss: (GD seed mean − DMFT) / L0  [%]")
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(opts.figure, dpi=130)
+        print(f"saved {opts.figure}")
+
+
+if __name__ == "__main__":
+    main()
