@@ -170,18 +170,19 @@ def evidence(opts):
         opts.dims = [int(d) for d in stored["dims"]]
         if stored.get("time_step"):                    # the steps those simulations took (older
             opts.time_step = float(stored["time_step"])  # reports: give --time-step)
-        sims = []
-    else:
+    elif opts.device and (opts.engine != "numpy" or opts.input_dtype != "float64"):
+        raise SystemExit("--engine and --input-dtype choose the NumPy/Numba simulation; --device runs "
+                         "the PyTorch one (float64): give one or the other")
+    pool = ProcessPoolExecutor(opts.workers) if stored is None and not opts.device else None
+
+    def simulate(dim):
+        """The seeds of one D: (dim, seed, train, test) each."""
         jobs = [(problem, dim, seed, t.tolist(), opts.time_step, opts.engine, opts.input_dtype)
-                for dim in opts.dims for seed in range(opts.first_seed, opts.first_seed + opts.seeds)]
+                for seed in range(opts.first_seed, opts.first_seed + opts.seeds)]
         if opts.device:
-            if opts.engine != "numpy" or opts.input_dtype != "float64":
-                raise SystemExit("--engine and --input-dtype choose the NumPy/Numba simulation; --device runs "
-                                 "the PyTorch one (float64): give one or the other")
-            sims = [_simulate_torch(job, opts.device) for job in jobs]
-        else:
-            with ProcessPoolExecutor(opts.workers) as pool:
-                sims = list(pool.map(_simulate, jobs))
+            return [_simulate_torch(job, opts.device) for job in jobs]
+        return list(pool.map(_simulate, jobs))
+
     simulator = f"torch on {opts.device}" if opts.device else f"{opts.engine}, {opts.input_dtype} inputs"
     if stored is not None:
         simulator = stored.get("simulator", "stored (simulator not recorded)")
@@ -202,7 +203,7 @@ def evidence(opts):
     theory_at_sim = {field: _at_times(t, getattr(theory, f"{field}_loss"), getattr(theory, f"{field}_loss_sem"), t_sim)
                      for field in ("train", "test")}
     for dim in opts.dims:
-        runs = [s for s in sims if s[0] == dim]
+        runs = None if stored is not None else simulate(dim)
         entry = {}
         for k, field in ((2, "train"), (3, "test")):
             if stored is not None:
@@ -235,9 +236,11 @@ def evidence(opts):
                 print(f"    largest deviation in combined standard errors: {z[j]:.2f} at t={t_sim[j]:.1f} "
                       f"({(theory_curve - mean)[j] / scale:+.4f} of the initial loss)", flush=True)
         report["dims"][str(dim)] = entry
-    if opts.json:
-        with open(opts.json, "w") as fh:
-            json.dump(report, fh)
+        if opts.json:                            # after each D: a run stopped later keeps what is done
+            with open(opts.json, "w") as fh:
+                json.dump(report, fh)
+    if pool is not None:
+        pool.shutdown()
 
 
 def speed(opts):
