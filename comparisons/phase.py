@@ -379,20 +379,36 @@ class AdaptiveHorizon:
     loss itself after t ≈ 100, while both thresholds are crossed before t = 40). A point that
     needs t_max is solved ≈ 2× (the shorter horizons cost a geometric series); a point that
     crosses early is solved only as far as it must. Picklable (a frozen dataclass).
+
+    With the package's solver (``runner`` = :func:`solve_point`, finite α) a horizon short of
+    t_max is solved with ``error_bars_if`` (:func:`dmft.dmft_solver.solve_dmft`): its error
+    replicas, about half its cost, run only if its curves cross both thresholds, i.e. only on
+    the horizon that is kept. The kept curves are the same, number for number; the discarded
+    horizons cost their main solve alone. A custom runner is called with the point's parameters
+    only.
     """
 
     threshold: float = DEFAULT_THRESHOLD
     first: float = 40.0
     runner: Callable[[Mapping[str, Any]], LearningCurves] = solve_point
 
+    def crosses_both(self, t, train_loss, test_loss) -> bool:
+        """Whether both losses fall below ``threshold`` × their value at t = 0 within ``t``
+        (the censoring of :func:`grokking_point`, which needs no error bars)."""
+        return not any(crossing_time(t, loss, self.threshold * float(loss[0])).censored
+                       for loss in (train_loss, test_loss))
+
     def __call__(self, params: Mapping[str, Any]) -> LearningCurves:
         params = dict(params)
         t_max = float(params.get("t_max", DEFAULT_T_MAX))
         if "times" in params:                        # an explicit grid: solve it as given
             return self.runner(params)
+        tell_solver = self.runner is solve_point and math.isfinite(float(params.get("alpha", math.inf)))
         horizon = min(self.first, t_max)
         while True:
-            curves = self.runner({**params, "t_max": horizon})
+            last = horizon >= t_max
+            ask = {"error_bars_if": self.crosses_both} if tell_solver and not last else {}
+            curves = self.runner({**params, "t_max": horizon, **ask})
             point = grokking_point(curves, self.threshold)
             # an unresolved point is solved further: a loss still falling steeply may cross clearly
             # later (κ = 1.6, ε = 0.16 of Fig. 3e is unresolved at t = 40 and crosses at t = 54.5)

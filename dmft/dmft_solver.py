@@ -637,7 +637,14 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         (theory.md §9.1).
     **options
         Fields of :class:`SolverSettings`. ``device`` is refused unless it is ``"cpu"`` or
-        ``None``: the solver runs on the CPU (Numba or NumPy).
+        ``None``: the solver runs on the CPU (Numba or NumPy). ``error_bars_if`` (not a setting:
+        it changes only what is computed, never a number): a callable ``(t, train_loss,
+        test_loss) -> bool`` asked once the main solve has converged; ``False`` skips the error
+        replicas (the result has no standard errors, ``settings["error_bars_skipped"]`` is True and
+        the message says so). The adaptive horizon of :mod:`comparisons.phase` uses it on the
+        horizons it will discard. Not applied with pooled RQMC replicas (they are the curves) or
+        ``union_of_replicas`` (they are the solve). With it returning ``True`` the result is the
+        same, number for number, as without it.
 
     Returns
     -------
@@ -652,6 +659,10 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     """
     options = dict(options)
     device = options.pop("device", None)
+    error_bars_if = options.pop("error_bars_if", None)
+    if error_bars_if is not None and not callable(error_bars_if):
+        raise InvalidParameterError(f"error_bars_if must be a callable (t, train_loss, test_loss) -> bool or None, "
+                                    f"got {error_bars_if!r}")
     if device not in (None, "cpu", "auto"):
         raise InvalidParameterError(f"device must be 'cpu' for the finite-alpha DMFT solver (Numba/NumPy), got {device!r}")
     known = {f.name for f in fields(SolverSettings)}
@@ -687,6 +698,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     # faster, weight side 1.27 -> 0.88 s, the solve 33.7 -> 26.7 s.
     blas_limit = threadpool_limits(limits=1, user_api="blas")
     union = None
+    skipped = False                               # error replicas declined by error_bars_if
     try:
         if (settings.union_of_replicas and not pooled and settings.error_replicas >= 2
                 and settings.response == "probe"):
@@ -705,7 +717,11 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                                 history[-1] if history else math.inf)
             converged = not reason
             sem, mean, failed, replica_iterations = None, None, 0, []
-            if converged and settings.error_replicas:
+            if converged and settings.error_replicas and error_bars_if is not None and not pooled:
+                tw = t[: end + 1]
+                decomposition = problem.decomposition(outcome.state.cov, outcome.state.overlap)
+                skipped = not error_bars_if(tw, outcome.estimate.train_loss, decomposition.sum(axis=-1))
+            if converged and settings.error_replicas and not skipped:
                 replica_tol = settings.replica_tol or 10 * settings.tol
                 sem, mean, failed, replica_iterations = _replica_errors(
                     problem, t, outcome.state, settings, group, seed=settings.seed, tol=replica_tol, bar=bar,
@@ -732,6 +748,8 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         message += f" ({halved} window(s) halved)"
     if remarched:
         message += "; the last window failed after the S/8 warm-up windows and was re-marched at full S"
+    if skipped:
+        message += "; no error replicas: error_bars_if declined them"
     if converged and settings.error_replicas and failed:
         usable = len(replica_iterations) - failed
         message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not converge)"
@@ -767,7 +785,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                   "remarched_at_full_samples": remarched,
                   "replicas_failed": failed, "replica_iterations": replica_iterations,
                   "samples_per_solve": main_samples, "pooled_replicas": bool(pooled and mean is not None),
-                  "union_of_replicas_used": union is not None},
+                  "union_of_replicas_used": union is not None, "error_bars_skipped": skipped},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,

@@ -506,3 +506,37 @@ def test_adaptive_horizon_solves_each_point_only_as_far_as_its_crossings(tmp_pat
     assert calls                                                 # another threshold: other solves
     with pytest.raises(ValueError, match="horizon"):
         phase_diagram(AXES, FIXED, out=tmp_path / "a.h5", workers=0, runner=counting, horizon="sometimes")
+
+
+def _solve_without_telling(params):
+    """The package's solver behind a custom runner: the ladder does not pass error_bars_if."""
+    import dmft
+
+    return dmft.solve(**params)
+
+
+def test_adaptive_horizon_runs_error_replicas_only_on_the_kept_horizon(monkeypatch):
+    """With the package's solver, the horizons the ladder discards are solved without their error
+    replicas (about half their cost) and the kept one with them; the kept curves and error bars are
+    those of the plain ladder, number for number. α = 10, ε = 0.1, threshold 0.68: the test loss
+    crosses between t = 0.5 and 0.75, so horizons 0.25 and 0.5 are discarded and 1.0 is kept."""
+    import dmft
+    from comparisons.phase import AdaptiveHorizon
+
+    params = dict(alpha=10.0, epsilon=0.1, t_max=4.0, dt=0.05, samples=2048, error_replicas=2)
+    real_solve, calls = dmft.solve, []
+
+    def recording(**options):
+        curves = real_solve(**options)
+        calls.append((options["t_max"], "error_bars_if" in options, curves.test_loss_sem is not None))
+        return curves
+
+    monkeypatch.setattr(dmft, "solve", recording)
+    kept = AdaptiveHorizon(threshold=0.68, first=0.25)(params)
+    assert calls == [(0.25, True, False), (0.5, True, False), (1.0, True, True)]
+    calls.clear()
+    plain = AdaptiveHorizon(threshold=0.68, first=0.25, runner=_solve_without_telling)(params)
+    assert calls == [(0.25, False, True), (0.5, False, True), (1.0, False, True)]
+    for field in ("train_loss", "test_loss", "train_loss_sem", "test_loss_sem"):
+        np.testing.assert_array_equal(getattr(kept, field), getattr(plain, field))
+    assert not grokking_point(kept, 0.68).censored

@@ -432,3 +432,35 @@ def test_the_full_solve_on_the_union_of_replicas_matches_the_separate_one():
         assert np.all(np.abs(a - b)[1:] < 4 * np.hypot(sa, sb)[1:]), field
         ratio = sa[4:] / sb[4:]
         assert np.all((0.8 < ratio) & (ratio < 1.25)), (field, ratio.min(), ratio.max())
+
+
+def test_error_bars_if_skips_only_the_replicas():
+    """error_bars_if (asked after the main solve converged): False leaves out the error replicas and
+    says so; True gives the same numbers as no predicate, bit for bit (the replicas start from the
+    same fixed point with the same streams); the predicate sees the curves the result returns."""
+    params = ModelParameters(alpha=10.0, epsilon=0.1)
+    t = time_grid(2.0, 0.25)
+    options = dict(samples=1024, error_replicas=2)
+    seen = []
+
+    def decline(times, train_loss, test_loss):
+        seen.append((times.copy(), train_loss.copy(), test_loss.copy()))
+        return False
+
+    plain = solve_dmft(params, t, **options)
+    skipped = solve_dmft(params, t, error_bars_if=decline, **options)
+    kept = solve_dmft(params, t, error_bars_if=lambda *curves: True, **options)
+    assert plain.converged and skipped.converged and kept.converged
+    assert skipped.train_loss_sem is None and skipped.test_loss_sem is None
+    assert skipped.settings["error_bars_skipped"] and not kept.settings["error_bars_skipped"]
+    assert "error_bars_if declined" in skipped.message
+    (times, train_loss, test_loss), = seen
+    np.testing.assert_array_equal(times, skipped.t)
+    np.testing.assert_array_equal(train_loss, skipped.train_loss)
+    np.testing.assert_array_equal(test_loss, skipped.test_loss)
+    for field in ("train_loss", "test_loss"):
+        np.testing.assert_array_equal(getattr(skipped, field), getattr(plain, field))
+        np.testing.assert_array_equal(getattr(kept, field), getattr(plain, field))
+        np.testing.assert_array_equal(getattr(kept, field + "_sem"), getattr(plain, field + "_sem"))
+    with pytest.raises(ValueError, match="error_bars_if"):
+        solve_dmft(params, t, error_bars_if=True, **options)
