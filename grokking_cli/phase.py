@@ -54,7 +54,8 @@ def _values(text: str | None, name: str):
 @click.option("--horizon", type=click.Choice(["full", "adaptive"]), default="full", show_default=True,
               help="full: solve every point to --t-max; adaptive: on horizons 40, 80, ... up to --t-max, stopping "
                    "at the first where both thresholds are crossed (cheaper, and clear of the long-horizon Monte "
-                   "Carlo error at small alpha; the stored solves then depend on --threshold).")
+                   "Carlo error at small alpha; the stored solves then depend on --threshold). The horizons it "
+                   "discards are solved without their error replicas.")
 @click.option("--samples", type=int, default=None, help="Monte Carlo samples S of the DMFT (multiple of 4).")
 @click.option("--tol", type=float, default=None, help="Fixed-point tolerance of the DMFT.")
 @click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations.")

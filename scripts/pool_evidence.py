@@ -16,6 +16,11 @@ replica standard error. Printed: a table at chosen times, and the largest |offse
 for t ≥ ``--from`` (default 1: before t ≈ 1 the time discretisation of both the DMFT's first
 step and the gradient-descent step is larger than either Monte Carlo error; see
 docs/results/long_horizon.md, session 16).
+
+``--split K`` cuts each group into runs of K consecutive seeds and says how far the runs' means
+stray from the pooled mean in their own standard errors, against Student's t with K − 1 degrees
+of freedom (an upper reference: the pooled mean contains each run, which narrows the spread by
+√(1 − K/n)). It tells whether groups of a few seeds can be trusted at their own error bars.
 """
 
 from __future__ import annotations
@@ -27,25 +32,30 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 
-def _groups(report, default_seeds):
-    """(label, {field: (seeds, mean, variance over seeds)}) for each D of one report. Reports
-    older than session 15 keep only the mean and spread: their number of seeds is ``default_seeds``
-    unless they recorded it."""
+def _groups(report, default_seeds, split=None):
+    """(label, {field: (seeds, mean, variance over seeds)}) for each D of one report, or for each
+    run of ``split`` consecutive seeds of it. Reports older than session 15 keep only the mean and
+    spread: their number of seeds is ``default_seeds`` unless they recorded it (never split)."""
     for dim, entry in report["dims"].items():
-        label = f"D={dim}, {report.get('simulator', 'numpy')}, seeds {report.get('first_seed', 0)}+"
-        stats = {}
-        for field in ("train", "test"):
-            curves = entry.get("seed_curves", {}).get(field)
-            if curves is not None:
-                seeds = np.array(list(curves.values()))
+        simulator = report.get("simulator", "numpy")
+        curves = entry.get("seed_curves")
+        if curves is None:
+            n = int(report.get("seeds") or default_seeds)
+            yield (f"D={dim}, {simulator}, seeds {report.get('first_seed', 0)}+",
+                   {f: (n, np.array(entry[f]["mean"]), np.array(entry[f]["spread"]) ** 2) for f in ("train", "test")})
+            continue
+        names = list(curves["train"])
+        size = split if split and len(names) >= 2 * split else len(names)
+        for first in range(0, len(names) - size + 1, size):
+            chosen = names[first:first + size]
+            stats = {}
+            for field in ("train", "test"):
+                seeds = np.array([curves[field][name] for name in chosen])
                 stats[field] = (len(seeds), seeds.mean(0), seeds.var(0, ddof=1))
-            else:
-                n = int(report.get("seeds") or default_seeds)
-                stats[field] = (n, np.array(entry[field]["mean"]), np.array(entry[field]["spread"]) ** 2)
-        yield label, stats
+            yield f"D={dim}, {simulator}, seeds {chosen[0]}–{chosen[-1]}", stats
 
 
-def pool(reports, time_step, default_seeds=4):
+def pool(reports, time_step, default_seeds=4, split=None):
     """Offsets of each group and of all seeds, in units of L0, at the recording times."""
     first = reports[0]
     t = np.array(first["t"])
@@ -62,7 +72,7 @@ def pool(reports, time_step, default_seeds=4):
             raise SystemExit(f"the reports hold different DMFT curves ({gap:.1e} of L0 apart)")
     t_sim = np.rint(t / step) * step
     out = {"t": t_sim, "groups": [], "pooled": {}}
-    groups = [g for report in reports for g in _groups(report, default_seeds)]
+    groups = [g for report in reports for g in _groups(report, default_seeds, split)]
     for field in ("train", "test"):
         theory = CubicSpline(t, first[f"dmft_{field}"])(t_sim)
         theory_sem = np.interp(t_sim, t, first[f"dmft_{field}_sem"])
@@ -79,6 +89,13 @@ def pool(reports, time_step, default_seeds=4):
     return out
 
 
+def _student_tail(x, dof):
+    """P(T > x) for Student's t with ``dof`` degrees of freedom."""
+    from scipy.stats import t as student
+
+    return float(student.sf(x, dof))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reports", nargs="+")
@@ -88,11 +105,14 @@ def main():
     parser.add_argument("--figure", default=None, help="draw the offsets (PNG/PDF)")
     parser.add_argument("--time-step", type=float, default=None,
                         help="GD time step of reports that did not record it (0.04 for the session 9-12 reports)")
+    parser.add_argument("--split", type=int, default=None,
+                        help="cut each group with per-seed curves into runs of this many seeds, and say how far "
+                             "their means stray from the pooled one in their own standard errors")
     parser.add_argument("--default-seeds", type=int, default=4,
                         help="number of seeds of reports that recorded neither it nor their seed curves")
     opts = parser.parse_args()
     reports = [json.load(open(path)) for path in opts.reports]
-    result = pool(reports, opts.time_step, opts.default_seeds)
+    result = pool(reports, opts.time_step, opts.default_seeds, opts.split)
     t = result["t"]
     index = [int(np.argmin(np.abs(t - x))) for x in opts.times if x <= t[-1]]
     for field in ("train", "test"):
@@ -107,6 +127,13 @@ def main():
         print(f"| pooled | {p['seeds']} | " + " | ".join(f"{100 * p['offset'][i]:+.2f} ± {100 * p['sem'][i]:.2f}"
                                                       for i in index) + " |")
         window = t >= opts.t_from
+        if opts.split:
+            z = np.array([(g["offset"] - p["offset"])[window] / g["sem"][window]
+                          for g in result["groups"] if g["field"] == field])
+            print(f"runs of {opts.split} seeds against the pooled mean, in their own SE, t >= {opts.t_from:g}: "
+                  f"largest {np.max(np.abs(z)):.2f}; beyond 2: {np.mean(np.abs(z) > 2):.1%}, beyond 3: "
+                  f"{np.mean(np.abs(z) > 3):.1%} of (run, time) pairs (Student t with {opts.split - 1} dof: "
+                  f"{2 * _student_tail(2.0, opts.split - 1):.1%} and {2 * _student_tail(3.0, opts.split - 1):.1%})")
         j = int(np.flatnonzero(window)[np.argmax(np.abs(p["z"][window]))])
         print(f"pooled {field}: largest |offset| / combined SE for t >= {opts.t_from:g}: {abs(p['z'][j]):.2f} "
               f"at t = {t[j]:.1f} ({100 * p['offset'][j]:+.2f} % of L0)")

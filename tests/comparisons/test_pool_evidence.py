@@ -74,3 +74,16 @@ def test_pooled_mean_and_standard_error(pool_evidence):
 def test_reports_with_different_dmft_curves_are_refused(pool_evidence):
     with pytest.raises(SystemExit, match="different DMFT"):
         pool_evidence.pool([report([0.0, 0.0], 1000), report([0.0, 0.0], 2000, dmft_shift=0.01)], time_step=None)
+
+
+def test_split_cuts_a_group_into_runs_of_seeds(pool_evidence):
+    """--split 2 on four seeds: two runs with their own means; the pooled offset is unchanged."""
+    offsets = [0.01, 0.03, -0.02, 0.0]
+    whole = pool_evidence.pool([report(offsets, 4000)], time_step=None)
+    runs = pool_evidence.pool([report(offsets, 4000)], time_step=None, split=2)
+    scale = loss(0.0)
+    labels = [g["label"] for g in runs["groups"] if g["field"] == "train"]
+    assert labels == ["D=4000, synthetic, seeds 0–1", "D=4000, synthetic, seeds 2–3"]
+    means = [g["offset"][5] for g in runs["groups"] if g["field"] == "train"]
+    assert_allclose(means, [0.02 / scale, -0.01 / scale], atol=2e-5)
+    assert_allclose(runs["pooled"]["train"]["offset"], whole["pooled"]["train"]["offset"], rtol=0, atol=1e-15)
