@@ -71,11 +71,12 @@ def pool(reports, time_step, default_seeds=4, split=None):
         if gap > 1e-4:
             raise SystemExit(f"the reports hold different DMFT curves ({gap:.1e} of L0 apart)")
     t_sim = np.rint(t / step) * step
-    out = {"t": t_sim, "groups": [], "pooled": {}}
+    out = {"t": t_sim, "groups": [], "pooled": {}, "dmft_sem": {}}
     groups = [g for report in reports for g in _groups(report, default_seeds, split)]
     for field in ("train", "test"):
         theory = CubicSpline(t, first[f"dmft_{field}"])(t_sim)
         theory_sem = np.interp(t_sim, t, first[f"dmft_{field}_sem"])
+        out["dmft_sem"][field] = theory_sem / scale
         for label, stats in groups:
             n, mean, var = stats[field]
             out["groups"].append(dict(label=label, field=field, seeds=n, offset=(mean - theory) / scale,
@@ -154,6 +155,9 @@ def main():
             ax.plot(t, 100 * p["offset"], "k", lw=2, label=f"all {p['seeds']} seeds (±2 SE)")
             ax.fill_between(t, 100 * (p["offset"] - 2 * p["sem"]), 100 * (p["offset"] + 2 * p["sem"]),
                             color="k", alpha=0.15, lw=0)
+            band = 200 * result["dmft_sem"][field]
+            ax.fill_between(t, -band, band, color="tab:orange", alpha=0.35, lw=0, zorder=0,
+                            label="DMFT ±2 SE (replicas), around 0")
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_xscale("log")
             ax.set_xlim(0.5, t[-1])
