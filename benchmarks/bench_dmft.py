@@ -91,6 +91,7 @@ def main():
           f"{t_exact:.3f} s extra -> exact costs {per_exact / per_probe:.1f}x a full probe pass per sample "
           f"(theory: T*N/9 = {T * N / 9:.1f}x)")
 
+    products_ratio(out_numba, probe, T, N)
     committee_ratio(t, S)
     weight_side_ratio()
 
@@ -109,6 +110,50 @@ def main():
         diff = max(np.abs(a.test_loss - d.test_loss).max(), np.abs(a.train_loss - d.train_loss).max())
         print(f"  damped/anderson: {t_d / t_a:.2f}x time, {d.iterations / a.iterations:.2f}x iterations; "
               f"loss curves differ by {diff:.1e}")
+
+
+def products_ratio(out, probe, T, N, repeats: int = 7):
+    """The two sample products of a data-side pass (Gram of g by syrk, causal cross product of the
+    probe memory with the probes by gemm bands; ``dmft.data_side``) in single precision
+    (``PRODUCT_DTYPE``, the solver's choice) against double precision on the same chunk, best of
+    ``repeats``, one BLAS thread (as in the solver). Multiply-adds per sample: (TN)²/2 for the Gram,
+    ≈ (9/16)(TN)² for the cross product. Also prints the largest difference of the two results in
+    units of their Monte Carlo standard error (the spread of the per-sample products / √S): the
+    rounding must be far below it."""
+    from threadpoolctl import threadpool_limits
+
+    from dmft.data_side import _add_causal_cross, _add_gram
+
+    S = out["g"].shape[0]
+    g64 = np.ascontiguousarray(out["g"].reshape(S, T * N))
+    m64 = np.ascontiguousarray(out["probe_memory"].reshape(S, T * N))
+    v64 = np.ascontiguousarray(probe.reshape(S, T * N))
+    results, times = {}, {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for dtype in (np.float64, np.float32):
+            g, m, v = (x.astype(dtype) for x in (g64, m64, v64))
+            best = math.inf
+            for _ in range(repeats):
+                gram = np.zeros((T * N, T * N), order="F")
+                cross = np.zeros((T * N, T * N))
+                start = time.perf_counter()
+                _add_gram(gram, g)
+                _add_causal_cross(cross, m, v, N)
+                best = min(best, time.perf_counter() - start)
+            results[dtype], times[dtype] = (np.triu(gram), cross), best
+    # Monte Carlo standard error of each entry: std over samples of the per-sample product / √S
+    sem_gram = np.sqrt(np.maximum((g64**2).T @ (g64**2) / S - (g64.T @ g64 / S) ** 2, 0.0) / S)
+    sem_cross = np.sqrt(np.maximum((m64**2).T @ (v64**2) / S - (m64.T @ v64 / S) ** 2, 0.0) / S)
+    worst = []
+    for k, sem in enumerate((sem_gram, sem_cross)):
+        diff = np.abs(results[np.float32][k] - results[np.float64][k]) / S
+        mask = (results[np.float64][k] != 0) & (sem > 0)
+        worst.append(float((diff[mask] / sem[mask]).max()))
+    fma = S * ((T * N) ** 2 / 2 + 9 / 16 * (T * N) ** 2)
+    print(f"sample products (Gram + probe cross), S={S}: float64 {times[np.float64] * 1e3:.1f} ms, float32 "
+          f"{times[np.float32] * 1e3:.1f} ms -> ratio {times[np.float64] / times[np.float32]:.2f}x "
+          f"({fma / times[np.float32] / 1e9:.1f} GFMA/s single precision); largest rounding difference "
+          f"{worst[0]:.1e} (Gram), {worst[1]:.1e} (cross) standard errors")
 
 
 def weight_side_ratio(repeats: int = 7):

@@ -101,10 +101,28 @@ class _ControlVariateSum:
         return mx - coef * (mc - control_mean)
 
 
-def _add_gram(acc_upper: np.ndarray, x: np.ndarray) -> None:
-    """acc += xᵀx in the upper triangle of the Fortran-ordered ``acc_upper`` (BLAS syrk: half the
-    multiply-adds of ``x.T @ x``). ``x`` has shape (S, d), C-ordered."""
-    scipy.linalg.blas.dsyrk(1.0, x.T, beta=1.0, c=acc_upper, overwrite_c=1, lower=0)
+#: Precision of the two sample products of a pass (the Gram E[g gᵀ] and the probe cross product
+#: E[δg vᵀ]). Each chunk's product runs in single precision and is added to float64 sums: BLAS
+#: ssyrk/sgemm do the O(S·(TN)²) multiply-adds twice as fast as their float64 twins (T = 161,
+#: N = 2, 2048 samples: 2.5 against 4.8 ms and 4.9 against 9.7 ms, measured). The rounding is
+#: ~1e-7 of each product, accumulated over at most 2048 terms: ≲ 1e-5 of an entry's scale,
+#: against a Monte Carlo error of 1/√S ≳ 2e-3 of it at S ≤ 2^18 (theory.md §9.4).
+PRODUCT_DTYPE = np.float32
+
+
+def _add_gram(acc_upper: np.ndarray, x: np.ndarray, scratch: dict | None = None) -> None:
+    """acc += xᵀx in the upper triangle of the Fortran-ordered float64 ``acc_upper`` (BLAS syrk:
+    half the multiply-adds of ``x.T @ x``), the product in :data:`PRODUCT_DTYPE`. ``x`` has
+    shape (S, d), C-ordered, in that dtype."""
+    d = acc_upper.shape[0]
+    part = None if scratch is None else scratch.get("gram")
+    if part is None or part.shape != (d, d):
+        part = np.zeros((d, d), dtype=PRODUCT_DTYPE, order="F")
+        if scratch is not None:
+            scratch["gram"] = part
+    syrk = scipy.linalg.blas.ssyrk if x.dtype == np.float32 else scipy.linalg.blas.dsyrk
+    part = syrk(1.0, x.T, beta=0.0, c=part, overwrite_c=1, lower=0)
+    acc_upper += part
 
 
 def _symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
@@ -113,7 +131,8 @@ def _symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
 
 def _add_causal_cross(acc: np.ndarray, memory: np.ndarray, probe: np.ndarray, width: int, bands: int = 8) -> None:
     """acc[nN+i, sN+j] += Σ_a memory[a, nN+i] probe[a, sN+j] for the blocks s < n that the
-    response needs, in ``bands`` row bands (≈ (bands+1)/(2·bands) of the full product's work)."""
+    response needs, in ``bands`` row bands (≈ (bands+1)/(2·bands) of the full product's work).
+    The products run in the dtype of ``memory`` and ``probe``; ``acc`` is float64."""
     steps = memory.shape[1] // width
     edges = np.unique(np.linspace(0, steps, bands + 1).round().astype(int))
     for first, last in zip(edges[:-1], edges[1:]):
@@ -121,6 +140,39 @@ def _add_causal_cross(acc: np.ndarray, memory: np.ndarray, probe: np.ndarray, wi
         if cols > 0:
             rows = slice(first * width, last * width)
             acc[rows, :cols] += memory[:, rows].T @ probe[:, :cols]
+
+
+@numba.njit(parallel=True, cache=True)
+def _weighted_products_numba(g, memory, weight, g_out, memory_out):
+    """g·√w and memory·w, row by row, into the single-precision buffers of the two products (one
+    parallel pass over both: the two NumPy multiplications with a cast cost 0.6 ms per 2048-sample
+    chunk at T = 161, N = 2, on one core)."""
+    for a in numba.prange(g.shape[0]):
+        root = np.sqrt(weight[a])
+        for k in range(g.shape[1]):
+            g_out[a, k] = g[a, k] * root
+            memory_out[a, k] = memory[a, k] * weight[a]
+
+
+def _product_buffer(scratch: dict, name: str, rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) :data:`PRODUCT_DTYPE` buffer kept in ``scratch`` (grown to the largest
+    chunk; a shorter last chunk uses its leading rows)."""
+    out = scratch.get(name)
+    if out is None or out.shape[1] != cols or out.shape[0] < rows:
+        out = np.empty((rows, cols), dtype=PRODUCT_DTYPE)
+        scratch[name] = out
+    return out[:rows]
+
+
+def _probe_in_product_dtype(probe: np.ndarray, cache: dict | None, key) -> np.ndarray:
+    """The chunk's probes (S, T, N) flattened to (S, T·N) in :data:`PRODUCT_DTYPE`, kept in the
+    common-random-number ``cache`` (the probes are the same at every iteration)."""
+    single = cache.get(key) if cache is not None else None
+    if single is None:
+        single = probe.reshape(probe.shape[0], -1).astype(PRODUCT_DTYPE)
+        if cache is not None:
+            cache[key] = single
+    return single
 
 
 def _kernel(backend: str):
@@ -219,17 +271,21 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         buffers = kernels.allocate_outputs(*shape[:3], teachers=M, store_samples=store_samples)
         if workspace is not None:
             workspace.update(shape=shape, buffers=buffers)
+    scratch = workspace.setdefault("products", {}) if workspace is not None else {}
     draws = None
     if workspace is not None:
         # common random numbers: the same draws in every call; kept unless they exceed ~256 MB
-        draw_bytes = total * T * N * 8 * 1.25
+        # (per sample and entry: a quarter of a float64 normal, a float64 and a float32 probe)
+        draw_bytes = total * T * N * 8 * 1.75
         draws = workspace.setdefault("draws", {}) if draw_bytes < 2**28 else None
+    single_probes = workspace.setdefault("single_probes", {}) if draws is not None else None
     # One BLAS thread while the kernels run: idle OpenBLAS threads spin-wait after each product
     # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         chunks = [(stream, index, bounds) for stream in streams
                   for index, bounds in enumerate(chunk_bounds(samples, chunk))]
         for stream, index, (start, stop) in chunks:
+            stream_key = tuple(np.atleast_1d(stream).tolist())
             if M == 1:
                 u, hstar, probe, weight = draw_chunk(root, seed=stream, index=index, start=start, stop=stop,
                                                      samples=samples, steps=T, width=N, rho=rho, cache=draws,
@@ -263,10 +319,19 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
             local.add_moments(weight_sum, buffers["local_moments"][:blocks])
             local0_sum += buffers["local0_moments"][:blocks].sum(axis=0)
             out = {name: buffers[name][:rows] for name in ("g", "probe_memory", "local", "local0")}
-            _add_gram(cov_g_upper, out["g"].reshape(-1, T * N) * np.sqrt(weight)[:, None])
+            g_flat = out["g"].reshape(-1, T * N)
+            g_weighted = _product_buffer(scratch, "g", rows, T * N)
             if response == "probe":
-                _add_causal_cross(probe_flat, out["probe_memory"].reshape(-1, T * N) * weight[:, None],
-                                  probe.reshape(-1, T * N), N)
+                memory_weighted = _product_buffer(scratch, "memory", rows, T * N)
+                _weighted_products_numba(g_flat, out["probe_memory"].reshape(-1, T * N), weight, g_weighted,
+                                         memory_weighted)
+            else:
+                np.multiply(g_flat, np.sqrt(weight)[:, None], out=g_weighted, casting="same_kind")
+            _add_gram(cov_g_upper, g_weighted, scratch)
+            if response == "probe":
+                probe_single = _probe_in_product_dtype(probe, single_probes, (stream_key, index, start, stop, samples,
+                                                                      initial_probe_scale if center else 1.0))
+                _add_causal_cross(probe_flat, memory_weighted, probe_single, N)
             else:
                 # every exact_stride-th quadruplet: a subsample spread over all |h*| strata
                 groups = np.arange(start // 4, stop // 4)

@@ -307,7 +307,17 @@ class _WindowOutcome:
 
 
 class _Blowup(Exception):
-    """A window iteration produced non-finite or exploding values."""
+    """A window iteration produced non-finite or exploding values.
+
+    ``fallback``: the iterate of smallest residual before the blow-up with its (finite) data-side
+    estimate, as an unconverged :class:`_WindowOutcome` (None where there was none), so that a
+    first window that blows up is reported as not converged with finite curves, not raised.
+    """
+
+    def __init__(self, message: str, fallback: "_WindowOutcome | None" = None, history: list | None = None):
+        super().__init__(message)
+        self.fallback = fallback
+        self.history = list(history or [])
 
 
 def _project_estimate(estimate, group: SymmetryGroup):
@@ -344,6 +354,15 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
     estimate = None
     removed = 0.0
     workspace: dict = {}
+    best_pair = None                # (residual, state, estimate, removed) of the smallest residual
+
+    def blowup(message: str) -> _Blowup:
+        if best_pair is None:
+            return _Blowup(message, history=history)
+        _, best_state, best_estimate, best_removed = best_pair
+        return _Blowup(message, _WindowOutcome(best_state, best_estimate, list(history), False,
+                                               f"blew up ({message})", best_removed), history)
+
     for iteration in range(1, settings.max_iter + 1):
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -357,7 +376,7 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
                     estimate, removed = _project_estimate(estimate, group)
                 new = _weight_side(problem, estimate.response, estimate.r_star, estimate.cov_g, t)
         except (FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
-            raise _Blowup(f"{type(exc).__name__} at iteration {iteration}: {exc}") from exc
+            raise blowup(f"{type(exc).__name__} at iteration {iteration}: {exc}") from exc
         residual = max(float(np.max(np.abs(new.cov - state.cov))),
                        float(np.max(np.abs(new.overlap - state.overlap))),
                        float(np.max(np.abs(new.response - state.chi) / chi_scale)))
@@ -366,7 +385,9 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
             bar.update(1)
             bar.set_postfix_str(f"{phase} t<={t[-1]:.4g} S={current} residual={residual:.2e}")
         if not math.isfinite(residual) or residual > _BLOWUP or not np.all(np.isfinite(estimate.train_loss)):
-            raise _Blowup(f"residual {residual:.3g} at iteration {iteration}")
+            raise blowup(f"residual {residual:.3g} at iteration {iteration}")
+        if best_pair is None or residual < best_pair[0]:
+            best_pair = (residual, state, estimate, removed)
         if residual > best:
             mixer.reset()              # no progress: restart Anderson from a damped step
         best = min(best, residual)
@@ -435,6 +456,7 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
     ends = _window_ends(t, settings)
     done = None                   # outcome on the last converged window
     done_end = 0
+    fallback = None               # (finite unconverged outcome, its last index) of a blown-up first window
     total = []
     events = []
     target_pos = 0
@@ -464,6 +486,9 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
             failure = None if outcome.converged else outcome.reason
         except _Blowup as exc:
             outcome, failure = None, f"blew up ({exc})"
+            total.extend(exc.history)
+            if done is None and exc.fallback is not None:
+                fallback = (exc.fallback, end)  # reported as not converged if nothing better comes
         if failure is None:
             done, done_end = outcome, end
             if end == t.size - 1:
@@ -488,6 +513,8 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
             continue
         if outcome is not None and done is None:
             done, done_end = outcome, end          # the first window itself did not converge
+        elif done is None and fallback is not None:
+            done, done_end = fallback              # it blew up: its best finite iterate
         reason = (f"window [0, {t[end]:.4g}] {failure}"
                   + (f"; converged up to t = {t[done_end]:.4g}" if done is not None and done.converged else ""))
         return done, done_end, total, events, reason

@@ -367,6 +367,35 @@ def test_awkward_valid_problems_give_finite_curves_or_say_why_not(problem, t_max
         assert res.message.startswith("not converged") and "window" in res.message
 
 
+def test_a_first_window_that_blows_up_is_reported_not_raised(monkeypatch):
+    """A blow-up on the first window (nothing converged before it) returns ``converged=False``
+    with the finite iterate of smallest residual and the reason, instead of raising: the data side
+    is made to explode from its fourth call on, so every (halved) first window blows up."""
+    from dataclasses import replace
+
+    from dmft import dmft_solver as solver
+
+    real = solver.estimate_data_side
+    calls = []
+
+    def exploding(*args, **kwargs):
+        estimate = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) > 3:
+            estimate = replace(estimate, cov_g=estimate.cov_g * 1e30)
+        return estimate
+
+    monkeypatch.setattr(solver, "estimate_data_side", exploding)
+    res = solve_dmft(ModelParameters(alpha=5.0, epsilon=0.25), time_grid(4.0, 0.25), samples=512, seed=0,
+                     error_replicas=0, warmup_samples=512)
+    assert not res.converged
+    assert res.message.startswith("not converged") and "blew up" in res.message
+    assert np.all(np.isfinite(res.train_loss)) and np.all(np.isfinite(res.test_loss))
+    assert res.iterations == len(res.residual_history) >= 4
+    # the reported curves are those of the best iterate: its residual is the smallest finite one
+    assert np.isfinite(res.residual_history).any()
+
+
 # -- against simulation over the whole window (slow) ------------------------------------------------
 @pytest.mark.slow
 def test_alpha3_agrees_with_seed_averaged_descent_to_t60():
