@@ -24,12 +24,13 @@ floor). Every average over samples is weighted by the sample's |h*| stratum weig
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 import scipy.linalg.blas
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import _data_kernels as kernels
 from .sampling import chunk_bounds, conditional_square_root, draw_chunk, draw_label_noise, draw_teacher_chunk
@@ -175,6 +176,13 @@ def _probe_in_product_dtype(probe: np.ndarray, cache: dict | None, key) -> np.nd
     return single
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS thread pools of this process, found once (``threadpool_limits`` scans the loaded
+    libraries at every call: 1.6 ms, 2.5 % of a data-side pass at S = 4096, T = 161)."""
+    return ThreadpoolController()
+
+
 def _kernel(backend: str):
     if backend == "numba":
         return kernels.data_side_numba, kernels.exact_response_numba
@@ -183,6 +191,19 @@ def _kernel(backend: str):
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def _one_blas_thread(function):
+    """Run ``function`` with one BLAS thread: idle OpenBLAS threads spin-wait after each product
+    (the Cholesky factor, the sample products) and took ~30 % of the cores from the parallel Numba
+    kernel (measured on 2 cores; with a 2-thread LAPACK factor before it, the kernel of an S = 4096
+    pass took 41 instead of 17 ms)."""
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+    return limited
+
+
+@_one_blas_thread
 def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, *, problem,
                        samples: int, seed: int, backend: str = "numba",
                        response: str = "probe", response_samples: int | None = None,
@@ -279,67 +300,64 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         draw_bytes = total * T * N * 8 * 1.75
         draws = workspace.setdefault("draws", {}) if draw_bytes < 2**28 else None
     single_probes = workspace.setdefault("single_probes", {}) if draws is not None else None
-    # One BLAS thread while the kernels run: idle OpenBLAS threads spin-wait after each product
-    # and took ~30 % of the cores from the parallel Numba kernel (measured on 2 cores).
-    with threadpool_limits(limits=1, user_api="blas"):
-        chunks = [(stream, index, bounds) for stream in streams
-                  for index, bounds in enumerate(chunk_bounds(samples, chunk))]
-        for stream, index, (start, stop) in chunks:
-            stream_key = tuple(np.atleast_1d(stream).tolist())
-            if M == 1:
-                u, hstar, probe, weight = draw_chunk(root, seed=stream, index=index, start=start, stop=stop,
-                                                     samples=samples, steps=T, width=N, rho=rho, cache=draws,
-                                                     sampler=sampler)
-            else:
-                u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=stream, index=index,
-                                                             start=start, stop=stop, samples=samples, steps=T,
-                                                             width=N, cache=draws, sampler=sampler)
-            if center and response == "probe" and initial_probe_scale != 1.0:
-                probe = probe.copy()              # the cached common random numbers stay ±1
-                probe[:, 0, :] *= initial_probe_scale
-            y, dy = problem.targets(hstar.reshape(stop - start, M))
-            if noise_std:
-                # output noise: a frozen ξ per training sample (it is part of the data set), kept
-                # with the chunk's other common random numbers
-                key = ("label_noise", tuple(np.atleast_1d(stream).tolist()), index, start, stop)
-                xi = draws.get(key) if draws is not None else None
-                if xi is None:
-                    xi = draw_label_noise(seed=stream, index=index, start=start, stop=stop)
-                    if draws is not None:
-                        draws[key] = xi
-                y = y + noise_std * xi
-            rows = stop - start
-            failures += kernels.run_data_kernel(data_kernel, u, np.ascontiguousarray(y), np.ascontiguousarray(dy),
-                                                probe, chi, scale, code, param, coupling, center, weight, buffers,
-                                                store_samples=store_samples)
-            blocks = -(-rows // kernels.block_size(N))
-            weight_sum = weight.sum()
-            train.add_moments(weight_sum, buffers["train_moments"][:blocks])
-            rstar.add_moments(weight_sum, buffers["rstar_moments"][:blocks])
-            local.add_moments(weight_sum, buffers["local_moments"][:blocks])
-            local0_sum += buffers["local0_moments"][:blocks].sum(axis=0)
-            out = {name: buffers[name][:rows] for name in ("g", "probe_memory", "local", "local0")}
-            g_flat = out["g"].reshape(-1, T * N)
-            g_weighted = _product_buffer(scratch, "g", rows, T * N)
-            if response == "probe":
-                memory_weighted = _product_buffer(scratch, "memory", rows, T * N)
-                _weighted_products_numba(g_flat, out["probe_memory"].reshape(-1, T * N), weight, g_weighted,
-                                         memory_weighted)
-            else:
-                np.multiply(g_flat, np.sqrt(weight)[:, None], out=g_weighted, casting="same_kind")
-            _add_gram(cov_g_upper, g_weighted, scratch)
-            if response == "probe":
-                probe_single = _probe_in_product_dtype(probe, single_probes, (stream_key, index, start, stop, samples,
-                                                                      initial_probe_scale if center else 1.0))
-                _add_causal_cross(probe_flat, memory_weighted, probe_single, N)
-            else:
-                # every exact_stride-th quadruplet: a subsample spread over all |h*| strata
-                groups = np.arange(start // 4, stop // 4)
-                chosen = np.repeat(groups % exact_stride == 0, 4)
-                if chosen.any():
-                    exact_kernel(np.ascontiguousarray(out["local"][chosen]), chi, float(coupling),
-                                 np.ascontiguousarray(out["local0"][chosen]), weight[chosen], exact_sum)
-                    exact_weight += weight[chosen].sum()
+    chunks = [(stream, index, bounds) for stream in streams
+              for index, bounds in enumerate(chunk_bounds(samples, chunk))]
+    for stream, index, (start, stop) in chunks:
+        stream_key = tuple(np.atleast_1d(stream).tolist())
+        if M == 1:
+            u, hstar, probe, weight = draw_chunk(root, seed=stream, index=index, start=start, stop=stop,
+                                                 samples=samples, steps=T, width=N, rho=rho, cache=draws,
+                                                 sampler=sampler)
+        else:
+            u, hstar, probe, weight = draw_teacher_chunk(root, teacher_factor, seed=stream, index=index,
+                                                         start=start, stop=stop, samples=samples, steps=T,
+                                                         width=N, cache=draws, sampler=sampler)
+        if center and response == "probe" and initial_probe_scale != 1.0:
+            probe = probe.copy()              # the cached common random numbers stay ±1
+            probe[:, 0, :] *= initial_probe_scale
+        y, dy = problem.targets(hstar.reshape(stop - start, M))
+        if noise_std:
+            # output noise: a frozen ξ per training sample (it is part of the data set), kept
+            # with the chunk's other common random numbers
+            key = ("label_noise", tuple(np.atleast_1d(stream).tolist()), index, start, stop)
+            xi = draws.get(key) if draws is not None else None
+            if xi is None:
+                xi = draw_label_noise(seed=stream, index=index, start=start, stop=stop)
+                if draws is not None:
+                    draws[key] = xi
+            y = y + noise_std * xi
+        rows = stop - start
+        failures += kernels.run_data_kernel(data_kernel, u, np.ascontiguousarray(y), np.ascontiguousarray(dy),
+                                            probe, chi, scale, code, param, coupling, center, weight, buffers,
+                                            store_samples=store_samples)
+        blocks = -(-rows // kernels.block_size(N))
+        weight_sum = weight.sum()
+        train.add_moments(weight_sum, buffers["train_moments"][:blocks])
+        rstar.add_moments(weight_sum, buffers["rstar_moments"][:blocks])
+        local.add_moments(weight_sum, buffers["local_moments"][:blocks])
+        local0_sum += buffers["local0_moments"][:blocks].sum(axis=0)
+        out = {name: buffers[name][:rows] for name in ("g", "probe_memory", "local", "local0")}
+        g_flat = out["g"].reshape(-1, T * N)
+        g_weighted = _product_buffer(scratch, "g", rows, T * N)
+        if response == "probe":
+            memory_weighted = _product_buffer(scratch, "memory", rows, T * N)
+            _weighted_products_numba(g_flat, out["probe_memory"].reshape(-1, T * N), weight, g_weighted,
+                                     memory_weighted)
+        else:
+            np.multiply(g_flat, np.sqrt(weight)[:, None], out=g_weighted, casting="same_kind")
+        _add_gram(cov_g_upper, g_weighted, scratch)
+        if response == "probe":
+            probe_single = _probe_in_product_dtype(probe, single_probes, (stream_key, index, start, stop, samples,
+                                                                  initial_probe_scale if center else 1.0))
+            _add_causal_cross(probe_flat, memory_weighted, probe_single, N)
+        else:
+            # every exact_stride-th quadruplet: a subsample spread over all |h*| strata
+            groups = np.arange(start // 4, stop // 4)
+            chosen = np.repeat(groups % exact_stride == 0, 4)
+            if chosen.any():
+                exact_kernel(np.ascontiguousarray(out["local"][chosen]), chi, float(coupling),
+                             np.ascontiguousarray(out["local0"][chosen]), weight[chosen], exact_sum)
+                exact_weight += weight[chosen].sum()
 
     # closed-form means of the control variates at the Gaussian field h = u
     exact_test, jac_mean, rstar_mean = problem.control_means(cov_w, overlap)

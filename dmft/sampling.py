@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg.blas
+import scipy.linalg.lapack
 from numba import njit
 from scipy.special import ndtri
 
@@ -127,7 +128,21 @@ def conditional_square_root(cov_flat: np.ndarray, overlap_flat: np.ndarray, teac
     n0 = cond.shape[0] if width is None else int(width)
     scale = max(float(np.max(np.diag(cond)[:n0])), 1e-300)
     cond[np.diag_indices_from(cond)] += _JITTER * scale
-    return CausalSquareRoot(factor=_cholesky_rows(cond, _RANK_TOL * scale), slope=slope)
+    return CausalSquareRoot(factor=_causal_cholesky(cond, _RANK_TOL * scale), slope=slope)
+
+
+def _causal_cholesky(A: np.ndarray, tol: float) -> np.ndarray:
+    """:func:`_cholesky_rows` of A, by LAPACK where it gives the same factor.
+
+    For a positive definite A whose pivots all exceed ``tol`` the guarded row-by-row factor is
+    the plain Cholesky factor, which LAPACK ``dpotrf`` computes ~10× faster (blocked, NT = 322:
+    0.3 against 3.5 ms per data-side pass; the cost grows as (NT)³). Where ``dpotrf`` fails (an
+    indefinite iterate) or a pivot is ≤ ``tol``, the guarded factor is used.
+    """
+    factor, info = scipy.linalg.lapack.dpotrf(A, lower=1, clean=1, overwrite_a=0)
+    if info == 0 and np.all(np.diag(factor) ** 2 > tol):
+        return factor
+    return _cholesky_rows(A, tol)
 
 
 def chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
