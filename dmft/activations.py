@@ -443,12 +443,62 @@ def _relu_odd_pair(order: int, partner: Activation, partner_order: int, C, nodes
     return None
 
 
+def _conditional_polynomial(coefficients, C):
+    """Coefficients (lowest power first, shape (..., K)) of E[P(w) | u] as a polynomial in u for
+    (u, w) ~ N(0, C): w | u ~ N(βu, s²), β = C₁₂/C₁₁, s² = C₂₂ − C₁₂²/C₁₁ (β = 0, s² = C₂₂ where
+    C₁₁ = 0), and E[(βu + sξ)^k] = Σ_{j even} binom(k, j) β^(k−j) s^j (j − 1)!! u^(k−j)."""
+    c11, c12, c22 = C[..., 0, 0], C[..., 0, 1], C[..., 1, 1]
+    positive = c11 > 0
+    beta = np.where(positive, c12 / np.where(positive, c11, 1.0), 0.0)
+    spread = np.maximum(c22 - beta * c12, 0.0)                         # s²
+    coefficients = np.atleast_1d(np.asarray(coefficients, dtype=float))
+    out = np.zeros(np.shape(c11) + (coefficients.size,))
+    for k, coefficient in enumerate(coefficients):
+        if coefficient == 0.0:
+            continue
+        for j in range(0, k + 1, 2):
+            double_factorial = math.prod(range(j - 1, 0, -2))            # (j − 1)!!, 1 for j = 0
+            out[..., k - j] += coefficient * math.comb(k, j) * double_factorial * beta ** (k - j) * spread ** (j // 2)
+    return out
+
+
+def _erf_moments(order: int, var, count: int):
+    """E[u^r φ^(order)(u)] for r < ``count``, u ~ N(0, var), φ(u) = erf(u/√2) (shape (..., count)).
+
+    With G_r = E[u^r φ′(u)] = √(2/π) (r − 1)!! var^(r/2) / (1 + var)^((r+1)/2) (r even; 0 odd),
+    E[u^r φ″(u)] = −G_{r+1} (φ″ = −uφ′), and E[u^r φ(u)] = var·((r − 1)E[u^(r−2) φ] + G_{r−1})
+    (Stein's lemma; 0 for r even, φ being odd).
+    """
+    var = np.asarray(var, dtype=float)
+    size = count + 1
+    slope = np.zeros(var.shape + (size,))                             # G_r
+    for r in range(0, size, 2):
+        slope[..., r] = _ERF_SLOPE * math.prod(range(r - 1, 0, -2)) * var ** (r // 2) / (1.0 + var) ** ((r + 1) / 2)
+    if order == 1:
+        return slope[..., :count]
+    if order == 2:
+        return -slope[..., 1:size]
+    value = np.zeros(var.shape + (count,))
+    for r in range(1, count, 2):
+        value[..., r] = var * ((r - 1) * value[..., r - 2] if r >= 3 else 0.0) + var * slope[..., r - 1]
+    return value
+
+
+def _erf_polynomial_pair(order: int, coefficients, C):
+    """E[φ^(order)(u) P(w)], φ(u) = erf(u/√2), P a polynomial (lowest order first), (u, w) ~ N(0, C):
+    the conditional mean of P(w) given u (:func:`_conditional_polynomial`) against the Gaussian
+    moments of erf and its derivatives (:func:`_erf_moments`), in closed form."""
+    conditional = _conditional_polynomial(coefficients, C)
+    return np.sum(conditional * _erf_moments(order, C[..., 0, 0], conditional.shape[-1]), axis=-1)
+
+
 def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
     """Closed form of E[a^(p)(u) b^(q)(w)] or None when there is none here.
 
     (p, q) ∈ {(0, 0), (1, 1), (2, 0)}: the kernels that I2, I2′ and (by Stein) I3 need. Pairs of
-    one family, ReLU-family × polynomial pairs (:func:`_relu_polynomial_pair`), and ReLU-family ×
-    odd pairs (erf, tanh, odd user functions: a 1-d smooth rule, :func:`_relu_odd_pair`).
+    one family, ReLU-family × polynomial pairs (:func:`_relu_polynomial_pair`), ReLU-family ×
+    odd pairs (erf, tanh, odd user functions: a 1-d smooth rule, :func:`_relu_odd_pair`), and erf ×
+    polynomial pairs (:func:`_erf_polynomial_pair`).
     """
     families = {a.family, b.family}
     if families == {"relu", "polynomial"}:
@@ -463,6 +513,11 @@ def _pair_closed(a: Activation, p: int, b: Activation, q: int, C):
             if relu_first:
                 return _relu_odd_pair(p, partner, q, C)
             return _relu_odd_pair(q, partner, p, C[..., ::-1, ::-1])
+    if families == {"erf", "polynomial"}:
+        # erf against a polynomial: closed form through the conditional mean of the polynomial
+        if a.family == "erf":
+            return _erf_polynomial_pair(p, _poly_deriv(b.coefficients, q), C)
+        return _erf_polynomial_pair(q, _poly_deriv(a.coefficients, p), C[..., ::-1, ::-1])
     if a.family != b.family or a.family == "quadrature":
         return None
     c11, c12, c22 = C[..., 0, 0], C[..., 0, 1], C[..., 1, 1]

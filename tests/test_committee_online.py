@@ -157,6 +157,42 @@ def test_relu_polynomial_and_odd_pairs_match_quadrature_and_monte_carlo(rng):
                     assert abs(exact - samples.mean()) < 5 * samples.std() / math.sqrt(samples.size)
 
 
+def test_erf_polynomial_pairs_in_closed_form_match_adaptive_quadrature(rng):
+    """theory.md §10.4: erf × polynomial pairs in closed form (conditional mean of the polynomial
+    against the Gaussian moments of erf). Against the 128×128 tensor rule at ordinary covariances
+    (1e-12, both orders, I2, I2′, I3), and, where that rule is no longer accurate (Var u = 40: it
+    is off by up to 2e-4), against an adaptive 1-d integral of the exact conditional mean (1e-10);
+    C₁₁ = 0 (u ≡ 0) gives φ^(p)(0)·E[P(w)] exactly."""
+    from scipy.integrate import quad
+
+    erf, poly = act.erf(), act.polynomial([0.2, -1.0, 0.5, 0.1, 0.05])
+    C = np.stack([_random_cov(rng, 3) for _ in range(4)])
+    for f, g in ((erf, poly), (poly, erf)):
+        qf, qg = _as_quadrature(f), _as_quadrature(g)
+        assert_allclose(act.i2(f, g, C[:, :2, :2]), act.i2(qf, qg, C[:, :2, :2]), rtol=1e-12, atol=1e-12)
+        assert_allclose(act.i2_prime(f, g, C[:, :2, :2]), act.i2_prime(qf, qg, C[:, :2, :2]), rtol=1e-12, atol=1e-12)
+        assert_allclose(act.i3(f, g, C), act.i3(qf, qg, C), rtol=1e-12, atol=1e-12)
+    derivative = (erf.phi, erf.dphi, erf.ddphi)
+    wide = np.array([[40.0, 3.0], [3.0, 2.0]])
+    x, weight = act.gauss_hermite(20)            # exact for the conditional mean of a quartic
+    for p, q in ((0, 0), (1, 1), (2, 0)):
+        P = np.polynomial.Polynomial(poly.coefficients).deriv(q)
+        beta = wide[0, 1] / wide[0, 0]
+        spread = math.sqrt(wide[1, 1] - beta * wide[0, 1])
+
+        def integrand(u):
+            return (derivative[p](u) * (P(beta * u + spread * x) @ weight)
+                    * math.exp(-u * u / (2 * wide[0, 0])) / math.sqrt(2 * math.pi * wide[0, 0]))
+
+        reference = quad(integrand, -80.0, 80.0, points=[0.0], limit=200, epsabs=1e-14)[0]
+        assert abs(act._pair_closed(erf, p, poly, q, wide) - reference) < 1e-10, (p, q)
+    degenerate = np.array([[0.0, 0.0], [0.0, 1.3]])
+    P = poly.coefficients
+    assert_allclose(act.i2(erf, poly, degenerate), 0.0, atol=1e-15)
+    assert_allclose(act.i2_prime(erf, poly, degenerate),
+                    math.sqrt(2 / math.pi) * (P[1] + 3 * P[3] * 1.3), rtol=1e-14)
+
+
 def test_smoothed_relu_online_curves_tend_to_relu_as_width_squared():
     """theory.md §10.9: in the online limit, where both models are exact, the smoothed student's
     test loss approaches ReLU's as s² (N = M = 2, κ = κ* = 2, ReLU teacher, t ≤ 20). Observed sup
