@@ -123,17 +123,19 @@ def allocate_outputs(samples: int, steps: int, width: int, teachers: int = 1, st
 
 
 def run_data_kernel(kernel, u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered, weight, out,
-                    store_samples=True) -> int:
+                    store_samples=True, memory_dtype=np.float64) -> int:
     """Call a data-side kernel with the arrays of ``out`` (from :func:`allocate_outputs`, first
-    ``len(u)`` rows; ``weight`` = per-sample weights of the block moments). Returns the Newton
-    failure count."""
+    ``len(u)`` rows; ``weight`` = per-sample weights of the block moments; ``memory_dtype`` = the
+    precision of the Numba kernel's memory sums, float64 or float32). Returns the Newton failure
+    count."""
+    chi_memory = np.ascontiguousarray(chi, dtype=memory_dtype)
     S = u.shape[0]
     block = block_size(u.shape[2])
     blocks = (S + block - 1) // block
     rows = {name: (array[:S] if array.shape[0] else array) for name, array in out.items()
             if name not in MOMENT_NAMES}
     moments = [out[name][:blocks] for name in MOMENT_NAMES]
-    return int(kernel(u, y, dy, probe, chi, float(scale), act_code, float(act_param), float(coupling),
+    return int(kernel(u, y, dy, probe, chi, chi_memory, float(scale), act_code, float(act_param), float(coupling),
                       bool(centered), np.ascontiguousarray(weight, dtype=np.float64), bool(store_samples),
                       *(rows[name] for name, _ in _OUTPUTS), *moments))
 
@@ -464,7 +466,7 @@ def _weighted_moments(x, c, w, out):
 
 
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
-def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coupling, centered, weight,
+def data_side_numba(u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act_param, coupling, centered, weight,
                     store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                     delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m):
     """Integrate the data-side process and its tangents for every sample (see module doc).
@@ -486,6 +488,10 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
         Probe vectors v (±1).
     chi : ndarray, shape (T, T, N, N)
         Discrete weight response χ = M Q (quadrature weights included).
+    chi_memory : ndarray, shape (T, T, N, N)
+        χ in the precision of the memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) and of the three
+        histories they read (float64, or float32: twice the SIMD width and half the bytes; the
+        rest of the kernel stays in float64, theory.md §9.4).
     scale : float
         κ.
     act_code, act_param : int, float
@@ -537,9 +543,10 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
         ddphi = np.empty((N, B))
         _activation_block(act_code, act_param, ub[0], phi0, dphi0, ddphi)
         # histories of g, the probe tangent and dg/dh* (time-major, sample-minor)
-        g_hist = np.zeros((T, N, B))
-        p_hist = np.zeros((T, N, B))
-        s_hist = np.zeros((T, M, N, B))
+        # (in the precision of chi_memory, as the memory sums that read them)
+        g_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
+        p_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
+        s_hist = np.zeros((T, M, N, B), dtype=chi_memory.dtype)
         # per-block outputs in the same time-major, sample-minor layout (copied out at the end)
         delta_b = np.empty((T, B))
         dg_b = np.empty((T, B))
@@ -548,9 +555,9 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
         loc_b = np.empty((T, N, N, B))
         l0_b = np.empty((T, N, N, B))
         jg_b = np.empty((T, N, N, B))
-        mem_g = np.empty((N, B))
-        mem_p = np.empty((N, B))
-        mem_s = np.empty((M, N, B))
+        mem_g = np.empty((N, B), dtype=chi_memory.dtype)
+        mem_p = np.empty((N, B), dtype=chi_memory.dtype)
+        mem_s = np.empty((M, N, B), dtype=chi_memory.dtype)
         h = np.empty((N, B))
         rhs = np.empty((N, B))
         F = np.empty((N, B))
@@ -578,13 +585,13 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
             mem_s[:, :, :] = 0.0
             head = n - n % 4
             if N == 2:
-                _two_unit_memory(chi, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
+                _two_unit_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
             else:
-                _unit_pair_memory(chi, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
+                _unit_pair_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
             for k in range(head, n):
                 for i in range(N):
                     for j in range(N):
-                        c_ij = chi[n, k, i, j]
+                        c_ij = chi_memory[n, k, i, j]
                         for b in range(B):
                             mem_g[i, b] += c_ij * g_hist[k, j, b]
                             mem_p[i, b] += c_ij * p_hist[k, j, b]
@@ -592,7 +599,7 @@ def data_side_numba(u, y_in, dy_in, probe, chi, scale, act_code, act_param, coup
             # teacher tangents 1..M−1 in their own pass (a loop inside the one above cost the
             # M = 1 kernel ~5 % at T = 161, measured)
             for m in range(1, M):
-                _teacher_memory(chi, n, s_hist, m, mem_s)
+                _teacher_memory(chi_memory, n, s_hist, m, mem_s)
             # implicit step h = b + a χ_nn g(h): Newton on F(h) = h − b − a χ_nn g(h)
             for i in range(N):
                 for b in range(B):
@@ -884,10 +891,11 @@ def _block_moments_numpy(weight, x, block, c=None):
     return np.array(rows)
 
 
-def data_side_numpy(u, y, dy, probe, chi, scale, act_code, act_param, coupling, centered, weight,
+def data_side_numpy(u, y, dy, probe, chi, chi_memory, scale, act_code, act_param, coupling, centered, weight,
                     store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                     delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m):
-    """NumPy twin of :func:`data_side_numba` (same arguments, same outputs)."""
+    """NumPy twin of :func:`data_side_numba` (same arguments, same outputs). Always in float64:
+    ``chi_memory`` is accepted for the common signature and not used."""
     S, T, N = u.shape
     M = dy.shape[1]
     if not store_samples:

@@ -109,16 +109,21 @@ class _ControlVariateSum:
 #: ~1e-7 of each product, accumulated over at most 2048 terms: ≲ 1e-5 of an entry's scale,
 #: against a Monte Carlo error of 1/√S ≳ 2e-3 of it at S ≤ 2^18 (theory.md §9.4).
 PRODUCT_DTYPE = np.float32
+#: ``precision`` settings: "mixed" (the single-precision parts below) or "double" (all float64).
+PRECISIONS = ("mixed", "double")
+#: Precision of the Numba kernel's memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) and of the histories
+#: they read (theory.md §9.4); everything else in the kernel is float64.
+MEMORY_DTYPE = np.float32
 
 
 def _add_gram(acc_upper: np.ndarray, x: np.ndarray, scratch: dict | None = None) -> None:
     """acc += xᵀx in the upper triangle of the Fortran-ordered float64 ``acc_upper`` (BLAS syrk:
-    half the multiply-adds of ``x.T @ x``), the product in :data:`PRODUCT_DTYPE`. ``x`` has
-    shape (S, d), C-ordered, in that dtype."""
+    half the multiply-adds of ``x.T @ x``), the product in the dtype of ``x`` (float32 or
+    float64; shape (S, d), C-ordered)."""
     d = acc_upper.shape[0]
     part = None if scratch is None else scratch.get("gram")
-    if part is None or part.shape != (d, d):
-        part = np.zeros((d, d), dtype=PRODUCT_DTYPE, order="F")
+    if part is None or part.shape != (d, d) or part.dtype != x.dtype:
+        part = np.zeros((d, d), dtype=x.dtype, order="F")
         if scratch is not None:
             scratch["gram"] = part
     syrk = scipy.linalg.blas.ssyrk if x.dtype == np.float32 else scipy.linalg.blas.dsyrk
@@ -155,25 +160,28 @@ def _weighted_products_numba(g, memory, weight, g_out, memory_out):
             memory_out[a, k] = memory[a, k] * weight[a]
 
 
-def _product_buffer(scratch: dict, name: str, rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) :data:`PRODUCT_DTYPE` buffer kept in ``scratch`` (grown to the largest
-    chunk; a shorter last chunk uses its leading rows)."""
+def _product_buffer(scratch: dict, name: str, rows: int, cols: int, dtype) -> np.ndarray:
+    """A (rows, cols) buffer of ``dtype`` kept in ``scratch`` (grown to the largest chunk; a
+    shorter last chunk uses its leading rows)."""
     out = scratch.get(name)
-    if out is None or out.shape[1] != cols or out.shape[0] < rows:
-        out = np.empty((rows, cols), dtype=PRODUCT_DTYPE)
+    if out is None or out.shape[1] != cols or out.shape[0] < rows or out.dtype != dtype:
+        out = np.empty((rows, cols), dtype=dtype)
         scratch[name] = out
     return out[:rows]
 
 
-def _probe_in_product_dtype(probe: np.ndarray, cache: dict | None, key) -> np.ndarray:
-    """The chunk's probes (S, T, N) flattened to (S, T·N) in :data:`PRODUCT_DTYPE`, kept in the
-    common-random-number ``cache`` (the probes are the same at every iteration)."""
-    single = cache.get(key) if cache is not None else None
-    if single is None:
-        single = probe.reshape(probe.shape[0], -1).astype(PRODUCT_DTYPE)
+def _probe_in_dtype(probe: np.ndarray, dtype, cache: dict | None, key) -> np.ndarray:
+    """The chunk's probes (S, T, N) flattened to (S, T·N) in ``dtype``, a single-precision copy
+    kept in the common-random-number ``cache`` (the probes are the same at every iteration)."""
+    flat = probe.reshape(probe.shape[0], -1)
+    if dtype == flat.dtype:
+        return flat
+    cast = cache.get(key) if cache is not None else None
+    if cast is None:
+        cast = flat.astype(dtype)
         if cache is not None:
-            cache[key] = single
-    return single
+            cache[key] = cast
+    return cast
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,7 +217,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                        response: str = "probe", response_samples: int | None = None,
                        chunk: int = 2048, threads: int | None = None,
                        workspace: dict | None = None, sampler: str = "mc",
-                       initial_probe_scale: float = 1.0) -> DataSideEstimate:
+                       initial_probe_scale: float = 1.0, precision: str = "mixed") -> DataSideEstimate:
     """One Monte Carlo pass over the data-side process (theory.md §4.6 step 2).
 
     Parameters
@@ -243,9 +251,17 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         R_g[:, 0] divided by σ₀² (unbiased for any σ₀ > 0). The tangent of a centred sample carries
         the O(κ/N) direct response K_n v_0 to h_0 at every later time; with σ₀ < 1 that term no
         longer adds its variance to the estimates of every other column (theory.md §0.1).
+    precision : {"mixed", "double"}
+        ``"mixed"``: the sample products (:data:`PRODUCT_DTYPE`) and the kernel's memory sums
+        (:data:`MEMORY_DTYPE`) in single precision (theory.md §9.4); ``"double"``: all float64.
     """
     if response not in RESPONSE_METHODS:
         raise ValueError(f"response must be one of {RESPONSE_METHODS}, got {response!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    single = precision == "mixed"
+    product_dtype = PRODUCT_DTYPE if single else np.float64
+    memory_dtype = MEMORY_DTYPE if single else np.float64
     streams = seed.seeds if isinstance(seed, SampleStreams) else (seed,)
     if len(streams) > 1 and response != "probe":
         raise ValueError("a union of sample streams needs response='probe'")
@@ -329,7 +345,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         rows = stop - start
         failures += kernels.run_data_kernel(data_kernel, u, np.ascontiguousarray(y), np.ascontiguousarray(dy),
                                             probe, chi, scale, code, param, coupling, center, weight, buffers,
-                                            store_samples=store_samples)
+                                            store_samples=store_samples, memory_dtype=memory_dtype)
         blocks = -(-rows // kernels.block_size(N))
         weight_sum = weight.sum()
         train.add_moments(weight_sum, buffers["train_moments"][:blocks])
@@ -338,18 +354,18 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         local0_sum += buffers["local0_moments"][:blocks].sum(axis=0)
         out = {name: buffers[name][:rows] for name in ("g", "probe_memory", "local", "local0")}
         g_flat = out["g"].reshape(-1, T * N)
-        g_weighted = _product_buffer(scratch, "g", rows, T * N)
+        g_weighted = _product_buffer(scratch, "g", rows, T * N, product_dtype)
         if response == "probe":
-            memory_weighted = _product_buffer(scratch, "memory", rows, T * N)
+            memory_weighted = _product_buffer(scratch, "memory", rows, T * N, product_dtype)
             _weighted_products_numba(g_flat, out["probe_memory"].reshape(-1, T * N), weight, g_weighted,
                                      memory_weighted)
         else:
             np.multiply(g_flat, np.sqrt(weight)[:, None], out=g_weighted, casting="same_kind")
         _add_gram(cov_g_upper, g_weighted, scratch)
         if response == "probe":
-            probe_single = _probe_in_product_dtype(probe, single_probes, (stream_key, index, start, stop, samples,
-                                                                  initial_probe_scale if center else 1.0))
-            _add_causal_cross(probe_flat, memory_weighted, probe_single, N)
+            probe_cast = _probe_in_dtype(probe, product_dtype, single_probes,
+                                         (stream_key, index, start, stop, samples, initial_probe_scale if center else 1.0))
+            _add_causal_cross(probe_flat, memory_weighted, probe_cast, N)
         else:
             # every exact_stride-th quadruplet: a subsample spread over all |h*| strata
             groups = np.arange(start // 4, stop // 4)

@@ -49,7 +49,7 @@ def main():
 
 #: Options of the finite-alpha solver: refused at alpha = inf (the online ODE has none of them).
 _SOLVER_OPTIONS = ("samples", "response", "response_samples", "damping", "mixing", "tol", "max_iter", "seed",
-                   "backend", "symmetrize", "error_replicas", "sampler", "union_of_replicas")
+                   "backend", "symmetrize", "error_replicas", "sampler", "union_of_replicas", "precision")
 
 
 def _given(ctx, name: str) -> bool:
@@ -135,6 +135,10 @@ def _given(ctx, name: str) -> bool:
                    "167 s instead of 147 s. [default: --separate-main]")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
+@click.option("--precision", type=click.Choice(["mixed", "double"]), default=None,
+              help="Floating point of the data side: mixed = the two sample products and the kernel's memory "
+                   "sums in float32, the rest float64 (rounding ~1e-5 of the Monte Carlo error, the default "
+                   "solve ~20% faster); double = float64 throughout (docs/theory.md par. 9.4). [default: mixed]")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Store the run in this HDF5 file. Rerunning the identical run resumes it (nothing is "
@@ -155,7 +159,7 @@ def _given(ctx, name: str) -> bool:
 @handle_errors
 def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_overlap, init_cov, center, rho,
           activation, target, teacher_width, teacher_scale, teacher_activation, noise, lr, samples, response, response_samples, damping, mixing, tol, max_iter, symmetrize, error_replicas, seed,
-          sampler, union_of_replicas, backend, as_json, out, run_name, overwrite, plot, no_plot, progress):
+          sampler, union_of_replicas, backend, precision, as_json, out, run_name, overwrite, plot, no_plot, progress):
     """Theoretical train/test learning curves of the committee machine.
 
     Finite --alpha solves the DMFT of full-batch gradient flow on P = alpha*D Gaussian samples
@@ -188,7 +192,8 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
         family["lr"] = lr
     given = dict(samples=samples, response=response, response_samples=response_samples, damping=damping,
                  mixing=mixing, tol=tol, max_iter=max_iter, seed=seed, backend=backend, symmetrize=symmetrize,
-                 error_replicas=error_replicas, sampler=sampler, union_of_replicas=union_of_replicas)
+                 error_replicas=error_replicas, sampler=sampler, union_of_replicas=union_of_replicas,
+                 precision=precision)
     options = {}
     if online:
         stray = [name for name in _SOLVER_OPTIONS if _given(ctx, name)]
