@@ -3,7 +3,9 @@
     python benchmarks/bench_dmft.py [--samples 4096] [--t-max 40] [--full]
 
 1. One data-side pass (the hot loop) with the Numba kernel and with the NumPy twin on the same
-   draws; prints both times, their ratio and the agreement of the outputs.
+   draws; prints both times, their ratio and the agreement of the outputs; then the Numba kernel
+   with its memory sums in float32 (the solver's default ``precision="mixed"``, theory.md §9.4)
+   against float64, time ratio and largest difference.
 2. Flop and byte count of the hot loop (memory sums of the data-side process):
    per sample 3·N²·T²/2 multiply-adds (three histories: g, the probe tangent and dg/dh*),
    reading χ[n, :n] (N²·n doubles) once per block of 32 samples; reports the achieved rate.
@@ -32,14 +34,15 @@ from dmft.solve import time_grid
 from dmft.weight_side import to_flat
 
 
-def _run(kernel, args, store_samples=True, repeats=3):
+def _run(kernel, args, store_samples=True, repeats=3, memory_dtype=np.float64):
     """Best of ``repeats`` calls into the same output buffers (the first touch of fresh buffers
     costs page faults that a solver, which reuses them, never pays)."""
     out = kernels.allocate_outputs(*args[0].shape, store_samples=store_samples)
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        kernels.run_data_kernel(kernel, *args, np.ones(args[0].shape[0]), out, store_samples=store_samples)
+        kernels.run_data_kernel(kernel, *args, np.ones(args[0].shape[0]), out, store_samples=store_samples,
+                                memory_dtype=memory_dtype)
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -63,7 +66,11 @@ def main():
     _run(kernels.data_side_numba, (u[:8], args[1][:8], args[2][:8], probe[:8]) + args[4:])   # compile / load cache
     t_numba, out_numba = _run(kernels.data_side_numba, args)
     t_numpy, out_numpy = _run(kernels.data_side_numpy, args, repeats=1)
-    t_lean, _ = _run(kernels.data_side_numba, args, store_samples=False)
+    t_lean, _ = _run(kernels.data_side_numba, args, store_samples=False, repeats=7)
+    t_single, _ = _run(kernels.data_side_numba, args, store_samples=False, repeats=7, memory_dtype=np.float32)
+    _, out_single = _run(kernels.data_side_numba, args, repeats=1, memory_dtype=np.float32)
+    worst_single = max(np.abs(out_single[k] - out_numba[k]).max() / max(1e-300, np.abs(out_numba[k]).max())
+                       for k in out_numba)
     worst = max(np.abs(out_numba[k] - out_numpy[k]).max() / max(1.0, np.abs(out_numpy[k]).max()) for k in out_numpy)
     print(f"data-side pass, T={T}, N={N}, S={S}")
     print(f"  numba {t_numba:8.3f} s   numpy {t_numpy:8.3f} s   ratio numpy/numba = {t_numpy / t_numba:6.1f}x"
@@ -76,6 +83,9 @@ def main():
     print(f"  hot loop: {fma:.2e} multiply-adds, {chi_bytes + hist_bytes:.2e} bytes from cache "
           f"(chi {chi_bytes:.1e}, histories {hist_bytes:.1e}); achieved {fma / t_lean / 1e9:.2f} GFMA/s "
           f"(whole kernel time, block moments only)")
+    print(f"  numba, memory sums in float32 (precision='mixed', an option): {t_single:8.3f} s "
+          f"-> {t_lean / t_single:.2f}x the float64 kernel; achieved {fma / t_single / 1e9:.2f} GFMA/s; "
+          f"largest difference {worst_single:.1e} of an output's scale")
 
     common = dict(problem=SquareTargetProblem(params), samples=S, seed=0)
     start = time.perf_counter()

@@ -102,17 +102,18 @@ class _ControlVariateSum:
         return mx - coef * (mc - control_mean)
 
 
-#: Precision of the two sample products of a pass (the Gram E[g gᵀ] and the probe cross product
-#: E[δg vᵀ]). Each chunk's product runs in single precision and is added to float64 sums: BLAS
+#: precision="mixed": precision of the two sample products of a pass (the Gram E[g gᵀ] and the probe
+#: cross product E[δg vᵀ]). Each chunk's product runs in single precision and is added to float64 sums: BLAS
 #: ssyrk/sgemm do the O(S·(TN)²) multiply-adds twice as fast as their float64 twins (T = 161,
 #: N = 2, 2048 samples: 2.5 against 4.8 ms and 4.9 against 9.7 ms, measured). The rounding is
 #: ~1e-7 of each product, accumulated over at most 2048 terms: ≲ 1e-5 of an entry's scale,
 #: against a Monte Carlo error of 1/√S ≳ 2e-3 of it at S ≤ 2^18 (theory.md §9.4).
 PRODUCT_DTYPE = np.float32
-#: ``precision`` settings: "mixed" (the single-precision parts below) or "double" (all float64).
-PRECISIONS = ("mixed", "double")
-#: Precision of the Numba kernel's memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) and of the histories
-#: they read (theory.md §9.4); everything else in the kernel is float64.
+#: ``precision`` settings: "double" (all float64, the default) or "mixed" (the single-precision parts
+#: below).
+PRECISIONS = ("double", "mixed")
+#: precision="mixed": precision of the Numba kernel's memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k) and
+#: of the histories they read (theory.md §9.4); everything else in the kernel is float64.
 MEMORY_DTYPE = np.float32
 
 
@@ -217,7 +218,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
                        response: str = "probe", response_samples: int | None = None,
                        chunk: int = 2048, threads: int | None = None,
                        workspace: dict | None = None, sampler: str = "mc",
-                       initial_probe_scale: float = 1.0, precision: str = "mixed") -> DataSideEstimate:
+                       initial_probe_scale: float = 1.0, precision: str = "double") -> DataSideEstimate:
     """One Monte Carlo pass over the data-side process (theory.md §4.6 step 2).
 
     Parameters

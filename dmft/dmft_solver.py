@@ -139,15 +139,17 @@ class SolverSettings:
         ~12 a separate stream needs after the S/8 warm-up; the standard error is the batch-means
         one, std/√B. If the replicas or the union solve fail, the solve falls back to a separate
         full-S stream. ``False`` (default): the separate stream first, then the replicas. Measured
-        (2-core machine): the default problem 13.7–15.6 s instead of 17.0–17.5 s (6 union
-        iterations instead of 12 full-S ones); α = 3, N = 4, t ≤ 60 167 s instead of 147 s (the
-        union needs 22 iterations there, the first replica's march 84) — hence not the default.
-    precision : {"mixed", "double"}
-        ``"mixed"`` (default): the data side's two sample products (Gram, probe cross product) and
-        the Numba kernel's memory sums in single precision, everything else in double (theory.md
-        §9.4): rounding ~1e-7 of each quantity, 1e-5 of its Monte Carlo error; the default solve
-        ~20 % faster. ``"double"``: all in float64 (two code paths for the same map then agree to
-        rounding, ~1e-14).
+        (2-core machine, session 17): the default problem 14.4 s instead of 17.5 s (6 union
+        iterations instead of 12 full-S ones); α = 3, N = 4, t ≤ 60 139 s instead of 123 s (the
+        union needs ~20 iterations there, the first replica's march ~80) — hence not the default.
+    precision : {"double", "mixed"}
+        ``"double"`` (default): float64 throughout. ``"mixed"``: while the full-sample residual is
+        above 3·tol, the data side's two sample products (Gram, probe cross product) and the Numba
+        kernel's memory sums run in single precision, everything else in double; the last
+        iterations run in float64, so a converged solve is the fixed point of the double-precision
+        map (theory.md §9.4). Measured: the default problem 1.33× faster (12.6 against 16.8 s), but
+        α = 3, N = 2 to t = 300 did not converge in ~1000 iterations with it (twice), where double
+        converged in 427 — hence not the default.
     """
 
     samples: int = 32768
@@ -173,7 +175,7 @@ class SolverSettings:
     sampler: str = "mc"
     initial_probe_scale: float = 0.15
     union_of_replicas: bool = False
-    precision: str = "mixed"
+    precision: str = "double"
 
     def __post_init__(self):
         samples = check_int_at_least("samples", self.samples, 4)
@@ -347,6 +349,9 @@ def _project_state(state: _State, group: SymmetryGroup) -> _State:
 
 #: A residual above this (order parameters are O(1)–O(100)) counts as a blow-up.
 _BLOWUP = 1e8
+#: precision="mixed" iterates in float64 once the full-sample residual is below this multiple of
+#: the window's tolerance (theory.md §9.4).
+_DOUBLE_BELOW = 3.0
 
 
 def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: SymmetryGroup, *,
@@ -363,6 +368,9 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
     estimate = None
     removed = 0.0
     workspace: dict = {}
+    # "mixed": single-precision parts while far from the fixed point, float64 for the last
+    # iterations, so that a converged result is the fixed point of the double-precision map
+    precision = settings.precision
     best_pair = None                # (residual, state, estimate, removed) of the smallest residual
 
     def blowup(message: str) -> _Blowup:
@@ -379,7 +387,7 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
                     state.cov, state.overlap, state.chi, problem=problem, samples=current, seed=seed,
                     backend=settings.backend,
                     response=settings.response, response_samples=settings.response_samples,
-                    chunk=settings.chunk, workspace=workspace, sampler=settings.sampler, precision=settings.precision,
+                    chunk=settings.chunk, workspace=workspace, sampler=settings.sampler, precision=precision,
                     initial_probe_scale=settings.initial_probe_scale)
                 if settings.symmetrize:
                     estimate, removed = _project_estimate(estimate, group)
@@ -401,8 +409,15 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
             mixer.reset()              # no progress: restart Anderson from a damped step
         best = min(best, residual)
         switch = current < samples and residual < max(settings.warmup_tol, tol)
-        if current == samples and residual < tol:
+        if current == samples and residual < tol and precision == "double":
             return _WindowOutcome(state, estimate, history, True, "", removed)
+        if precision != "double" and current == samples and residual < _DOUBLE_BELOW * tol:
+            # The rounding of the single-precision parts (~1e-6 of C_w, theory.md §9.4) is a
+            # non-smooth perturbation of the map: near the tolerance it misleads Anderson's secant
+            # steps (α = 3 to t = 300 did not converge in 1035 iterations). Finish in float64.
+            precision = "double"
+            mixer.reset()
+            best = math.inf
         mixed = state.unpack(mixer.step(state.pack(), _State.of(new).pack()))
         if switch:
             # A new sample size is a new map: forget the history, including the step just taken.

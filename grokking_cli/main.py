@@ -119,8 +119,9 @@ def _given(ctx, name: str) -> bool:
                    "from its fixed point). With --sampler rqmc the curves are their mean and the Monte Carlo "
                    "standard error of every curve their spread/sqrt(B) (bands in the plot, in --json and the "
                    "store); with mc one solve of all S samples gives the curves and the replicas the errors. "
-                   "0: one solve of S samples, no error bars. Cost at the default problem (mc): ~0.9x the "
-                   "solve (7.7 s of 16.6 s on 2 cores); with rqmc the B solves cost about one solve of S. "
+                   "0: one solve of S samples, no error bars. Cost at the default problem (mc): ~0.7x the "
+                   "solve without them (7.4 s of 17.5 s on 2 cores); with rqmc the B solves cost about one solve "
+                   "of S. "
                    "[default: 8]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the Monte Carlo samples.")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
@@ -131,14 +132,15 @@ def _given(ctx, name: str) -> bool:
 @click.option("--union-of-replicas/--separate-main", default=None,
               help="With --sampler mc and error replicas: solve the B replicas first and then the full solve on "
                    "the union of their samples, started at the mean of their fixed points (docs/theory.md par. 9.3). "
-                   "Measured: the default problem 13.7-15.6 s instead of 17.0-17.5 s; alpha = 3, N = 4, t <= 60 "
-                   "167 s instead of 147 s. [default: --separate-main]")
+                   "Measured (2 cores): the default problem 14.4 s instead of 17.5 s; alpha = 3, N = 4, t <= 60 "
+                   "139 s instead of 123 s (both --precision mixed). [default: --separate-main]")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default="numba", show_default=True,
               help="Kernels of the finite-alpha solver (numpy: the vectorised reference, ~30x slower).")
-@click.option("--precision", type=click.Choice(["mixed", "double"]), default=None,
-              help="Floating point of the data side: mixed = the two sample products and the kernel's memory "
-                   "sums in float32, the rest float64 (rounding ~1e-5 of the Monte Carlo error, the default "
-                   "solve ~20% faster); double = float64 throughout (docs/theory.md par. 9.4). [default: mixed]")
+@click.option("--precision", type=click.Choice(["double", "mixed"]), default=None,
+              help="Floating point of the data side: double = float64 throughout; mixed = the two sample "
+                   "products and the kernel's memory sums in float32 while the residual is above 3*tol, then "
+                   "float64 to convergence: the default problem 1.33x faster, but alpha = 3 to t = 300 did not "
+                   "converge with it (docs/theory.md par. 9.4). [default: double]")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Store the run in this HDF5 file. Rerunning the identical run resumes it (nothing is "

@@ -86,18 +86,19 @@ def test_single_precision_memory_sums_round_within_their_bound(center, width):
 
 
 def test_mixed_precision_solve_agrees_with_double_far_inside_its_error_bars():
-    """The default precision="mixed" against "double" on the same draws (α = 5, ε = 0.25, t ≤ 6):
-    the curves differ by rounding and the fixed-point iteration's stopping point only: < 1e-3 of
-    their Monte Carlo standard error (observed 1.4e-5)."""
+    """precision="mixed" against the default "double" on the same draws (α = 5, ε = 0.25, t ≤ 6):
+    both converge on the double-precision map ("mixed" finishes in float64), so the curves differ
+    only by where the two iterations stopped within the tolerance: < 2 % of their Monte Carlo
+    standard error (observed 2.2e-3; 1.4e-5 when "mixed" still ran single precision to the end)."""
     params = ModelParameters(alpha=5.0, epsilon=0.25)
     common = dict(samples=4096, error_replicas=4, seed=1)
-    mixed = solve_dmft(params, time_grid(6.0, 0.25), **common)
-    double = solve_dmft(params, time_grid(6.0, 0.25), precision="double", **common)
-    assert mixed.converged and double.converged and mixed.settings["precision"] == "mixed"
+    mixed = solve_dmft(params, time_grid(6.0, 0.25), precision="mixed", **common)
+    double = solve_dmft(params, time_grid(6.0, 0.25), **common)
+    assert mixed.converged and double.converged and double.settings["precision"] == "double"
     for name in ("train_loss", "test_loss"):
         sem = getattr(double, name + "_sem")[1:]
         difference = np.abs(getattr(mixed, name) - getattr(double, name))[1:]
-        assert np.all(difference < 1e-3 * sem), (name, (difference / sem).max())
+        assert np.all(difference < 0.02 * sem), (name, (difference / sem).max())
 
 
 @pytest.mark.parametrize("kernel", [kernels.data_side_numba, kernels.data_side_numpy])
