@@ -4,7 +4,7 @@
 
 1. One data-side pass (the hot loop) with the Numba kernel and with the NumPy twin on the same
    draws; prints both times, their ratio and the agreement of the outputs; then the Numba kernel
-   with its memory sums in float32 (the solver's default ``precision="mixed"``, theory.md §9.4)
+   with its memory sums in float32 (the solver's option ``precision="mixed"``, theory.md §9.4)
    against float64, time ratio and largest difference.
 2. Flop and byte count of the hot loop (memory sums of the data-side process):
    per sample 3·N²·T²/2 multiply-adds (three histories: g, the probe tangent and dg/dh*),
@@ -125,7 +125,7 @@ def main():
 def products_ratio(out, probe, T, N, repeats: int = 7):
     """The two sample products of a data-side pass (Gram of g by syrk, causal cross product of the
     probe memory with the probes by gemm bands; ``dmft.data_side``) in single precision
-    (``PRODUCT_DTYPE``, the solver's choice) against double precision on the same chunk, best of
+    (``PRODUCT_DTYPE``, used with ``precision="mixed"``) against double precision on the same chunk, best of
     ``repeats``, one BLAS thread (as in the solver). Multiply-adds per sample: (TN)²/2 for the Gram,
     ≈ (9/16)(TN)² for the cross product. Also prints the largest difference of the two results in
     units of their Monte Carlo standard error (the spread of the per-sample products / √S): the

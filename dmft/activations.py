@@ -378,32 +378,24 @@ def _relu_polynomial_pair(r: Activation, order: int, coefficients, C):
     """E[r^(order)(u) P(w)] for a ReLU-family r (order 0: relu, 1: Θ, 2: δ, smoothed by widening
     C₁₁ by s²) and a polynomial P, in closed form (theory.md §10.4).
 
-    With σ² = C₁₁ + s² write w = β u + γ ξ (β = C₁₂/σ², γ² = C₂₂ − C₁₂²/σ², ξ ⊥ u), expand w^k
-    binomially, and use E[ξ^m] = (m − 1)!! (m even) and the half-line moments
+    With σ² = C₁₁ + s², E[P(w) | u] is a polynomial in u (:func:`_conditional_polynomial`: w = βu + γξ,
+    β = C₁₂/σ², γ² = C₂₂ − C₁₂²/σ², expanded binomially with E[ξ^m] = (m − 1)!!); then the half-line moments
     E[relu(u) u^j] = σ^{j+1} H_{j+1}, E[Θ(u) u^j] = σ^j H_j, E[δ(u) u^j] = δ_{j0}/(σ√(2π)),
     H_n = E[z^n 1{z > 0}].
     """
-    c11 = C[..., 0, 0] + r.smoothing**2
-    c12, c22 = C[..., 0, 1], C[..., 1, 1]
-    sigma = np.sqrt(c11)
-    beta = c12 / c11
-    gamma = np.sqrt(np.maximum(c22 - c12 * beta, 0.0))
-    out = np.zeros(np.shape(c11))
-    for k, coefficient in enumerate(np.asarray(coefficients, dtype=float)):
-        if coefficient == 0.0:
-            continue
-        for j in range(k + 1):
-            m = k - j
-            if m % 2:
-                continue
-            xi_moment = float(np.prod(np.arange(m - 1, 0, -2))) if m else 1.0
-            if order == 0:
-                half = sigma ** (j + 1) * _positive_half_moment(j + 1)
-            elif order == 1:
-                half = sigma**j * _positive_half_moment(j)
-            else:
-                half = (1.0 / (sigma * math.sqrt(2.0 * math.pi))) if j == 0 else 0.0
-            out = out + coefficient * math.comb(k, j) * beta**j * gamma**m * xi_moment * half
+    widened = np.array(C, dtype=float, copy=True)
+    widened[..., 0, 0] += r.smoothing**2
+    sigma = np.sqrt(widened[..., 0, 0])
+    conditional = _conditional_polynomial(coefficients, widened)        # E[P(w) | u], powers of u
+    out = np.zeros(np.shape(sigma))
+    for j in range(conditional.shape[-1]):
+        if order == 0:
+            half = sigma ** (j + 1) * _positive_half_moment(j + 1)
+        elif order == 1:
+            half = sigma**j * _positive_half_moment(j)
+        else:
+            half = (1.0 / (sigma * math.sqrt(2.0 * math.pi))) if j == 0 else 0.0
+        out = out + conditional[..., j] * half
     return out
 
 

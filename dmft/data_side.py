@@ -336,7 +336,7 @@ def estimate_data_side(cov_w: np.ndarray, overlap: np.ndarray, chi: np.ndarray, 
         if noise_std:
             # output noise: a frozen ξ per training sample (it is part of the data set), kept
             # with the chunk's other common random numbers
-            key = ("label_noise", tuple(np.atleast_1d(stream).tolist()), index, start, stop)
+            key = ("label_noise", stream_key, index, start, stop)
             xi = draws.get(key) if draws is not None else None
             if xi is None:
                 xi = draw_label_noise(seed=stream, index=index, start=start, stop=stop)
