@@ -230,9 +230,10 @@ class SolverSettings:
 
 
 #: Raised when a change of the solver's numerics moves its results at unchanged settings (12: the
-#: centred model's rescaled probe at t = 0). Stores key DMFT runs on :func:`numerics_fingerprint`,
+#: centred model's rescaled probe at t = 0; 13: the default grid of ``dmft.solve`` is the log grid
+#: at finite α). Stores key DMFT runs on :func:`numerics_fingerprint`,
 #: so that rerunning a stored request after such a change recomputes instead of resuming a stale run.
-NUMERICS_REVISION = 12
+NUMERICS_REVISION = 13
 
 
 def numerics_fingerprint() -> str:

@@ -15,7 +15,7 @@ from .online import solve_online
 from .weight_side import check_grid
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 
-__all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "make_grid", "GRIDS",
+__all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "default_grid", "make_grid", "GRIDS",
            "DEFAULT_T_MAX", "DEFAULT_DT", "LOG_GRID_GROWTH"]
 
 #: Default final time (theory units t = η₀·step/D): long enough for the default problem
@@ -87,6 +87,16 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
     return t
 
 
+def default_grid(alpha: float) -> str:
+    """The solver's default grid: ``"log"`` at finite α, ``"uniform"`` at α = ∞ (theory.md §9.1).
+
+    At finite α the cost of an iteration grows like the number of points squared, and the log grid
+    is as accurate as the uniform one of the same first step (measured, theory.md §9.1); at α = ∞
+    the grid only sets the output times of the online ODE, so the uniform one draws smoother curves.
+    """
+    return "uniform" if math.isinf(check_positive("alpha", alpha, allow_inf=True)) else "log"
+
+
 def make_grid(t_max: float = DEFAULT_T_MAX, dt: float = DEFAULT_DT, grid: str = "uniform",
               grid_points: int | None = None, times=None) -> np.ndarray:
     """The time grid of a solve: uniform, log (geometric steps) or explicit (theory.md §9.1).
@@ -126,7 +136,7 @@ def solve(
     center: bool = False,
     rho: float = 1.0,
     dt: float = DEFAULT_DT,
-    grid: str = "uniform",
+    grid: str | None = None,
     grid_points: int | None = None,
     times=None,
     activation="quadratic",
@@ -163,12 +173,19 @@ def solve(
         Teacher norm |β|²/D.
     dt : float, default 0.25
         Time step of the uniform grid, or the first step of the log grid.
-    grid : {"uniform", "log"}, default "uniform"
+    grid : {"uniform", "log"}, optional
         Time grid of the output and of the DMFT discretisation (theory.md §9.1). ``"log"``
-        keeps the step dt near t = 0 and lets it grow geometrically to t_max: long horizons
-        (t_max = 300–1000) at the cost of a few hundred points.
+        keeps the step dt near t = 0 and lets it grow like dt + 0.01·t: long horizons
+        (t_max = 300–1000) at the cost of a few hundred points. Default: ``"log"`` at finite α,
+        ``"uniform"`` at α = ∞ (where the grid only sets the output times of the ODE). The
+        finite-α default is the log grid because it is as accurate as the uniform grid at the
+        cost of fewer points (theory.md §9.1, "The default grid"): against a uniform dt = 0.125
+        solve, both lie within 1.7 combined Monte Carlo standard errors for t ≥ 2, and both
+        carry the same error of the first step dt at t < 2; the default problem takes 98 points
+        instead of 161 and ~2.3× less time.
     grid_points : int, optional
-        Points of the log grid (default :func:`default_grid_points`, e.g. 259 for t_max = 300).
+        Points of the log grid (default :func:`default_grid_points`, e.g. 98 for t_max = 40,
+        259 for t_max = 300).
     times : array_like, optional
         Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
     activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
@@ -196,6 +213,7 @@ def solve(
               "teacher_activation": (teacher_activation, None), "teacher_cov": (teacher_cov, None),
               "noise": (noise, 0.0), "lr": (lr, None)}
     changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
+    grid = default_grid(alpha) if grid is None else grid
     if changed:
         from .committee_online import CommitteeModel, solve_committee_online
 

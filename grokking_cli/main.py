@@ -66,9 +66,11 @@ def _given(ctx, name: str) -> bool:
 @api_option("--dt", type=float, api=_SOLVE, help="Time step of the grid (units of t).")
 @click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
               help="Time grid: 'uniform' (steps of --dt, ending exactly at --t-max) or 'log' (step --dt at "
-                   "t=0 growing like dt + 0.01 t: 125 points to t=60, 259 to t=300, 374 to t=1000; agrees with "
-                   "the uniform dt=0.25 solve on t<=60 to <1% of the initial loss). Use 'log' for "
-                   "--t-max beyond ~60. [default: uniform]")
+                   "t=0 growing like dt + 0.01 t: 98 points to t=40, 125 to t=60, 259 to t=300, 374 to t=1000). "
+                   "The log grid is as accurate as the uniform one with the same --dt (both within 1.7 Monte "
+                   "Carlo standard errors of a dt=0.125 solve for t>=2, alpha=3 and 10) and an iteration costs "
+                   "~K^2: the default command takes ~2.3x less time on it than on the uniform grid. "
+                   "[default: log at finite alpha, uniform at alpha=inf]")
 @click.option("--grid-points", type=int, default=None,
               help="Number of points K of a --grid log time grid (cost per iteration grows like K^2). "
                    "[default: 1 + ln(1 + 0.04 t_max)/0.01, e.g. 259 for t_max=300]")

@@ -17,6 +17,11 @@ for t ≥ ``--from`` (default 1: before t ≈ 1 the time discretisation of both 
 step and the gradient-descent step is larger than either Monte Carlo error; see
 docs/results/long_horizon.md, session 16).
 
+``--dmft FILE KEY [KEY ...]`` replaces the reports' DMFT by the inverse-variance mean of the named
+solves of FILE (a ``scripts/long_horizon_samples.py`` output: ``{key: {t, train, test, train_sem,
+test_sem}}``), cubic-spline interpolated onto the reports' grid; the solves must be independent
+(different solver seeds), since their standard errors are combined as such.
+
 ``--split K`` cuts each group into runs of K consecutive seeds and says how far the runs' means
 stray from the pooled mean in their own standard errors, against Student's t with K − 1 degrees
 of freedom (an upper reference: the pooled mean contains each run, which narrows the spread by
@@ -90,6 +95,19 @@ def pool(reports, time_step, default_seeds=4, split=None):
     return out
 
 
+def replace_dmft(reports, solves):
+    """Put the inverse-variance mean of independent DMFT ``solves`` into every report (in place)."""
+    t = np.array(reports[0]["t"])
+    for field in ("train", "test"):
+        values = np.array([CubicSpline(s["t"], s[field])(t) for s in solves])
+        variances = np.array([np.interp(t, s["t"], s[f"{field}_sem"]) ** 2 for s in solves])
+        weights = 1.0 / np.maximum(variances, np.finfo(float).tiny)
+        mean = (weights * values).sum(0) / weights.sum(0)
+        sem = np.where(variances.max(0) > 0, 1.0 / np.sqrt(weights.sum(0)), 0.0)
+        for report in reports:
+            report[f"dmft_{field}"], report[f"dmft_{field}_sem"] = mean.tolist(), sem.tolist()
+
+
 def _student_tail(x, dof):
     """P(T > x) for Student's t with ``dof`` degrees of freedom."""
     from scipy.stats import t as student
@@ -109,10 +127,17 @@ def main():
     parser.add_argument("--split", type=int, default=None,
                         help="cut each group with per-seed curves into runs of this many seeds, and say how far "
                              "their means stray from the pooled one in their own standard errors")
+    parser.add_argument("--dmft", nargs="+", default=None, metavar=("FILE", "KEY"),
+                        help="compare with the inverse-variance mean of these independent solves of FILE instead")
     parser.add_argument("--default-seeds", type=int, default=4,
                         help="number of seeds of reports that recorded neither it nor their seed curves")
     opts = parser.parse_args()
     reports = [json.load(open(path)) for path in opts.reports]
+    if opts.dmft:
+        if len(opts.dmft) < 2:
+            raise SystemExit("--dmft takes a file and at least one key")
+        stored = json.load(open(opts.dmft[0]))
+        replace_dmft(reports, [stored[key] for key in opts.dmft[1:]])
     result = pool(reports, opts.time_step, opts.default_seeds, opts.split)
     t = result["t"]
     index = [int(np.argmin(np.abs(t - x))) for x in opts.times if x <= t[-1]]

@@ -87,3 +87,19 @@ def test_split_cuts_a_group_into_runs_of_seeds(pool_evidence):
     means = [g["offset"][5] for g in runs["groups"] if g["field"] == "train"]
     assert_allclose(means, [0.02 / scale, -0.01 / scale], atol=2e-5)
     assert_allclose(runs["pooled"]["train"]["offset"], whole["pooled"]["train"]["offset"], rtol=0, atol=1e-15)
+
+
+def test_dmft_replaced_by_the_inverse_variance_mean_of_independent_solves(pool_evidence):
+    """Two solves on another grid, constant offsets +0.004 and -0.002 from the exact curve with
+    standard errors 0.001 and 0.002: weights 4:1, so the mean is the curve + 0.0028 (to the spline's
+    error on the coarser grid) and its standard error 1/sqrt(1e6 + 2.5e5) = 8.94e-4."""
+    grid = np.linspace(0.0, 60.0, 241)
+    solves = [{"t": grid, "train": loss(grid) + shift, "test": loss(grid) + shift,
+               "train_sem": np.full(grid.size, sem), "test_sem": np.full(grid.size, sem)}
+              for shift, sem in ((0.004, 0.001), (-0.002, 0.002))]
+    reports = [report([0.0], 1000), report([0.0], 2000, first_seed=1)]
+    pool_evidence.replace_dmft(reports, solves)
+    for r in reports:
+        for field in ("train", "test"):
+            assert_allclose(np.array(r[f"dmft_{field}"]) - loss(T), 0.0028, rtol=0, atol=2e-5)
+            assert_allclose(r[f"dmft_{field}_sem"], 1 / np.sqrt(1e6 + 2.5e5), rtol=1e-12)

@@ -320,8 +320,10 @@ def test_non_convergence_is_reported_not_hidden():
     assert "not converged" in res.message and res.iterations == 2
     assert np.all(np.isfinite(res.test_loss))
     runner = CliRunner()
+    # the CLI on the API call's uniform grid (on the default log grid a window that fails is halved)
     out = runner.invoke(main, ["solve", "--alpha", "3", "--epsilon", "0.25", "--t-max", "1", "--samples", "256",
-                               "--max-iter", "2", "--tol", "1e-12", "--no-plot", "--json", "--no-progress"])
+                               "--max-iter", "2", "--tol", "1e-12", "--grid", "uniform", "--no-plot", "--json",
+                               "--no-progress"])
     assert out.exit_code == 3, out.output
     summary = json.loads(out.stdout)            # the failure message goes to stderr
     assert summary["converged"] is False and summary["iterations"] == 2
