@@ -244,18 +244,22 @@ def evidence(opts):
 
 
 def speed(opts):
-    """Seconds of the default solve and of the issue's long-horizon problems, each as a ratio to the
-    previous default (uniform grid, one window, no symmetry projection, no replicas) in the same run.
-    Run twice: the first run also compiles the Numba kernels into the cache."""
+    """Seconds of the default solve, of the whole default command and of the issue's long-horizon
+    problems, each as a ratio to the first default (session 6: uniform grid, one window, no symmetry
+    projection, no replicas) in the same run. Run twice: the first run also compiles the Numba
+    kernels into the cache."""
     previous = dict(march=False, symmetrize=False, error_replicas=0, sampler="mc")
+    default = dict(alpha=10.0, epsilon=0.1)
     cases = [
-        ("previous default: alpha=10, eps=0.1, t_max=40, uniform, one window, no replicas",
-         dict(alpha=10.0, epsilon=0.1), previous),
-        ("default: alpha=10, eps=0.1, t_max=40 (dmft solve --alpha 10 --epsilon 0.1)", dict(alpha=10.0, epsilon=0.1), {}),
-        ("default with --precision mixed", dict(alpha=10.0, epsilon=0.1), dict(precision="mixed")),
+        ("first default (session 6): alpha=10, eps=0.1, t_max=40, uniform, one window, no replicas",
+         dict(default, grid="uniform"), previous),
+        ("default before session 18: the same on the uniform dt=0.25 grid", dict(default, grid="uniform"), {}),
+        ("default: alpha=10, eps=0.1, t_max=40, log grid (98 points)", default, {}),
+        ("the whole command `dmft solve --alpha 10 --epsilon 0.1` (new process, plot written)", "command", {}),
+        ("default with --precision mixed", default, dict(precision="mixed")),
         ("default with the full solve on the union of the replicas (--union-of-replicas)",
-         dict(alpha=10.0, epsilon=0.1), dict(union_of_replicas=True)),
-        ("default without replicas", dict(alpha=10.0, epsilon=0.1), dict(error_replicas=0)),
+         default, dict(union_of_replicas=True)),
+        ("default without replicas", default, dict(error_replicas=0)),
         ("alpha=3, N=4, t_max=60, log grid", dict(PROBLEMS[2], t_max=60.0, grid="log"), {}),
         ("alpha=3, N=4, t_max=60, log grid, --precision mixed", dict(PROBLEMS[2], t_max=60.0, grid="log"),
          dict(precision="mixed")),
@@ -265,12 +269,29 @@ def speed(opts):
     ]
     reference = None
     for label, problem, options in cases[: opts.cases]:
-        start = time.perf_counter()
-        res = dmft.solve(**problem, samples=opts.samples, seed=opts.seed, **options)
-        seconds = time.perf_counter() - start
+        if problem == "command":
+            seconds, status = _command_seconds(["dmft", "solve", "--alpha", "10", "--epsilon", "0.1"])
+            iterations = "   -"
+        else:
+            start = time.perf_counter()
+            res = dmft.solve(**problem, samples=opts.samples, seed=opts.seed, **options)
+            seconds = time.perf_counter() - start
+            iterations = f"{res.iterations:4d}"
+            status = "converged" if res.converged else "NOT converged"
         reference = reference or seconds
-        print(f"{seconds:8.1f} s  x{seconds / reference:5.2f}  {res.iterations:4d} it  "
-              f"{'converged' if res.converged else 'NOT converged'}  {label}", flush=True)
+        print(f"{seconds:8.1f} s  x{seconds / reference:5.2f}  {iterations} it  {status}  {label}", flush=True)
+
+
+def _command_seconds(command) -> tuple[float, str]:
+    """Wall seconds of a CLI command run in a fresh process in a temporary folder, and its status."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    return seconds, "exit 0" if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
 
 
 def main():
