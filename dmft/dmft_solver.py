@@ -137,11 +137,14 @@ class SolverSettings:
         fixed points (theory.md §9.3). The union's fixed point differs from that mean only by the
         map's nonlinearity, O(1/S), so it converges in a few full-S iterations instead of the
         ~12 a separate stream needs after the S/8 warm-up; the standard error is the batch-means
-        one, std/√B. If the replicas or the union solve fail, the solve falls back to a separate
-        full-S stream. ``False`` (default): the separate stream first, then the replicas. Measured
-        (2-core machine, session 17): the default problem 14.4 s instead of 17.5 s (6 union
-        iterations instead of 12 full-S ones); α = 3, N = 4, t ≤ 60 139 s instead of 123 s (the
-        union needs ~20 iterations there, the first replica's march ~80) — hence not the default.
+        one, std/√B. The union takes every stream drawn, those of replaced replicas too (no
+        selection of samples by how their small solve behaved; the standard error is then the
+        spread over √(streams)). If the replicas or the union solve fail, the solve falls back to a
+        separate full-S stream. ``False`` (default): the separate stream first, then the replicas.
+        Measured (2-core machine, session 18, log grid): the default problem 6.4–10.0 s against
+        7.8–8.8 s, α = 3, N = 4, t ≤ 60 183 s against 172 s; and at the same S the union's estimate
+        is less accurate than the separate solve's (its strata of |h*| are B times coarser:
+        variance ~1.3–1.5× larger, theory.md §9.3) — hence not the default.
     precision : {"double", "mixed"}
         ``"double"`` (default): float64 throughout. ``"mixed"``: while the full-sample residual is
         above 3·tol, the data side's two sample products (Gram, probe cross product) and the Numba
@@ -655,7 +658,13 @@ def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online) 
     if len(replicas) < 2:
         return None
     sem, _ = _replica_statistics(problem, t, [outcome for _, outcome in replicas])
-    streams = SampleStreams(tuple((seed, stream) for stream, _ in replicas))
+    # The union takes every stream drawn, also those whose replica was replaced (blew up or did not
+    # converge alone at S/B): keeping only the converged ones would select samples by how their
+    # small solve behaved. The standard error is then the replicas' spread over √(streams).
+    attempted = [1] + list(range(2, 2 + len(iterations)))
+    if len(attempted) > len(replicas):
+        sem = {name: value * math.sqrt(len(replicas) / len(attempted)) for name, value in sem.items()}
+    streams = SampleStreams(tuple((seed, stream) for stream in attempted))
     estimates = [outcome.estimate for _, outcome in replicas]
     guess = _weight_side(problem, np.mean([e.response for e in estimates], axis=0),
                          np.mean([e.r_star for e in estimates], axis=0),
@@ -671,7 +680,7 @@ def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online) 
     if not union.converged:
         return None
     return _UnionSolve(outcome=union, history=history + union.history, events=events, sem=sem, failed=failed,
-                       replica_iterations=[len(history)] + iterations, samples=per_replica * len(replicas),
+                       replica_iterations=[len(history)] + iterations, samples=per_replica * len(attempted),
                        union_iterations=len(union.history))
 
 
@@ -788,7 +797,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
     residual = history[-1]
     if converged and union is not None:
         message = (f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations "
-                   f"({union.union_iterations} on the union of {len(replica_iterations) - failed} replicas, "
+                   f"({union.union_iterations} on the union of {len(replica_iterations)} replica streams, "
                    f"{main_samples} samples)")
     elif converged:
         message = f"converged: residual {residual:.2e} < tol {settings.tol:g} after {iterations} iterations"

@@ -295,13 +295,17 @@ def test_replica_standard_error_matches_the_spread_over_seeds(sampler):
         assert 1 / 1.5 < ratio < 1.5, (field, ratio)
 
 
-@pytest.mark.parametrize("sampler", ["mc", "rqmc"])
+@pytest.mark.parametrize("sampler", ["mc", "rqmc", "mc-union"])
 def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch, sampler):
     """theory.md §9.3: a replica that blows up is dropped and replaced by the next stream; the
     error bars come from B converged replicas and the message and settings say one was replaced.
     Stream 2 is made to fail. MC: the train-loss SEM must equal std/√B of the four streams that
     ran (1, 3, 4, 5), recomputed here from their own outcomes. RQMC: the main solve (S/B samples)
-    is replica 0, so streams 1, 3, 4 complete the four, and the curve is their mean."""
+    is replica 0, so streams 1, 3, 4 complete the four, and the curve is their mean. MC on the
+    union: the full solve takes all five streams drawn, the failed one too (no selection of samples
+    by how their small solve behaved), so it has 5·S/B samples and its SEM is std/√5."""
+    union = sampler == "mc-union"
+    sampler = sampler.removesuffix("-union")
     import dmft.dmft_solver as solver
 
     real = solver._march
@@ -320,14 +324,18 @@ def test_a_failed_replica_is_replaced_by_a_fresh_stream_and_reported(monkeypatch
 
     monkeypatch.setattr(solver, "_march", failing)
     params = ModelParameters(alpha=5.0, epsilon=0.25)
-    res = solve_dmft(params, time_grid(2.0, 0.25), samples=1024, seed=0, error_replicas=4, sampler=sampler)
+    res = solve_dmft(params, time_grid(2.0, 0.25), samples=1024, seed=0, error_replicas=4, sampler=sampler,
+                     union_of_replicas=union)
     assert res.converged, res.message
+    assert res.settings["union_of_replicas_used"] == union
     assert streams == ([1, 2, 3, 4, 5] if sampler == "mc" else [1, 2, 3, 4])
     assert res.settings["replicas_failed"] == 1 and len(res.settings["replica_iterations"]) == len(streams)
     assert "1 replaced" in res.message
     assert len(train) == 4
-    expected = np.std(np.array(train), axis=0, ddof=1) / 2.0
+    expected = np.std(np.array(train), axis=0, ddof=1) / (math.sqrt(5) if union else 2.0)
     assert_allclose(res.train_loss_sem, expected, rtol=1e-12, atol=0)
+    if union:
+        assert res.settings["samples_per_solve"] == 5 * 256 and "union of 5 replica streams" in res.message
     assert np.all(res.train_loss_sem[1:] > 0)
     if sampler == "rqmc":
         assert res.settings["pooled_replicas"] and res.settings["samples_per_solve"] == 256
@@ -453,7 +461,7 @@ def test_the_full_solve_on_the_union_of_replicas_matches_the_separate_one():
     union = solve_dmft(params, t, union_of_replicas=True, **common)
     separate = solve_dmft(params, t, union_of_replicas=False, **common)
     assert union.converged and union.settings["union_of_replicas_used"], union.message
-    assert "on the union of 4 replicas, 4096 samples" in union.message
+    assert "on the union of 4 replica streams, 4096 samples" in union.message
     assert not separate.settings["union_of_replicas_used"]
     for field in ("train_loss", "test_loss"):
         a, b = getattr(union, field), getattr(separate, field)
