@@ -34,7 +34,8 @@ __all__ = ["compare", "sweep", "merge", "figure"]
               help="Centred predictor f(x;W) - f(x;W(0)) on both sides (off by default, as in dmft solve; "
                    "dmft ntk centres by default for the paper's lazy baseline).")
 @api_option("--t-max", type=float, api="dmft.solve:solve", help="Final time t = lr*step/D.")
-@api_option("--dt", type=float, api="dmft.solve:solve", help="Time step of the theory grid.")
+@api_option("--dt", type=float, api="dmft.solve:solve",
+            help="Time step of the theory grid (of a uniform grid; the first step of the default log grid).")
 @click.option("--lr", type=float, default=1.0, show_default=True,
               help="Learning rate eta_0 of the simulations (step size eta_0*N/scale^2).")
 @click.option("--init-overlap", type=str, default=None,

@@ -63,7 +63,8 @@ def _given(ctx, name: str) -> bool:
 @api_option("--scale", type=float, api=_SOLVE, help=SCALE_HELP)
 @api_option("--width", type=int, api=_SOLVE, help="Hidden units N.")
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")
-@api_option("--dt", type=float, api=_SOLVE, help="Time step of the grid (units of t).")
+@api_option("--dt", type=float, api=_SOLVE,
+            help="Time step of a uniform grid, or the first step of the log grid (units of t).")
 @click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
               help="Time grid: 'uniform' (steps of --dt, ending exactly at --t-max) or 'log' (step --dt at "
                    "t=0 growing like dt + 0.01 t: 98 points to t=40, 125 to t=60, 259 to t=300, 374 to t=1000). "
