@@ -185,7 +185,7 @@ def solve(
         instead of 161 and ~2.3× less time.
     grid_points : int, optional
         Points of the log grid (default :func:`default_grid_points`, e.g. 98 for t_max = 40,
-        259 for t_max = 300).
+        259 for t_max = 300); given without ``grid``, it selects the log grid also at α = ∞.
     times : array_like, optional
         Explicit increasing grid starting at 0; overrides ``t_max``, ``dt`` and ``grid``.
     activation, target, teacher_width, teacher_scale, teacher_activation, teacher_cov, noise, lr
@@ -213,7 +213,8 @@ def solve(
               "teacher_activation": (teacher_activation, None), "teacher_cov": (teacher_cov, None),
               "noise": (noise, 0.0), "lr": (lr, None)}
     changed = [k for k, (v, d) in family.items() if not (v is d or (isinstance(v, (str, int, float)) and v == d))]
-    grid = default_grid(alpha) if grid is None else grid
+    if grid is None:                    # grid_points alone asks for a log grid, at any α
+        grid = "log" if grid_points is not None else default_grid(alpha)
     if changed:
         from .committee_online import CommitteeModel, solve_committee_online
 

@@ -73,7 +73,8 @@ def _given(ctx, name: str) -> bool:
                    "~K^2: the default command takes ~2.3x less time on it than on the uniform grid. "
                    "[default: log at finite alpha, uniform at alpha=inf]")
 @click.option("--grid-points", type=int, default=None,
-              help="Number of points K of a --grid log time grid (cost per iteration grows like K^2). "
+              help="Number of points K of a --grid log time grid (cost per iteration grows like K^2; given "
+                   "alone it selects the log grid, also at --alpha inf). "
                    "[default: 1 + ln(1 + 0.04 t_max)/0.01, e.g. 259 for t_max=300]")
 @click.option("--init-overlap", type=str, default=None,
               help="Initial overlaps m_i(0) = w_i.beta/D, comma-separated, |m_i| < sqrt(rho). "

@@ -112,6 +112,7 @@ def test_the_default_grid_is_log_at_finite_alpha_and_as_accurate_as_the_uniform_
 
     online = dmft.solve(math.inf, 0.1, t_max=5.0)
     assert_allclose(online.t, time_grid(5.0, 0.25), rtol=0, atol=1e-12)
+    assert_allclose(dmft.solve(math.inf, 0.1, t_max=5.0, grid_points=12).t, log_time_grid(5.0, 12), rtol=0, atol=1e-12)
     common = dict(alpha=10.0, epsilon=0.1, t_max=20.0, samples=8192, error_replicas=4, seed=1)
     log = dmft.solve(**common)
     uniform = dmft.solve(**common, grid="uniform")
