@@ -37,6 +37,8 @@ import numpy as np
 import scipy.special
 from numba import njit, prange
 
+from dmft._fast_math import erf_and_gaussian
+
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
            "exact_response_numpy", "allocate_outputs", "run_data_kernel", "MOMENT_NAMES", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH", "ACT_SMOOTHED_RELU",
            "ACTIVATION_CODES"]
@@ -204,10 +206,13 @@ def _activation_block(code, param, h, phi, dphi, ddphi):
                 dphi[i, b] = 1.0 + param * x
                 ddphi[i, b] = param
         elif code == ACT_ERF:
+            # erf and exp in SIMD arithmetic (dmft._fast_math; libm's scalar calls made this
+            # kernel 2× the quadratic one, theory.md §9.5)
             for b in range(B):
                 x = h[i, b]
-                slope = _ERF_SLOPE * math.exp(-0.5 * x * x)
-                phi[i, b] = math.erf(x * _INV_SQRT2)
+                value, gaussian = erf_and_gaussian(x)
+                slope = _ERF_SLOPE * gaussian
+                phi[i, b] = value
                 dphi[i, b] = slope
                 ddphi[i, b] = -x * slope
         elif code == ACT_SMOOTHED_RELU:
