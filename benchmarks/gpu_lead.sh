@@ -7,6 +7,7 @@
 # analysis swaps in better DMFT solves: scripts/pool_evidence.py --dmft, long_horizon.md).
 # Measured on the H200, seconds per seed to t = 60: D = 8000 14-18, D = 16000 57-59; the limits
 # leave ~25 % headroom (a first version ran 12 D = 8000 seeds under 150 s and lost them all).
+# Usage: bash benchmarks/gpu_lead.sh [session18|session19] (the groups run in that session).
 # Reports land in ${OUT:-runs/gpu} as long_horizon_centred_kappa4_t60_D*_gpu.json.
 set -u
 OUT=${OUT:-runs/gpu}
@@ -22,8 +23,15 @@ group() {  # dim, first seed, seeds, seconds
         --problems 3 --t-max 60 --dims "$1" --first-seed "$2" --seeds "$3" \
         --theory $DATA/theory_s15_centred_kappa4_t60.json --json "$OUT/$name.json"
 }
-group 8000 8 6 115
-group 8000 14 6 115
-group 16000 0 2 170
-group 16000 2 2 170
+if [ "${1:-session18}" = session19 ]; then
+    # session 19: six more seeds at D = 16000 (4 -> 10), in pairs (fits one 10-minute call)
+    group 16000 4 2 150
+    group 16000 6 2 150
+    group 16000 8 2 150
+else
+    group 8000 8 6 115
+    group 8000 14 6 115
+    group 16000 0 2 170
+    group 16000 2 2 170
+fi
 echo "done after $SECONDS s"
