@@ -102,6 +102,7 @@ def main():
           f"(theory: T*N/9 = {T * N / 9:.1f}x)")
 
     products_ratio(out_numba, probe, T, N)
+    activation_ratio(u, hstar, probe, np.ascontiguousarray(state.response))
     committee_ratio(t, S)
     weight_side_ratio()
 
@@ -199,6 +200,31 @@ def weight_side_ratio(repeats: int = 7):
         print(f"weight-side solve, {label} (T={T}, N={width}, NT={T * width}): dense LU {min(dense) * 1e3:.1f} ms, "
               f"causal {min(causal) * 1e3:.1f} ms -> ratio {min(dense) / min(causal):.1f}x; "
               f"max relative difference {error:.1e}")
+
+
+def activation_ratio(u, hstar, probe, chi, repeats: int = 9):
+    """The data-side kernel alone with the erf and tanh students against the quadratic one, on the
+    same Gaussian fields, targets and response (one teacher field; block moments only), passes
+    alternating, best of ``repeats``. Isolates the cost of the activation: erf's φ, φ′ use the SIMD
+    exp/erf of ``dmft._fast_math`` (theory.md §9.5; with libm's scalar math.erf/math.exp the ratio
+    was 2.0×); tanh still calls math.tanh."""
+    S, T, N = u.shape
+    y, dy, weight = 0.5 * hstar**2, hstar[:, None].copy(), np.ones(S)
+    cases = {}
+    for name, code, param in (("quadratic", kernels.ACT_QUADRATIC, 0.1), ("erf", kernels.ACT_ERF, 0.0),
+                              ("tanh", kernels.ACT_TANH, 0.0)):
+        out = kernels.allocate_outputs(S, T, N, 1, store_samples=False)
+        args = (kernels.data_side_numba, u, y, dy, probe, chi, 1.0, code, param, 0.2, False, weight, out)
+        kernels.run_data_kernel(*args, store_samples=False)
+        cases[name] = (args, [])
+    for _ in range(repeats):
+        for args, times in cases.values():
+            start = time.perf_counter()
+            kernels.run_data_kernel(*args, store_samples=False)
+            times.append(time.perf_counter() - start)
+    best = {name: min(times) for name, (_, times) in cases.items()}
+    print(f"data-side kernel alone by activation (T={T}, S={S}, same inputs, best of {repeats}): "
+          + ", ".join(f"{name} {1e3 * value:.1f} ms ({value / best['quadratic']:.2f}x)" for name, value in best.items()))
 
 
 def committee_ratio(t, samples, repeats: int = 7):
