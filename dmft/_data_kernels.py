@@ -38,6 +38,7 @@ import scipy.special
 from numba import njit, prange
 
 from dmft._fast_math import erf_and_gaussian
+from dmft._fast_math import tanh as simd_tanh
 
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
            "exact_response_numpy", "allocate_outputs", "run_data_kernel", "MOMENT_NAMES", "ACT_QUADRATIC", "ACT_ERF", "ACT_TANH", "ACT_SMOOTHED_RELU",
@@ -225,7 +226,7 @@ def _activation_block(code, param, h, phi, dphi, ddphi):
                 ddphi[i, b] = density / param
         else:
             for b in range(B):
-                th = math.tanh(h[i, b])
+                th = simd_tanh(h[i, b])   # dmft._fast_math: libm's math.tanh kept the loop scalar
                 d1 = 1.0 - th * th
                 phi[i, b] = th
                 dphi[i, b] = d1

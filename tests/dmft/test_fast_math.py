@@ -16,6 +16,7 @@ from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 
 from dmft._fast_math import erf_and_gaussian, exp_nonpositive
+from dmft._fast_math import tanh as simd_tanh
 
 ULP = np.finfo(float).eps
 
@@ -112,3 +113,29 @@ def test_a_block_loop_over_them_vectorises():
     packed = sum(assembly.count(f"vfmadd{order}pd\t%{reg}") for order in ("132", "213", "231")
                  for reg in ("ymm", "zmm"))
     assert packed >= 20, f"{packed} packed FMAs in the compiled block loop"
+
+
+@njit(cache=True)
+def _tanh_array(x):
+    out = np.empty_like(x)
+    for b in range(x.size):
+        out[b] = simd_tanh(x[b])
+    return out
+
+
+def test_tanh_matches_numpy_to_a_few_ulp_and_keeps_relative_accuracy_near_zero():
+    rng = np.random.default_rng(7)
+    split = np.array([0.55])
+    x = np.concatenate([np.linspace(-25, 25, 500_001), np.geomspace(1e-300, 1.0, 2000), np.nextafter(split, 0),
+                        split, np.nextafter(split, 1), rng.normal(size=100_000) * 2])
+    x = np.concatenate([x, -x])
+    # relative, everywhere: the polynomial piece keeps it near 0, the (1 − e)/(1 + e) piece has
+    # e ≤ 1/3, so no cancellation (4 ulp: exp's 2, the quotient's 2)
+    assert_allclose(_tanh_array(x), np.tanh(x), rtol=4 * ULP, atol=0)
+    mpmath.mp.dps = 40
+    points = np.array([1e-8, 0.1, 0.5499, 0.55, 0.8, 3.0, 19.0])
+    reference = np.array([float(mpmath.tanh(mpmath.mpf(v))) for v in points])
+    assert_allclose(_tanh_array(points), reference, rtol=4 * ULP, atol=0)
+    special = _tanh_array(np.array([0.0, -0.0, np.inf, -np.inf, np.nan]))
+    assert_array_equal(special[:4], [0.0, -0.0, 1.0, -1.0])
+    assert math.copysign(1.0, special[1]) == -1.0 and np.isnan(special[4])

@@ -1,4 +1,4 @@
-"""Fit the polynomial pieces of the vectorisable erf of ``dmft/_fast_math.py`` and write them there.
+"""Fit the polynomial pieces of the vectorisable erf and tanh of ``dmft/_fast_math.py`` and write them there.
 
 erf(z), z ≥ 0, is split at z = 2 (theory.md §9.5 "Vectorised erf and exp"):
 
@@ -6,13 +6,18 @@ erf(z), z ≥ 0, is split at z = 2 (theory.md §9.5 "Vectorised erf and exp"):
 * 2 ≤ z < 6:  erf(z) = 1 − e^{−z²} · Q(t),  Q ≈ erfcx(z) = e^{z²} erfc(z) of degree 20 in t = (z − 2)/2 − 1;
 * z ≥ 6:  erf(z) = 1 (erfc(6) = 2.2e−17 is below half an ulp of 1).
 
+tanh(x), x ≥ 0, is split at x = 0.55:
+
+* x < 0.55:  tanh(x) = x · R(x²),  R a degree-11 polynomial in t = x²/(0.55²/2) − 1;
+* x ≥ 0.55:  tanh(x) = (1 − e)/(1 + e),  e = e^{−2x} ≤ 0.333 (no cancellation).
+
 Each piece is the Chebyshev interpolant at the roots of T_{d+1}, computed in 40-digit arithmetic
 (mpmath) and converted exactly to power form in t (well conditioned on [−1, 1] because the
 Chebyshev coefficients fall geometrically). The script then evaluates the result in double
 precision at 20 001 points of [0, 6] against 40-digit erf and prints the largest absolute and
 relative errors (expected: ≤ 2.3e−16 and ≤ 4e−16, i.e. ≤ 2 ulp, as scipy.special.erf).
 
-Run ``python scripts/fit_fast_erf.py --write`` to rewrite the generated block of
+Run ``python scripts/fit_fast_math.py --write`` to rewrite the generated block of
 ``dmft/_fast_math.py`` (between its BEGIN/END GENERATED markers); without ``--write`` it only
 prints the check. Needs mpmath (installed with torch's sympy).
 """
@@ -30,6 +35,8 @@ SPLIT = 2.0          # z where the small-argument piece hands over to the erfcx 
 TOP = 6.0            # erf(z) = 1 in double precision beyond
 SMALL_DEGREE = 17
 LARGE_DEGREE = 20
+TANH_SPLIT = 0.55    # tanh: x·R(x²) below, (1 − e^{−2x})/(1 + e^{−2x}) above
+TANH_DEGREE = 11
 MODULE = pathlib.Path(__file__).resolve().parents[1] / "dmft" / "_fast_math.py"
 
 
@@ -41,6 +48,29 @@ def chebyshev_interpolant(f, degree: int) -> list:
     coeffs = [2 * mp.fsum(v * mp.cos(j * a) for v, a in zip(values, nodes)) / n for j in range(n)]
     coeffs[0] /= 2
     return coeffs
+
+
+def fit_tanh() -> list[float]:
+    mp.mp.dps = 40
+    s_top = TANH_SPLIT * TANH_SPLIT
+
+    def small(t):   # tanh(x)/x at s = x² = (t + 1) s_top / 2
+        s = (t + 1) * s_top / 2
+        return mp.tanh(mp.sqrt(s)) / mp.sqrt(s) if s > 0 else mp.mpf(1)
+
+    return chebyshev_power(chebyshev_interpolant(small, TANH_DEGREE))
+
+
+def check_tanh(small: list[float]) -> None:
+    mp.mp.dps = 40
+    x = np.linspace(0.0, TANH_SPLIT, 5001)[1:]
+    reference = np.array([float(mp.tanh(v)) for v in x])
+    t = x * x * (2 / TANH_SPLIT**2) - 1
+    r = np.full_like(t, small[-1])
+    for a in small[-2::-1]:
+        r = r * t + a
+    relative = np.abs(x * r - reference) / reference
+    print(f"tanh, x < {TANH_SPLIT}: largest relative error {relative.max():.2e}")
 
 
 def fit() -> tuple[list[float], list[float]]:
@@ -108,11 +138,15 @@ def main() -> None:
     opts = parser.parse_args()
     small, large = fit()
     check(small, large)
+    tanh_small = fit_tanh()
+    check_tanh(tanh_small)
     if opts.write:
         block = (horner_source("_erf_over_z", small, f"erf(z)/z for z < {SPLIT:g}, t = z²/{SPLIT**2 / 2:g} − 1 "
                                f"(degree {SMALL_DEGREE})")
                  + "\n\n" + horner_source("_erfcx", large, f"erfcx(z) = e^(z²) erfc(z) for {SPLIT:g} ≤ z ≤ {TOP:g}, "
-                                          f"t = (z − {SPLIT:g})/{(TOP - SPLIT) / 2:g} − 1 (degree {LARGE_DEGREE})"))
+                                          f"t = (z − {SPLIT:g})/{(TOP - SPLIT) / 2:g} − 1 (degree {LARGE_DEGREE})")
+                 + "\n\n" + horner_source("_tanh_over_x", tanh_small, f"tanh(x)/x for x < {TANH_SPLIT:g}, "
+                                          f"t = x²/{TANH_SPLIT**2 / 2:g} − 1 (degree {TANH_DEGREE})"))
         text = MODULE.read_text()
         new = re.sub(r"(# BEGIN GENERATED[^\n]*\n).*?(# END GENERATED)", lambda m: m.group(1) + block + m.group(2),
                      text, flags=re.S)
