@@ -203,16 +203,16 @@ def weight_side_ratio(repeats: int = 7):
 
 
 def activation_ratio(u, hstar, probe, chi, repeats: int = 9):
-    """The data-side kernel alone with the erf and tanh students against the quadratic one, on the
+    """The data-side kernel alone with the erf, tanh and smoothed-ReLU students against the quadratic one, on the
     same Gaussian fields, targets and response (one teacher field; block moments only), passes
     alternating, best of ``repeats``. Isolates the cost of the activation: erf's φ, φ′ use the SIMD
     exp/erf of ``dmft._fast_math`` (theory.md §9.5; with libm's scalar math.erf/math.exp the ratio
-    was 2.0×), and so does tanh (with math.tanh: 1.8×)."""
+    was 2.0×), and so do tanh (with math.tanh: 1.8×) and the smoothed ReLU's Φ and density."""
     S, T, N = u.shape
     y, dy, weight = 0.5 * hstar**2, hstar[:, None].copy(), np.ones(S)
     cases = {}
     for name, code, param in (("quadratic", kernels.ACT_QUADRATIC, 0.1), ("erf", kernels.ACT_ERF, 0.0),
-                              ("tanh", kernels.ACT_TANH, 0.0)):
+                              ("tanh", kernels.ACT_TANH, 0.0), ("smoothed ReLU s=0.2", kernels.ACT_SMOOTHED_RELU, 0.2)):
         out = kernels.allocate_outputs(S, T, N, 1, store_samples=False)
         args = (kernels.data_side_numba, u, y, dy, probe, chi, 1.0, code, param, 0.2, False, weight, out)
         kernels.run_data_kernel(*args, store_samples=False)

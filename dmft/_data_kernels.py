@@ -37,7 +37,7 @@ import numpy as np
 import scipy.special
 from numba import njit, prange
 
-from dmft._fast_math import erf_and_gaussian
+from dmft._fast_math import erf_and_gaussian, normal_cdf_and_gaussian
 from dmft._fast_math import tanh as simd_tanh
 
 __all__ = ["DataSideSamples", "data_side_numba", "data_side_numpy", "exact_response_numba",
@@ -219,8 +219,8 @@ def _activation_block(code, param, h, phi, dphi, ddphi):
         elif code == ACT_SMOOTHED_RELU:
             for b in range(B):
                 x = h[i, b]
-                density = _INV_SQRT_2PI * math.exp(-0.5 * (x / param) ** 2)
-                cdf = 0.5 * math.erfc(-x * _INV_SQRT2 / param)
+                cdf, gaussian = normal_cdf_and_gaussian(x / param)   # dmft._fast_math (SIMD)
+                density = _INV_SQRT_2PI * gaussian
                 phi[i, b] = x * cdf + param * density
                 dphi[i, b] = cdf
                 ddphi[i, b] = density / param

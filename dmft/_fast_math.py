@@ -9,6 +9,10 @@ functions here use only arithmetic, ``floor`` and a bit cast, which LLVM turns i
   parts so that k·ln2_hi is exact), e^r by its Taylor polynomial of degree 13 (remainder
   < 0.35¹⁴/14! = 4e−18), times 2^k built from its exponent bits. Below w = −708 the result is
   0 (the true value is subnormal, < 3.4e−308).
+* :func:`normal_cdf_and_gaussian` — (Φ(z), e^{−z²/2}) for the Gaussian-smoothed ReLU, from the
+  same pieces: Φ(z) = ½ erfc(|z|/√2) for z < 0, where erfc = e^{−w²}·Q(w) keeps a relative
+  accuracy (4e−14) in the lower tail, and the asymptotic series of erfcx beyond w = 6 (5e−7 there,
+  absolute < 1e−22); 1 − ½ erfc(|z|/√2) for z ≥ 0.
 * :func:`tanh` — x·R(x²) for |x| < 0.55 (R a Chebyshev interpolant of tanh(x)/x), else
   sign(x)(1 − e)/(1 + e) with e = e^{−2|x|} from :func:`exp_nonpositive`.
 * :func:`erf_and_gaussian` — (erf(x/√2), e^{−x²/2}), sharing the exponential: with z = |x|/√2,
@@ -30,7 +34,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp_nonpositive", "erf_and_gaussian", "tanh"]
+__all__ = ["exp_nonpositive", "erf_and_gaussian", "normal_cdf_and_gaussian", "tanh"]
 
 _CONTRACT = {"contract"}
 _LN2_HI = 0.693145751953125            # ln 2 to 23 bits: k·_LN2_HI is exact for |k| ≤ 2^29
@@ -173,3 +177,26 @@ def tanh(x):
     large = math.copysign((1.0 - e) / (1.0 + e), x)
     value = small if a < _TANH_SPLIT else large
     return value if x == x else x
+
+
+_INV_SQRT_PI = 0.5641895835477563
+
+
+@njit(cache=True, inline="always", fastmath=_CONTRACT)
+def normal_cdf_and_gaussian(z):
+    """(Φ(z), e^{−z²/2}) with Φ the standard normal distribution function, in arithmetic that
+    vectorises (module doc): relative accuracy ≤ 4e−14 for −8.48 < z < 0 and 5e−7 below (where
+    Φ < 1.2e−17), ≤ 2 ulp absolute for z ≥ 0."""
+    half_square = 0.5 * z * z
+    gaussian = exp_nonpositive(-half_square)
+    w = abs(z) * _INV_SQRT2
+    one_minus_erf = 1.0 - w * _erf_over_z(half_square * (2.0 / (_SPLIT * _SPLIT)) - 1.0)
+    w_middle = w if w < _TOP else _TOP
+    erfc_middle = gaussian * _erfcx((w_middle - _SPLIT) * (2.0 / (_TOP - _SPLIT)) - 1.0)
+    w_tail = w if w > _TOP else _TOP                  # the asymptotic series of erfcx, used for w ≥ 6
+    inverse = 1.0 / (w_tail * w_tail)
+    series = 1.0 + inverse * (-0.5 + inverse * (0.75 + inverse * (-1.875 + inverse * 6.5625)))
+    erfc_tail = gaussian * _INV_SQRT_PI / w_tail * series
+    erfc = one_minus_erf if w < _SPLIT else (erfc_middle if w < _TOP else erfc_tail)    # erfc(|z|/√2)
+    cdf = 0.5 * erfc if z < 0.0 else 1.0 - 0.5 * erfc
+    return (cdf if z == z else z), gaussian
