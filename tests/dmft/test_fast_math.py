@@ -22,12 +22,21 @@ ULP = np.finfo(float).eps
 
 
 @njit(cache=True)
-def _erf_gaussian_array(x):
+def _pairs(x, function):
+    """erf_and_gaussian (function 0) or normal_cdf_and_gaussian (function 1) of every entry."""
     value = np.empty_like(x)
     gaussian = np.empty_like(x)
     for b in range(x.size):
-        value[b], gaussian[b] = erf_and_gaussian(x[b])
+        value[b], gaussian[b] = erf_and_gaussian(x[b]) if function == 0 else normal_cdf_and_gaussian(x[b])
     return value, gaussian
+
+
+def _erf_gaussian_array(x):
+    return _pairs(x, 0)
+
+
+def _normal_cdf_array(z):
+    return _pairs(z, 1)
 
 
 @njit(cache=True)
@@ -140,15 +149,6 @@ def test_tanh_matches_numpy_to_a_few_ulp_and_keeps_relative_accuracy_near_zero()
     special = _tanh_array(np.array([0.0, -0.0, np.inf, -np.inf, np.nan]))
     assert_array_equal(special[:4], [0.0, -0.0, 1.0, -1.0])
     assert math.copysign(1.0, special[1]) == -1.0 and np.isnan(special[4])
-
-
-@njit(cache=True)
-def _normal_cdf_array(z):
-    cdf = np.empty_like(z)
-    gaussian = np.empty_like(z)
-    for b in range(z.size):
-        cdf[b], gaussian[b] = normal_cdf_and_gaussian(z[b])
-    return cdf, gaussian
 
 
 def test_normal_cdf_keeps_relative_accuracy_in_the_lower_tail():
