@@ -42,6 +42,7 @@ _LN2_LO = 1.42860682030941723212e-06   # ln 2 − _LN2_HI
 _LOG2E = 1.4426950408889634
 _UNDERFLOW = -708.0                    # e^w < 3.4e−308 below: returned as 0
 _INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_PI = 0.5641895835477563
 _SPLIT = 2.0                           # erf: z·P(z²) below, 1 − e^{−z²} erfcx(z) above
 _TOP = 6.0                             # erf(z) = 1 in double precision beyond
 _TANH_SPLIT = 0.55                     # tanh: x·R(x²) below, (1 − e^{−2x})/(1 + e^{−2x}) above
@@ -155,15 +156,23 @@ def exp_nonpositive(w):
 
 
 @njit(cache=True, inline="always", fastmath=_CONTRACT)
+def _erf_pieces(z, z_square, gaussian):
+    """The two fitted pieces at z ≥ 0 (z_square = z², gaussian = e^{−z²}): erf(z) = z·P(z²), valid
+    for z < 2, and erfc(z) = e^{−z²}·Q(z), valid for 2 ≤ z < 6 (Q evaluated at min(z, 6))."""
+    erf_small = z * _erf_over_z(z_square * (2.0 / (_SPLIT * _SPLIT)) - 1.0)
+    z_middle = z if z < _TOP else _TOP
+    erfc_middle = gaussian * _erfcx((z_middle - _SPLIT) * (2.0 / (_TOP - _SPLIT)) - 1.0)
+    return erf_small, erfc_middle
+
+
+@njit(cache=True, inline="always", fastmath=_CONTRACT)
 def erf_and_gaussian(x):
     """(erf(x/√2), e^{−x²/2}) for any real x, in arithmetic that vectorises (module doc)."""
     half_square = 0.5 * x * x
     gaussian = exp_nonpositive(-half_square)
     z = abs(x) * _INV_SQRT2
-    small = z * _erf_over_z(half_square * (2.0 / (_SPLIT * _SPLIT)) - 1.0)
-    z_large = z if z < _TOP else _TOP
-    large = 1.0 - gaussian * _erfcx((z_large - _SPLIT) * (2.0 / (_TOP - _SPLIT)) - 1.0)
-    value = small if z < _SPLIT else (large if z < _TOP else 1.0)
+    small, erfc_middle = _erf_pieces(z, half_square, gaussian)
+    value = small if z < _SPLIT else (1.0 - erfc_middle if z < _TOP else 1.0)
     return (math.copysign(value, x) if z == z else x), gaussian
 
 
@@ -179,9 +188,6 @@ def tanh(x):
     return value if x == x else x
 
 
-_INV_SQRT_PI = 0.5641895835477563
-
-
 @njit(cache=True, inline="always", fastmath=_CONTRACT)
 def normal_cdf_and_gaussian(z):
     """(Φ(z), e^{−z²/2}) with Φ the standard normal distribution function, in arithmetic that
@@ -190,13 +196,11 @@ def normal_cdf_and_gaussian(z):
     half_square = 0.5 * z * z
     gaussian = exp_nonpositive(-half_square)
     w = abs(z) * _INV_SQRT2
-    one_minus_erf = 1.0 - w * _erf_over_z(half_square * (2.0 / (_SPLIT * _SPLIT)) - 1.0)
-    w_middle = w if w < _TOP else _TOP
-    erfc_middle = gaussian * _erfcx((w_middle - _SPLIT) * (2.0 / (_TOP - _SPLIT)) - 1.0)
+    erf_small, erfc_middle = _erf_pieces(w, half_square, gaussian)
     w_tail = w if w > _TOP else _TOP                  # the asymptotic series of erfcx, used for w ≥ 6
     inverse = 1.0 / (w_tail * w_tail)
     series = 1.0 + inverse * (-0.5 + inverse * (0.75 + inverse * (-1.875 + inverse * 6.5625)))
     erfc_tail = gaussian * _INV_SQRT_PI / w_tail * series
-    erfc = one_minus_erf if w < _SPLIT else (erfc_middle if w < _TOP else erfc_tail)    # erfc(|z|/√2)
+    erfc = 1.0 - erf_small if w < _SPLIT else (erfc_middle if w < _TOP else erfc_tail)    # erfc(|z|/√2)
     cdf = 0.5 * erfc if z < 0.0 else 1.0 - 0.5 * erfc
     return (cdf if z == z else z), gaussian
