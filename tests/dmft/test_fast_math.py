@@ -16,6 +16,7 @@ from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 
 from dmft._fast_math import erf_and_gaussian, exp_nonpositive, normal_cdf_and_gaussian
+from dmft._data_kernels import _inverse_block
 from dmft._fast_math import tanh as simd_tanh
 
 ULP = np.finfo(float).eps
@@ -166,3 +167,32 @@ def test_normal_cdf_keeps_relative_accuracy_in_the_lower_tail():
     special, _ = _normal_cdf_array(np.array([np.inf, -np.inf, np.nan]))
     assert_array_equal(special[:2], [1.0, 0.0])
     assert np.isnan(special[2])
+
+
+@njit(cache=True)
+def _block_inverses(A):
+    """The kernel's per-sample inverse (``_inverse_block``) over a block A (N, N, B)."""
+    N, _, B = A.shape
+    Ainv = np.empty_like(A)
+    _inverse_block(A, Ainv, np.empty((N, N)), np.empty((N, N)), np.empty((N, 2 * N)), np.empty((N, N, B)),
+                   np.empty((2, B)), np.empty(B, dtype=np.bool_))
+    return Ainv
+
+
+def test_block_inverse_is_the_pivoting_inverse_and_falls_back_where_a_row_exchange_is_needed():
+    """The data side's N ≥ 3 inverse of A = I − aχJ (dmft/_data_kernels.py): vectorised Gauss–Jordan
+    without row exchanges, a sample whose pivot is small redone with partial pivoting. Against
+    numpy.linalg.inv (LAPACK), 1e-13 relative: near-identity samples (the vectorised path) and, in the
+    same block, samples that need row exchanges or have a zero leading pivot (the fallback)."""
+    rng = np.random.default_rng(3)
+    for N in (3, 4, 6):
+        B = 32
+        A = np.eye(N)[:, :, None] + 0.3 * rng.normal(size=(N, N, B))
+        A[:, :, 5] = np.roll(np.eye(N), 1, axis=0) + 1e-3 * rng.normal(size=(N, N))   # permutation-like
+        A[0, 0, 9] = 0.0                                                               # zero first pivot
+        A[1, 0, 9] = 2.0
+        inverses = _block_inverses(A)
+        for b in range(B):
+            reference = np.linalg.inv(A[:, :, b])
+            assert_allclose(inverses[:, :, b], reference, rtol=0, atol=1e-13 * np.abs(reference).max(),
+                            err_msg=f"N={N}, sample {b}")
