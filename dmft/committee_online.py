@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, closed_form_i4, gauss_hermite,
+from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, analytic_strip, closed_form_i4, gauss_hermite,
                           get_activation, i2, i2_prime, i3_shared, i4, mean_slope, mean_value)
 from .parameters import InvalidParameterError
 from .result import LearningCurves
@@ -434,7 +434,7 @@ def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.nda
     if closed is not None:
         return closed
     derivative = {0: "phi", 1: "dphi", 2: "ddphi"}
-    return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, GH_NODES_2D)
+    return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, GH_NODES_2D, strip=analytic_strip(a, b))
 
 
 def committee_mean_response(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:

@@ -206,13 +206,85 @@ def test_smoothed_relu_online_curves_tend_to_relu_as_width_squared():
     assert 3.2 < gaps[0] / gaps[1] < 4.4 and 3.2 < gaps[1] / gaps[2] < 4.4, gaps
 
 
-def test_tanh_and_user_quadrature_converged(rng):
-    # tanh and user functions use Gauss–Hermite only: the default 128 nodes agree with 192
-    # to 1e-8 (I3, the slowest; docs: 2e-9 for tanh at a typical C).
+def test_user_quadrature_converged(rng):
+    # A user function of unknown analytic strip uses Gauss–Hermite: the default 128 nodes agree
+    # with 192 to 1e-8 (I3, the slowest).
     C = _random_cov(rng, 3)
-    for a in (act.tanh(), _sin()):
-        assert_allclose(act.i2(a, a, C[:2, :2]), act.i2(a, a, C[:2, :2], nodes=192), rtol=1e-10)
-        assert_allclose(act.i3(a, a, C), act.i3(a, a, C, nodes=192), rtol=1e-8)
+    a = _sin()
+    assert_allclose(act.i2(a, a, C[:2, :2]), act.i2(a, a, C[:2, :2], nodes=192), rtol=1e-10)
+    assert_allclose(act.i3(a, a, C), act.i3(a, a, C, nodes=192), rtol=1e-8)
+
+
+def _nested_quad(f, g, C):
+    """E[f(u) g(w)], (u, w) ~ N(0, C), with u = σz and w = βu + sξ (w | u ~ N(βu, s²)), by composite
+    Gauss–Legendre over (z, ξ) ∈ [−12, 12]²: 192 panels of 16 nodes per axis. A reference
+    independent of both rules of the package; the panels (width 0.125) are narrow beside tanh's
+    poles at variance 12 (0.45 away in z), so it is exact to rounding."""
+    nodes, weights = np.polynomial.legendre.leggauss(16)
+    edges = np.linspace(-12.0, 12.0, 193)
+    half = np.diff(edges)[:, None] / 2
+    z = ((edges[:-1, None] + edges[1:, None]) / 2 + half * nodes).ravel()
+    wz = (half * weights).ravel() * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    beta = C[0, 1] / C[0, 0]
+    spread = math.sqrt(C[1, 1] - beta * C[0, 1])
+    u = math.sqrt(C[0, 0]) * z
+    conditional = (g(beta * u[:, None] + spread * z[None, :]) * np.broadcast_to(1.0, (z.size, z.size))) @ wz
+    return float((f(u) * conditional) @ wz)
+
+
+def test_trapezoid_rule_integrates_gaussian_moments_and_characteristic_function():
+    """theory.md §10.4: the trapezoid rule in z integrates polynomials × the Gaussian (E z^{2k} =
+    (2k − 1)!!) and E[cos(a z)] = e^{−a²/2} to rounding for every scale (1e-13 relative), with
+    the step set by the strip: min(0.5, strip/(8·scale)), nodes over |z| ≤ 10."""
+    for scale in (0.0, 0.3, 1.0, 7.0):
+        x, w = act.trapezoid_rule(scale, math.pi / 2)
+        step = x[1] - x[0]
+        assert_allclose(step, min(0.5, (math.pi / 2) / (8 * scale)) if scale else 0.5, rtol=1e-12)
+        assert x[-1] >= 10.0 and abs(x[0] + x[-1]) < 1e-12
+        for k in range(0, 9, 2):
+            assert_allclose(w @ x**k, math.prod(range(k - 1, 0, -2)), rtol=1e-13)
+        a = max(scale, 1.0)
+        assert_allclose(w @ np.cos(a * x), math.exp(-0.5 * a * a), rtol=1e-13, atol=1e-16)
+
+
+def test_tanh_expectations_are_exact_at_any_variance():
+    """theory.md §10.4: tanh is analytic in |Im h| < π/2, so its pair expectations use the
+    trapezoid rule and stay at rounding where Gauss–Hermite does not. Against a nested adaptive
+    quadrature (:func:`_nested_quad`) at variances 0.8 to 12: I2, I2′, I3 (through Stein's lemma
+    on the reference pairs) of tanh × tanh, tanh × erf and tanh × square, and E tanh′. Tolerance
+    1e-12 absolute (observed 3e-15). The 128-node Gauss–Hermite rule used before is off by up
+    to 1.3e-4 at the largest variance (asserted: > 1e-7), which this test would therefore catch."""
+    t, e, sq = act.tanh(), act.erf(), act.square()
+    covariances = [np.array([[1.0, 0.3, 0.4], [0.3, 1.2, -0.2], [0.4, -0.2, 0.8]]),
+                   np.array([[12.0, 1.0, 5.0], [1.0, 2.0, -0.5], [5.0, -0.5, 6.0]])]
+    for C in covariances:
+        C_uw = C[np.ix_([0, 2], [0, 2])]
+        for partner in (t, e, sq):
+            pair = _nested_quad(t.phi, partner.phi, C_uw)
+            slopes = _nested_quad(t.dphi, partner.dphi, C_uw)
+            curvature = _nested_quad(t.ddphi, partner.phi, C_uw)
+            assert abs(act.i2(t, partner, C_uw) - pair) < 1e-12, partner.name
+            assert abs(act.i2_prime(t, partner, C_uw) - slopes) < 1e-12, partner.name
+            assert abs(act.i3(t, partner, C) - (C[0, 1] * curvature + C[1, 2] * slopes)) < 1e-12, partner.name
+        var = C[0, 0]
+        slope = _nested_quad(t.dphi, np.ones_like, np.array([[var, 0.0], [0.0, 1.0]]))
+        assert abs(act.mean_slope(t, var) - slope) < 1e-13
+    wide = covariances[1][np.ix_([0, 2], [0, 2])]
+    assert abs(act._gh2(t.phi, t.phi, wide, 128) - act.i2(t, t, wide)) > 1e-7
+
+
+def test_a_user_function_with_a_strip_uses_the_trapezoid_rule():
+    """``custom(..., strip=π/2)`` of tanh's functions gives tanh's expectations exactly (the same
+    rule); without a strip it is Gauss–Hermite; a strip must be positive."""
+    t = act.tanh()
+    same = act.custom(t.phi, t.dphi, t.ddphi, name="my_tanh", strip=math.pi / 2)
+    C = np.array([[9.0, 2.0], [2.0, 3.0]])
+    assert act.i2(same, same, C) == act.i2(t, t, C)
+    assert act.analytic_strip(same, act.erf(), act.square()) == math.pi / 2
+    assert act.analytic_strip(act.custom(t.phi, t.dphi, t.ddphi), t) is None
+    assert act.analytic_strip(act.relu(), t) is None
+    with pytest.raises(ValueError, match="strip must be a half-width > 0"):
+        act.custom(t.phi, t.dphi, t.ddphi, strip=0.0)
 
 
 def test_erf_i4_matches_monte_carlo():
