@@ -459,6 +459,28 @@ def family_options(command):
     return command
 
 
+EPSILON_FAMILY_HELP = (EPSILON_HELP + " Required with the quadratic student (the default) or a quadratic teacher; "
+                       "with other activations it has no meaning: it may be left out (and is refused unless 0).")
+
+
+def resolve_epsilon(epsilon, activation, target, teacher_activation):
+    """--epsilon as the model needs it: required where a quadratic activation is used (student, or
+    the teacher of --target committee), else 0 (and a non-zero value is refused: it would do
+    nothing). Raises click.UsageError / BadParameter (exit code 2)."""
+    teacher = activation if teacher_activation is None else teacher_activation
+    quadratic = activation == "quadratic" or (target == "committee" and teacher == "quadratic")
+    if quadratic:
+        if epsilon is None:
+            raise click.UsageError("Missing option '--epsilon': the quadratic activation phi(h) = h + (epsilon/2) h^2 "
+                                   "needs its epsilon (e.g. --epsilon 0.1).")
+        return epsilon
+    if epsilon is not None and epsilon != 0:
+        raise click.BadParameter(f"applies to the quadratic activation only; with --activation {activation}"
+                                 + (f" and --teacher-activation {teacher}" if target == "committee" else "")
+                                 + f" leave it out (got {epsilon:g})", param_hint="'--epsilon'")
+    return 0.0
+
+
 def family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap, noise=0.0):
     """The family options that differ from the package model's, and --init-overlap as the N×M R(0).
 

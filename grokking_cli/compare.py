@@ -15,7 +15,7 @@ import sys
 import click
 
 from dmft.plotting import save_figure
-from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
 from dmft.parameters import InvalidParameterError
 
@@ -25,7 +25,7 @@ __all__ = ["compare", "sweep", "merge", "figure"]
 @click.command()
 @click.option("--alpha", type=float, required=True,
               help=ALPHA_HELP + " Here it must be finite: the simulations use P = round(alpha*dim) samples.")
-@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
+@click.option("--epsilon", type=float, default=None, help=EPSILON_FAMILY_HELP)
 @api_option("--scale", type=float, api="dmft.solve:solve", help=SCALE_HELP)
 @api_option("--width", type=int, api="dmft.solve:solve", help="Hidden units N.")
 @click.option("--dim", type=int, default=2000, show_default=True, help="Input dimension D of the simulations.")
@@ -107,10 +107,11 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     Any member of the general family (--activation, --target committee, ...; docs/theory.md par. 10)
     is compared the same way, its simulations recorded on the theory grid:
 
-        dmft compare --alpha 3 --epsilon 0 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2 --dim 1000 --t-max 20
+        dmft compare --alpha 3 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2 --dim 1000 --t-max 20
     """
     from comparisons.comparison import compare as run_compare
 
+    epsilon = resolve_epsilon(epsilon, activation, target, teacher_activation)
     check_outputs(out, None if no_plot else plot)  # before any computation
     if math.isinf(alpha):
         raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")

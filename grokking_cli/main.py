@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, EPSILON_HELP, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
+from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, SCALE_HELP, api_option, check_outputs, check_solver_settings, emit_result,
                                  handle_errors, parse_floats, prepare_store, readable_name, run_identity)
 from grokking_cli.lazy import LazyGroup
 
@@ -59,7 +59,7 @@ def _given(ctx, name: str) -> bool:
 
 @main.command()
 @click.option("--alpha", type=float, required=True, help=ALPHA_HELP)
-@click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
+@click.option("--epsilon", type=float, default=None, help=EPSILON_FAMILY_HELP)
 @api_option("--scale", type=float, api=_SOLVE, help=SCALE_HELP)
 @api_option("--width", type=int, api=_SOLVE, help="Hidden units N.")
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")
@@ -177,9 +177,10 @@ def solve(ctx, alpha, epsilon, scale, width, t_max, dt, grid, grid_points, init_
 
         dmft solve --alpha 10 --epsilon 0.1
 
-        dmft solve --alpha 3 --epsilon 0 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2
+        dmft solve --alpha 3 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2
     """
     plot = None if no_plot else plot
+    epsilon = resolve_epsilon(epsilon, activation, target, teacher_activation)
     check_outputs(out, plot)  # before any computation
     overlap = parse_floats(init_overlap, "--init-overlap")
     cov = parse_floats(init_cov, "--init-cov")

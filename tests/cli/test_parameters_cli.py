@@ -63,6 +63,30 @@ def test_cli_rejects_bad_input_with_exit_code_2(args, name):
     assert "Traceback" not in result.output
 
 
+def test_epsilon_is_required_exactly_where_a_quadratic_activation_uses_it():
+    """--epsilon belongs to the quadratic activation: required with it (student by default, or a
+    quadratic teacher), optional and 0 without it, and refused when non-zero there (it would do
+    nothing); the refusals exit with code 2 and name --epsilon."""
+    tanh = ["solve", "--alpha", "inf", "--activation", "tanh", "--target", "committee", "--teacher-width", "2",
+            "--width", "2", "--scale", "2", "--teacher-scale", "2", "--t-max", "1", "--json", "--no-plot"]
+    result = CliRunner().invoke(main, tanh)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["parameters"]["epsilon"] == 0.0
+    api = dmft.solve(math.inf, 0.0, activation="tanh", target="committee", teacher_width=2, width=2, scale=2.0,
+                     teacher_scale=2.0, t_max=1.0)
+    np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12, atol=0)
+    assert CliRunner().invoke(main, tanh + ["--epsilon", "0"]).exit_code == 0
+    for args, message in ((tanh + ["--epsilon", "0.2"], "applies to the quadratic activation only"),
+                          (["solve", "--alpha", "10", "--no-plot"], "Missing option '--epsilon'"),
+                          (tanh + ["--teacher-activation", "quadratic"], "Missing option '--epsilon'"),
+                          (["compare", "--alpha", "3", "--activation", "erf", "--epsilon", "0.1", "--no-plot"],
+                           "applies to the quadratic activation only")):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "--epsilon" in result.output and message in result.output, result.output
+
+
 def test_cli_online_json_matches_api(tmp_path):
     plot = tmp_path / "curves.png"
     result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.25", "--json",
