@@ -24,23 +24,23 @@ Closed forms (used when every activation involved belongs to the family):
   to be exact for the polynomial degree.
 
 Otherwise (``tanh``, user functions, mixed families) a tensor-product rule over a factor of C is
-used: over the Cholesky factor for I2 and I2′; for I3 the middle variable v is regressed on
-(u, w), E[φ_a′(u) v φ_b(w)] = E[φ_a′(u)(γ₁z₁ + γ₂z₂)φ_b(w)] with (u, w) = L z, so that only φ′
-and φ are needed; for I4 over the eigen-factor of C (which tolerates the singular C of coinciding
-fields). The rule of I2, I2′, I3 and the 1-d means is the trapezoid rule in z
-(:func:`trapezoid_rule`) where every function has a known analytic strip (``tanh``: |Im h| < π/2;
-erf, polynomials; user functions given ``strip``): its step shrinks with the scale of L, and it is
-exact to rounding at every variance (tanh × tanh, erf, square at variance 12: 3e-15, where the
-128-node Gauss–Hermite rule used before was off by 1.3e-4). Elsewhere Gauss–Hermite (128 nodes per
-axis), which converges geometrically for analytic φ, but at a rate that falls with the variance
-for φ with complex singularities. Across the kink of ReLU it converges only algebraically, which is why ReLU's closed forms are used
-whenever they exist (ReLU's I4 too, through Gaussian orthant moments, :mod:`dmft.orthant`, and
-ReLU × polynomial pairs, :func:`_relu_polynomial_pair`, and ReLU × odd pairs such as erf and tanh,
-which parity reduces to 1-d smooth expectations, :func:`_relu_odd_pair`; ReLU × other user
-functions fall back to quadrature and are accurate to ~1e-3 only). The I4 of an erf student is
-exact for any partner (a Gaussian tilt reduces it to a pair expectation), and that of a ReLU
-student with erf partners too (erf(z/√2) = 2P(z − ξ > 0) − 1 turns each erf factor into one more
-orthant indicator); ReLU against other families in I4 is quadrature.
+used: over the Cholesky factor for I2 and I2′; for I3 the middle variable v is regressed on (u, w),
+E[φ_a′(u) v φ_b(w)] = E[φ_a′(u)(γ₁z₁ + γ₂z₂)φ_b(w)] with (u, w) = L z, so that only φ′ and φ are
+needed; for I4 over the eigen-factor of C (which tolerates the singular C of coinciding fields). The
+rule of I2, I2′, I3 and the 1-d means is the trapezoid rule in z (:func:`trapezoid_rule`) where
+every function has a known analytic strip (``tanh``: |Im h| < π/2; erf, polynomials; user functions
+given ``strip``): its step shrinks with the scale of L, and it is exact to rounding at every
+variance (tanh × tanh, erf, square at variance 12: 3e-15, where the 128-node Gauss–Hermite rule used
+before was off by 1.3e-4). Elsewhere Gauss–Hermite (128 nodes per axis), which converges
+geometrically for analytic φ, but at a rate that falls with the variance for φ with complex
+singularities. Across the kink of ReLU it converges only algebraically, which is why ReLU's closed
+forms are used whenever they exist (ReLU's I4 too, through Gaussian orthant moments,
+:mod:`dmft.orthant`, and ReLU × polynomial pairs, :func:`_relu_polynomial_pair`, and ReLU × odd
+pairs such as erf and tanh, which parity reduces to 1-d smooth expectations, :func:`_relu_odd_pair`;
+ReLU × other user functions fall back to quadrature and are accurate to ~1e-3 only). The I4 of an
+erf student is exact for any partner (a Gaussian tilt reduces it to a pair expectation), and that of
+a ReLU student with erf partners too (erf(z/√2) = 2P(z − ξ > 0) − 1 turns each erf factor into one
+more orthant indicator); ReLU against other families in I4 is quadrature.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ TRAPEZOID_STEPS_PER_STRIP = 8
 #: Largest step (in standard deviations) of the trapezoid rule, and its extent |z| ≤ 10.
 _TRAPEZOID_MAX_STEP = 0.5
 _TRAPEZOID_EXTENT = 10.0
-#: Half-width of the strip in which erf(h/√2) is bounded (|erf| ≤ e^{y²/2}/… ≤ 3.5 for |y| ≤ π/2).
+#: Strip half-width counted for erf(h/√2), entire: |erf((x + iy)/√2)| ≤ 2.04 for |y| ≤ π/2.
 _ERF_STRIP = math.pi / 2
 
 
@@ -344,7 +344,7 @@ def trapezoid_rule(scale: float, strip: float):
     the strip's edge raise it somewhat: measured at rounding, 3e-15, in the tests); the Gaussian,
     entire, is resolved to e^{−2π²/h²} ≤ e^{−79}, and the tail beyond |z| = 10 weighs e^{−50}.
     Unlike Gauss–Hermite at a fixed node count, whose error grows with the scale (tanh at
-    variance 10: 1e-5 with 128 nodes), it stays at rounding for every scale: its node count grows
+    variance 10: E tanh′ off by 7e-4 with 128 nodes), it stays at rounding for every scale: its node count grows
     as 160·scale/strip instead (theory.md §10.4, "The trapezoid rule for tanh").
     """
     scale = float(scale)
