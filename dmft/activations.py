@@ -76,6 +76,7 @@ __all__ = [
     "analytic_strip",
     "mean_value",
     "mean_slope",
+    "pair_expectation",
     "i2",
     "i2_prime",
     "i3",
@@ -657,18 +658,25 @@ def mean_slope(a: Activation, var, *, nodes: int = GH_NODES_2D):
     return a.dphi(np.sqrt(var)[..., None] * x) @ w
 
 
+def pair_expectation(a: Activation, p: int, b: Activation, q: int, C, *, nodes: int = GH_NODES_2D):
+    """E[a^(p)(u) b^(q)(w)], (u, w) ~ N(0, C) (..., 2, 2): the closed form where there is one
+    (:func:`_pair_closed`), else the tensor rule over the Cholesky factor (trapezoid where both
+    functions have a known analytic strip, :func:`analytic_strip`; else Gauss–Hermite, ``nodes``)."""
+    closed = _pair_closed(a, p, b, q, C)
+    if closed is not None:
+        return closed
+    derivative = ("phi", "dphi", "ddphi")
+    return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, nodes, strip=analytic_strip(a, b))
+
+
 def i2(a: Activation, b: Activation, C, *, nodes: int = GH_NODES_2D):
     """I2(C) = E[φ_a(u) φ_b(w)], (u, w) ~ N(0, C), C of shape (..., 2, 2)."""
-    C = _as_cov(C, 2)
-    closed = _pair_closed(a, 0, b, 0, C)
-    return closed if closed is not None else _gh2(a.phi, b.phi, C, nodes, strip=analytic_strip(a, b))
+    return pair_expectation(a, 0, b, 0, _as_cov(C, 2), nodes=nodes)
 
 
 def i2_prime(a: Activation, b: Activation, C, *, nodes: int = GH_NODES_2D):
     """I2′(C) = E[φ_a′(u) φ_b′(w)], (u, w) ~ N(0, C)."""
-    C = _as_cov(C, 2)
-    closed = _pair_closed(a, 1, b, 1, C)
-    return closed if closed is not None else _gh2(a.dphi, b.dphi, C, nodes, strip=analytic_strip(a, b))
+    return pair_expectation(a, 1, b, 1, _as_cov(C, 2), nodes=nodes)
 
 
 def i3_shared(a: Activation, b: Activation, C_uw, c_uv, c_vw, *, nodes: int = GH_NODES_2D):

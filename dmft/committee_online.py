@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import (GH_NODES_2D, Activation, _gh2, _pair_closed, analytic_strip, closed_form_i4, gauss_hermite,
-                          get_activation, i2, i2_prime, i3_shared, i4, mean_slope, mean_value)
+from .activations import (Activation, closed_form_i4, gauss_hermite, get_activation, i2, i2_prime,
+                          i3_shared, i4, mean_slope, mean_value, pair_expectation)
 from .parameters import InvalidParameterError
 from .result import LearningCurves
 
@@ -428,15 +428,6 @@ def committee_loss(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
     return committee_loss_decomposition(Q, R, model, cross).sum(axis=-1)
 
 
-def _pair_expectation(a: Activation, p: int, b: Activation, q: int, C) -> np.ndarray:
-    """E[a^(p)(u) b^(q)(w)] for (u, w) ~ N(0, C): closed form where there is one, else Gauss–Hermite."""
-    closed = _pair_closed(a, p, b, q, C)
-    if closed is not None:
-        return closed
-    derivative = {0: "phi", 1: "dphi", 2: "ddphi"}
-    return _gh2(getattr(a, derivative[p]), getattr(b, derivative[q]), C, GH_NODES_2D, strip=analytic_strip(a, b))
-
-
 def committee_mean_response(Q, R, model: CommitteeModel, cross=None) -> np.ndarray:
     """Equal-time mean response E[∂g_i/∂h_j] at Gaussian fields, shape (..., N, N) (theory.md §10.7).
 
@@ -449,12 +440,12 @@ def committee_mean_response(Q, R, model: CommitteeModel, cross=None) -> np.ndarr
     N = model.width
     phi = model.activation
     i = np.arange(N)
-    slopes = _pair_expectation(phi, 1, phi, 1, _sub(Omega, i[:, None], i[None, :]))      # (..., N, N)
+    slopes = pair_expectation(phi, 1, phi, 1, _sub(Omega, i[:, None], i[None, :]))      # (..., N, N)
     curvature = np.zeros(Omega.shape[:-2] + (N,))
     s = model.signs
     for idx, psi in model.groups:
         for k in idx:
-            curvature += s[k] * _pair_expectation(phi, 2, psi, 0, _sub(Omega, i, np.full(N, k)))
+            curvature += s[k] * pair_expectation(phi, 2, psi, 0, _sub(Omega, i, np.full(N, k)))
     out = -(model.scale / N) * slopes
     out[..., i, i] += curvature
     return out
@@ -467,7 +458,7 @@ def committee_centering_response(Q, R, cross, model: CommitteeModel) -> np.ndarr
     N, M = model.width, model.M
     i = np.arange(N)[:, None]
     j = N + M + np.arange(N)[None, :]
-    return (model.scale / N) * _pair_expectation(model.activation, 1, model.activation, 1, _sub(Omega, i, j))
+    return (model.scale / N) * pair_expectation(model.activation, 1, model.activation, 1, _sub(Omega, i, j))
 
 
 def committee_initial_curvature(model: CommitteeModel) -> np.ndarray:
@@ -478,7 +469,7 @@ def committee_initial_curvature(model: CommitteeModel) -> np.ndarray:
     i = np.arange(N)
     out = np.zeros(N)
     for m in range(M):
-        out += (model.teacher_scale / M) * _pair_expectation(model.activation, 2, model.teacher_activation, 0,
+        out += (model.teacher_scale / M) * pair_expectation(model.activation, 2, model.teacher_activation, 0,
                                                              _sub(Omega, i, np.full(N, N + m)))
     return out
 
@@ -491,7 +482,7 @@ def committee_target_response(Q, R, model: CommitteeModel) -> np.ndarray:
     N, M = model.width, model.M
     i = np.arange(N)[:, None]
     v = N + np.arange(M)[None, :]
-    pair = _pair_expectation(model.activation, 1, model.teacher_activation, 1, _sub(Omega, i, v))
+    pair = pair_expectation(model.activation, 1, model.teacher_activation, 1, _sub(Omega, i, v))
     return (model.teacher_scale / M) * pair
 
 
