@@ -70,6 +70,13 @@ class Mixer:
         self._last_x = None
         self._last_f = None
 
+    def new_map(self) -> None:
+        """Go on with a map whose Jacobian is the old one's (the same map plus a constant, as in
+        the two-level iteration of :mod:`dmft.dmft_solver`): forget the last iterate, so that no
+        secant pair spans the two maps, but keep the pairs."""
+        self._last_x = None
+        self._last_f = None
+
     def step(self, x: np.ndarray, fx: np.ndarray) -> np.ndarray:
         """Next iterate from X and F(X) (flat arrays of equal shape)."""
         residual = fx - x

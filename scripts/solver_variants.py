@@ -1,10 +1,11 @@
-"""Session-18 measurements of solver variants that were tried and not made the default
-(docs/results/long_horizon.md, "Session 18"; theory.md §9.3).
+"""Measurements of solver variants (docs/results/long_horizon.md, sessions 18 and 21; theory.md §9.3):
+those tried and not made the default, and the two-level iteration, which is.
 
     PYTHONPATH=. python scripts/solver_variants.py union           # union of replicas against the separate solve
     PYTHONPATH=. python scripts/solver_variants.py replica-tol     # looser replica tolerances
     PYTHONPATH=. python scripts/solver_variants.py replica-mixing  # damping 1 / Anderson depth 10 for the replicas
     PYTHONPATH=. python scripts/solver_variants.py newton          # Newton iterations per step, quadratic vs erf
+    PYTHONPATH=. python scripts/solver_variants.py two-level       # two-level iteration against the plain one
 
 Timings depend on the machine's state: compare rows of one run only.
 """
@@ -44,6 +45,21 @@ def union():
                 result, seconds = _timed(**problem, union_of_replicas=union_of_replicas)
                 print(f"{name:30s} union={union_of_replicas!s:5s} {seconds:7.1f} s  {result.iterations:4d} it  "
                       f"{result.message}", flush=True)
+
+
+def two_level():
+    """Plain against two-level iteration of the main solve (no replicas), alternating, with the
+    full-sample evaluations, the outer residuals and the largest difference of the test loss."""
+    cases = [("alpha=10, the default problem", DEFAULT), ("centred kappa=4, t<=60", dict(PROBLEMS[3], t_max=60.0)),
+             ("alpha=3, N=2, t<=60", dict(PROBLEMS[0], t_max=60.0)), ("alpha=3, N=4, t<=60", dict(PROBLEMS[2], t_max=60.0))]
+    for name, problem in cases:
+        curves = []
+        for flag in (False, True):
+            result, seconds = _timed(**problem, two_level=flag, error_replicas=0)
+            curves.append(result.test_loss)
+            print(f"{name:30s} two_level={flag!s:5s} {seconds:7.1f} s  {result.iterations:4d} it  {result.message}",
+                  flush=True)
+        print(f"{name:30s} largest |test loss difference| {np.max(np.abs(curves[0] - curves[1])):.2e}", flush=True)
 
 
 def _replica_rows(variants, label):
@@ -106,10 +122,12 @@ def newton():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["union", "replica-tol", "replica-mixing", "newton"])
+    parser.add_argument("what", choices=["union", "replica-tol", "replica-mixing", "newton", "two-level"])
     what = parser.parse_args().what
     if what == "union":
         union()
+    elif what == "two-level":
+        two_level()
     elif what == "replica-tol":
         _replica_rows([dict(replica_tol=1e-3), dict(replica_tol=3e-3), dict(replica_tol=1e-2)], "replicas")
     elif what == "replica-mixing":

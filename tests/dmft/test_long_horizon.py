@@ -256,12 +256,63 @@ def test_switch_from_warmup_to_full_samples_starts_anderson_afresh(monkeypatch):
     monkeypatch.setattr(Mixer, "step", spy_step)
     result = solve_dmft(ModelParameters(alpha=10.0, epsilon=0.25), time_grid(4.0, 0.25), samples=2048,
                         warmup_samples=512, warmup_tol=3e-2, tol=1e-4, seed=1, error_replicas=0,
-                        march=False)
+                        march=False, two_level=False)
     assert result.converged
     first_full = evaluations.index(2048)
     assert 0 < first_full < len(fresh_steps)
     assert fresh_steps[first_full], "the first full-sample step reused the warm-up map's history"
     assert not any(fresh_steps[first_full + 1:]), "Anderson history was not built on the full map"
+
+
+_TWO_LEVEL_CASE = dict(samples=4096, warmup_samples=512, seed=3, error_replicas=0, tol=1e-6, march=False)
+
+
+def test_two_level_iteration_reaches_the_fixed_point_of_the_plain_iteration():
+    """theory.md §9.3, "Two-level iteration": defect correction with the warm-up map stops by the
+    plain iteration's criterion (full-sample residual < tol), so both land on the same fixed point
+    of the full map. Two iterates with residual < tol = 1e-6 differ by ~tol times the inverse
+    contraction of the map, so the curves must agree to 1e-5 (as for marching above); and it
+    must take fewer full-sample evaluations, which is what it is for."""
+    import dmft.dmft_solver as solver
+
+    params = ModelParameters(alpha=10.0, epsilon=0.25)
+    t = time_grid(6.0, 0.25)
+    counts = {}
+    estimate = solver.estimate_data_side
+
+    def counting(*args, **kwargs):
+        counts[kwargs["samples"]] = counts.get(kwargs["samples"], 0) + 1
+        return estimate(*args, **kwargs)
+
+    solver.estimate_data_side = counting
+    try:
+        plain = solve_dmft(params, t, two_level=False, **_TWO_LEVEL_CASE)
+        plain_full, counts = counts.get(4096, 0), {}
+        two = solve_dmft(params, t, two_level=True, **_TWO_LEVEL_CASE)
+    finally:
+        solver.estimate_data_side = estimate
+    assert plain.converged and two.converged
+    assert two.settings["two_level_used"] and not plain.settings["two_level_used"]
+    assert counts[4096] < plain_full
+    assert_allclose(two.test_loss, plain.test_loss, rtol=0, atol=1e-5)
+    assert_allclose(two.train_loss, plain.train_loss, rtol=0, atol=1e-5)
+    assert_allclose(two.overlap, plain.overlap, rtol=0, atol=1e-5)
+
+
+def test_an_abandoned_two_level_iteration_leaves_the_plain_one_unchanged(monkeypatch):
+    """Where an outer step does not cut the residual enough, the solver goes on with the plain
+    iteration from the first full evaluation: same iterates, same draws, so the same numbers
+    bit for bit as two_level=False."""
+    import dmft.dmft_solver as solver
+
+    monkeypatch.setattr(solver, "_OUTER_CONTRACTION", 0.0)     # every outer step fails
+    params = ModelParameters(alpha=10.0, epsilon=0.25)
+    t = time_grid(6.0, 0.25)
+    plain = solve_dmft(params, t, two_level=False, **_TWO_LEVEL_CASE)
+    tried = solve_dmft(params, t, two_level=True, **_TWO_LEVEL_CASE)
+    assert tried.converged and not tried.settings["two_level_used"]
+    np.testing.assert_array_equal(tried.test_loss, plain.test_loss)
+    np.testing.assert_array_equal(tried.extras["C_w"], plain.extras["C_w"])
 
 
 def test_a_failed_last_window_is_re_marched_at_full_samples(monkeypatch):
