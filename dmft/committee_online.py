@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .activations import (Activation, closed_form_i4, gauss_hermite, get_activation, i2, i2_prime,
-                          i3_shared, i4, mean_slope, mean_value, pair_expectation)
+from .activations import (Activation, analytic_strip, closed_form_i4, eigen_factor, gauss_hermite, get_activation, i2,
+                          i2_prime, i3_shared, i4, joint_trapezoid_rule, mean_slope, mean_value, pair_expectation)
 from .parameters import InvalidParameterError
 from .result import LearningCurves
 
@@ -328,24 +328,34 @@ def committee_rates(Q, R, model: CommitteeModel, cross=None):
     return dQ, dR
 
 
-#: Largest number of fields K for which the SGD term of a non-erf model is one joint
-#: K-dimensional Gauss–Hermite rule, with nodes per axis from this table.
+#: Largest number of fields K for which the SGD term is one joint K-dimensional rule (pairwise
+#: 4-d rules beyond), with the Gauss–Hermite nodes per axis used when an activation has no known
+#: analytic strip (:func:`dmft.activations.analytic_strip`).
 JOINT_RULE_NODES = {1: 64, 2: 64, 3: 40, 4: 20, 5: 11}
 
 
-def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int):
+def _sgd_second_moment_joint(Omega, model: CommitteeModel, nodes: int | None = None):
     """E[Δ² φ′(h_i) φ′(h_j)] as one K-dimensional tensor rule over the eigen-factor of Ω.
 
     Every I4 of the pairwise form is an expectation over the same K Gaussian fields, so one
-    rule evaluates them all at once (cost nodes^K instead of N²K² 4-d rules).
+    rule evaluates them all at once (cost: the rule's nodes instead of N²K² 4-d rules). With
+    ``nodes``, Gauss–Hermite of that many nodes per axis; otherwise the pruned trapezoid rule of
+    :func:`dmft.activations.joint_trapezoid_rule` when every activation has a known analytic strip, else
+    Gauss–Hermite with :data:`JOINT_RULE_NODES`.
     """
     N, K = model.width, Omega.shape[0]
-    x, w = gauss_hermite(nodes)
-    lam, V = np.linalg.eigh(Omega)
-    F = V * np.sqrt(np.maximum(lam, 0.0))
-    grid = np.stack(np.meshgrid(*([x] * K), indexing="ij"), axis=-1).reshape(-1, K)
-    weight = np.prod(np.stack(np.meshgrid(*([w] * K), indexing="ij"), axis=-1).reshape(-1, K), axis=-1)
-    fields = grid @ F.T
+    F = eigen_factor(Omega)
+    strips = np.empty(K)
+    for idx, act in model.groups:
+        width = analytic_strip(act)       # φ and φ′ share a strip
+        strips[idx] = np.nan if width is None else width
+    if nodes is None and not np.isnan(strips).any():
+        z, weight = joint_trapezoid_rule(F, strips)
+    else:
+        x, w = gauss_hermite(nodes or JOINT_RULE_NODES[K])
+        z = np.stack(np.meshgrid(*([x] * K), indexing="ij"), axis=-1).reshape(-1, K)
+        weight = np.prod(np.stack(np.meshgrid(*([w] * K), indexing="ij"), axis=-1).reshape(-1, K), axis=-1)
+    fields = z @ F.T
     s = model.signs
     delta = sum(act.phi(fields[:, idx]) @ s[idx] for idx, act in model.groups)
     slopes = model.activation.dphi(fields[:, :N])
@@ -358,18 +368,19 @@ def _sgd_second_moment(Omega, model: CommitteeModel):
     Where :func:`dmft.activations.closed_form_i4` holds (four erf: Saad–Solla; an erf student
     and any teacher: the Gaussian tilt; a ReLU-family student and a ReLU-family or erf teacher:
     orthant moments), I4 for every (i, j, k, l) (:func:`dmft.activations.i4`). Otherwise, for
-    K ≤ 5 fields, one joint Gauss–Hermite rule (:data:`JOINT_RULE_NODES`; exact for
-    polynomials); beyond that, pairwise 4-d rules (:func:`dmft.activations.i4`).
+    K ≤ 5 fields, one joint rule: Gauss–Hermite exact for polynomials, the pruned trapezoid rule
+    (relative error ≤ 1e-7 at any variance) for activations with a known analytic strip (tanh,
+    erf, user functions that declare one), Gauss–Hermite with :data:`JOINT_RULE_NODES` for the
+    rest; beyond K = 5, pairwise 4-d rules (:func:`dmft.activations.i4`).
     """
     N, K = model.width, model.fields
     phi, phis = model.activation, model.teacher_activation
     s = model.signs
     if not closed_form_i4(phi, phis) and K in JOINT_RULE_NODES:
-        nodes = JOINT_RULE_NODES[K]
         if phi.family == "polynomial" and phis.family == "polynomial":
             degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)
-            nodes = degree // 2 + 2
-        return _sgd_second_moment_joint(Omega, model, nodes)
+            return _sgd_second_moment_joint(Omega, model, degree // 2 + 2)
+        return _sgd_second_moment_joint(Omega, model)
     ii = np.arange(N)[:, None, None, None]
     jj = np.arange(N)[None, :, None, None]
     out = np.zeros((N, N))

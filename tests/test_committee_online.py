@@ -828,6 +828,48 @@ def test_erf_student_sgd_term_by_the_tilt_matches_a_fine_joint_rule():
     assert_allclose(_sgd_second_moment(Omega, model), _sgd_second_moment_joint(Omega, model, 40), rtol=0, atol=1e-6)
 
 
+def test_tanh_sgd_term_joint_trapezoid_rule_holds_at_large_variance():
+    # theory.md §10.5, "The joint rule": tanh student, erf teacher (N = M = 2, κ = 2, κ* = 4) at
+    # field variance 3, which such runs reach (the 20⁴-node Gauss–Hermite rule used before was
+    # 6e-3 off here, 4e-2 at variance 6). The pruned trapezoid rule against (i) the same
+    # expectation as the pairwise sum of 4-d rules, each over its own eigen-factor (measured
+    # 1e-7; tolerance 2e-6 relative: the sum cancels terms ~10× larger than the result, each
+    # ~1e-7 off); (ii) 2·10⁶ samples of the fields, 5 standard errors. The old rule must be
+    # farther off than 1e-3, so that the check can fail.
+    from scipy.special import erf
+
+    from dmft.activations import i4
+    from dmft.committee_online import _joint_batch, _sgd_second_moment, _sgd_second_moment_joint, _sub
+
+    model = CommitteeModel(activation="tanh", teacher_activation="erf", scale=2, width=2, target="committee",
+                           teacher_width=2, teacher_scale=4, lr=0.5)
+    Q = 3.0 * np.array([[1.0, 0.3], [0.3, 1.0]])
+    R = np.array([[0.6, 0.1], [-0.2, 0.5]])
+    Omega = _joint_batch(Q, R, model)
+    joint = _sgd_second_moment(Omega, model)
+    scale = np.abs(joint).max()
+
+    N, s = model.width, model.signs
+    i, j = np.arange(N)[:, None, None, None], np.arange(N)[None, :, None, None]
+    pairwise = np.zeros((N, N))
+    for k_idx, k_act in model.groups:
+        for l_idx, l_act in model.groups:
+            C = _sub(Omega, i, j, k_idx[None, None, :, None], l_idx[None, None, None, :])
+            pairwise += np.einsum("ijkl,k,l->ij", i4(model.activation, model.activation, k_act, l_act, C),
+                                  s[k_idx], s[l_idx])
+    assert_allclose(joint, pairwise, rtol=0, atol=2e-6 * scale)
+
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(2_000_000, 4)) @ np.linalg.cholesky(Omega).T
+    delta = 2.0 * erf(z[:, 2:] / math.sqrt(2)).sum(1) - np.tanh(z[:, :2]).sum(1)
+    g = delta[:, None] * (1.0 - np.tanh(z[:, :2]) ** 2)
+    samples = g[:, :, None] * g[:, None, :]
+    se = samples.std(0) / math.sqrt(len(z))
+    assert np.all(np.abs(joint - samples.mean(0)) < 5 * se)
+
+    assert np.abs(_sgd_second_moment_joint(Omega, model, 20) - joint).max() > 1e-3 * scale
+
+
 @pytest.mark.parametrize("student, teacher", [("relu", "erf"), ("erf", "relu")])
 def test_mixed_relu_erf_online_sgd_against_finite_d_simulation(student, teacher):
     # The mixed I4 in the SGD term (theory.md §10.5: erf factors as orthant indicators for the
