@@ -9,12 +9,10 @@ with code 2. Runs use one CPU thread unless ``--threads`` says otherwise.
 
 from __future__ import annotations
 
-import json
-import math
 
 import click
 
-from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+from grokking_cli.common import (echo_json, api_option, handle_errors, outputs_checked_first, report_output_errors,
                                  parse_floats, try_output)
 from dmft.parameters import InvalidParameterError
 
@@ -55,16 +53,6 @@ def _common(func):
     return func
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), extra_json=None):
     from comparisons.neural_plots import grokking_summary, plot_history, save_figure
     from comparisons.store import write_history
@@ -77,7 +65,7 @@ def _finish(history, *, as_json, out, run_name, plot, title, extra_lines=(), ext
         lambda: save_figure(plot_history(history, title=title, step_loss=True), plot), f"save the plot {plot}", errors)
     if as_json:
         payload = {**history.summary(), "grokking": summary, **(extra_json or {})}
-        click.echo(json.dumps(_clean(payload)))
+        echo_json(payload)
         report_output_errors(errors)
         return
     f = summary["final"]
@@ -324,7 +312,7 @@ def sweep_fraction(operator, modulus, train_pcts, seeds, weight_decay, max_lr, n
              "t_val": float(sweep.t_val[i, j]), "phase": str(sweep.phase[i, j])}
             for i, p in enumerate(sweep.train_pct) for j, s in enumerate(sweep.seeds)]
     if as_json:
-        click.echo(json.dumps(_clean({"runs": rows, "monotone": sweep.monotone()})))
+        echo_json({"runs": rows, "monotone": sweep.monotone()})
         return
     click.echo(f"train-fraction sweep: {operator} mod {modulus}, wd={weight_decay:g}, budget {steps} steps")
     for r in rows:

@@ -9,13 +9,12 @@ Invalid input exits with code 2.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, is_dataclass
 
 import click
 import numpy as np
 
-from grokking_cli.common import (api_option, handle_errors, outputs_checked_first, report_output_errors,
+from grokking_cli.common import (echo_json, api_option, handle_errors, outputs_checked_first, report_output_errors,
                                  try_output)
 from dmft.parameters import InvalidParameterError
 
@@ -51,7 +50,7 @@ def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, as_json: b
                                       f"store record {name or system!r} in {out}", errors)
     plotted = bool(plot) and try_output(lambda: save_png_pdf(figure(), plot), f"save the plot {plot}", errors)
     if as_json:
-        click.echo(json.dumps({"system": system, **summary}, default=float))
+        echo_json({"system": system, **summary}, default=float)
         report_output_errors(errors)
         return
     click.echo(f"{system}:")

@@ -8,14 +8,13 @@ swept parameter). Exit codes: 0 success, 2 invalid input, 3 a run diverged.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.plotting import plot_curves, save_figure
-from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (echo_json, ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_default, check_outputs, emit_result, handle_errors, parse_floats,
                                  prepare_store, run_identity, store_result)
 
@@ -212,8 +211,8 @@ def _emit_sweep(results, *, task, as_json, out, run_name, plot, title, identity,
         except OSError as exc:
             errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
-        click.echo(json.dumps({"task": task, "identity": identity, "out": out, "run_names": names if out else None,
-                               "runs": [{"label": label, **r.summary()} for label, r in results]}))
+        echo_json({"task": task, "identity": identity, "out": out, "run_names": names if out else None,
+                   "runs": [{"label": label, **r.summary()} for label, r in results]})
     else:
         click.echo(f"task {task}: {len(results)} runs")
         click.echo("  label                              final t   train_loss    test_loss  converged")

@@ -54,6 +54,31 @@ SCALE_HELP = "Output scale kappa > 0 of f = (kappa/N) sum_i phi(w_i.x) (the pape
 EPSILON_HELP = "Quadratic coefficient epsilon of phi(h) = h + (epsilon/2) h^2 (initial NTK-task alignment)."
 
 
+def strict_json(value):
+    """``value`` with what RFC 8259 JSON cannot hold made explicit: numpy scalars and arrays as Python
+    numbers and lists, ±inf as the strings "inf"/"-inf" (e.g. alpha = inf, the online limit), NaN as
+    null, so that jq, JavaScript and strict parsers read every ``--json`` output."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def echo_json(payload, default=None) -> None:
+    """Print ``payload`` as one line of strict JSON (:func:`strict_json`; ``default`` converts other
+    objects first, as in :func:`json.dumps`)."""
+    if default is not None:
+        payload = json.loads(json.dumps(payload, default=default))
+    click.echo(json.dumps(strict_json(payload), allow_nan=False))
+
+
 def parse_floats(text: str | None, name: str):
     """Parse a comma-separated list of floats (``None`` passes through)."""
     if text is None:
@@ -310,7 +335,7 @@ def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None,
         summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity,
                              "resumed": bool(resumed)}
         _add_newton(summary, result)
-        click.echo(json.dumps(summary))
+        echo_json(summary)
     else:
         for line in _summary_lines(result):
             click.echo(line)

@@ -8,14 +8,13 @@ did not converge (unless ``--allow-unconverged``) or a simulation diverged.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 
 import click
 
 from dmft.plotting import save_figure
-from grokking_cli.common import (family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (echo_json, family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
 from dmft.parameters import InvalidParameterError
 
@@ -157,7 +156,7 @@ def _run_compare_call(run_compare, alpha, epsilon, scale, width, dim, seeds, cen
 
 def _report_compare(result, as_json, require_agreement, allow_unconverged=False):
     if as_json:
-        click.echo(json.dumps(result.summary()))
+        echo_json(result.summary())
     else:
         for line in result.lines():
             click.echo(line)
@@ -256,7 +255,7 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
     if as_json:
         summary = result.summary()
         summary["plot"] = plot if plot and not plot_error else None
-        click.echo(json.dumps(summary))
+        echo_json(summary)
     else:
         click.echo(f"sweep ({kind}): {len(result.names)} points, {len(result.computed)} computed, "
                    f"{len(result.skipped)} already complete, {len(result.failed)} failed, "
@@ -315,7 +314,7 @@ def merge(out, inputs, overwrite, as_json):
 
     report = merge_stores(out, inputs, overwrite=overwrite)
     if as_json:
-        click.echo(json.dumps(report))
+        echo_json(report)
     else:
         click.echo(f"merged into {out}: {len(report['copied'])} copied, {len(report['skipped'])} already present, "
                    f"{len(report['incomplete'])} incomplete ignored")
@@ -370,7 +369,7 @@ def figure(name, full, out_dir, seed, device, as_json, overrides, solver):
     reports = [make_figure(n, full=full, out_dir=out_dir, seed=seed, device=device, settings=settings or None)
                for n in names]
     if as_json:
-        click.echo(json.dumps([r.summary() for r in reports]))
+        echo_json([r.summary() for r in reports])
     else:
         for report in reports:
             for line in report.lines():

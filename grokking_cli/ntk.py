@@ -6,7 +6,6 @@ Registered on the ``dmft`` group by ``grokking_cli.main`` when this module exist
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 
 import click
@@ -16,7 +15,7 @@ from dmft.ntk import (cka, empirical_ntk_spectrum, initial_ntk_regression, lazy_
                       mercer_spectrum, ntk_gram, target_decomposition)
 from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from dmft.plotting import save_figure
-from grokking_cli.common import (EPSILON_HELP, EXIT_IO, SCALE_HELP, check_outputs, handle_errors, prepare_store,
+from grokking_cli.common import (echo_json, EPSILON_HELP, EXIT_IO, SCALE_HELP, check_outputs, handle_errors, prepare_store,
                                  readable_name, run_identity, store_result)
 
 __all__ = ["ntk"]
@@ -214,7 +213,7 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
             errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
         summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity}
-        click.echo(json.dumps(summary, default=float))
+        echo_json(summary, default=float)
         _finish(errors)
         return
 

@@ -16,7 +16,7 @@ import sys
 import click
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (ALPHA_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP, api_option,
+from grokking_cli.common import (echo_json, ALPHA_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP, api_option,
                                  check_outputs, handle_errors, parse_floats)
 
 __all__ = ["phase"]
@@ -155,9 +155,9 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
         save_figure(plot_phase(result, title=title), plot)
     failed = json.loads(result.attrs["failed"])
     if as_json:
-        click.echo(json.dumps({"points": points, "threshold": threshold, "store": str(out),
-                               "computed": int(result.attrs["computed"]), "reused": int(result.attrs["reused"]),
-                               "failed": failed}))
+        echo_json({"points": points, "threshold": threshold, "store": str(out),
+                   "computed": int(result.attrs["computed"]), "reused": int(result.attrs["reused"]),
+                   "failed": failed})
     else:
         d0, d1 = list(axes)
         click.echo(f"phase diagram over {d0} x {d1}: {len(points)} points, {result.attrs['computed']} computed, "

@@ -87,6 +87,21 @@ def test_epsilon_is_required_exactly_where_a_quadratic_activation_uses_it():
         assert "--epsilon" in result.output and message in result.output, result.output
 
 
+def test_cli_json_is_strict_json_also_for_infinite_alpha():
+    # RFC 8259 has no Infinity or NaN: --json writes alpha = inf as the string "inf", so jq and
+    # JavaScript read it; a parser that refuses the non-standard constants must accept the output.
+    result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.25", "--json", "--t-max", "2",
+                                       "--no-plot"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    summary = json.loads(result.output, parse_constant=refuse)
+    assert summary["parameters"]["alpha"] == "inf"
+    assert all(math.isfinite(x) for x in summary["test_loss"])
+
+
 def test_cli_online_json_matches_api(tmp_path):
     plot = tmp_path / "curves.png"
     result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.25", "--json",
