@@ -425,13 +425,16 @@ def _two_level(problem, t, state: _State, first, settings: SolverSettings, group
     Monte Carlo noise, so each outer step cuts ‖F_S(X) − X‖ by about that difference. Converged
     when ‖F_S(X_o) − X_o‖ < tol: the same criterion as the plain iteration, at a full evaluation.
 
-    Returns the converged :class:`_WindowOutcome`, or None when an outer step does not cut the
-    residual by :data:`_OUTER_CONTRACTION` or a step blows up; the caller then goes on with the
-    plain iteration from ``state``. ``workspace``: the data side's buffers and draws of both sample
-    counts (their chunks have the same shape; the draws are keyed by the sample count).
+    Returns ``(outcome, resume)``: the converged :class:`_WindowOutcome` and None; or, when an
+    outer step does not cut the residual by :data:`_OUTER_CONTRACTION` or a step blows up, None and
+    the outer point with the smallest full-sample residual, ``(state, estimate, removed, image,
+    residual)``, from which the caller goes on with the plain iteration (the first point when no
+    outer step helped). ``workspace``: the data side's buffers and draws of both sample counts
+    (their chunks have the same shape; the draws are keyed by the sample count).
     """
     mixer = Mixer(method=settings.mixing, damping=settings.damping, depth=settings.anderson_depth, weights=weights)
     full, removed, new, outer = first
+    best = (state, full, removed, new, outer)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             for step in range(_TWO_LEVEL_OUTER):
@@ -440,10 +443,14 @@ def _two_level(problem, t, state: _State, first, settings: SolverSettings, group
                                                    workspace=workspace)
                     previous, outer = outer, _residual(new, state, chi_scale)
                     note(outer, f"S={samples}")
-                    if not np.all(np.isfinite(full.train_loss)) or not outer < _OUTER_CONTRACTION * previous:
-                        return None
+                    if not np.all(np.isfinite(full.train_loss)):
+                        return None, best
+                    if outer < best[-1]:
+                        best = (state, full, removed, new, outer)
+                    if not outer < _OUTER_CONTRACTION * previous:
+                        return None, best
                     if outer < tol:
-                        return _WindowOutcome(state, full, [], True, "", removed, two_level=True)
+                        return _WindowOutcome(state, full, [], True, "", removed, two_level=True), None
                 coarse, _, _ = _evaluate(problem, t, state, settings, group, samples=small, seed=seed,
                                          workspace=workspace)
                 correction = (full.response - coarse.response, full.r_star - coarse.r_star,
@@ -458,7 +465,7 @@ def _two_level(problem, t, state: _State, first, settings: SolverSettings, group
                         value = _residual(image, x, chi_scale)
                         note(value, f"S={small}+correction")
                         if not value < _BLOWUP:
-                            return None
+                            return None, best
                         if value < max(0.25 * tol, _INNER_FRACTION * outer):
                             break
                         if value > inner_best:
@@ -468,8 +475,8 @@ def _two_level(problem, t, state: _State, first, settings: SolverSettings, group
                     x = _project_state(mixed, group) if settings.symmetrize else mixed
                 state = x
     except (FloatingPointError, np.linalg.LinAlgError, ValueError):
-        return None
-    return None
+        return None, best
+    return None, best
 
 
 def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: SymmetryGroup, *,
@@ -528,11 +535,17 @@ def _iterate_window(problem, t, state: _State, settings: SolverSettings, group: 
             # the first full-sample evaluation after the warm-up (theory.md §9.3)
             small, two_level_from = two_level_from, None
             if residual < _TWO_LEVEL_BELOW and precision == "double":
-                outcome = _two_level(problem, t, state, (estimate, removed, new, residual), settings, group,
-                                     samples=samples, small=small, seed=seed, tol=tol, note=note,
-                                     weights=weights, chi_scale=chi_scale, workspace=workspace)
+                outcome, resume = _two_level(problem, t, state, (estimate, removed, new, residual), settings, group,
+                                             samples=samples, small=small, seed=seed, tol=tol, note=note,
+                                             weights=weights, chi_scale=chi_scale, workspace=workspace)
                 if outcome is not None:
                     return replace(outcome, history=history)
+                if resume[-1] < residual:
+                    # go on with the plain iteration from the best outer point, not from the start
+                    state, estimate, removed, new, residual = resume
+                    best_pair = (residual, state, estimate, removed)
+                    mixer.reset()
+                    best = residual
         if precision != "double" and current == samples and residual < _DOUBLE_BELOW * tol:
             # The rounding of the single-precision parts (~1e-6 of C_w, theory.md §9.4) is a
             # non-smooth perturbation of the map: near the tolerance it misleads Anderson's secant

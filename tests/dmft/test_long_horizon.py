@@ -300,12 +300,12 @@ def test_two_level_iteration_reaches_the_fixed_point_of_the_plain_iteration():
 
 
 def test_an_abandoned_two_level_iteration_leaves_the_plain_one_unchanged(monkeypatch):
-    """Where an outer step does not cut the residual enough, the solver goes on with the plain
-    iteration from the first full evaluation: same iterates, same draws, so the same numbers
-    bit for bit as two_level=False."""
+    """Where no outer step improves on the first full evaluation (here: no inner iterations, so the
+    outer point never moves) the solver goes on with the plain iteration from that evaluation:
+    same iterates, same draws, so the same numbers bit for bit as two_level=False."""
     import dmft.dmft_solver as solver
 
-    monkeypatch.setattr(solver, "_OUTER_CONTRACTION", 0.0)     # every outer step fails
+    monkeypatch.setattr(solver, "_INNER_MAX", 0)
     params = ModelParameters(alpha=10.0, epsilon=0.25)
     t = time_grid(6.0, 0.25)
     plain = solve_dmft(params, t, two_level=False, **_TWO_LEVEL_CASE)
@@ -313,6 +313,46 @@ def test_an_abandoned_two_level_iteration_leaves_the_plain_one_unchanged(monkeyp
     assert tried.converged and not tried.settings["two_level_used"]
     np.testing.assert_array_equal(tried.test_loss, plain.test_loss)
     np.testing.assert_array_equal(tried.extras["C_w"], plain.extras["C_w"])
+
+
+def test_an_abandoned_two_level_iteration_resumes_from_its_best_outer_point(monkeypatch):
+    """When an outer step helped but the next did not contract enough, the plain iteration goes on
+    from the outer point with the smallest full-sample residual (not from the first one, which
+    threw that progress away: the default problem to t = 300 took 133 iterations, 54.9 s, against
+    123, 39.5 s). Same map, same stopping rule, so the same fixed point as two_level=False: curves
+    to 1e-5 (tol = 1e-6, as above), with fewer full-sample evaluations than that plain run."""
+    import dmft.dmft_solver as solver
+
+    outer = []
+    two_level = solver._two_level
+
+    def recording(*args, **kwargs):
+        outcome, resume = two_level(*args, **kwargs)
+        outer.append((args[3][3], None if resume is None else resume[-1]))
+        return outcome, resume
+
+    counts = []
+    estimate = solver.estimate_data_side
+
+    def counting(*args, **kwargs):
+        counts.append(kwargs["samples"])
+        return estimate(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "_OUTER_CONTRACTION", 0.01)    # an outer step must cut 100×: it stops early
+    monkeypatch.setattr(solver, "_two_level", recording)
+    monkeypatch.setattr(solver, "estimate_data_side", counting)
+    params = ModelParameters(alpha=10.0, epsilon=0.25)
+    t = time_grid(6.0, 0.25)
+    plain = solve_dmft(params, t, two_level=False, **_TWO_LEVEL_CASE)
+    plain_full = counts.count(4096)
+    counts.clear()
+    tried = solve_dmft(params, t, two_level=True, **_TWO_LEVEL_CASE)
+    assert tried.converged and not tried.settings["two_level_used"]
+    (first, resumed), = outer
+    assert resumed < first                                       # it resumed from a better point
+    assert counts.count(4096) < plain_full, (counts.count(4096), plain_full)
+    np.testing.assert_allclose(tried.test_loss, plain.test_loss, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(tried.extras["C_w"], plain.extras["C_w"], rtol=0, atol=1e-5)
 
 
 def test_a_failed_last_window_is_re_marched_at_full_samples(monkeypatch):
