@@ -896,7 +896,8 @@ def i4(a: Activation, b: Activation, c: Activation, d: Activation, C, *, nodes: 
     orthant moments, :func:`_relu_student_i4`). Otherwise a tensor rule over the eigen-factor of
     C: Gauss–Hermite for polynomials (the node count raised to cover the total degree) and for
     activations without a known analytic strip (``nodes``, default :data:`GH_NODES_4D`), else the
-    pruned trapezoid rule of :func:`joint_trapezoid_rule` (~1e-7 at any variance).
+    pruned trapezoid rule of :func:`joint_trapezoid_rule` (~1e-7 at any variance; its steps are
+    those of the largest factor over the batch).
     """
     C = _as_cov(C, 4)
     acts = (a, b, c, d)

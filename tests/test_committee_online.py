@@ -831,15 +831,15 @@ def test_erf_student_sgd_term_by_the_tilt_matches_a_fine_joint_rule():
 def test_tanh_sgd_term_joint_trapezoid_rule_holds_at_large_variance():
     # theory.md §10.5, "The joint rule": tanh student, erf teacher (N = M = 2, κ = 2, κ* = 4) at
     # field variance 3, which such runs reach (the 20⁴-node Gauss–Hermite rule used before was
-    # 6e-3 off here, 4e-2 at variance 6). The pruned trapezoid rule against (i) the same
-    # expectation as the pairwise sum of 4-d rules, each over its own eigen-factor (measured
-    # 1e-7; tolerance 2e-6 relative: the sum cancels terms ~10× larger than the result, each
-    # ~1e-7 off); (ii) 2·10⁶ samples of the fields, 5 standard errors. The old rule must be
-    # farther off than 1e-3, so that the check can fail.
+    # 6e-3 off here, 4e-2 at variance 6). The pruned trapezoid rule over the eigen-factor of Ω
+    # against (i) the same rule over the Cholesky factor, whose nodes lie elsewhere (measured
+    # 2.6e-7 of the largest entry; tolerance 2e-6, ~10× the rule's error); (ii) 2·10⁶ samples of
+    # the fields, 5 standard errors. The old rule must be farther off than 1e-3, so that the
+    # check can fail.
     from scipy.special import erf
 
-    from dmft.activations import i4
-    from dmft.committee_online import _joint_batch, _sgd_second_moment, _sgd_second_moment_joint, _sub
+    from dmft.activations import joint_trapezoid_rule
+    from dmft.committee_online import _joint_batch, _sgd_second_moment, _sgd_second_moment_joint
 
     model = CommitteeModel(activation="tanh", teacher_activation="erf", scale=2, width=2, target="committee",
                            teacher_width=2, teacher_scale=4, lr=0.5)
@@ -849,22 +849,18 @@ def test_tanh_sgd_term_joint_trapezoid_rule_holds_at_large_variance():
     joint = _sgd_second_moment(Omega, model)
     scale = np.abs(joint).max()
 
-    N, s = model.width, model.signs
-    i, j = np.arange(N)[:, None, None, None], np.arange(N)[None, :, None, None]
-    pairwise = np.zeros((N, N))
-    for k_idx, k_act in model.groups:
-        for l_idx, l_act in model.groups:
-            C = _sub(Omega, i, j, k_idx[None, None, :, None], l_idx[None, None, None, :])
-            pairwise += np.einsum("ijkl,k,l->ij", i4(model.activation, model.activation, k_act, l_act, C),
-                                  s[k_idx], s[l_idx])
-    assert_allclose(joint, pairwise, rtol=0, atol=2e-6 * scale)
+    def second_moment(fields, weight=None):
+        delta = 2.0 * erf(fields[:, 2:] / math.sqrt(2)).sum(1) - np.tanh(fields[:, :2]).sum(1)
+        g = delta[:, None] * (1.0 - np.tanh(fields[:, :2]) ** 2)
+        return g[:, :, None] * g[:, None, :] if weight is None else np.einsum("p,pi,pj->ij", weight, g, g)
+
+    cholesky = np.linalg.cholesky(Omega)
+    z, weight = joint_trapezoid_rule(cholesky, np.full(4, math.pi / 2))
+    assert_allclose(joint, second_moment(z @ cholesky.T, weight), rtol=0, atol=2e-6 * scale)
 
     rng = np.random.default_rng(11)
-    z = rng.normal(size=(2_000_000, 4)) @ np.linalg.cholesky(Omega).T
-    delta = 2.0 * erf(z[:, 2:] / math.sqrt(2)).sum(1) - np.tanh(z[:, :2]).sum(1)
-    g = delta[:, None] * (1.0 - np.tanh(z[:, :2]) ** 2)
-    samples = g[:, :, None] * g[:, None, :]
-    se = samples.std(0) / math.sqrt(len(z))
+    samples = second_moment(rng.normal(size=(2_000_000, 4)) @ cholesky.T)
+    se = samples.std(0) / math.sqrt(len(samples))
     assert np.all(np.abs(joint - samples.mean(0)) < 5 * se)
 
     assert np.abs(_sgd_second_moment_joint(Omega, model, 20) - joint).max() > 1e-3 * scale
