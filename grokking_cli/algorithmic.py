@@ -9,7 +9,6 @@ with code 2. Runs use one CPU thread unless ``--threads`` says otherwise.
 
 from __future__ import annotations
 
-
 import click
 
 from grokking_cli.common import (echo_json, api_option, handle_errors, outputs_checked_first, report_output_errors,
