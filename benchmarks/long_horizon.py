@@ -123,6 +123,9 @@ def _stored_theory(path):
 
     with open(path) as fh:
         data = json.load(fh)
+    # The sample size and parameters of that solve (None where the file does not record them).
+    samples = data.get("samples") if "dmft_train" in data else data.get("settings", {}).get("samples")
+    parameters = data.get("problem") if "dmft_train" in data else data.get("parameters")
     if "dmft_train" in data:                     # an evidence report: re-analyse its DMFT curves
         data = {"t": data["t"], "train": data["dmft_train"], "test": data["dmft_test"],
                 "train_sem": data["dmft_train_sem"], "test_sem": data["dmft_test_sem"], "message": data["message"],
@@ -135,7 +138,17 @@ def _stored_theory(path):
     return SimpleNamespace(t=arrays["t"], train_loss=arrays["train"], test_loss=arrays["test"],
                            train_loss_sem=arrays["train_sem"], test_loss_sem=arrays["test_sem"],
                            converged=data["message"].startswith("converged"), message=data["message"],
-                           seconds=data.get("seconds", float("nan")))
+                           seconds=data.get("seconds", float("nan")), samples=samples, parameters=parameters)
+
+
+def _check_stored_problem(path, parameters, problem) -> None:
+    """Refuse a stored DMFT whose recorded parameters differ from the problem being compared."""
+    if not parameters:                           # an older file without its parameters: trust --problems
+        return
+    for name, value in problem.items():
+        if name in parameters and not np.allclose(np.asarray(parameters[name], dtype=float),
+                                                  np.asarray(value, dtype=float), rtol=0, atol=1e-12):
+            raise SystemExit(f"--theory {path}: its {name} = {parameters[name]} differs from the problem's {value}")
 
 
 def _at_times(t, curve, sem, t_new):
@@ -154,7 +167,10 @@ def evidence(opts):
     start = time.perf_counter()
     if opts.theory:
         theory = _stored_theory(opts.theory)
+        _check_stored_problem(opts.theory, theory.parameters, problem)
         seconds = float(theory.seconds)
+        if theory.samples is not None:           # the report names the S of the stored solve
+            opts.samples = int(theory.samples)
     else:
         theory = dmft.solve(**problem, t_max=opts.t_max, grid="log", samples=opts.samples, seed=opts.seed,
                             error_replicas=opts.replicas)
