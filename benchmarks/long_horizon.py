@@ -146,8 +146,10 @@ def _check_stored_problem(path, parameters, problem) -> None:
     if not parameters:                           # an older file without its parameters: trust --problems
         return
     for name, value in problem.items():
-        if name in parameters and not np.allclose(np.asarray(parameters[name], dtype=float),
-                                                  np.asarray(value, dtype=float), rtol=0, atol=1e-12):
+        if name not in parameters:
+            continue
+        stored, wanted = np.asarray(parameters[name], dtype=float), np.asarray(value, dtype=float)
+        if stored.shape != wanted.shape or not np.allclose(stored, wanted, rtol=0, atol=1e-12):
             raise SystemExit(f"--theory {path}: its {name} = {parameters[name]} differs from the problem's {value}")
 
 
