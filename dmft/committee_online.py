@@ -366,31 +366,57 @@ def _sgd_second_moment(Omega, model: CommitteeModel):
 
     Where :func:`dmft.activations.closed_form_i4` holds (four erf: Saad–Solla; an erf student
     and any teacher: the Gaussian tilt; a ReLU-family student and a ReLU-family or erf teacher:
-    orthant moments), I4 for every (i, j, k, l) (:func:`dmft.activations.i4`). Otherwise, for
+    orthant moments), I4 for every distinct (i, j, k, l) (:func:`dmft.activations.i4`). Otherwise, for
     K ≤ 5 fields, one joint rule: Gauss–Hermite exact for polynomials, the pruned trapezoid rule
     (≤ 3e-7 of the largest entry measured at variances up to 40) for activations with a known
     analytic strip (tanh, erf, user functions that declare one), Gauss–Hermite with
     :data:`JOINT_RULE_NODES` for the rest; beyond K = 5, pairwise 4-d rules
-    (:func:`dmft.activations.i4`).
+    (:func:`dmft.activations.i4`, :func:`_pairwise_sgd_second_moment`).
     """
     N, K = model.width, model.fields
     phi, phis = model.activation, model.teacher_activation
-    s = model.signs
     if not closed_form_i4(phi, phis) and K in JOINT_RULE_NODES:
         if phi.family == "polynomial" and phis.family == "polynomial":
             degree = 2 * max(phi.degree, phis.degree) + 2 * (phi.degree - 1)
             return _sgd_second_moment_joint(Omega, model, degree // 2 + 2)
         return _sgd_second_moment_joint(Omega, model)
-    ii = np.arange(N)[:, None, None, None]
-    jj = np.arange(N)[None, :, None, None]
-    out = np.zeros((N, N))
-    for kidx, kact in model.groups:
-        for lidx, lact in model.groups:
-            C = _sub(Omega, ii, jj, kidx[None, None, :, None], lidx[None, None, None, :])
-            out += np.einsum("ijkl,k,l->ij", i4(phi, phi, kact, lact, C), s[kidx], s[lidx])
+    out = _pairwise_sgd_second_moment(Omega, model)
     if model.noise:
         out += model.noise * i2_prime(phi, phi, _sub(Omega, np.arange(N)[:, None], np.arange(N)[None, :]))
     return out
+
+
+def _pairwise_sgd_second_moment(Omega, model: CommitteeModel) -> np.ndarray:
+    """Σ_kl s_k s_l I4(φ′_i, φ′_j, ψ_k, ψ_l) (N×N) by 4-d rules, one per distinct index set.
+
+    I4 is symmetric under i ↔ j and under k ↔ l (with their activations), so only i ≤ j and, per
+    pair of field groups, the unordered (k, l) are evaluated (N = 2, K = 6: 63 integrals instead
+    of 144), each counted with its multiplicity. The diagonal i = j forms its own batch: there two
+    of the four fields coincide, Ω's sub-block has a zero eigenvalue in every member, and the rule
+    drops that axis (:func:`dmft.activations.joint_trapezoid_rule`), a 3-d rule instead of 4-d.
+    """
+    N = model.width
+    phi, s = model.activation, model.signs
+    upper_i, upper_j = np.triu_indices(N)
+    groups = model.groups
+    out = np.zeros((N, N))
+    for diagonal in (True, False):
+        keep = (upper_i == upper_j) if diagonal else (upper_i < upper_j)
+        ii, jj = upper_i[keep], upper_j[keep]
+        if ii.size == 0:
+            continue
+        for a, (kidx, kact) in enumerate(groups):
+            for lidx, lact in groups[a:]:
+                if lidx is kidx:                              # one group: unordered pairs k ≤ l
+                    first, second = np.triu_indices(len(kidx))
+                    kk, ll = kidx[first], kidx[second]
+                    multiplicity = np.where(first == second, 1.0, 2.0)
+                else:                                         # two groups: (k, l) and (l, k)
+                    kk, ll = np.repeat(kidx, len(lidx)), np.tile(lidx, len(kidx))
+                    multiplicity = np.full(kk.size, 2.0)
+                C = _sub(Omega, ii[:, None], jj[:, None], kk[None, :], ll[None, :])
+                out[ii, jj] += i4(phi, phi, kact, lact, C) @ (multiplicity * s[kk] * s[ll])
+    return out + np.triu(out, 1).T
 
 
 def _pair_terms(Omega, model: CommitteeModel):

@@ -866,6 +866,67 @@ def test_tanh_sgd_term_joint_trapezoid_rule_holds_at_large_variance():
     assert np.abs(_sgd_second_moment_joint(Omega, model, 20) - joint).max() > 1e-3 * scale
 
 
+def test_centred_tanh_sgd_term_by_distinct_pairs_matches_a_fine_full_rule(monkeypatch):
+    # Centred tanh student, erf teacher: K = 2N + M = 6 fields, so the SGD term is a sum of 4-d
+    # rules. The solver evaluates each distinct index set once (i ≤ j, unordered (k, l)) and, for
+    # i = j, drops the flat axis of the coinciding fields (a 3-d rule). Reference: every one of
+    # the N²K² = 144 ordered integrals with a finer joint rule (1.5× the steps per strip, step
+    # ≤ 0.5, radius 7.5), itself within 1.5e-10 of an even finer one (2×, 0.4, 8). Measured:
+    # 1.9e-6 of the largest entry (the full loop at the default rule: 1.6e-6); tolerance 5e-6.
+    import dmft.activations as activations
+    from dmft.committee_online import _joint_batch, _sgd_second_moment, _sub
+
+    model = CommitteeModel(activation="tanh", teacher_activation="erf", scale=2, width=2, target="committee",
+                           teacher_width=2, teacher_scale=1.5, init_overlap=np.array([[0.3, 0.05], [0.0, 0.2]]),
+                           init_cov=np.array([[0.5, 0.1], [0.1, 0.4]]), lr=1.0, center=True)
+    Q, X = np.array([[0.7, 0.15], [0.15, 0.6]]), np.array([[0.45, 0.05], [0.12, 0.3]])
+    Omega = _joint_batch(Q, model.init_overlap + 0.1, model, X)
+    fast = _sgd_second_moment(Omega, model)
+
+    monkeypatch.setattr(activations, "JOINT_STEPS_PER_STRIP", 6.0)
+    monkeypatch.setattr(activations, "JOINT_MAX_STEP", 0.5)
+    monkeypatch.setattr(activations, "JOINT_RADIUS", 7.5)
+    N, s = model.width, model.signs
+    i = np.arange(N)[:, None, None, None]
+    j = np.arange(N)[None, :, None, None]
+    reference = np.zeros((N, N))
+    for kidx, kact in model.groups:
+        for lidx, lact in model.groups:
+            C = _sub(Omega, i, j, kidx[None, None, :, None], lidx[None, None, None, :])
+            values = activations.i4(model.activation, model.activation, kact, lact, C)
+            reference += np.einsum("ijkl,k,l->ij", values, s[kidx], s[lidx])
+    assert_allclose(fast, reference, rtol=0, atol=5e-6 * np.abs(reference).max())
+
+
+def test_joint_rule_gives_a_flat_axis_one_node(monkeypatch):
+    # Two coinciding fields: a zero eigenvalue, an axis along which nothing moves. The rule must
+    # put one node there (a 3-d grid) and give E[tanh′(u)² erf(v/√2) tanh(w)] as the rule with
+    # that axis fully resolved. The other axes' nodes are the same; the two differ by the flat
+    # axis (≲ 1e-10 of the value, `_FLAT_AXIS`'s comment) and by the pruning to |z| ≤ 6.5, which
+    # drops a χ²₃ or χ²₄ tail of ≤ 1.5e-8 in different places (measured 7.5e-9 relative);
+    # tolerance 5e-8.
+    from scipy.special import erf
+
+    import dmft.activations as activations
+
+    C3 = np.array([[1.2, 0.4, -0.3], [0.4, 0.9, 0.2], [-0.3, 0.2, 1.5]])
+    C4 = C3[np.ix_([0, 0, 1, 2], [0, 0, 1, 2])]
+    strips = np.full(4, math.pi / 2)
+    F = activations.eigen_factor(C4)
+
+    def integral(z, weight):
+        fields = z @ F.T
+        return weight @ ((1 - np.tanh(fields[:, 0]) ** 2) * (1 - np.tanh(fields[:, 1]) ** 2)
+                         * erf(fields[:, 2] / math.sqrt(2)) * np.tanh(fields[:, 3]))
+
+    z, weight = activations.joint_trapezoid_rule(F, strips)
+    assert np.all(z[:, 0] == 0.0)                            # eigh: the zero eigenvalue first
+    monkeypatch.setattr(activations, "_FLAT_AXIS", 0.0)
+    z_full, weight_full = activations.joint_trapezoid_rule(F, strips)
+    assert len(weight_full) > 10 * len(weight)
+    assert_allclose(integral(z, weight), integral(z_full, weight_full), rtol=5e-8, atol=0)
+
+
 @pytest.mark.parametrize("student, teacher", [("relu", "erf"), ("erf", "relu")])
 def test_mixed_relu_erf_online_sgd_against_finite_d_simulation(student, teacher):
     # The mixed I4 in the SGD term (theory.md §10.5: erf factors as orthant indicators for the
