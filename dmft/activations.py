@@ -401,11 +401,12 @@ def analytic_strip(*acts: Activation) -> float | None:
 JOINT_STEPS_PER_STRIP = 4.0
 JOINT_MAX_STEP = 0.7
 JOINT_RADIUS = 6.5
-#: An axis along which every field moves by at most this much (in units of its analytic strip)
-#: over the rule's ball is flat: one node. Replacing E over z_k by z_k = 0 errs by
-#: ½ Σ F_ak² ∂²g ≲ 10⁻¹⁰ of the integrand's scale; it catches the zero eigenvalues of coinciding
-#: fields (rounding leaves F_ak ~ 10⁻⁸), which would otherwise take a full axis of nodes.
-_FLAT_AXIS = 1e-5
+#: An axis k is flat (one node) when every |F_ak|, over fields and batch, is at most this fraction
+#: of the largest entry of F: replacing E over z_k by z_k = 0 errs by ½ Σ F_ak² ∂²g, ≲ 10⁻¹² of the
+#: integrand's scale. It catches the zero eigenvalues of coinciding fields (rounding leaves F_ak
+#: ~ 10⁻⁸ of the largest entry), which would otherwise take a full axis of nodes. (Relative to F
+#: itself, not to the strips: a polynomial field has an infinite strip but must keep its axis.)
+_FLAT_AXIS = 1e-6
 
 
 def joint_trapezoid_rule(F, strips):
@@ -421,7 +422,7 @@ def joint_trapezoid_rule(F, strips):
     20⁴ nodes), this stays at ≤ 3e-7 (measured at variances up to 40), with node counts that grow
     only with the scale along each axis;
     pruning to the ball keeps π²/32 of a 4-d grid (theory.md §10.5, "The joint rule"). An axis along
-    which no field moves (|F_ak|·6.5 ≤ 10⁻⁵ strip_a for every field a and batch member: coinciding
+    which no field moves (|F_ak| ≤ 10⁻⁶ max|F| for every field a and batch member: coinciding
     fields) gets the single node z_k = 0.
     """
     F = np.asarray(F, dtype=float)
@@ -429,9 +430,10 @@ def joint_trapezoid_rule(F, strips):
     strips = np.asarray(strips, dtype=float)
     reach = np.abs(F) / strips[:, None]                        # (..., K fields, K axes)
     reach = np.max(reach.reshape(-1, K, K), axis=(0, 1))       # 1/a_k, largest over the batch
+    size = np.max(np.abs(F).reshape(-1, K, K), axis=(0, 1))    # largest |F_ak| per axis k
     axes, weights = [], []
     for k in range(K):
-        if reach[k] * JOINT_RADIUS <= _FLAT_AXIS:
+        if size[k] <= _FLAT_AXIS * size.max():
             # the integrand does not vary along this axis (coinciding fields: a zero eigenvalue
             # of every covariance in the batch); the node z_k = 0 alone is exact to O(F_ak²)
             axes.append(np.zeros(1))

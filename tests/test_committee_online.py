@@ -902,7 +902,7 @@ def test_joint_rule_gives_a_flat_axis_one_node(monkeypatch):
     # Two coinciding fields: a zero eigenvalue, an axis along which nothing moves. The rule must
     # put one node there (a 3-d grid) and give E[tanh′(u)² erf(v/√2) tanh(w)] as the rule with
     # that axis fully resolved. The other axes' nodes are the same; the two differ by the flat
-    # axis (≲ 1e-10 of the value, `_FLAT_AXIS`'s comment) and by the pruning to |z| ≤ 6.5, which
+    # axis (≲ 1e-12 of the value, `_FLAT_AXIS`'s comment) and by the pruning to |z| ≤ 6.5, which
     # drops a χ²₃ or χ²₄ tail of ≤ 1.5e-8 in different places (measured 7.5e-9 relative);
     # tolerance 5e-8.
     from scipy.special import erf
@@ -921,10 +921,30 @@ def test_joint_rule_gives_a_flat_axis_one_node(monkeypatch):
 
     z, weight = activations.joint_trapezoid_rule(F, strips)
     assert np.all(z[:, 0] == 0.0)                            # eigh: the zero eigenvalue first
-    monkeypatch.setattr(activations, "_FLAT_AXIS", 0.0)
+    monkeypatch.setattr(activations, "_FLAT_AXIS", -1.0)
     z_full, weight_full = activations.joint_trapezoid_rule(F, strips)
     assert len(weight_full) > 10 * len(weight)
     assert_allclose(integral(z, weight), integral(z_full, weight_full), rtol=5e-8, atol=0)
+
+
+def test_joint_rule_keeps_the_axis_of_a_polynomial_field():
+    # A tanh field and an independent quadratic one (R = 0: block-diagonal covariance). Along the
+    # quadratic field's principal axis the tanh field has no component and the quadratic's strip
+    # is infinite, yet the axis is not flat: E[tanh′(u)² (w²/2)²] = E[tanh′(u)²]·3σ⁴/4 exactly
+    # (σ² = Var w), the 1-d factor by the 1-d trapezoid rule at rounding (theory.md §10.4).
+    # Measured 1.7e-7 (the joint rule's step cap and pruned ball with a quartic factor);
+    # tolerance 2e-6, the rule's accuracy with a polynomial factor (theory.md §10.5). With the
+    # axis dropped the rule would give E[tanh′(u)²]·0.
+    from dmft.activations import joint_trapezoid_rule, trapezoid_rule
+
+    variance_u, variance_w = 1.3, 2.0
+    F = np.diag([math.sqrt(variance_u), math.sqrt(variance_w)])
+    z, weight = joint_trapezoid_rule(F, np.array([math.pi / 2, math.inf]))
+    fields = z @ F.T
+    joint = weight @ ((1 - np.tanh(fields[:, 0]) ** 2) ** 2 * (0.5 * fields[:, 1] ** 2) ** 2)
+    x, w = trapezoid_rule(math.sqrt(variance_u), math.pi / 2)
+    exact = (w @ (1 - np.tanh(math.sqrt(variance_u) * x) ** 2) ** 2) * 3 * variance_w**2 / 4
+    assert_allclose(joint, exact, rtol=2e-6, atol=0)
 
 
 @pytest.mark.parametrize("student, teacher", [("relu", "erf"), ("erf", "relu")])
