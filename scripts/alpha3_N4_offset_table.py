@@ -6,7 +6,7 @@ times; the simulations at their recording times t_sim = round(t / step)·step.
     python scripts/alpha3_N4_offset_table.py [--extra-sims REPORT ...]
 
 Prints a Markdown table: mean ± standard error of the seed mean (GD), value ± replica standard
-error (DMFT). ``--extra-sims`` adds evidence reports as their own rows (e.g. another GD step).
+error (DMFT), and the mean of seven independent DMFT solves ± the standard error from their spread. ``--extra-sims`` adds evidence reports as their own rows (e.g. another GD step).
 """
 import argparse
 import json
@@ -22,6 +22,9 @@ SOLVES = {"log grid (125 points), S = 262144": "theory_s24_alpha3_N4_t60_S262144
           "uniform dt = 1, S = 131072": "theory_s25_alpha3_N4_t20_uniform_dt1.0_S131072.json",
           "uniform dt = 0.5, S = 131072": "theory_s25_alpha3_N4_t20_uniform_dt0.5_S131072.json",
           "uniform dt = 0.25, S = 131072": "theory_s25_alpha3_N4_t20_uniform_dt0.25_S131072.json"}
+#: Seven solves with seeds 0–6 (their spread gives the error of their mean, independent of the
+#: replica error bars; the ratio spread / replica SE is printed too).
+INDEPENDENT = "theory_s25_alpha3_N4_t20_dt0.25_S65536_seeds0to6.json"
 TIMES = (1, 2, 5, 10, 15, 20)
 
 
@@ -56,9 +59,18 @@ def main():
         value, error = CubicSpline(solve["t"], solve["test_loss"]), CubicSpline(solve["t"], solve["test_loss_sem"])
         rows.append(f"| DMFT {label} | " + " | ".join(
             f"{float(value(x)):.4f} ± {float(error(x)):.4f}" if x <= solve["t"][-1] else "—" for x in TIMES) + " |")
+    with open(DATA + INDEPENDENT) as fh:
+        solves = json.load(fh)["solves"]
+    values = np.array([[float(CubicSpline(s["t"], s["test_loss"])(x)) for x in TIMES] for s in solves.values()])
+    errors = np.array([[float(CubicSpline(s["t"], s["test_loss_sem"])(x)) for x in TIMES] for s in solves.values()])
+    spread = values.std(0, ddof=1)
+    rows.append(f"| DMFT uniform dt = 0.25, S = 65536, mean of {len(values)} independent solves | " + " | ".join(
+        f"{m:.4f} ± {e:.4f}" for m, e in zip(values.mean(0), spread / np.sqrt(len(values)))) + " |")
     print("| test loss | " + " | ".join(f"t = {x}" for x in TIMES) + " |")
     print("|---|" + "---|" * len(TIMES))
     print("\n".join(rows))
+    print("\nindependent solves: seed standard deviation / mean replica standard error at those times: "
+          + ", ".join(f"{r:.2f}" for r in spread / errors.mean(0)))
 
 
 if __name__ == "__main__":
