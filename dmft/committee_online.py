@@ -406,8 +406,8 @@ def _pairwise_sgd_second_moment(Omega, model: CommitteeModel) -> np.ndarray:
         if ii.size == 0:
             continue
         for a, (kidx, kact) in enumerate(groups):
-            for lidx, lact in groups[a:]:
-                if lidx is kidx:                              # one group: unordered pairs k ≤ l
+            for b, (lidx, lact) in enumerate(groups[a:], start=a):
+                if b == a:                                    # one group: unordered pairs k ≤ l
                     first, second = np.triu_indices(len(kidx))
                     kk, ll = kidx[first], kidx[second]
                     multiplicity = np.where(first == second, 1.0, 2.0)

@@ -6,7 +6,8 @@ times; the simulations at their recording times t_sim = round(t / step)·step.
     python scripts/alpha3_N4_offset_table.py [--extra-sims REPORT ...]
 
 Prints a Markdown table: mean ± standard error of the seed mean (GD), value ± replica standard
-error (DMFT), and the mean of seven independent DMFT solves ± the standard error from their spread. ``--extra-sims`` adds evidence reports as their own rows (e.g. another GD step).
+error (DMFT), and the mean of seven independent DMFT solves ± the standard error from their
+spread. ``--extra-sims`` adds evidence reports as their own rows (e.g. another GD step).
 """
 import argparse
 import json
@@ -32,7 +33,9 @@ def seed_curves(path):
     """{D: [spline of each seed's test loss]} of one evidence report."""
     with open(path) as fh:
         report = json.load(fh)
-    step = report.get("time_step") or 0.04
+    if "time_step" not in report:
+        raise SystemExit(f"{path}: the report does not record the simulations' time_step")
+    step = report["time_step"]
     t_sim = np.rint(np.asarray(report["t"]) / step) * step
     return {int(dim): [CubicSpline(t_sim, curve) for curve in entry["seed_curves"]["test"].values()]
             for dim, entry in report["dims"].items()}

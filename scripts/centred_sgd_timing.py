@@ -38,7 +38,7 @@ def main():
     which, t_max = sys.argv[1], float(sys.argv[2])
     if which == "old":
         committee_online._pairwise_sgd_second_moment = every_ordered_integral
-        activations._FLAT_AXIS = 0.0
+        activations._FLAT_AXIS = -1.0           # no axis is flat, not even an exactly zero one
     elif which != "new":
         raise SystemExit("usage: centred_sgd_timing.py {new,old} T_MAX")
     model = CommitteeModel(activation="tanh", teacher_activation="erf", scale=2, width=2, target="committee",
