@@ -150,7 +150,14 @@ class DataSideSamples(dict):
 # ----------------------------------------------------------------------------------------------
 # Numba implementation
 # ----------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+# Inlining at Numba's IR level (``inline="always"``) only where it pays: the memory sums (one call
+# per step; their loops are the hot loop) and ``_field_terms_block``. With every helper below
+# inlined (until session 26) the kernel's body grew to many copies of the block inverse and of
+# every activation's branch, and compiling ``data_side_numba`` took 388 s on a fresh install: the
+# first solve of a new user, and twice in CI (float64 and float32 memory sums). Now 78 s (a fresh
+# cache, the first `dmft.solve`). Kernel time in the same runs against the fully inlined kernel:
+# N = 4, T = 125 8–9 % faster; N = 2, T = 161 5–6 % slower.
+@njit(cache=True, fastmath=_CONTRACT)
 def _small_inverse(A, out, M):
     """Inverse of a small dense matrix: closed form for n ≤ 2, else Gauss–Jordan with partial
     pivoting in the workspace M (n × 2n). The closed 2 × 2 form made the kernel 1.35× faster."""
@@ -195,7 +202,7 @@ def _small_inverse(A, out, M):
             out[i, j] = M[i, n + j]
 
 
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+@njit(cache=True, fastmath=_CONTRACT)
 def _activation_block(code, param, h, phi, dphi, ddphi):
     """φ, φ′, φ″ of the compiled activation ``code`` at the fields h (N, B)."""
     N, B = h.shape
@@ -276,7 +283,7 @@ def _field_terms_block(h, phi0, y, kappa, code, param, centered, delta, phi, dph
                 jac[i, i, b] += ddphi[i, b] * delta[b]
 
 
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+@njit(cache=True, fastmath=_CONTRACT)
 def _implicit_matrix_block(chi_nn, coupling, jac, A):
     """A = I − a χ_nn J per sample (theory.md §0.1: the implicit diagonal of the data side)."""
     N, _, B = jac.shape
@@ -290,7 +297,7 @@ def _implicit_matrix_block(chi_nn, coupling, jac, A):
                     A[i, j, b] -= c_il * jac[l, j, b]
 
 
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+@njit(cache=True, fastmath=_CONTRACT)
 def _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable):
     """Per-sample inverses of A (N, N, B): closed form for N ≤ 2; for N ≥ 3 Gauss–Jordan without
     row exchanges vectorised over the samples (workspaces elim (N, N, B), column (2, B),
@@ -353,7 +360,7 @@ def _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable):
                         Ainv[i, j, b] = inv_one[i, j]
 
 
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+@njit(cache=True, fastmath=_CONTRACT)
 def _matvec_block(M, x, out):
     """out[:, b] = M[:, :, b] x[:, b] for every sample b."""
     N, B = x.shape
@@ -365,7 +372,7 @@ def _matvec_block(M, x, out):
                 out[i, b] += M[i, j, b] * x[j, b]
 
 
-@njit(cache=True, inline="always", fastmath=_CONTRACT)
+@njit(cache=True, fastmath=_CONTRACT)
 def _shared_matvec_block(M, x, out):
     """out[:, b] = M x[:, b] with one matrix M (N, N) for all samples."""
     N, B = x.shape
@@ -558,274 +565,288 @@ def data_side_numba(u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act
         Number of samples whose Newton iteration did not converge (0 on success).
     """
     S, T, N = u.shape
-    M = dy_in.shape[1]
     failures = np.zeros(S, dtype=np.int64)
     block = block_size(N)
     nblocks = (S + block - 1) // block
     for blk in prange(nblocks):
         first = blk * block
-        B = min(S, first + block) - first
-        # block copies, sample axis last
-        ub = np.empty((T, N, B))
-        vb = np.empty((T, N, B))
-        for b in range(B):
-            for n in range(T):
-                for i in range(N):
-                    ub[n, i, b] = u[first + b, n, i]
-                    vb[n, i, b] = probe[first + b, n, i]
-        y = np.empty(B)
-        dy = np.empty((M, B))
-        for b in range(B):
-            y[b] = y_in[first + b]
-            for m in range(M):
-                dy[m, b] = dy_in[first + b, m]
-        # φ(h_0), φ′(h_0) of the centred predictor (h_0 = u_0)
-        phi0 = np.empty((N, B))
-        dphi0 = np.empty((N, B))
-        phi = np.empty((N, B))
-        ddphi = np.empty((N, B))
-        _activation_block(act_code, act_param, ub[0], phi0, dphi0, ddphi)
-        # histories of g, the probe tangent and dg/dh* (time-major, sample-minor)
-        # (in the precision of chi_memory, as the memory sums that read them)
-        g_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
-        p_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
-        s_hist = np.zeros((T, M, N, B), dtype=chi_memory.dtype)
-        # per-block outputs in the same time-major, sample-minor layout (copied out at the end)
-        delta_b = np.empty((T, B))
-        dg_b = np.empty((T, B))
-        pm_b = np.empty((T, N, B))
-        dsg_b = np.empty((T, M, N, B))
-        loc_b = np.empty((T, N, N, B))
-        l0_b = np.empty((T, N, N, B))
-        jg_b = np.empty((T, N, N, B))
-        mem_g = np.empty((N, B), dtype=chi_memory.dtype)
-        mem_p = np.empty((N, B), dtype=chi_memory.dtype)
-        mem_s = np.empty((M, N, B), dtype=chi_memory.dtype)
-        h = np.empty((N, B))
-        rhs = np.empty((N, B))
-        F = np.empty((N, B))
-        step = np.empty((N, B))
-        tmp = np.empty((N, B))
-        kv = np.zeros((N, B))
-        delta = np.empty(B)
-        dphi = np.empty((N, B))
-        gvec = np.empty((N, B))
-        jac = np.empty((N, N, B))
-        A = np.empty((N, N, B))
-        Ainv = np.empty((N, N, B))
-        local = np.empty((N, N, B))
-        kmat = np.zeros((N, N, B))
-        active = np.empty(B, dtype=np.bool_)
-        one = np.empty((N, N))
-        inv_one = np.empty((N, N))
-        work = np.empty((N, 2 * N))
-        elim = np.empty((N, N, B))
-        column = np.empty((2, B))
-        unstable = np.empty(B, dtype=np.bool_)
+        _integrate_block(blk, first, min(S, first + block) - first, u, y_in, dy_in, probe, chi, chi_memory, scale,
+                         act_code, act_param, coupling, centered, weight, store_samples, g_out, delta_out, local_out,
+                         local0_out, dstar_out, pmem_out, delta_g_out, jac_g_out, dstar_g_out, train_m, local_m,
+                         rstar_m, local0_m, failures)
+    return failures.sum()
+
+
+# The body of one block is its own (serial) function: Numba's parallel passes then see only the
+# loop over blocks above, and compiling the kernel takes a fraction of the time it took with the
+# whole body inside the prange loop (the cost a fresh install pays on its first solve).
+@njit(cache=True, fastmath=_CONTRACT)
+def _integrate_block(blk, first, B, u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act_param, coupling,
+                     centered, weight, store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
+                     delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m, failures):
+    """Samples first … first + B − 1 (block ``blk``) of :func:`data_side_numba`, through all times."""
+    T, N = u.shape[1], u.shape[2]
+    M = dy_in.shape[1]
+    # block copies, sample axis last
+    ub = np.empty((T, N, B))
+    vb = np.empty((T, N, B))
+    for b in range(B):
         for n in range(T):
-            chi_nn = chi[n, n]
-            # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k)
-            # (four past times per pass: one load/store of the sums per four multiply-adds)
-            mem_g[:, :] = 0.0
-            mem_p[:, :] = 0.0
-            mem_s[:, :, :] = 0.0
-            head = n - n % 4
-            if N == 2:
-                _two_unit_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
-            else:
-                _unit_pair_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
-            for k in range(head, n):
-                for i in range(N):
-                    for j in range(N):
-                        c_ij = chi_memory[n, k, i, j]
-                        for b in range(B):
-                            mem_g[i, b] += c_ij * g_hist[k, j, b]
-                            mem_p[i, b] += c_ij * p_hist[k, j, b]
-                            mem_s[0, i, b] += c_ij * s_hist[k, 0, j, b]
-            # teacher tangents 1..M−1 in their own pass (a loop inside the one above cost the
-            # M = 1 kernel ~5 % at T = 161, measured)
-            for m in range(1, M):
-                _teacher_memory(chi_memory, n, s_hist, m, mem_s)
-            # implicit step h = b + a χ_nn g(h): Newton on F(h) = h − b − a χ_nn g(h)
+            for i in range(N):
+                ub[n, i, b] = u[first + b, n, i]
+                vb[n, i, b] = probe[first + b, n, i]
+    y = np.empty(B)
+    dy = np.empty((M, B))
+    for b in range(B):
+        y[b] = y_in[first + b]
+        for m in range(M):
+            dy[m, b] = dy_in[first + b, m]
+    # φ(h_0), φ′(h_0) of the centred predictor (h_0 = u_0)
+    phi0 = np.empty((N, B))
+    dphi0 = np.empty((N, B))
+    phi = np.empty((N, B))
+    ddphi = np.empty((N, B))
+    _activation_block(act_code, act_param, ub[0], phi0, dphi0, ddphi)
+    # histories of g, the probe tangent and dg/dh* (time-major, sample-minor)
+    # (in the precision of chi_memory, as the memory sums that read them)
+    g_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
+    p_hist = np.zeros((T, N, B), dtype=chi_memory.dtype)
+    s_hist = np.zeros((T, M, N, B), dtype=chi_memory.dtype)
+    # per-block outputs in the same time-major, sample-minor layout (copied out at the end)
+    delta_b = np.empty((T, B))
+    dg_b = np.empty((T, B))
+    pm_b = np.empty((T, N, B))
+    dsg_b = np.empty((T, M, N, B))
+    loc_b = np.empty((T, N, N, B))
+    l0_b = np.empty((T, N, N, B))
+    jg_b = np.empty((T, N, N, B))
+    mem_g = np.empty((N, B), dtype=chi_memory.dtype)
+    mem_p = np.empty((N, B), dtype=chi_memory.dtype)
+    mem_s = np.empty((M, N, B), dtype=chi_memory.dtype)
+    h = np.empty((N, B))
+    rhs = np.empty((N, B))
+    F = np.empty((N, B))
+    step = np.empty((N, B))
+    tmp = np.empty((N, B))
+    kv = np.zeros((N, B))
+    delta = np.empty(B)
+    dphi = np.empty((N, B))
+    gvec = np.empty((N, B))
+    jac = np.empty((N, N, B))
+    A = np.empty((N, N, B))
+    Ainv = np.empty((N, N, B))
+    local = np.empty((N, N, B))
+    kmat = np.zeros((N, N, B))
+    active = np.empty(B, dtype=np.bool_)
+    one = np.empty((N, N))
+    inv_one = np.empty((N, N))
+    work = np.empty((N, 2 * N))
+    elim = np.empty((N, N, B))
+    column = np.empty((2, B))
+    unstable = np.empty(B, dtype=np.bool_)
+    for n in range(T):
+        chi_nn = chi[n, n]
+        # memory sums Σ_{k<n} χ_nk (g_k, δg_k, dg*_k)
+        # (four past times per pass: one load/store of the sums per four multiply-adds)
+        mem_g[:, :] = 0.0
+        mem_p[:, :] = 0.0
+        mem_s[:, :, :] = 0.0
+        head = n - n % 4
+        if N == 2:
+            _two_unit_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
+        else:
+            _unit_pair_memory(chi_memory, n, head, g_hist, p_hist, s_hist, mem_g, mem_p, mem_s)
+        for k in range(head, n):
+            for i in range(N):
+                for j in range(N):
+                    c_ij = chi_memory[n, k, i, j]
+                    for b in range(B):
+                        mem_g[i, b] += c_ij * g_hist[k, j, b]
+                        mem_p[i, b] += c_ij * p_hist[k, j, b]
+                        mem_s[0, i, b] += c_ij * s_hist[k, 0, j, b]
+        # teacher tangents 1..M−1 in their own pass (a loop inside the one above cost the
+        # M = 1 kernel ~5 % at T = 161, measured)
+        for m in range(1, M):
+            _teacher_memory(chi_memory, n, s_hist, m, mem_s)
+        # implicit step h = b + a χ_nn g(h): Newton on F(h) = h − b − a χ_nn g(h)
+        for i in range(N):
+            for b in range(B):
+                rhs[i, b] = ub[n, i, b] + coupling * mem_g[i, b]
+                h[i, b] = rhs[i, b]
+        evaluated = False
+        if n > 0:
+            _shared_matvec_block(chi_nn, g_hist[n - 1], tmp)
             for i in range(N):
                 for b in range(B):
-                    rhs[i, b] = ub[n, i, b] + coupling * mem_g[i, b]
-                    h[i, b] = rhs[i, b]
-            evaluated = False
-            if n > 0:
-                _shared_matvec_block(chi_nn, g_hist[n - 1], tmp)
-                for i in range(N):
-                    for b in range(B):
-                        h[i, b] += coupling * tmp[i, b]
-                for b in range(B):
-                    active[b] = True
-                for it in range(_NEWTON_MAX):
-                    # (a break below leaves Δ, φ', g, J evaluated at the final h)
-                    _field_terms_block(h, phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
-                                       gvec, jac)
-                    _shared_matvec_block(chi_nn, gvec, tmp)
-                    remaining = 0
-                    for b in range(B):
-                        err = 0.0
-                        for i in range(N):
-                            F[i, b] = h[i, b] - rhs[i, b] - coupling * tmp[i, b]
-                            err = max(err, abs(F[i, b]))
-                        active[b] = active[b] and err > _NEWTON_TOL * (1.0 + abs(h[0, b]))
-                        remaining += active[b]
-                    if remaining == 0:
-                        evaluated = True
-                        break
-                    _implicit_matrix_block(chi_nn, coupling, jac, A)
-                    _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable)
-                    _matvec_block(Ainv, F, step)
-                    for i in range(N):
-                        for b in range(B):
-                            if active[b]:
-                                h[i, b] -= step[i, b]
-                for b in range(B):
-                    if active[b]:
-                        failures[first + b] = 1
-            if not evaluated:
+                    h[i, b] += coupling * tmp[i, b]
+            for b in range(B):
+                active[b] = True
+            for it in range(_NEWTON_MAX):
+                # (a break below leaves Δ, φ', g, J evaluated at the final h)
                 _field_terms_block(h, phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
                                    gvec, jac)
-            _implicit_matrix_block(chi_nn, coupling, jac, A)
-            _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable)
-            # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
-            has_k = centered and n > 0
-            if centered:
-                for i in range(N):
-                    for j in range(N):
-                        for b in range(B):
-                            kmat[i, j, b] = scale / N * dphi[i, b] * dphi0[j, b]
-                if n == 0:
-                    # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
+                _shared_matvec_block(chi_nn, gvec, tmp)
+                remaining = 0
+                for b in range(B):
+                    err = 0.0
                     for i in range(N):
-                        for j in range(N):
-                            for b in range(B):
-                                jac[i, j, b] += kmat[i, j, b]
-            # D = J A⁻¹
+                        F[i, b] = h[i, b] - rhs[i, b] - coupling * tmp[i, b]
+                        err = max(err, abs(F[i, b]))
+                    active[b] = active[b] and err > _NEWTON_TOL * (1.0 + abs(h[0, b]))
+                    remaining += active[b]
+                if remaining == 0:
+                    evaluated = True
+                    break
+                _implicit_matrix_block(chi_nn, coupling, jac, A)
+                _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable)
+                _matvec_block(Ainv, F, step)
+                for i in range(N):
+                    for b in range(B):
+                        if active[b]:
+                            h[i, b] -= step[i, b]
+            for b in range(B):
+                if active[b]:
+                    failures[first + b] = 1
+        if not evaluated:
+            _field_terms_block(h, phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
+                               gvec, jac)
+        _implicit_matrix_block(chi_nn, coupling, jac, A)
+        _inverse_block(A, Ainv, one, inv_one, work, elim, column, unstable)
+        # centring: K = ∂g/∂h(0) = (κ/N) φ'(h_n) φ'(h_0)ᵀ (direct), n ≥ 1 only
+        has_k = centered and n > 0
+        if centered:
             for i in range(N):
                 for j in range(N):
                     for b in range(B):
-                        local[i, j, b] = 0.0
-                    for l in range(N):
+                        kmat[i, j, b] = scale / N * dphi[i, b] * dphi0[j, b]
+            if n == 0:
+                # h_0 = u_0: the direct K adds to the local block, D_0 = J + K = ε y I
+                for i in range(N):
+                    for j in range(N):
                         for b in range(B):
-                            local[i, j, b] += jac[i, l, b] * Ainv[l, j, b]
-            # probe: δh = A⁻¹[v_n + a(Σ_{k<n} χ_nk δg_k + χ_nn K v_0)], δg = J δh + K v_0
+                            jac[i, j, b] += kmat[i, j, b]
+        # D = J A⁻¹
+        for i in range(N):
+            for j in range(N):
+                for b in range(B):
+                    local[i, j, b] = 0.0
+                for l in range(N):
+                    for b in range(B):
+                        local[i, j, b] += jac[i, l, b] * Ainv[l, j, b]
+        # probe: δh = A⁻¹[v_n + a(Σ_{k<n} χ_nk δg_k + χ_nn K v_0)], δg = J δh + K v_0
+        for i in range(N):
+            for b in range(B):
+                rhs[i, b] = vb[n, i, b] + coupling * mem_p[i, b]
+        if has_k:
+            _matvec_block(kmat, vb[0], kv)
+            _shared_matvec_block(chi_nn, kv, tmp)
             for i in range(N):
                 for b in range(B):
-                    rhs[i, b] = vb[n, i, b] + coupling * mem_p[i, b]
-            if has_k:
-                _matvec_block(kmat, vb[0], kv)
-                _shared_matvec_block(chi_nn, kv, tmp)
+                    rhs[i, b] += coupling * tmp[i, b]
+        _matvec_block(Ainv, rhs, step)
+        _matvec_block(jac, step, tmp)
+        for i in range(N):
+            for b in range(B):
+                p_hist[n, i, b] = tmp[i, b] + (kv[i, b] if has_k else 0.0)
+        # indirect part of the probe response: D a Σ_{k<n} χ_nk δg_k
+        _matvec_block(local, mem_p, tmp)
+        for i in range(N):
+            for b in range(B):
+                pm_b[n, i, b] = coupling * tmp[i, b]
+        # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
+        for i in range(N):
+            for j in range(N):
+                for b in range(B):
+                    l0_b[n, i, j, b] = 0.0
+        if has_k:
+            for j in range(N):
+                for q in range(N):
+                    for b in range(B):
+                        F[q, b] = kmat[q, j, b]
+                _shared_matvec_block(chi_nn, F, tmp)      # χ_nn K[:, j]
+                _matvec_block(local, tmp, step)          # D χ_nn K[:, j]
                 for i in range(N):
                     for b in range(B):
-                        rhs[i, b] += coupling * tmp[i, b]
+                        l0_b[n, i, j, b] = coupling * step[i, b] + kmat[i, j, b]
+        # teacher tangents: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p,
+        # p = (∂y/∂h*_m) φ'(h)
+        for m in range(M):
+            for i in range(N):
+                for b in range(B):
+                    F[i, b] = dy[m, b] * dphi[i, b]
+            _shared_matvec_block(chi_nn, F, tmp)
+            for i in range(N):
+                for b in range(B):
+                    rhs[i, b] = coupling * (mem_s[m, i, b] + tmp[i, b])
             _matvec_block(Ainv, rhs, step)
             _matvec_block(jac, step, tmp)
             for i in range(N):
                 for b in range(B):
-                    p_hist[n, i, b] = tmp[i, b] + (kv[i, b] if has_k else 0.0)
-            # indirect part of the probe response: D a Σ_{k<n} χ_nk δg_k
-            _matvec_block(local, mem_p, tmp)
-            for i in range(N):
+                    s_hist[n, m, i, b] = F[i, b] + tmp[i, b]
+        for i in range(N):
+            for b in range(B):
+                g_hist[n, i, b] = gvec[i, b]
+        for b in range(B):
+            delta_b[n, b] = delta[b]
+        for i in range(N):
+            for j in range(N):
                 for b in range(B):
-                    pm_b[n, i, b] = coupling * tmp[i, b]
-            # local part of ∂g_n/∂u_0 (centred, n ≥ 1): E = D a χ_nn K + K
-            for i in range(N):
-                for j in range(N):
-                    for b in range(B):
-                        l0_b[n, i, j, b] = 0.0
-            if has_k:
-                for j in range(N):
-                    for q in range(N):
-                        for b in range(B):
-                            F[q, b] = kmat[q, j, b]
-                    _shared_matvec_block(chi_nn, F, tmp)      # χ_nn K[:, j]
-                    _matvec_block(local, tmp, step)          # D χ_nn K[:, j]
-                    for i in range(N):
-                        for b in range(B):
-                            l0_b[n, i, j, b] = coupling * step[i, b] + kmat[i, j, b]
-            # teacher tangents: δh* = A⁻¹ a (Σ_{k<n} χ_nk dg*_k + χ_nn p), dg* = J δh* + p,
-            # p = (∂y/∂h*_m) φ'(h)
+                    loc_b[n, i, j, b] = local[i, j, b]
+        # control variates at the Gaussian field h = u
+        _field_terms_block(ub[n], phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
+                           gvec, jac)
+        for b in range(B):
+            dg_b[n, b] = delta[b]
+        for i in range(N):
             for m in range(M):
-                for i in range(N):
-                    for b in range(B):
-                        F[i, b] = dy[m, b] * dphi[i, b]
-                _shared_matvec_block(chi_nn, F, tmp)
-                for i in range(N):
-                    for b in range(B):
-                        rhs[i, b] = coupling * (mem_s[m, i, b] + tmp[i, b])
-                _matvec_block(Ainv, rhs, step)
-                _matvec_block(jac, step, tmp)
-                for i in range(N):
-                    for b in range(B):
-                        s_hist[n, m, i, b] = F[i, b] + tmp[i, b]
-            for i in range(N):
                 for b in range(B):
-                    g_hist[n, i, b] = gvec[i, b]
-            for b in range(B):
-                delta_b[n, b] = delta[b]
+                    dsg_b[n, m, i, b] = dy[m, b] * dphi[i, b]
+            for j in range(N):
+                for b in range(B):
+                    jg_b[n, i, j, b] = jac[i, j, b]
+    # copy the block's outputs out, one contiguous row per sample (writing them in the time
+    # loop scattered 8-byte stores across the sample-major arrays; measured: the kernel at
+    # T = 161 took 15 % longer that way, at T = 41 30 %)
+    for b in range(B):
+        a = first + b
+        for n in range(T):
             for i in range(N):
-                for j in range(N):
-                    for b in range(B):
-                        loc_b[n, i, j, b] = local[i, j, b]
-            # control variates at the Gaussian field h = u
-            _field_terms_block(ub[n], phi0, y, scale, act_code, act_param, centered, delta, phi, dphi, ddphi,
-                               gvec, jac)
-            for b in range(B):
-                dg_b[n, b] = delta[b]
-            for i in range(N):
-                for m in range(M):
-                    for b in range(B):
-                        dsg_b[n, m, i, b] = dy[m, b] * dphi[i, b]
-                for j in range(N):
-                    for b in range(B):
-                        jg_b[n, i, j, b] = jac[i, j, b]
-        # copy the block's outputs out, one contiguous row per sample (writing them in the time
-        # loop scattered 8-byte stores across the sample-major arrays; measured: the kernel at
-        # T = 161 took 15 % longer that way, at T = 41 30 %)
+                g_out[a, n, i] = g_hist[n, i, b]
+                pmem_out[a, n, i] = pm_b[n, i, b]
+    if store_samples:
         for b in range(B):
             a = first + b
             for n in range(T):
+                delta_out[a, n] = delta_b[n, b]
+                delta_g_out[a, n] = dg_b[n, b]
                 for i in range(N):
-                    g_out[a, n, i] = g_hist[n, i, b]
-                    pmem_out[a, n, i] = pm_b[n, i, b]
-        if store_samples:
-            for b in range(B):
-                a = first + b
-                for n in range(T):
-                    delta_out[a, n] = delta_b[n, b]
-                    delta_g_out[a, n] = dg_b[n, b]
-                    for i in range(N):
-                        for m in range(M):
-                            dstar_out[a, n, i, m] = s_hist[n, m, i, b]
-                            dstar_g_out[a, n, i, m] = dsg_b[n, m, i, b]
-                        for j in range(N):
-                            local_out[a, n, i, j] = loc_b[n, i, j, b]
-                            local0_out[a, n, i, j] = l0_b[n, i, j, b]
-                            jac_g_out[a, n, i, j] = jg_b[n, i, j, b]
-        # block moments of the control-variate pairs (the estimator's sums, formed while the
-        # block is in cache: writing the per-sample arrays and reducing them afterwards cost
-        # ~20 % of a data-side pass at T = 161)
-        wb = weight[first:first + B]
-        sq = np.empty(B)
-        sq_gauss = np.empty(B)
-        for n in range(T):
-            for b in range(B):
-                sq[b] = delta_b[n, b] * delta_b[n, b]
-                sq_gauss[b] = dg_b[n, b] * dg_b[n, b]
-            _weighted_moments(sq, sq_gauss, wb, train_m[blk, :, n])
-            for i in range(N):
-                for j in range(N):
-                    _weighted_moments(loc_b[n, i, j], jg_b[n, i, j], wb, local_m[blk, :, n, i, j])
-                    e0 = 0.0
-                    for b in range(B):
-                        e0 += wb[b] * l0_b[n, i, j, b]
-                    local0_m[blk, n, i, j] = e0
-                for m in range(M):
-                    _weighted_moments(s_hist[n, m, i], dsg_b[n, m, i], wb, rstar_m[blk, :, n, i, m])
-    return failures.sum()
+                    for m in range(M):
+                        dstar_out[a, n, i, m] = s_hist[n, m, i, b]
+                        dstar_g_out[a, n, i, m] = dsg_b[n, m, i, b]
+                    for j in range(N):
+                        local_out[a, n, i, j] = loc_b[n, i, j, b]
+                        local0_out[a, n, i, j] = l0_b[n, i, j, b]
+                        jac_g_out[a, n, i, j] = jg_b[n, i, j, b]
+    # block moments of the control-variate pairs (the estimator's sums, formed while the
+    # block is in cache: writing the per-sample arrays and reducing them afterwards cost
+    # ~20 % of a data-side pass at T = 161)
+    wb = weight[first:first + B]
+    sq = np.empty(B)
+    sq_gauss = np.empty(B)
+    for n in range(T):
+        for b in range(B):
+            sq[b] = delta_b[n, b] * delta_b[n, b]
+            sq_gauss[b] = dg_b[n, b] * dg_b[n, b]
+        _weighted_moments(sq, sq_gauss, wb, train_m[blk, :, n])
+        for i in range(N):
+            for j in range(N):
+                _weighted_moments(loc_b[n, i, j], jg_b[n, i, j], wb, local_m[blk, :, n, i, j])
+                e0 = 0.0
+                for b in range(B):
+                    e0 += wb[b] * l0_b[n, i, j, b]
+                local0_m[blk, n, i, j] = e0
+            for m in range(M):
+                _weighted_moments(s_hist[n, m, i], dsg_b[n, m, i], wb, rstar_m[blk, :, n, i, m])
 
 
 @njit(parallel=True, cache=True, fastmath=_CONTRACT)
