@@ -29,6 +29,7 @@ import numpy as np
 
 import dmft
 from benchmarks.long_horizon import PROBLEMS
+from scripts.alpha3_N4_asymmetry import asymmetries
 
 
 def main() -> None:
@@ -49,12 +50,11 @@ def main() -> None:
     for delta in opts.deltas:
         problem = dict(PROBLEMS[2], init_overlap=(0.2 + delta, -0.2, 0.2 - delta, -0.2))
         res = dmft.solve(**problem, t_max=opts.t_max, samples=opts.samples, seed=opts.seed)
-        diag = np.diagonal(res.cov, axis1=-2, axis2=-1)
-        a_q = np.var(diag, axis=-1)
-        a_m = np.var(np.abs(res.overlap), axis=-1)
+        a_m, a_q = asymmetries(res.overlap, res.cov)
         report["solves"][str(delta)] = {
             "t": res.t.tolist(), "test": res.test_loss.tolist(), "train": res.train_loss.tolist(),
-            "test_sem": res.test_loss_sem.tolist(), "overlap": res.overlap.tolist(), "cov_diag": diag.tolist(),
+            "test_sem": res.test_loss_sem.tolist(), "overlap": res.overlap.tolist(),
+            "cov_diag": np.diagonal(res.cov, axis1=-2, axis2=-1).tolist(),
             "a_q": a_q.tolist(), "a_m": a_m.tolist(), "message": res.message, "seconds": res.seconds,
             "group_order": res.settings["symmetry_group_order"]}
         idx = [int(np.argmin(np.abs(res.t - s))) for s in times if s <= res.t[-1] + 1e-9]
