@@ -156,7 +156,10 @@ class DataSideSamples(dict):
 # every activation's branch, and compiling ``data_side_numba`` took 388 s on a fresh install: the
 # first solve of a new user, and twice in CI (float64 and float32 memory sums). Now 78 s (a fresh
 # cache, the first `dmft.solve`). Kernel time in the same runs against the fully inlined kernel:
-# N = 4, T = 125 8–9 % faster; N = 2, T = 161 5–6 % slower.
+# N = 4, T = 125 8–9 % faster; N = 2, T = 161 5–6 % slower. Inlining also the block inverse, the
+# two matvecs and the implicit matrix (session 27, `benchmarks/kernel_ab.py`): 0.3–3.5 % faster on
+# the default problem's grid (N = 2, T = 98), 1.6 % slower for N = 4, at 161 s of compilation
+# instead of 82 s; not adopted.
 @njit(cache=True, fastmath=_CONTRACT)
 def _small_inverse(A, out, M):
     """Inverse of a small dense matrix: closed form for n ≤ 2, else Gauss–Jordan with partial
@@ -569,8 +572,7 @@ def data_side_numba(u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act
     block = block_size(N)
     nblocks = (S + block - 1) // block
     for blk in prange(nblocks):
-        first = blk * block
-        _integrate_block(blk, first, min(S, first + block) - first, u, y_in, dy_in, probe, chi, chi_memory, scale,
+        _integrate_block(blk, u, y_in, dy_in, probe, chi, chi_memory, scale,
                          act_code, act_param, coupling, centered, weight, store_samples, g_out, delta_out, local_out,
                          local0_out, dstar_out, pmem_out, delta_g_out, jac_g_out, dstar_g_out, train_m, local_m,
                          rstar_m, local0_m, failures)
@@ -581,11 +583,14 @@ def data_side_numba(u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act
 # loop over blocks above, and compiling the kernel takes a fraction of the time it took with the
 # whole body inside the prange loop (the cost a fresh install pays on its first solve).
 @njit(cache=True, fastmath=_CONTRACT)
-def _integrate_block(blk, first, B, u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act_param, coupling,
+def _integrate_block(blk, u, y_in, dy_in, probe, chi, chi_memory, scale, act_code, act_param, coupling,
                      centered, weight, store_samples, g_out, delta_out, local_out, local0_out, dstar_out, pmem_out,
                      delta_g_out, jac_g_out, dstar_g_out, train_m, local_m, rstar_m, local0_m, failures):
-    """Samples first … first + B − 1 (block ``blk``) of :func:`data_side_numba`, through all times."""
-    T, N = u.shape[1], u.shape[2]
+    """Block ``blk`` of :func:`data_side_numba`: samples first … first + B − 1 with first = blk·block_size(N)
+    and B the block size (or the samples left), through all times."""
+    S, T, N = u.shape
+    first = blk * block_size(N)
+    B = min(S, first + block_size(N)) - first
     M = dy_in.shape[1]
     # block copies, sample axis last
     ub = np.empty((T, N, B))
