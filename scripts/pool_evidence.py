@@ -101,9 +101,12 @@ def replace_dmft(reports, solves):
     for field in ("train", "test"):
         values = np.array([CubicSpline(s["t"], s[field])(t) for s in solves])
         variances = np.array([np.interp(t, s["t"], s[f"{field}_sem"]) ** 2 for s in solves])
-        weights = 1.0 / np.maximum(variances, np.finfo(float).tiny)
+        # where every solve has zero error (t = 0) they agree and the plain mean is kept; elsewhere
+        # a zero variance would weigh 1/tiny, and several of them overflow the sum
+        exact = variances.max(0) == 0
+        weights = np.where(exact, 1.0, 1.0 / np.where(exact, 1.0, np.maximum(variances, np.finfo(float).tiny)))
         mean = (weights * values).sum(0) / weights.sum(0)
-        sem = np.where(variances.max(0) > 0, 1.0 / np.sqrt(weights.sum(0)), 0.0)
+        sem = np.where(exact, 0.0, 1.0 / np.sqrt(weights.sum(0)))
         for report in reports:
             report[f"dmft_{field}"], report[f"dmft_{field}_sem"] = mean.tolist(), sem.tolist()
 
