@@ -140,17 +140,16 @@ def criterion(path, times=(2, 5, 10, 15, 20, 30, 40, 50, 60)):
         print(f"| S = {samples}, mean of {len(group)} | " + " | ".join(
             f"{100 * m / L0:.2f} ± {100 * e / L0:.2f}" for m, e in zip(values.mean(0), spread / np.sqrt(len(group)))) + " |")
         print(f"| S = {samples}, spread / replica SE | " + " | ".join(f"{r:.2f}" for r in spread / errors.mean(0)) + " |")
-        honesty[samples] = len(group)
-    for samples, count in honesty.items():
+        honesty[samples] = list(group.values())
+    for samples, group in honesty.items():
         # deliverable 4's check on every grid time t >= 1 (earlier the errors are ~1e-4 of L0)
-        t = np.array(_group(solves, samples)[next(iter(_group(solves, samples)))]["t"])
+        t = np.array(group[0]["t"])
         late = t[t >= 1.0]
         for field in ("train", "test"):
-            group = _group(solves, samples).values()
             values = np.array([_on_grid(v, field, late)[0] for v in group])
             errors = np.array([_on_grid(v, field, late)[1] for v in group])
             ratio = values.std(0, ddof=1) / errors.mean(0)
-            print(f"S = {samples}, {field}: spread of {count} solves / their mean replica SE over the {late.size} grid "
+            print(f"S = {samples}, {field}: spread of {len(group)} solves / their mean replica SE over the {late.size} grid "
                   f"times 1 <= t <= 60: median {np.median(ratio):.2f}, range {ratio.min():.2f}-{ratio.max():.2f}, "
                   f"outside [1/1.5, 1.5] at {np.mean((ratio > 1.5) | (ratio < 1 / 1.5)):.0%} of them")
     for dim, names in SIMULATIONS.items():

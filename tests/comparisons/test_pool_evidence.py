@@ -103,3 +103,23 @@ def test_dmft_replaced_by_the_inverse_variance_mean_of_independent_solves(pool_e
         for field in ("train", "test"):
             assert_allclose(np.array(r[f"dmft_{field}"]) - loss(T), 0.0028, rtol=0, atol=2e-5)
             assert_allclose(r[f"dmft_{field}_sem"], 1 / np.sqrt(1e6 + 2.5e5), rtol=1e-12)
+
+
+def test_many_solves_with_zero_error_at_t0_give_their_common_value(pool_evidence):
+    """At t = 0 every solve is exact (standard error 0). With five solves the old weights 1/tiny
+    overflowed their sum (inf/inf = NaN at t = 0); the mean there must be the common value with
+    error 0, and elsewhere the inverse-variance mean of equal errors (the plain mean, SE 0.001/√5)."""
+    grid = np.linspace(0.0, 60.0, 241)
+    sem = np.full(grid.size, 0.001)
+    sem[0] = 0.0
+    solves = [{"t": grid, "train": loss(grid) + s * np.minimum(grid, 1.0), "test": loss(grid) + s * np.minimum(grid, 1.0),
+               "train_sem": sem, "test_sem": sem} for s in (0.003, -0.001, 0.002, 0.0, -0.004)]
+    reports = [report([0.0], 1000)]
+    pool_evidence.replace_dmft(reports, solves)
+    for field in ("train", "test"):
+        curve, error = np.array(reports[0][f"dmft_{field}"]), np.array(reports[0][f"dmft_{field}_sem"])
+        assert np.all(np.isfinite(curve)) and np.all(np.isfinite(error))
+        assert_allclose(curve[0], loss(0.0), rtol=0, atol=1e-15)
+        assert error[0] == 0.0
+        assert_allclose(error[T >= 1.0], 0.001 / np.sqrt(5), rtol=1e-12)
+        assert_allclose(curve[T >= 1.0], loss(T[T >= 1.0]), rtol=0, atol=2e-5)
