@@ -847,7 +847,8 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         Monte Carlo standard errors (``error_replicas`` > 0); ``extras`` holds the two-time order
         parameters ``C_w`` (T,T,N,N), ``R_w`` (χ/quadrature weight, T,T,N,N), ``C_g``, ``R_g``
         (discrete mean response, diagonal blocks = equal-time part), ``r_star`` (T,N) (committee:
-        (T,N,M), and the full overlap matrix R(t) in ``overlap_matrix``). A solve
+        (T,N,M), and the full overlap matrix R(t) in ``overlap_matrix``, its standard error in
+        ``overlap_matrix_sem``). A solve
         that does not converge on the whole grid returns ``converged=False`` with the reason in
         ``message``, and curves on the longest window that did converge (never NaN).
     """
@@ -967,7 +968,9 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         "r_star": estimate.r_star,
     }
     if state.overlap.ndim == 3:
-        extras["overlap_matrix"] = state.overlap
+        extras["overlap_matrix"] = mean["overlap"] if pooled and mean is not None else state.overlap
+        if sem is not None:
+            extras["overlap_matrix_sem"] = sem["overlap"]
     group_size = group.order
     return LearningCurves(
         kind="dmft", t=tw, train_loss=train_loss, test_loss=decomposition.sum(axis=-1),

@@ -136,11 +136,19 @@ class LearningCurves:
         return self.test_loss - self.train_loss
 
     def summary(self) -> dict:
-        """Machine-readable summary (the ``--json`` output of the CLI)."""
+        """Machine-readable summary (the ``--json`` output of the CLI).
+
+        Curves as lists; with a committee teacher also the full overlap matrix R(t), shape
+        (T, N, M), as ``overlap_matrix`` (and its Monte Carlo error ``overlap_matrix_sem`` where the
+        DMFT's replicas give one), since ``overlap`` keeps only R_{i, i mod M}.
+        """
 
         def _clean(x: float) -> float | None:
             return float(x) if math.isfinite(x) else None
 
+        # A committee teacher (M units): the full R(t) (T, N, M) beside the (T, N) ``overlap``
+        matrices = {name: np.asarray(self.extras[name]).tolist() for name in ("overlap_matrix", "overlap_matrix_sem")
+                    if name in self.extras}
         return {
             "kind": self.kind,
             "converged": bool(self.converged),
@@ -156,10 +164,12 @@ class LearningCurves:
             "overlap": self.overlap.tolist(),
             **{name: getattr(self, name).tolist() for name in ("train_loss_sem", "test_loss_sem", "overlap_sem")
                if getattr(self, name) is not None},
+            **matrices,
             "final": {
                 "t": float(self.t[-1]),
                 "train_loss": float(self.train_loss[-1]),
                 "test_loss": float(self.test_loss[-1]),
                 "overlap": self.overlap[-1].tolist(),
+                **{name: value[-1] for name, value in matrices.items() if name == "overlap_matrix"},
             },
         }

@@ -15,7 +15,7 @@ import click
 from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.plotting import plot_curves, save_figure
 from grokking_cli.common import (echo_json, ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
-                                 api_default, check_outputs, emit_result, handle_errors, parse_floats,
+                                 api_default, check_outputs, emit_result, handle_errors, parse_floats, resolve_epsilon,
                                  prepare_store, run_identity, store_result)
 
 __all__ = ["committee"]
@@ -43,7 +43,10 @@ def _task_names():
 @click.option("--dim", type=int, default=None, help="Input dimension D.")
 @click.option("--width", type=int, default=None, help="Hidden units N.")
 @click.option("--scale", type=float, default=None, help=SCALE_HELP + " [default: 1]")
-@click.option("--epsilon", type=float, default=None, help=EPSILON_HELP)
+@click.option("--epsilon", type=float, default=None,
+              help=EPSILON_HELP + " Required with the polynomial students (poly, the default; quadratic, cubic, ...) "
+                   "or a quadratic teacher; with erf, tanh, relu, linear or smoothed_relu:WIDTH it may be left out "
+                   "(0) and is refused unless 0.")
 @click.option("--steps", type=int, default=None, help="Number of full-batch GD steps.")
 @click.option("--t-max", type=float, default=None, help="Or: final theory time t = lr*step/D.")
 @click.option("--lr", type=float, default=None,
@@ -113,10 +116,10 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
 
     \b
         dmft train committee --alpha 5.5 --dim 100 --width 500 --scale 1 --epsilon 0.02 --steps 100000 --center
-        dmft train committee --alpha 3 --dim 1000 --width 2 --scale 2 --epsilon 0 --activation erf
+        dmft train committee --alpha 3 --dim 1000 --width 2 --scale 2 --activation erf
         --target committee --teacher-width 2 --teacher-scale 2 --t-max 20
     """
-    from empirical.committee.machine import average, train_committee
+    from empirical.committee.machine import average, is_family_student, train_committee
     from empirical.committee.tasks import TASKS, CommitteeTask, get_task, run_task
 
     if list_tasks:
@@ -139,6 +142,11 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
         raise InvalidParameterError("--reduced needs --task")
     if steps is not None and t_max is not None:
         raise InvalidParameterError("give exactly one of --steps and --t-max")
+    if task is None and activation is not None and is_family_student(activation):
+        # epsilon belongs to the quadratic activation, as in `dmft solve`: 0 for a student of the
+        # family unless its teacher is quadratic, and refused when non-zero there
+        teacher = "quadratic" if teacher_activation == "poly" else teacher_activation
+        given["epsilon"] = resolve_epsilon(epsilon, activation, target, teacher)
     if task is None:
         missing = [k for k in ("alpha", "dim", "width", "epsilon") if k not in given]
         if missing:

@@ -56,6 +56,7 @@ __all__ = [
     "CommitteeData",
     "ACTIVATIONS",
     "FAMILY_ACTIVATIONS",
+    "is_family_student",
     "OPTIMIZERS",
     "train_committee",
     "make_committee_data",
@@ -143,7 +144,7 @@ def _relu_quartic_prime(h, eps):
 FAMILY_ACTIVATIONS = ("erf", "tanh", "relu", "linear")
 
 
-def _family_student(activation) -> bool:
+def is_family_student(activation) -> bool:
     """Whether ``activation`` names a student of the general family (a name of
     :data:`FAMILY_ACTIVATIONS` or ``smoothed_relu:<width>``, theory.md §10.9)."""
     return isinstance(activation, str) and (activation in FAMILY_ACTIVATIONS or activation.startswith("smoothed_relu:"))
@@ -580,7 +581,7 @@ def train_committee(
         ``relative_movement``, ``cross_cov`` (centred), ``readouts`` (trained readouts),
         ``test_loss_finite`` (n_test > 0 or a given test set), ``population_test_loss``.
     """
-    if _family_student(activation) or target != "square" or noise != 0.0:
+    if is_family_student(activation) or target != "square" or noise != 0.0:
         return _train_family_member(
             alpha=alpha, dim=dim, width=width, scale=scale, epsilon=epsilon, t_max=t_max, steps=steps, lr=lr,
             init_overlap=init_overlap, activation=activation, target=target, teacher_width=teacher_width,
@@ -852,7 +853,7 @@ def _train_family_member(*, alpha, dim, width, scale, epsilon, t_max, steps, lr,
                 f"{name} must stay at its default {default!r} for a general-family run (activation "
                 f"{activation!r}, target {target!r}, noise {noise!r}: plain gradient descent with fixed "
                 f"readouts), got {value!r}")
-    if not (_family_student(activation) or activation == "poly"):
+    if not (is_family_student(activation) or activation == "poly"):
         raise InvalidParameterError(
             f"activation must be 'poly' (h + (eps/2) h^2), smoothed_relu:<width> or one of "
             f"{', '.join(FAMILY_ACTIVATIONS)} with "

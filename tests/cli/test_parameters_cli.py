@@ -77,11 +77,20 @@ def test_epsilon_is_required_exactly_where_a_quadratic_activation_uses_it():
                      teacher_scale=2.0, t_max=1.0)
     np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12, atol=0)
     assert CliRunner().invoke(main, tanh + ["--epsilon", "0"]).exit_code == 0
+    # the same rule in `dmft train committee` (its polynomial students, "poly" by default, need it)
+    train = ["train", "committee", "--alpha", "3", "--dim", "40", "--width", "2", "--t-max", "0.5", "--device", "cpu",
+             "--record-points", "3", "--json", "--no-progress", "--activation", "tanh"]
+    trained = CliRunner().invoke(main, train)
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["parameters"]["epsilon"] == 0.0
     for args, message in ((tanh + ["--epsilon", "0.2"], "applies to the quadratic activation only"),
                           (["solve", "--alpha", "10", "--no-plot"], "Missing option '--epsilon'"),
                           (tanh + ["--teacher-activation", "quadratic"], "Missing option '--epsilon'"),
                           (["compare", "--alpha", "3", "--activation", "erf", "--epsilon", "0.1", "--no-plot"],
-                           "applies to the quadratic activation only")):
+                           "applies to the quadratic activation only"),
+                          (train + ["--epsilon", "0.2"], "applies to the quadratic activation only"),
+                          (train + ["--target", "committee", "--teacher-activation", "quadratic"], "Missing option '--epsilon'"),
+                          (train[:-2], "missing option(s) --epsilon")):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert "--epsilon" in result.output and message in result.output, result.output

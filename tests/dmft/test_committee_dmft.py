@@ -287,6 +287,12 @@ def test_cli_solves_the_erf_committee_and_refuses_relu_at_finite_alpha(tmp_path)
     summary = json.loads(result.output)
     assert summary["converged"] and summary["parameters"]["activation"] == "erf"
     assert summary["parameters"]["teacher_width"] == 2 and summary["parameters"]["alpha"] == 3.0
+    # the JSON carries the full R(t) (T, N, M) and its replica error; `overlap` is its diagonal here
+    R, R_sem = np.array(summary["overlap_matrix"]), np.array(summary["overlap_matrix_sem"])
+    assert R.shape == R_sem.shape == (len(summary["t"]), 2, 2)
+    assert_allclose(R[:, [0, 1], [0, 1]], summary["overlap"], rtol=0, atol=0)
+    assert_allclose(R_sem[:, [0, 1], [0, 1]], summary["overlap_sem"], rtol=0, atol=0)
+    assert_allclose(summary["final"]["overlap_matrix"], R[-1], rtol=0, atol=0)
     refused = CliRunner().invoke(main, base + ["--activation", "relu"])
     assert refused.exit_code == 2 and "activation" in refused.output and "smoothed_relu" in refused.output
     smoothed = CliRunner().invoke(main, base + ["--activation", "smoothed_relu:0.2", "--teacher-activation", "relu"])
