@@ -195,6 +195,8 @@ class SweepResult:
         Points run now / already complete and converged in ``out`` (resume).
     failed : dict of str to str
         Points whose worker raised, with the error message (nothing stored for them).
+    invalid : tuple of str
+        The failed points whose parameters were refused (:class:`InvalidParameterError`).
     seconds : float
     converged : dict of str to bool
         Whether each stored point's run converged (theory: the DMFT met its tolerance;
@@ -206,6 +208,7 @@ class SweepResult:
     computed: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: Mapping[str, str] = field(default_factory=dict)
+    invalid: tuple[str, ...] = ()
     seconds: float = 0.0
     converged: Mapping[str, bool] = field(default_factory=dict)
 
@@ -216,7 +219,8 @@ class SweepResult:
 
     def summary(self) -> dict:
         return {"out": self.out, "points": len(self.names), "computed": list(self.computed),
-                "skipped": list(self.skipped), "failed": dict(self.failed), "seconds": self.seconds,
+                "skipped": list(self.skipped), "failed": dict(self.failed), "invalid": list(self.invalid),
+                "seconds": self.seconds,
                 "converged": dict(self.converged), "unconverged": list(self.unconverged)}
 
 
@@ -360,7 +364,7 @@ def sweep(
     done = {n for n, ok in converged.items() if ok}
     todo = [(n, p) for n, p in zip(names, points) if n not in done]
     skipped = tuple(n for n in names if n in done)
-    computed, failed = [], {}
+    computed, failed, invalid = [], {}, []
     close = None
     if todo and executor is None:
         executor, close = make_executor(workers=workers)
@@ -379,6 +383,8 @@ def sweep(
                 curves = future.result()
             except Exception as exc:  # a failed point must not lose the others
                 failed[name] = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, InvalidParameterError):
+                    invalid.append(name)
             else:
                 # the name spells out every parameter of the point, so a run stored under it is the
                 # same point; store_run still never lets a non-converged run replace a converged one
@@ -397,5 +403,5 @@ def sweep(
         if close is not None:
             close()
     return SweepResult(out=str(out), names=tuple(names), computed=tuple(computed), skipped=skipped,
-                       failed=failed, seconds=time.perf_counter() - start,
+                       failed=failed, invalid=tuple(invalid), seconds=time.perf_counter() - start,
                        converged={n: converged[n] for n in names if n in converged})

@@ -28,6 +28,7 @@ __all__ = [
     "check_finite",
     "check_positive",
     "check_int_at_least",
+    "resolve_epsilon",
 ]
 
 #: Magnitude of the default planted overlaps: the typical |m_i(0)| ~ D^(-1/2) of a random
@@ -78,6 +79,30 @@ def check_int_at_least(name: str, value: int, minimum: int) -> int:
     if not ok:
         raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def resolve_epsilon(epsilon, activation="quadratic", target: str = "square", teacher_activation=None) -> float:
+    """The quadratic coefficient ε as the model uses it (theory.md §0, §10).
+
+    ε enters only through the quadratic activation φ(h) = h + (ε/2)h², of the student or of
+    the teacher of a committee target (``teacher_activation`` None: the student's). Where it is
+    used it is required; elsewhere it has no meaning: None gives 0, and a non-zero value is
+    refused rather than silently ignored. Raises :class:`InvalidParameterError` naming
+    ``epsilon``.
+    """
+    teacher = activation if teacher_activation is None else teacher_activation
+    student_name, teacher_name = (getattr(spec, "name", spec) for spec in (activation, teacher))  # a name or an Activation
+    used = student_name == "quadratic" or (target == "committee" and teacher_name == "quadratic")
+    if used:
+        if epsilon is None:
+            raise InvalidParameterError("epsilon is required: the quadratic activation phi(h) = h + (epsilon/2) h^2 "
+                                        "needs its epsilon (e.g. epsilon=0.1)")
+        return check_finite("epsilon", epsilon)
+    if epsilon is not None and check_finite("epsilon", epsilon) != 0:
+        raise InvalidParameterError(f"epsilon applies to the quadratic activation only; with activation {student_name!r}"
+                                    + (f" and teacher activation {teacher_name!r}" if target == "committee" else "")
+                                    + f" leave it out or give 0 (got {epsilon!r})")
+    return 0.0
 
 
 def default_init_overlap(width: int) -> tuple[float, ...]:

@@ -13,7 +13,7 @@ from scipy.optimize import brentq
 
 from .online import solve_online
 from .weight_side import check_grid
-from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
+from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive, resolve_epsilon
 
 __all__ = ["solve", "time_grid", "log_time_grid", "default_grid_points", "default_grid", "make_grid", "GRIDS",
            "DEFAULT_T_MAX", "DEFAULT_DT", "LOG_GRID_GROWTH"]
@@ -127,7 +127,7 @@ def make_grid(t_max: float = DEFAULT_T_MAX, dt: float = DEFAULT_DT, grid: str = 
 
 def solve(
     alpha: float,
-    epsilon: float,
+    epsilon: float | None = None,
     scale: float = 1.0,
     width: int = 2,
     t_max: float = DEFAULT_T_MAX,
@@ -155,8 +155,10 @@ def solve(
     ----------
     alpha : float
         Sample ratio P/D in (0, inf]; ``math.inf`` gives the online (Saad–Solla) ODE.
-    epsilon : float
-        Quadratic coefficient ε of φ(h) = h + (ε/2)h².
+    epsilon : float, optional
+        Quadratic coefficient ε of φ(h) = h + (ε/2)h². Required with the quadratic activation
+        (the default student, or a quadratic teacher); with other activations it has no meaning:
+        leave it out (0), a non-zero value is refused (:func:`dmft.parameters.resolve_epsilon`).
     scale : float, default 1
         Output scale κ (the paper's laziness "α").
     width : int, default 2
@@ -208,6 +210,7 @@ def solve(
     -------
     LearningCurves
     """
+    epsilon = resolve_epsilon(epsilon, activation, target, teacher_activation)
     family = {"activation": (activation, "quadratic"), "target": (target, "square"),
               "teacher_width": (teacher_width, 1), "teacher_scale": (teacher_scale, 1.0),
               "teacher_activation": (teacher_activation, None), "teacher_cov": (teacher_cov, None),

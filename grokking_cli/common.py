@@ -28,6 +28,7 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
+from dmft.parameters import resolve_epsilon as model_epsilon
 from dmft.plotting import plot_curves, save_figure
 
 __all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
@@ -489,21 +490,16 @@ EPSILON_FAMILY_HELP = (EPSILON_HELP + " Required with the quadratic student (the
 
 
 def resolve_epsilon(epsilon, activation, target, teacher_activation):
-    """--epsilon as the model needs it: required where a quadratic activation is used (student, or
-    the teacher of --target committee), else 0 (and a non-zero value is refused: it would do
-    nothing). Raises click.UsageError / BadParameter (exit code 2)."""
-    teacher = activation if teacher_activation is None else teacher_activation
-    quadratic = activation == "quadratic" or (target == "committee" and teacher == "quadratic")
-    if quadratic:
+    """--epsilon as the model needs it (:func:`dmft.parameters.resolve_epsilon`): required where a
+    quadratic activation is used (student, or the teacher of --target committee), else 0 (and a
+    non-zero value is refused: it would do nothing). Raises click.UsageError / BadParameter (exit
+    code 2)."""
+    try:
+        return model_epsilon(epsilon, activation, target, teacher_activation)
+    except InvalidParameterError as err:
         if epsilon is None:
-            raise click.UsageError("Missing option '--epsilon': the quadratic activation phi(h) = h + (epsilon/2) h^2 "
-                                   "needs its epsilon (e.g. --epsilon 0.1).")
-        return epsilon
-    if epsilon is not None and epsilon != 0:
-        raise click.BadParameter(f"applies to the quadratic activation only; with --activation {activation}"
-                                 + (f" and --teacher-activation {teacher}" if target == "committee" else "")
-                                 + f" leave it out (got {epsilon:g})", param_hint="'--epsilon'")
-    return 0.0
+            raise click.UsageError(f"Missing option '--epsilon': {err}.") from None
+        raise click.BadParameter(str(err), param_hint="'--epsilon'") from None
 
 
 def family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap, noise=0.0):

@@ -14,7 +14,7 @@ import sys
 import click
 
 from dmft.plotting import save_figure
-from grokking_cli.common import (echo_json, family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (echo_json, family_options, family_settings, ALPHA_HELP, DTYPE_HELP, EPSILON_FAMILY_HELP, resolve_epsilon, EXIT_INVALID, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_option, check_outputs, check_solver_settings, handle_errors, parse_floats)
 from dmft.parameters import InvalidParameterError
 
@@ -247,14 +247,15 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
     finally:
         close()
     plot_error = None
-    if plot:
+    stored = bool(result.computed or result.skipped)
+    if plot and stored:
         try:
             _plot_sweep(result, plot)
         except OSError as exc:
             plot_error = f"error (input/output): could not save the plot {plot}: {exc}"
     if as_json:
         summary = result.summary()
-        summary["plot"] = plot if plot and not plot_error else None
+        summary["plot"] = plot if plot and stored and not plot_error else None
         echo_json(summary)
     else:
         click.echo(f"sweep ({kind}): {len(result.names)} points, {len(result.computed)} computed, "
@@ -263,8 +264,10 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
         for name in result.names:
             if name in result.converged:
                 click.echo(f"  {'converged    ' if result.converged[name] else 'NOT CONVERGED'}  {name}")
-        if plot and not plot_error:
+        if plot and stored and not plot_error:
             click.echo(f"  plot saved to {plot}")
+        elif plot and not stored:
+            click.echo("  no plot: no point of the sweep was stored")
     for name, message in result.failed.items():
         click.echo(f"  failed {name}: {message}", err=True)
     if plot_error:
@@ -274,6 +277,9 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
         click.echo(f"error (did not converge): {len(result.unconverged)} {what} not converged: "
                    f"{', '.join(result.unconverged)}; --allow-unconverged accepts them", err=True)
         sys.exit(EXIT_NOT_CONVERGED)
+    if result.failed and len(result.invalid) == len(result.failed) and not plot_error:
+        click.echo(f"error (invalid input): {len(result.invalid)} point(s) refused their parameters", err=True)
+        sys.exit(EXIT_INVALID)
     if result.failed or plot_error:
         sys.exit(EXIT_IO)
 

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from dmft.ntk import cka, lazy_curves, ntk_gram
-from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive, resolve_epsilon
 from dmft.population import centered_loss_decomposition, loss_decomposition
 from dmft.result import LearningCurves
 
@@ -453,8 +453,8 @@ def train_committee(
     alpha: float,
     dim: int,
     width: int,
-    scale: float,
-    epsilon: float,
+    scale: float = 1.0,
+    epsilon: float | None = None,
     t_max: float | None = None,
     steps: int | None = None,
     lr: float = 1.0,
@@ -499,10 +499,13 @@ def train_committee(
         Sample ratio P/D (finite, > 0); P = round(alpha·dim).
     dim, width : int
         Input dimension D and hidden units N.
-    scale : float
+    scale : float, default 1
         Output scale κ > 0.
-    epsilon : float
-        ε of φ(h) = h + (ε/2)h².
+    epsilon : float, optional
+        ε of φ(h) = h + (ε/2)h²; required by the polynomial students (``"poly"`` and the other
+        keys of :data:`ACTIVATIONS`) and by a quadratic teacher; with a student of the family
+        (erf, tanh, relu, linear, smoothed ReLU) it has no meaning: leave it out (0), a
+        non-zero value is refused (:func:`dmft.parameters.resolve_epsilon`).
     t_max, steps :
         Length of the run: exactly one of them; t_max in theory time t = η₀·step/D.
     lr : float, default 1
@@ -592,6 +595,9 @@ def train_committee(
                    "weight_decay": (weight_decay, 0.0), "readouts": (readouts, False), "n_test": (n_test, 0),
                    "data": (data, None), "record_hook": (record_hook, None), "cka_every": (cka_every, 0),
                    "baselines": (baselines, False)})
+    if epsilon is None:
+        raise InvalidParameterError(f"epsilon is required with activation {activation!r} (the polynomial students "
+                                    "use it; phi(h) = h + (epsilon/2) h^2 for 'poly')")
     start = time.perf_counter()
     alpha = check_positive("alpha (P/D)", alpha)
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
@@ -877,6 +883,7 @@ def _train_family_member(*, alpha, dim, width, scale, epsilon, t_max, steps, lr,
             overlap = overlap.reshape(width, teachers)
     name = "quadratic" if activation == "poly" else activation
     teacher = "quadratic" if teacher_activation == "poly" else teacher_activation
+    epsilon = resolve_epsilon(epsilon, name, target, teacher)
     model = CommitteeModel(activation=name, epsilon=epsilon, scale=scale, width=width, target=target,
                            teacher_width=teacher_width, teacher_scale=teacher_scale, teacher_activation=teacher,
                            noise=noise, init_overlap=overlap, center=bool(center))

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 import dmft
 from grokking_cli.main import main
-from dmft.parameters import ModelParameters
+from dmft.parameters import InvalidParameterError, ModelParameters
+from empirical.committee.machine import train_committee
 
 BAD = [
     (dict(alpha=0.0), "alpha"),
@@ -76,6 +77,15 @@ def test_epsilon_is_required_exactly_where_a_quadratic_activation_uses_it():
     api = dmft.solve(math.inf, 0.0, activation="tanh", target="committee", teacher_width=2, width=2, scale=2.0,
                      teacher_scale=2.0, t_max=1.0)
     np.testing.assert_allclose(summary["test_loss"], api.test_loss, rtol=1e-12, atol=0)
+    # the Python API follows the same rule (dmft.parameters.resolve_epsilon)
+    left_out = dmft.solve(math.inf, activation="tanh", target="committee", teacher_width=2, width=2, scale=2.0,
+                          teacher_scale=2.0, t_max=1.0)
+    np.testing.assert_array_equal(left_out.test_loss, api.test_loss)
+    for call in (lambda: dmft.solve(10.0), lambda: dmft.solve(math.inf, 0.2, activation="erf"),
+                 lambda: train_committee(3.0, 20, 2, activation="erf", epsilon=0.2, t_max=0.1, device="cpu"),
+                 lambda: train_committee(3.0, 20, 2, t_max=0.1, device="cpu")):
+        with pytest.raises(InvalidParameterError, match="epsilon"):
+            call()
     assert CliRunner().invoke(main, tanh + ["--epsilon", "0"]).exit_code == 0
     # the same rule in `dmft train committee` (its polynomial students, "poly" by default, need it)
     train = ["train", "committee", "--alpha", "3", "--dim", "40", "--width", "2", "--t-max", "0.5", "--device", "cpu",

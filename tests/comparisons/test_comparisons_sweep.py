@@ -198,3 +198,28 @@ def test_sweep_kind_simulation_through_the_cli(tmp_path):
         assert_array_equal(stored.test_loss, direct.test_loss)
     again = json.loads(CliRunner().invoke(main, args).output)
     assert sorted(again["skipped"]) == sorted(summary["computed"]) and not again["computed"]
+
+
+def test_sweep_over_the_family_needs_no_epsilon_and_refused_points_exit_2(tmp_path):
+    """Students of the general family take no epsilon in a sweep, as in `dmft solve` (each point
+    equals a direct solve); points whose parameters are all refused exit with code 2, name the
+    parameter, and leave no plot behind (nothing was stored)."""
+    out = tmp_path / "family.h5"
+    fixed = ["--set", "alpha=inf", "--set", "activation=erf", "--set", "target=committee", "--set", "teacher_width=2",
+             "--set", "t_max=2"]
+    res = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "teacher_scale=1,2", *fixed, "--workers", "1",
+                                    "--out", str(out), "--no-progress", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert len(summary["computed"]) == 2 and not summary["failed"] and not summary["invalid"]
+    for name in summary["computed"]:
+        stored = read_run(out, name)
+        direct = dmft.solve(math.inf, activation="erf", target="committee", teacher_width=2,
+                            teacher_scale=stored.parameters["teacher_scale"], t_max=2.0)
+        assert_array_equal(stored.test_loss, direct.test_loss)
+    refused = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon=0.1,0.2", *fixed, "--workers", "1",
+                                        "--out", str(tmp_path / "refused.h5"), "--no-progress",
+                                        "--plot", str(tmp_path / "refused.png")])
+    assert refused.exit_code == 2, refused.output
+    assert "epsilon applies to the quadratic activation only" in refused.output and "Traceback" not in refused.output
+    assert "no plot" in refused.output and not (tmp_path / "refused.png").exists()
