@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from .data_side import BACKENDS, PRECISIONS, RESPONSE_METHODS, SampleStreams, estimate_data_side
 from .mixing import MIXING_METHODS, Mixer
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
-from .problems import CommitteeProblem, SquareTargetProblem, as_problem
+from .problems import COMPILED_ACTIVATIONS, CommitteeProblem, SquareTargetProblem, as_problem
 from .result import LearningCurves
 from .sampling import SAMPLERS
 from .symmetry import SymmetryGroup
@@ -870,7 +870,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         raise InvalidParameterError("solve_dmft needs a finite alpha; use dmft.solve for alpha = inf")
     if settings.backend == "numba" and not problem.compiled:
         raise InvalidParameterError(
-            "backend must be 'numpy' for this student activation: only quadratic, linear, erf and tanh have a "
+            f"backend must be 'numpy' for this student activation: only {', '.join(COMPILED_ACTIVATIONS)} have a "
             "compiled (Numba) data-side kernel")
     t = check_grid(t)
     start_time = time.perf_counter()
