@@ -6,6 +6,7 @@ t = η₀·step/D, theory.md §0), losses on a log axis (mean squared error, no 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +44,24 @@ def _limit_dynamic_range(ax, dynamic_range: float) -> None:
     if top > 0:
         bottom, upper = ax.get_ylim()
         ax.set_ylim(max(bottom, top * dynamic_range), upper)
+
+
+def _plain_log_ticks(axis) -> None:
+    """Plain numbers (0.3, 2, 40) on a log axis: on a window of one or two decades matplotlib also
+    labels minor ticks, and its 3×10⁻¹-style labels then overlap. Minor ticks are labelled at 2 and
+    5 × 10^k only, and only when the axis spans fewer than two decades."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    low, high = sorted(axis.get_view_interval())
+    if low > 0 and math.log10(high / low) < 2:
+        def minor(value, _):
+            mantissa = value / 10 ** math.floor(math.log10(value))
+            return f"{value:g}" if min(abs(mantissa - 2), abs(mantissa - 5)) < 1e-6 else ""
+
+        axis.set_minor_formatter(FuncFormatter(minor))
+    else:
+        axis.set_minor_formatter(NullFormatter())
 
 
 def pyplot():
@@ -123,7 +142,8 @@ def plot_overlay(
             ax.plot(t, _positive(mean), "o", ms=2.6, color=c, alpha=0.85,
                     label=f"{prefix}simulation {QUANTITY_LABELS[quantity]} (mean of {stats.n_seeds})")
             if stats.n_seeds > 1:
-                ax.fill_between(t, _positive(mean - sd), _positive(mean + sd), color=c, alpha=0.18, lw=0)
+                ax.fill_between(t, _positive(mean - sd), _positive(mean + sd), color=c, alpha=0.18, lw=0,
+                                label=f"{prefix}simulation {QUANTITY_LABELS[quantity]}: ±1 sd over seeds")
         if theory is not None and not (theory.kind == "online" and quantity == "train_loss" and "test_loss" in wanted):
             values = quantity_values(theory, quantity)
             norm = values[0] if normalise and values[0] != 0 else 1.0
@@ -141,6 +161,7 @@ def plot_overlay(
                                 label=f"{prefix}{theory_name} {what}: Monte Carlo ±{SEM_WIDTH:g} s.e.")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.xaxis)
     _limit_dynamic_range(ax, DYNAMIC_RANGE)
     ax.set_xlabel(r"time $t = \eta_0\,\mathrm{step}/D$")
     ax.set_ylabel("loss / loss at t=0" if normalise else "mean squared error")

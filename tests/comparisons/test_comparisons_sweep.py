@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 import dmft
 from comparisons import list_runs, load, read_run, sweep
@@ -175,6 +175,14 @@ def test_overlay_draws_mean_and_band_from_the_data(tmp_path):
     mean_test = lines["simulation test loss (mean of 2)"]
     assert_array_equal(mean_test.get_xdata(), t[1:])
     assert_array_equal(mean_test.get_ydata(), np.full(3, 4.0))
+    # the ±1 sd band over the seeds (sd of 2 and 6 is 2·√2) is in the legend with its meaning
+    bands = {c.get_label(): c for c in fig.axes[0].collections}
+    band = bands["simulation test loss: ±1 sd over seeds"].get_paths()[0].vertices[:, 1]
+    assert_allclose([band.min(), band.max()], [4 - 2 * math.sqrt(2), 4 + 2 * math.sqrt(2)], rtol=1e-12)
+    # a window of two decades or less: plain tick labels (0.5, 1, 2), no overlapping 5×10⁻¹ forms
+    fig.canvas.draw()
+    labels = [tick.get_text() for tick in fig.axes[0].get_xticklabels(minor=True) + fig.axes[0].get_xticklabels()]
+    assert "0.5" in labels and "1" in labels and not any("10^" in text or "times" in text for text in labels)
 
 
 def test_sweep_kind_simulation_through_the_cli(tmp_path):
