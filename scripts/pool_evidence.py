@@ -22,6 +22,12 @@ solves of FILE (a ``scripts/long_horizon_samples.py`` output: ``{key: {t, train,
 test_sem}}``), cubic-spline interpolated onto the reports' grid; the solves must be independent
 (different solver seeds), since their standard errors are combined as such.
 
+``--merge OUT`` writes the reports' seeds as one report (same problem, DMFT, time step, simulator
+and D; each seed once): the per-seed curves of all of them, their mean and standard deviation.
+`benchmarks/long_horizon.py evidence --sims OUT --theory ... --json OUT` then fills in its sup
+deviations. Runs of a few seeds each (one per process, so that a cut-off loses one seed at most)
+become the report the criterion scripts read.
+
 ``--split K`` cuts each group into runs of K consecutive seeds and says how far the runs' means
 stray from the pooled mean in their own standard errors, against Student's t with K − 1 degrees
 of freedom (an upper reference: the pooled mean contains each run, which narrows the spread by
@@ -111,6 +117,45 @@ def replace_dmft(reports, solves):
             report[f"dmft_{field}"], report[f"dmft_{field}_sem"] = mean.tolist(), sem.tolist()
 
 
+def merge_reports(reports):
+    """One evidence report holding the seeds of all ``reports`` (the first report's fields; per D,
+    the union of the per-seed curves and their mean and standard deviation over the seeds).
+
+    Refuses reports that differ in problem, time grid, time step, simulator or DMFT curves, that
+    lack per-seed curves, or that hold a seed twice."""
+    first = reports[0]
+    for report in reports[1:]:
+        for key in ("problem", "time_step", "simulator", "t", "dmft_train", "dmft_test"):
+            if report.get(key) != first.get(key):
+                raise SystemExit(f"the reports differ in {key}: they are not runs of one evidence setting")
+    merged = {key: value for key, value in first.items() if key != "dims"}
+    merged["dims"] = {}
+    for dim in sorted({dim for report in reports for dim in report["dims"]}, key=int):
+        curves = {"train": {}, "test": {}}
+        for report in reports:
+            entry = report["dims"].get(dim)
+            if entry is None:
+                continue
+            if "seed_curves" not in entry:
+                raise SystemExit(f"a report lacks the per-seed curves of D = {dim}: it cannot be merged")
+            for field in curves:
+                repeated = set(curves[field]) & set(entry["seed_curves"][field])
+                if repeated:
+                    raise SystemExit(f"seed(s) {sorted(repeated, key=int)} of D = {dim} appear in two reports")
+                curves[field].update(entry["seed_curves"][field])
+        seeds = sorted(curves["train"], key=int)
+        entry = {"seed_curves": {field: {seed: curves[field][seed] for seed in seeds} for field in curves}}
+        for field in curves:
+            values = np.array([curves[field][seed] for seed in seeds])
+            spread = values.std(0, ddof=1) if len(seeds) > 1 else np.full(values.shape[1], np.nan)
+            entry[field] = {"mean": values.mean(0).tolist(), "spread": spread.tolist()}
+        merged["dims"][dim] = entry
+    counts = {len(entry["seed_curves"]["train"]) for entry in merged["dims"].values()}
+    merged["seeds"] = counts.pop() if len(counts) == 1 else None
+    merged["first_seed"] = min(int(seed) for entry in merged["dims"].values() for seed in entry["seed_curves"]["train"])
+    return merged
+
+
 def _student_tail(x, dof):
     """P(T > x) for Student's t with ``dof`` degrees of freedom."""
     from scipy.stats import t as student
@@ -134,8 +179,17 @@ def main():
                         help="compare with the inverse-variance mean of these independent solves of FILE instead")
     parser.add_argument("--default-seeds", type=int, default=4,
                         help="number of seeds of reports that recorded neither it nor their seed curves")
+    parser.add_argument("--merge", default=None, metavar="OUT",
+                        help="write the reports' seeds as one report to OUT (see above) and stop")
     opts = parser.parse_args()
     reports = [json.load(open(path)) for path in opts.reports]
+    if opts.merge:
+        merged = merge_reports(reports)
+        with open(opts.merge, "w") as fh:
+            json.dump(merged, fh)
+        print(f"{opts.merge}: " + ", ".join(f"D = {dim}: seeds {', '.join(entry['seed_curves']['train'])}"
+                                            for dim, entry in merged["dims"].items()))
+        return
     if opts.dmft:
         if len(opts.dmft) < 2:
             raise SystemExit("--dmft takes a file and at least one key")

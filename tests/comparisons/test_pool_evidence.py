@@ -4,6 +4,7 @@ times, and the pooled mean and standard error, on synthetic reports with known a
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,28 @@ def test_many_solves_with_zero_error_at_t0_give_their_common_value(pool_evidence
         assert error[0] == 0.0
         assert_allclose(error[T >= 1.0], 0.001 / np.sqrt(5), rtol=1e-12)
         assert_allclose(curve[T >= 1.0], loss(T[T >= 1.0]), rtol=0, atol=2e-5)
+
+
+def test_merged_report_holds_every_seed_once_with_their_mean_and_spread(pool_evidence):
+    """Single-seed reports merge into one report whose mean and spread are those of the union, and
+    which pools to the same offsets as the reports it came from (and, unlike them, to a standard
+    error); a repeated seed or another time step is refused."""
+    parts = [report([off], 8000, first_seed=seed) for seed, off in ((12, 0.01), (13, -0.02), (14, 0.04))]
+    merged = pool_evidence.merge_reports(parts)
+    entry = merged["dims"]["8000"]
+    assert list(entry["seed_curves"]["test"]) == ["12", "13", "14"]
+    assert merged["seeds"] == 3 and merged["first_seed"] == 12
+    t_sim = np.rint(T / STEP) * STEP
+    assert_allclose(entry["test"]["mean"], loss(t_sim) + 0.01, rtol=0, atol=1e-15)
+    assert_allclose(entry["test"]["spread"], np.full(T.size, np.std([0.01, -0.02, 0.04], ddof=1)), rtol=1e-9)
+    direct = pool_evidence.pool(parts, time_step=None)["pooled"]["test"]
+    again = pool_evidence.pool([merged], time_step=None)["pooled"]["test"]
+    assert_allclose(again["offset"], direct["offset"], rtol=0, atol=1e-15)
+    # one seed per report has no spread of its own (NaN); merged, the seeds give theirs
+    assert np.all(np.isnan(direct["sem"]))
+    assert_allclose(again["sem"], np.std([0.01, -0.02, 0.04], ddof=1) / math.sqrt(3) / loss(0.0), rtol=1e-9)
+    with pytest.raises(SystemExit, match="appear in two reports"):
+        pool_evidence.merge_reports([parts[0], parts[0]])
+    other = dict(parts[1], time_step=0.02)
+    with pytest.raises(SystemExit, match="time_step"):
+        pool_evidence.merge_reports([parts[0], other])
