@@ -569,8 +569,8 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
         Source stores. Each is checked; a corrupt or foreign one raises :class:`StoreError`
         naming it before anything is written.
     overwrite : bool, default False
-        Replace runs that ``out`` already holds complete; by default they are kept (so that a
-        repeated merge is a no-op, like a resumed sweep).
+        Replace runs that ``out`` already holds complete; by default the identical run is kept
+        (so that a repeated merge is a no-op, like a resumed sweep) and a different one refused.
 
     Returns
     -------
@@ -581,7 +581,12 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
     Raises
     ------
     StoreError
-        A source is unreadable, or two sources hold different runs under one name.
+        A source is unreadable.
+    RunConflictError
+        Two sources hold different runs under one name, or a source holds a run that differs
+        from the run of that name in ``out`` (without ``overwrite``).
+        Runs are the same when their ``identity`` digests agree (runs written before it
+        existed: their parameters, settings and seed); the same run found twice is copied once.
     """
     out = Path(out)
     sources = [Path(p) for p in inputs]
@@ -593,7 +598,7 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
         if not source.exists():
             raise StoreError(f"{source}: no such file")
         _open_checked(source, "r").close()
-    origin: dict[str, Path] = {}
+    origin: dict[str, tuple[Path, tuple]] = {}
     report = {"copied": [], "skipped": [], "incomplete": []}
     with _atomic_update(out) as handle:
         runs = handle["runs"]
@@ -607,16 +612,49 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
                         report["incomplete"].append(run)
                         continue
                     if run in origin:
-                        raise StoreError(
-                            f"{source}: run {run!r} also present in {origin[run]}; rename one of them"
+                        if _same_run(group, origin[run][1]):
+                            report["skipped"].append(run)          # the identical run twice: once is enough
+                            continue
+                        raise RunConflictError(
+                            f"{source}: run {run!r} also present in {origin[run][0]} as a different run; "
+                            "rename one of them"
                         )
-                    origin[run] = source
+                    origin[run] = (source, _run_signature(group))
                     if run in existing and not overwrite:
+                        if not _same_run(group, _run_signature(runs[run])):
+                            raise RunConflictError(
+                                f"{source}: run {run!r} differs from the run of that name in {out}; rename it, "
+                                "or merge with --overwrite to replace it"
+                            )
                         report["skipped"].append(run)
                         continue
                     _copy_run(group, runs, run)
                     report["copied"].append(run)
     return report
+
+
+def _run_signature(group: h5py.Group) -> tuple:
+    """What tells two stored runs apart: their ``identity`` digest where they have one, else (runs
+    written before it existed, or by :func:`write_run` without one) a digest of their parameters,
+    settings and every dataset's bytes."""
+    attrs = group.attrs
+    if "identity" in attrs:
+        return ("identity", str(attrs["identity"]))
+    digest = hashlib.sha256()
+    for key in ("parameters", "settings", "seed"):
+        digest.update(str(attrs.get(key, "")).encode())
+
+    def add(name, item):
+        if isinstance(item, h5py.Dataset):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(item[()]).tobytes())
+
+    group.visititems(add)
+    return ("content", digest.hexdigest())
+
+
+def _same_run(group: h5py.Group, signature: tuple) -> bool:
+    return _run_signature(group) == signature
 
 
 def _write_arrays(group: h5py.Group, arrays: Mapping) -> None:

@@ -37,7 +37,7 @@ from scipy.integrate import solve_ivp
 from .activations import (Activation, analytic_strip, closed_form_i4, eigen_factor, gauss_hermite_tensor,
                           get_activation, i2, i2_prime, i3_shared, i4, joint_trapezoid_rule, mean_slope, mean_value,
                           pair_expectation)
-from .parameters import InvalidParameterError
+from .parameters import InvalidParameterError, check_finite
 from .result import LearningCurves
 
 __all__ = [
@@ -148,6 +148,7 @@ class CommitteeModel:
         if not isinstance(self.center, (bool, np.bool_)):
             raise InvalidParameterError(f"center must be True or False, got {self.center!r}")
         set_(self, "center", bool(self.center))
+        set_(self, "epsilon", check_finite("epsilon", self.epsilon))
         set_(self, "activation", get_activation(self.activation, epsilon=self.epsilon))
         if self.target not in TARGETS:
             raise InvalidParameterError(f"target must be one of {TARGETS}, got {self.target!r}")

@@ -152,7 +152,8 @@ def planted_committee(model, dim: int, rng: np.random.Generator):
     """
     N, M = model.width, model.M
     if dim < N + M:
-        raise ValueError(f"dim must be at least N + M = {N + M}, got {dim}")
+        raise InvalidParameterError(f"dim must be at least N + M = {N + M} (the student's and the teacher's units "
+                                    f"need that many orthogonal directions), got {dim}")
     basis, _ = np.linalg.qr(rng.standard_normal((dim, N + M)))
     U, V = basis[:, :M], basis[:, M:]
     T = model.teacher_cov
@@ -174,9 +175,13 @@ def committee_gd_data(model, alpha: float, dim: int, seed: int = 0):
     """
     alpha = check_positive("alpha", alpha)
     dim = check_int_at_least("dim", dim, 2)
-    rng = np.random.default_rng(seed)
+    seed = check_int_at_least("seed", seed, 0)
     M = model.M
     P = int(round(alpha * dim))
+    if P < 1:
+        raise InvalidParameterError(f"alpha * dim must give at least one training sample (P = round(alpha*dim) >= 1), "
+                                    f"got alpha = {alpha:g}, dim = {dim}")
+    rng = np.random.default_rng(seed)
     B, W = planted_committee(model, dim, rng)
     X = rng.standard_normal((P, dim)) / np.sqrt(dim)
     y = model.teacher_scale / M * np.sum(model.teacher_activation.phi(X @ B.T), axis=1)

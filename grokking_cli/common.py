@@ -31,7 +31,7 @@ from dmft.parameters import InvalidParameterError
 from dmft.parameters import resolve_epsilon as model_epsilon
 from dmft.plotting import plot_curves, save_figure
 
-__all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
+__all__ = ["EXIT_IO", "EXIT_INVALID", "EXIT_NOT_CONVERGED", "ALPHA_HELP", "FINITE_ALPHA_HELP", "SCALE_HELP", "EPSILON_HELP",
            "api_default", "parse_floats", "handle_errors", "handle_invalid_input", "emit_result",
            "default_run_name", "check_outputs", "check_plot_path", "run_identity", "prepare_store",
            "PLOT_SUFFIXES", "DTYPE_HELP", "readable_name", "store_result", "not_converged_line", "check_solver_settings", "outputs_checked_first", "report_output_errors", "try_output"]
@@ -51,6 +51,9 @@ ALPHA_HELP = (
     "Sample ratio alpha = P/D (training samples per input dimension), in (0, inf]; "
     "'inf' gives the online (Saad-Solla) limit. NOT the output scale: that is --scale."
 )
+#: --alpha of the commands that train on P = round(alpha*D) samples (a finite data set)
+FINITE_ALPHA_HELP = ("Sample ratio alpha = P/D (training samples per input dimension), in (0, inf): P = "
+                     "round(alpha*dim) >= 1 samples. NOT the output scale: that is --scale.")
 SCALE_HELP = "Output scale kappa > 0 of f = (kappa/N) sum_i phi(w_i.x) (the paper's laziness 'alpha')."
 EPSILON_HELP = "Quadratic coefficient epsilon of phi(h) = h + (epsilon/2) h^2 (initial NTK-task alignment)."
 
@@ -460,12 +463,13 @@ def _activation_name(ctx, param, value):
     return value
 
 
-def family_options(command):
-    """The general-model options (theory.md §10) shared by ``dmft solve`` and ``dmft compare``."""
+def family_options(command, *, relu: str = "relu (--alpha inf only)"):
+    """The general-model options (theory.md §10) shared by ``dmft solve``, ``dmft compare`` and
+    (see :func:`training_family_options`) ``dmft train family``."""
     options = [
         click.option("--activation", type=str, default="quadratic", show_default=True, callback=_activation_name,
                      help="Student phi: quadratic = h + epsilon h^2/2 (the paper's model), linear, "
-                          "erf = erf(h/sqrt2), tanh, relu (--alpha inf only), or smoothed_relu:WIDTH, the "
+                          f"erf = erf(h/sqrt2), tanh, {relu}, or smoothed_relu:WIDTH, the "
                           "Gaussian-smoothed ReLU E[relu(h + WIDTH z)], whose finite-alpha curves tend to "
                           "ReLU's as WIDTH -> 0 (docs/theory.md par. 10.9)."),
         click.option("--target", type=click.Choice(["square", "committee"]), default="square", show_default=True,
@@ -483,6 +487,12 @@ def family_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def training_family_options(command):
+    """:func:`family_options` for a command that trains networks: gradient descent takes ReLU
+    students at any alpha (only the finite-alpha DMFT refuses them)."""
+    return family_options(command, relu="relu")
 
 
 EPSILON_FAMILY_HELP = (EPSILON_HELP + " Required with the quadratic student (the default) or a quadratic teacher; "

@@ -14,21 +14,20 @@ import click
 import numpy as np
 
 from dmft.parameters import InvalidParameterError
-from grokking_cli.common import (ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, SCALE_HELP, check_outputs, emit_result,
-                                 family_options, family_settings, handle_errors, parse_floats, prepare_store,
-                                 run_identity)
+from grokking_cli.common import (DTYPE_HELP, EPSILON_FAMILY_HELP, FINITE_ALPHA_HELP, SCALE_HELP, check_outputs,
+                                 emit_result, family_settings, handle_errors, parse_floats, prepare_store,
+                                 resolve_epsilon, run_identity, training_family_options)
 
 __all__ = ["family"]
 
 
 @click.command()
-@click.option("--alpha", type=float, required=True, help=ALPHA_HELP + " P = round(alpha*dim).")
+@click.option("--alpha", type=float, required=True, help=FINITE_ALPHA_HELP)
 @click.option("--dim", type=int, required=True, help="Input dimension D (>= N + M).")
 @click.option("--width", type=int, default=2, show_default=True, help="Hidden units N.")
 @click.option("--scale", type=float, default=1.0, show_default=True, help=SCALE_HELP)
-@click.option("--epsilon", type=float, default=0.0, show_default=True,
-              help=EPSILON_HELP + " Used by --activation quadratic only.")
-@family_options
+@click.option("--epsilon", type=float, default=None, help=EPSILON_FAMILY_HELP)
+@training_family_options
 @click.option("--init-overlap", type=str, default=None,
               help="R(0) as N*M comma-separated numbers, row-major (planted exactly). "
                    "[default: +-0.1 on the pattern R_in = +-0.1 delta(i mod M, n)]")
@@ -38,7 +37,8 @@ __all__ = ["family"]
 @click.option("--dt", type=float, default=0.25, show_default=True, help="Spacing of the recorded times.")
 @click.option("--lr", type=float, default=None,
               help="eta_0 (step eta = eta_0 N/scale^2; one step advances t by eta_0/D). [default: 0.02*D]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of teacher, planting, inputs.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed (integer >= 0) of teacher, planting, inputs.")
 @click.option("--device", type=str, default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help=DTYPE_HELP)
@@ -62,6 +62,7 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
     from empirical.committee.family import train_committee_family
 
     check_outputs(out, plot)
+    epsilon = resolve_epsilon(epsilon, activation, target, teacher_activation)
     overlap = parse_floats(init_overlap, "--init-overlap")
     chosen, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
                                       noise)
@@ -72,10 +73,14 @@ def family(alpha, dim, width, scale, epsilon, activation, target, teacher_width,
     lr = 0.02 * dim if lr is None else lr
     if not lr > 0:
         raise InvalidParameterError(f"lr must be > 0, got {lr}")
+    t = time_grid(t_max, dt)                                   # checks t_max and dt
+    if lr / dim > dt:
+        # a step advances t by lr/D: records closer than that would round to the same step
+        raise click.BadParameter(f"one step advances t by lr/D = {lr / dim:g}, more than the spacing --dt {dt:g} of "
+                                 f"the recorded times: give lr <= dt*D = {dt * dim:g}", param_hint="'--lr'")
     model = CommitteeModel(activation=activation, epsilon=epsilon, scale=scale, width=width, target=target,
                            teacher_width=teacher_width, teacher_scale=teacher_scale,
                            teacher_activation=teacher_activation, noise=noise, init_overlap=overlap, center=center)
-    t = time_grid(t_max, dt)
     request = {"alpha": alpha, "dim": dim, "width": width, "scale": scale, "epsilon": epsilon, **chosen,
                "init_overlap": model.init_overlap.tolist(), "center": center, "t_max": t_max, "dt": dt, "lr": lr, "seed": seed,
                "dtype": dtype}

@@ -72,6 +72,11 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
     save_figure(fig, path)
 
 
+#: Largest |epsilon| taken: the Mercer eigenvalues hold epsilon^2 times D-sized factors, and
+#: epsilon^4 appears in the sector powers; 1e50 keeps them far inside float64's range.
+MAX_EPSILON = 1e50
+
+
 @click.command("ntk", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--epsilon", type=float, required=True, help=EPSILON_HELP)
 @click.option("--dim", type=int, default=100, show_default=True, help="Input dimension D (integer >= 1).")
@@ -85,7 +90,7 @@ def _plot(path, mercer, spec_expected, spec_network, lazy, regression, title):
               help="Teacher norm |beta|^2/D (> 0); beta is rescaled to it exactly.")
 @click.option("--target-scale", type=click.Choice(["0.5", "1"]), default="0.5", show_default=True,
               help="s in y = s (beta.x)^2: 0.5 convention A, 1 convention B (theory.md §1.2).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of weights, teacher and data (independent streams).")
 @click.option("--center/--no-center", default=True, show_default=True,
               help="Linearise the centred predictor f(x;W) - f(x;W(0)). On by default, unlike dmft solve and "
@@ -124,6 +129,9 @@ def ntk(epsilon, dim, n_train, n_test, width, scale, rho, target_scale, seed, ce
     """
     check_outputs(out, plot)  # before any computation
     epsilon = check_finite("epsilon", epsilon)
+    if abs(epsilon) > MAX_EPSILON:
+        raise InvalidParameterError(f"epsilon must lie in [-{MAX_EPSILON:g}, {MAX_EPSILON:g}] (its powers enter the "
+                                    f"kernel and must stay finite in float64), got {epsilon:g}")
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
     n_train = check_int_at_least("n_train (training samples P)", n_train, 1)
     n_test = check_int_at_least("n_test (test samples)", n_test, 2)

@@ -12,7 +12,7 @@ import numpy as np
 from dmft.ntk._checks import _check_target_scale, _matrix, _vector
 from dmft.ntk.gram import _null_threshold, committee_output, ntk_eigendecomposition, ntk_gram
 from dmft.ntk.polynomial import linearised_polynomial, polynomial_loss_decomposition
-from dmft.parameters import check_finite, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_positive
 from dmft.result import LearningCurves
 
 __all__ = ["lazy_curves", "lazy_weights"]
@@ -65,6 +65,12 @@ def _lazy_solution(W0, X, y, *, epsilon, scale, times, center, lr, rcond) -> dic
         decay[:, active] = np.exp(-exponent)
     else:
         a = 2.0 * lr * lam_hat[active] / P
+        if a.size and a.max() >= 2.0:
+            # |1 − a_k| >= 1: the stiffest mode does not decay (a_k = 2) or grows without bound
+            raise InvalidParameterError(
+                f"lr (eta0) must be < P/max(lambda_hat) = {P / lam_hat[active].max():.4g} for the linearised gradient "
+                f"descent to converge (its stiffest mode is multiplied by 1 - a = {1.0 - a.max():.4g} per step), "
+                f"got {lr:g}")
         decay[:, active] = np.power(1.0 - a[None, :], steps[:, None])
     integrated = np.zeros_like(decay)  # (1 − d_k)/λ_k
     integrated[:, active] = (1.0 - decay[:, active]) / lam[active]

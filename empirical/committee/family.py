@@ -116,6 +116,12 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t.size == 0 or np.any(t < 0) or np.any(np.diff(t) < 0):
         raise InvalidParameterError("t must be a non-empty, non-decreasing array of times >= 0")
+    gaps = np.diff(np.concatenate([[0.0], t]))
+    gaps = gaps[gaps > 0]
+    if gaps.size and time_step > gaps.min() * (1 + 1e-9):
+        # the records are taken at whole steps, round(t / time_step): closer ones would coincide
+        raise InvalidParameterError(f"time_step (t advanced per step, eta_0/D) must not exceed the spacing of the "
+                                    f"recorded times, {gaps.min():g}, got {time_step:g}")
     start = time.perf_counter()
     B, W0, X, y = committee_gd_data(model, alpha, dim, seed)
     dev = _resolve_device(device)

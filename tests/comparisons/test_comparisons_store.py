@@ -23,6 +23,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import dmft
+from comparisons.store import RunConflictError
 from comparisons import StoreError, list_runs, load, merge_stores, read_run, to_xarray, write_run
 from dmft.result import LearningCurves
 
@@ -260,9 +261,20 @@ def test_merge_copies_complete_runs_with_provenance_and_is_resumable(tmp_path, r
     again = merge_stores(out, [a, b])
     assert again["copied"] == [] and sorted(again["skipped"]) == sorted(runs)
     write_run(tmp_path / "clash.h5", "r0", random_curves(rng))
-    with pytest.raises(StoreError, match="r0"):
+    with pytest.raises(RunConflictError, match="r0.*different run"):
         merge_stores(tmp_path / "other.h5", [a, tmp_path / "clash.h5"])
+    # the output's own r0 differs from the clash's: refused, not silently kept; --overwrite replaces it
+    with pytest.raises(RunConflictError, match="r0.*overwrite"):
+        merge_stores(out, [tmp_path / "clash.h5"])
+    assert_same_curves(read_run(out, "r0"), runs["r0"])
+    # the identical run in two inputs (a copy of a worker's file) is merged once
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(a.read_bytes())
+    twice = merge_stores(tmp_path / "twice.h5", [a, copy])
+    assert sorted(twice["copied"]) == ["r0", "r2"] and sorted(twice["skipped"]) == ["r0", "r2"]
     with pytest.raises(StoreError, match="notastore.h5"):
         (tmp_path / "notastore.h5").write_bytes(b"junk")
         merge_stores(out, [a, tmp_path / "notastore.h5"])
     assert list_runs(out) == sorted(runs)  # a failed merge changed nothing
+    replaced = merge_stores(out, [tmp_path / "clash.h5"], overwrite=True)
+    assert replaced["copied"] == ["r0"]

@@ -31,6 +31,7 @@ from dmft.ntk import (
     polynomial_loss_decomposition,
     target_decomposition,
 )
+from dmft.parameters import InvalidParameterError
 from dmft.population import loss_decomposition_from_weights
 
 torch.set_num_threads(1)
@@ -541,3 +542,26 @@ def test_cli_text_output():
     assert result.exit_code == 0, result.output
     for key in ("Analytic Mercer spectrum", "traceless quad", "CKA", "K0 regression", "gradient descent"):
         assert key in result.output
+
+
+def test_lazy_gradient_descent_beyond_its_stability_bound_is_refused():
+    """Discrete GD on the linearised model multiplies mode k by 1 − a_k, a_k = 2η₀λ̂_k/P: it
+    converges iff η₀ < P/λ̂_max. Just below the bound the explicit GD's residual still shrinks
+    (checked against the independent explicit iteration); at and beyond it the call is refused,
+    naming lr and the bound, instead of returning growing curves."""
+    rng = np.random.default_rng(4)
+    dim, width, P, Q = 6, 2, 12, 10
+    eps, kappa = 0.5, 1.0
+    W0, beta, X, y, Xt, yt = problem(rng, dim=dim, width=width, n_train=P, n_test=Q)
+    lam_hat_max = np.linalg.eigvalsh(ntk_gram(W0, X, epsilon=eps, scale=kappa))[-1] * width / kappa**2
+    bound = P / lam_hat_max
+    common = dict(epsilon=eps, scale=kappa, teacher=beta, center=True)
+    below = 0.97 * bound
+    steps = [0, 400]
+    gd = explicit_linearised_gd(W0, X, y, Xt, epsilon=eps, scale=kappa, lr=below, steps=steps, center=True)
+    curves = lazy_curves(W0, X, y, Xt, yt, lr=below, t=np.array(steps) * below / dim, **common)
+    assert_allclose(curves.train_loss[-1], np.mean((y - gd[400][1]) ** 2), rtol=1e-7, atol=1e-14)
+    assert curves.train_loss[-1] < curves.train_loss[0]
+    for lr in (bound * 1.0001, 10 * bound):
+        with pytest.raises(InvalidParameterError, match=r"lr \(eta0\) must be < P/max\(lambda_hat\)"):
+            lazy_curves(W0, X, y, Xt, yt, lr=lr, t=np.array([0.0, 10 * lr / dim]), **common)

@@ -93,6 +93,17 @@ def test_cli_train_family_mirrors_the_python_api(tmp_path):
     assert again.exit_code == 0 and json.loads(again.output)["stored"]["resumed"]
     bad = CliRunner().invoke(main, args[:-6] + ["--init-overlap", "1,2,3"])
     assert bad.exit_code == 2 and "init_overlap" in bad.output
+    # refused before any step, naming the parameter (exit 2, no traceback): the step must not skip
+    # records (lr/D <= dt), P = round(alpha*D) >= 1, D >= N + M, seed >= 0, epsilon only where used
+    base = args[:-6]
+    for extra, name in ((["--lr", "100"], "--lr"), (["--alpha", "0.001"], "alpha * dim"), (["--dim", "3", "--lr", "0.1"], "N + M"),
+                        (["--seed", "-1"], "--seed"), (["--epsilon", "0.3"], "epsilon")):
+        refused = CliRunner().invoke(main, base + extra)
+        assert refused.exit_code == 2 and name in refused.output and "Traceback" not in refused.output, (extra, refused.output)
+    quadratic = ["train", "family", "--alpha", "3", "--dim", "20", "--t-max", "1", "--device", "cpu", "--no-progress"]
+    for extra, name in (([], "Missing option '--epsilon'"), (["--epsilon", "nan"], "finite")):
+        refused = CliRunner().invoke(main, quadratic + extra)
+        assert refused.exit_code == 2 and name in refused.output, (extra, refused.output)
 
 
 def test_train_committee_hands_the_family_to_the_family_trainer():
