@@ -33,7 +33,7 @@ from comparisons.overlay import plot_overlay, pyplot
 from comparisons.store import list_runs, read_run, write_run
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
-from dmft.parameters import InvalidParameterError
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 from empirical.metrics import time_to_loss
 
 __all__ = ["FIGURES", "FigureReport", "make_figure", "dmft_available", "SCALE_LABEL", "FIG3E_SIZES",
@@ -302,11 +302,48 @@ def fig3e_settings(full: bool = False, overrides: Mapping[str, Any] | None = Non
         if key not in settings:
             raise InvalidParameterError(f"fig3e setting {key!r} is unknown; known: {', '.join(settings)}")
         if key in ("scales", "epsilons"):
-            value = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            values = value if isinstance(value, (list, tuple)) else [value]
+            value = [check_positive(f"fig3e setting {key}", v) if key == "scales" else check_finite(f"fig3e setting {key}", v)
+                     for v in values]
+        elif key in _FIG3E_CHECKS:
+            value = _FIG3E_CHECKS[key](f"fig3e setting {key}", value)
         if key == "solver":
             value = {**settings["solver"], **dict(value)}
         settings[key] = value
     return settings
+
+
+def _strict_bool(name: str, value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InvalidParameterError(f"{name} must be true or false, got {value!r}")
+
+
+def _workers(name: str, value):
+    return None if value is None else check_int_at_least(name, value, 0)
+
+
+def _fraction(name: str, value) -> float:
+    value = check_positive(name, value)
+    if value >= 1:
+        raise InvalidParameterError(f"{name} must lie in (0, 1), got {value!r}")
+    return value
+
+
+#: Checks of the scalar Fig. 3e settings given through ``--set`` (each names the setting and its range).
+_FIG3E_CHECKS = {
+    "seeds": lambda name, v: check_int_at_least(name, v, 1),
+    "dim": lambda name, v: check_int_at_least(name, v, 2),
+    "width": lambda name, v: check_int_at_least(name, v, 1),
+    "record_points": lambda name, v: check_int_at_least(name, v, 2),
+    "alpha": check_positive,
+    "lr": check_positive,
+    "t_max": check_positive,
+    "dt": check_positive,
+    "threshold": _fraction,
+    "theory": _strict_bool,
+    "workers": _workers,
+}
 
 
 def _fig3e(runs: _Runs, full: bool, seed: int, settings: Mapping[str, Any] | None = None):
@@ -358,7 +395,8 @@ def _fig3e(runs: _Runs, full: bool, seed: int, settings: Mapping[str, Any] | Non
     elif s["theory"]:
         notes.append("DMFT solver absent: no theory map")
     else:
-        notes.append(f"no DMFT map at N={s['width']} (cost O(S·T²·N²)); the comparison is the reduced 4 × 4 grid")
+        notes.append(f"no DMFT map (theory off; at N={s['width']} its cost is O(S·T²·N²)): the reduced figure "
+                     "(without --full) draws the DMFT beside the simulations")
     online = phase_diagram(axes, {**fixed_model, "alpha": math.inf, "t_max": s["t_max"], "dt": s["dt"]},
                            threshold=threshold, out=runs.store, workers=0, as_xarray=False)
     panels.append((online, f"online (alpha=∞): time t_test for the test loss < {threshold:g} × initial", "t_test",
@@ -530,6 +568,8 @@ FIGURES: dict[str, Callable] = {
     "fig4": _fig4,
     "fig11": _fig11,
 }
+#: The settings check of each figure that takes ``settings``, run before anything is written.
+SETTINGS_CHECKS: dict[str, Callable] = {"fig3e": fig3e_settings}
 
 
 def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures", seed: int = 0,
@@ -563,6 +603,8 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
     if settings:
         if "settings" not in inspect.signature(draw).parameters:
             raise InvalidParameterError(f"settings: figure {name} has no settings to override")
+        if name in SETTINGS_CHECKS:
+            SETTINGS_CHECKS[name](full, settings)  # refused before the output folder or a run exists
         extra["settings"] = settings
     start = time.perf_counter()
     out_dir = Path(out_dir)

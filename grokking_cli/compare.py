@@ -351,7 +351,9 @@ def figure(name, full, out_dir, seed, device, as_json, overrides, solver):
     """
     from comparisons.figures import FIGURES, make_figure
     from comparisons.sweeps import parse_value
+    from empirical.devices import resolve_device
 
+    resolve_device(device)                # refused now, not when the first uncached simulation runs
     names = list(FIGURES) if name == "all" else [name]
     for figure_name in names:
         if figure_name not in FIGURES:

@@ -25,6 +25,7 @@ from dmft.committee_online import CommitteeModel, committee_loss_decomposition
 from dmft.parameters import InvalidParameterError, check_positive
 from dmft.result import LearningCurves
 from dmft.simulate import committee_gd_data
+from empirical.devices import resolve_device
 
 __all__ = ["train_committee_family", "TORCH_ACTIVATIONS"]
 
@@ -58,16 +59,6 @@ TORCH_ACTIVATIONS = {
     "tanh": lambda _eps: ((lambda h: torch.tanh(h)), (lambda h: 1.0 - torch.tanh(h) ** 2)),
     "smoothed_relu": _smoothed_relu,
 }
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidParameterError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
-    return torch.device(device)
 
 
 def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, seed: int = 0,
@@ -124,7 +115,7 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
                                     f"recorded times, {gaps.min():g}, got {time_step:g}")
     start = time.perf_counter()
     B, W0, X, y = committee_gd_data(model, alpha, dim, seed)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     real = torch.float64 if dtype == "float64" else torch.float32
     Xt = torch.as_tensor(X, dtype=real, device=dev)
     yt = torch.as_tensor(y, dtype=real, device=dev)

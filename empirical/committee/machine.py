@@ -51,6 +51,7 @@ from dmft.ntk import cka, lazy_curves, ntk_gram
 from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive, resolve_epsilon
 from dmft.population import centered_loss_decomposition, loss_decomposition
 from dmft.result import LearningCurves
+from empirical.devices import resolve_device
 
 __all__ = [
     "CommitteeData",
@@ -433,16 +434,6 @@ def steps_for_time(t_max: float, dim: int, lr: float) -> int:
     return max(1, int(math.ceil(t_max * dim / lr - 1e-9)))
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
-        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidParameterError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
-    return torch.device(device)
-
-
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -636,7 +627,7 @@ def train_committee(
         t_max = check_positive("t_max", t_max)
         steps = steps_for_time(t_max, dim, lr)
     steps = check_int_at_least("steps", steps, 1)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     tdtype = _DTYPES[dtype]
 
     explicit_data = data is not None

@@ -128,3 +128,22 @@ def test_figure_out_dir_that_is_a_file_is_refused_first(tmp_path):
     blocker.write_text("x")
     result = CliRunner().invoke(main, ["figure", "fig1", "--out-dir", str(blocker)])
     assert result.exit_code == 2 and "--out-dir" in result.output and "Traceback" not in result.output
+
+
+def test_fig3e_settings_are_checked_before_anything_runs(tmp_path):
+    """Every --set of fig3e is checked for its type and range (naming it), and --device before any
+    simulation: nothing is computed or written for a refused command (exit 2, no traceback)."""
+    good = figures.fig3e_settings(False, {"seeds": 2, "theory": False, "threshold": 0.2, "scales": [1, 2]})
+    assert good["seeds"] == 2 and good["theory"] is False and good["scales"] == [1.0, 2.0]
+    for key, value, message in (("seeds", 0, "integer >= 1"), ("seeds", 1.5, "integer >= 1"), ("seeds", "abc", "integer"),
+                                ("dim", 0, "integer >= 2"), ("theory", "maybe", "true or false"),
+                                ("threshold", 2.0, r"\(0, 1\)"), ("scales", [1, -2], "scales"), ("workers", -1, "workers")):
+        with pytest.raises(figures.InvalidParameterError, match=message):
+            figures.fig3e_settings(False, {key: value})
+    base = ["figure", "fig3e", "--out-dir", str(tmp_path / "figs"), "--set", "seeds=1", "--set", "dim=10",
+            "--set", "width=2", "--set", "scales=1", "--set", "epsilons=0.1", "--set", "t_max=2", "--set", "theory=false"]
+    for extra, name in ((["--set", "seeds=1.5"], "seeds"), (["--set", "theory=maybe"], "theory"),
+                        (["--device", "foo"], "device")):
+        result = CliRunner().invoke(main, base + extra)
+        assert result.exit_code == 2 and name in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "figs").exists()
