@@ -306,7 +306,7 @@ def write_run(path: str | os.PathLike, name: str, curves: LearningCurves, attrs:
         _write_group(handle, name, curves, attrs or {})
 
 
-def _write_history_group(root: h5py.Group, name: str, history: TrainingHistory) -> None:
+def _write_history_group(root: h5py.Group, name: str, history: TrainingHistory, attrs: Mapping | None = None) -> None:
     group = _new_group(root.require_group("runs"), name, "history")
     step = group.create_dataset("step", data=history.step)
     step.make_scale("step")
@@ -326,8 +326,29 @@ def _write_history_group(root: h5py.Group, name: str, history: TrainingHistory) 
         "message": history.message,
         "seed": _seed_of(history.settings),
     }
-    _set_attrs(group, {**meta, **provenance()})
+    _set_attrs(group, {**meta, **provenance(), **dict(attrs or {})})
     _finish(group)
+
+
+def store_history(path: str | os.PathLike, name: str, history: TrainingHistory, *, identity: str,
+                  attrs: Mapping | None = None, overwrite: bool = False) -> None:
+    """Store a neural system's ``history`` as run ``name`` (layout "history") with its ``identity``,
+    never replacing another run silently: :func:`store_run` for training histories.
+
+    Raises
+    ------
+    RunConflictError
+        ``name`` holds a complete run of another identity and ``overwrite`` is false.
+    """
+    _check_name("run", name)
+    with _atomic_update(Path(path)) as handle:
+        old = handle["runs"].get(name)
+        if old is not None and bool(old.attrs.get("complete", False)) and not overwrite \
+                and str(old.attrs.get("identity")) != identity:
+            raise RunConflictError(
+                f"run name {name!r} already holds a different run in {path} (other parameters or settings); "
+                "choose another run name or pass --overwrite to replace it")
+        _write_history_group(handle, name, history, {**dict(attrs or {}), "identity": identity})
 
 
 def write_history(path: str | os.PathLike, name: str, history: TrainingHistory) -> None:

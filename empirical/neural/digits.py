@@ -17,6 +17,8 @@ as written by ``keras.datasets.mnist``; the first ``n_train`` / ``n_test`` image
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,15 +72,7 @@ def load_digit_data(config: DigitsConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     ``n_train + n_test`` images exist the test set is the remainder.
     """
     if config.mnist_path:
-        with np.load(config.mnist_path) as data:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
-            if missing:
-                raise InvalidParameterError(f"mnist_path must hold arrays x_train, y_train, x_test, y_test; missing {sorted(missing)}")
-            xtr = data["x_train"].reshape(len(data["x_train"]), -1)[: config.n_train] / 255.0
-            ytr = data["y_train"][: config.n_train]
-            xte = data["x_test"].reshape(len(data["x_test"]), -1)[: config.n_test] / 255.0
-            yte = data["y_test"][: config.n_test]
-        return xtr.astype(np.float32), ytr.astype(np.int64), xte.astype(np.float32), yte.astype(np.int64), "mnist"
+        return (*_read_mnist(config.mnist_path, config.n_train, config.n_test), "mnist")
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - sklearn is an optional dependency
@@ -92,6 +86,49 @@ def load_digit_data(config: DigitsConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     order = np.random.RandomState(0).permutation(len(x))
     tr, te = order[: config.n_train], order[config.n_train: config.n_train + config.n_test]
     return x[tr], y[tr], x[te], y[te], "sklearn-digits-8x8"
+
+
+def _read_mnist(path: str, n_train: int, n_test: int):
+    """The first ``n_train`` / ``n_test`` images of a local MNIST ``.npz`` (see the module docstring).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``path`` is not an ``.npz`` archive of numeric arrays (a text or HDF5 file, a single
+        ``.npy`` array, a truncated archive), lacks one of the four arrays, or holds arrays of
+        the wrong shape or labels outside 0..9.
+    OSError
+        The file cannot be read.
+    """
+    def refuse(why: str):
+        return InvalidParameterError(f"mnist_path {path!r} must be an .npz archive with numeric arrays x_train, "
+                                     f"y_train, x_test, y_test (as keras.datasets.mnist gives): {why}")
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, zipfile.BadZipFile):  # numpy reads other files as pickles, refused
+        raise refuse("it is not an .npz archive") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise refuse("a single .npy array, not an .npz archive")
+    with data:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(data.files)
+        if missing:
+            raise refuse(f"missing {sorted(missing)}")
+        try:
+            arrays = [data[key] for key in ("x_train", "y_train", "x_test", "y_test")]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise refuse(f"an array cannot be read ({' '.join(str(exc).split())[:120]})") from None
+    xtr, ytr, xte, yte = arrays
+    if not all(np.issubdtype(a.dtype, np.number) and a.size for a in arrays):
+        raise refuse("every array must be numeric and non-empty")
+    xtr, xte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
+    if xtr.shape[1] != xte.shape[1] or ytr.shape != (len(xtr),) or yte.shape != (len(xte),):
+        raise refuse(f"shapes {xtr.shape}, {ytr.shape}, {xte.shape}, {yte.shape} do not match (n, 784) and (n,)")
+    labels = np.concatenate([ytr, yte])
+    if np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() > 9:
+        raise refuse("labels must be integers 0..9")
+    return ((xtr[:n_train] / 255.0).astype(np.float32), ytr[:n_train].astype(np.int64),
+            (xte[:n_test] / 255.0).astype(np.float32), yte[:n_test].astype(np.int64))
 
 
 class ScaledReLUMLP(nn.Module):

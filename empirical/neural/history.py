@@ -98,6 +98,21 @@ class TrainingHistory:
         object.__setattr__(self, "settings", dict(self.settings))
         object.__setattr__(self, "extras", {k: np.asarray(v) for k, v in dict(self.extras).items()})
 
+    def diverged_at(self) -> int | None:
+        """First step at which the run's losses or parameter norm are non-finite (NaN or inf).
+
+        Looks at the logged series and at the mini-batch loss of every step (``extras["step_loss"]``,
+        steps 1..S). Returns None for a run that stayed finite.
+        """
+        steps = []
+        logged = ~(np.isfinite(self.train_loss) & np.isfinite(self.val_loss) & np.isfinite(self.param_norm))
+        if logged.any():
+            steps.append(int(self.step[np.argmax(logged)]))
+        step_loss = np.asarray(self.extras.get("step_loss", ()), dtype=float).ravel()
+        if step_loss.size and not np.all(np.isfinite(step_loss)):
+            steps.append(int(np.argmin(np.isfinite(step_loss))) + 1)
+        return min(steps) if steps else None
+
     def to_curves(self) -> LearningCurves:
         """The run as :class:`LearningCurves` (see the module docstring for the field mapping)."""
         T = self.step.size

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from dmft.atomic import atomic_replace
+from empirical.devices import resolve_device  # noqa: F401  (re-exported: the neural trainers' device)
 from empirical.neural.history import TrainingHistory
-from dmft.parameters import InvalidParameterError
+from dmft.parameters import InvalidParameterError, check_int_at_least
 
 __all__ = [
     "DecoupledAdamW",
@@ -142,25 +143,6 @@ def log_steps_geometric(total_steps: int, ratio: float = 1.02, every_at_least: i
     return steps
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA if available, else CPU; otherwise ``torch.device(device)``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown device string or CUDA requested where none is available.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise InvalidParameterError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')")
-    return dev
-
-
 @contextlib.contextmanager
 def seeded_init(seed: int):
     """Run the block under ``torch.manual_seed(seed)`` and restore the global RNG afterwards."""
@@ -191,9 +173,61 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
         torch.save(state, tmp)
 
 
+#: Entries of every checkpoint :func:`run_training` writes.
+_CHECKPOINT_KEYS = ("run", "log", "completed", "total_steps")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
+    """Load a checkpoint written by :func:`run_training` (on the CPU).
+
+    Raises
+    ------
+    InvalidParameterError
+        The file is not such a checkpoint (another kind of file, a truncated one, or a torch
+        file without the entries of a training run's state).
+    OSError
+        The file cannot be read.
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - unpickling a foreign file fails in many ways
+        raise InvalidParameterError(
+            f"checkpoint {path} is not a checkpoint of a training run (cannot be loaded: "
+            f"{type(exc).__name__}); use another checkpoint path or remove the file") from None
+    if not isinstance(state, dict) or not all(key in state for key in _CHECKPOINT_KEYS):
+        raise InvalidParameterError(
+            f"checkpoint {path} is not a checkpoint of a training run (a torch file without its state); "
+            "use another checkpoint path or remove the file")
+    return state
+
+
+def _resume(run: "Trainable", log: "TrainingLog", checkpoint, state: dict, *, total_steps: int,
+            signature: dict | None) -> int:
+    """Load ``state`` (from :func:`load_checkpoint`) into ``run`` and ``log``; return the completed steps.
+
+    Refuses (:class:`InvalidParameterError`) a checkpoint of another run: another step budget,
+    another ``signature`` (system, parameters, seed; checkpoints written without one are
+    accepted), or a state that does not fit ``run``.
+    """
+    if state.get("total_steps") != total_steps:
+        raise InvalidParameterError(
+            f"checkpoint {checkpoint} was written for total_steps={state.get('total_steps')}, "
+            f"not {total_steps}; use another checkpoint path")
+    stored = state.get("signature")
+    if signature is not None and stored is not None and stored != signature:
+        raise InvalidParameterError(
+            f"checkpoint {checkpoint} is a checkpoint of another run (other parameters or seed); "
+            "use another checkpoint path")
+    try:
+        run.load_state_dict(state["run"])
+        log.load_state_dict(state["log"])
+        return int(state["completed"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidParameterError(
+            f"checkpoint {checkpoint} is not a checkpoint of this run (its state does not fit: "
+            f"{' '.join(str(exc).split())[:200]}); use another checkpoint path") from None
 
 
 class Trainable(Protocol):
@@ -257,7 +291,8 @@ class TrainingLog:
 def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
                  checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
                  stop_after: int | None = None, progress: bool = False, description: str = "training",
-                 on_log: Callable[[int, dict], bool] | None = None) -> tuple[TrainingLog, int, float]:
+                 on_log: Callable[[int, dict], bool] | None = None,
+                 signature: dict | None = None) -> tuple[TrainingLog, int, float]:
     """Drive ``run`` for ``total_steps`` updates, logging at ``log_steps``, checkpointing.
 
     Parameters
@@ -270,8 +305,9 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
     checkpoint : path, optional
         If the file exists the run resumes from it (model, optimiser, RNG, log); it is rewritten
         every ``checkpoint_every`` updates, at ``stop_after`` and at the end.
+        A file that is not a checkpoint of this run is refused (:class:`InvalidParameterError`).
     checkpoint_every : int, optional
-        Checkpoint period in updates (default: only at the end / at ``stop_after``).
+        Checkpoint period in updates, >= 1 (default: only at the end / at ``stop_after``).
     stop_after : int, optional
         Stop after this many completed updates (an interruption, for tests and long jobs that
         are continued later); the checkpoint then holds the state to resume from.
@@ -279,35 +315,38 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
         tqdm progress bar.
     on_log : callable, optional
         Called as ``on_log(step, metrics)`` after each log; returning True stops early.
+    signature : dict, optional
+        What identifies the run (system, parameters, seed): saved in the checkpoint, and a
+        checkpoint with another signature is refused.
+
+    A run whose mini-batch loss or logged losses become non-finite (NaN or inf) has diverged: it is
+    logged at that step and stops there (see :meth:`TrainingHistory.diverged_at`).
 
     Returns
     -------
     (TrainingLog, completed_steps, seconds)
     """
+    if checkpoint_every is not None:
+        checkpoint_every = check_int_at_least("checkpoint_every", checkpoint_every, 1)
     log = TrainingLog()
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        if state.get("total_steps") != total_steps:
-            raise InvalidParameterError(
-                f"checkpoint {checkpoint} was written for total_steps={state.get('total_steps')}, "
-                f"not {total_steps}; use another checkpoint path")
-        run.load_state_dict(state["run"])
-        log.load_state_dict(state["log"])
-        start = int(state["completed"])
+        start = _resume(run, log, checkpoint, load_checkpoint(checkpoint), total_steps=total_steps,
+                        signature=signature)
     log_set = set(int(s) for s in np.asarray(log_steps).ravel() if 0 <= s <= total_steps)
     end = total_steps if stop_after is None else min(total_steps, int(stop_after))
 
     def save(completed: int) -> None:
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"run": run.state_dict(), "log": log.state_dict(),
-                                         "completed": completed, "total_steps": total_steps})
+                                         "completed": completed, "total_steps": total_steps,
+                                         "signature": signature})
 
     t0 = time.perf_counter()
     if start == 0 and 0 in log_set and not log.steps:
         metrics = run.evaluate()
         log.record(0, metrics)
-        if on_log is not None and on_log(0, metrics):
+        if not _finite(metrics) or (on_log is not None and on_log(0, metrics)):
             save(0)
             return log, 0, time.perf_counter() - t0
     completed = start
@@ -323,15 +362,16 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
             completed = update + 1
             if bar is not None:
                 bar.update(1)
-            stop = False
-            if completed in log_set:
+            stop = not math.isfinite(loss)  # diverged: NaN/inf never recovers, log the step and stop
+            if completed in log_set or stop:
                 metrics = run.evaluate()
                 log.record(completed, metrics)
                 if bar is not None:
                     bar.set_postfix(train=f"{metrics.get('train_accuracy', float('nan')):.3f}",
                                     val=f"{metrics.get('val_accuracy', float('nan')):.3f}", refresh=False)
+                stop = stop or not _finite(metrics)
                 if on_log is not None:
-                    stop = bool(on_log(completed, metrics))
+                    stop = bool(on_log(completed, metrics)) or stop
             if checkpoint_every and completed % checkpoint_every == 0 and completed < end:
                 save(completed)
             if stop:
@@ -341,6 +381,11 @@ def run_training(run: Trainable, *, total_steps: int, log_steps: np.ndarray,
             bar.close()
     save(completed)
     return log, completed, time.perf_counter() - t0
+
+
+def _finite(metrics: dict) -> bool:
+    """Whether the logged losses and parameter norm are finite (else the run has diverged)."""
+    return all(math.isfinite(metrics[key]) for key in ("train_loss", "val_loss", "param_norm") if key in metrics)
 
 
 def train_to_history(run: Trainable, *, system: str, parameters: dict, seed: int, device, steps: int,
@@ -355,7 +400,8 @@ def train_to_history(run: Trainable, *, system: str, parameters: dict, seed: int
     every = log_every if log_every is not None else max(1, steps // log_points)
     log, completed, seconds = run_training(
         run, total_steps=steps, log_steps=log_steps_geometric(steps, 1.02, every), checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress, description=description)
+        checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress, description=description,
+        signature={"system": system, "parameters": dict(parameters), "seed": seed})
     a = log.arrays()
     return TrainingHistory(
         system=system, step=a["step"], train_loss=a["train_loss"], val_loss=a["val_loss"],

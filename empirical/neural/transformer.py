@@ -337,7 +337,9 @@ def train_transformer(config: TransformerConfig = TransformerConfig(), *, seed: 
     log, completed, seconds = run_training(run, total_steps=steps, log_steps=log_steps, checkpoint=checkpoint,
                                            checkpoint_every=checkpoint_every, stop_after=stop_after,
                                            progress=progress, description=f"transformer {config.operator}",
-                                           on_log=stop_rule)
+                                           on_log=stop_rule,
+                                           signature={"system": "transformer", "parameters": config.as_attrs(),
+                                                      "seed": seed, "stop_when_generalised": stop_when_generalised})
     arrays = log.arrays()
     lr = np.array([warmup_lr(u, config.max_lr, config.warmup_steps) for u in range(completed)])
     settings = {"seed": seed, "device": str(dev), "steps": steps, "completed_steps": completed,
