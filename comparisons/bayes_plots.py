@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["plot_linear", "plot_gp_classification", "plot_gp_sine", "plot_concealment", "plot_bnn", "plot_laplace",
-           "save_png_pdf"]
+           "save_png_pdf", "ard_iterations"]
 
 _CASE_COLOURS = {"A": "tab:blue", "B": "tab:red", "C": "tab:green", "custom": "tab:purple"}
 
@@ -74,8 +74,21 @@ def plot_linear(runs):
     return fig
 
 
+def ard_iterations(wanted: Sequence[int], iterations: int) -> list[int]:
+    """The iterations of ``wanted`` a run of ``iterations`` steps has, a longer one replaced by the last.
+
+    ``ard_iterations((10, 50, 150), 30) == [10, 30]``: the bars are labelled with the iteration they
+    show, never with one the run did not reach.
+    """
+    return sorted({min(int(t), int(iterations)) for t in wanted})
+
+
 def plot_gp_classification(runs_by_task: Mapping[str, Sequence], iterations_for_ard: Sequence[int] = (10, 50, 150)):
-    """Figs 2/3/12: accuracy, (negative) data fit and KL per task; inverse ARD lengthscales on parity."""
+    """Figs 2/3/12: accuracy, (negative) data fit and KL per task; inverse ARD lengthscales on parity.
+
+    Iterations of ``iterations_for_ard`` beyond the runs' length are shown at their last iteration
+    (:func:`ard_iterations`), and labelled so.
+    """
     plt = _plt()
     tasks = list(runs_by_task)
     has_parity = "parity" in runs_by_task
@@ -103,11 +116,12 @@ def plot_gp_classification(runs_by_task: Mapping[str, Sequence], iterations_for_
         if has_parity:
             ax = axes[row, 2]
             if task == "parity":
-                width = 0.8 / len(iterations_for_ard)
+                shown = ard_iterations(iterations_for_ard, len(runs[0].lengthscales) - 1)
+                width = 0.8 / len(shown)
                 dims = np.arange(1, runs[0].lengthscales.shape[1] + 1)
-                for j, t in enumerate(iterations_for_ard):
+                for j, t in enumerate(shown):
                     inv = np.mean([r.inverse_lengthscales(t) for r in runs], axis=0)
-                    ax.bar(dims + (j - 1) * width, inv, width=width, label=f"iteration {t}")
+                    ax.bar(dims + (j - (len(shown) - 1) / 2) * width, inv, width=width, label=f"iteration {t}")
                 ax.set(yscale="log", xlabel="input dimension", ylabel="1 / lengthscale (mean over seeds)",
                        title="parity: ARD 1/ℓ (dims 1–3 informative)")
                 ax.legend(fontsize=8)
@@ -159,27 +173,46 @@ def plot_gp_sine(runs, landscape):
     return fig
 
 
-def plot_concealment(runs, exclude_for_inset: Sequence[int] = (40,)):
-    """Fig 4: mean ± std gap per dataset against m, pooled exponential fit with and without m = 40."""
-    from empirical.bayes.concealment import regression_table
+def _pooled_fit(ax, runs) -> None:
+    """The pooled exponential fit of ``runs`` on ``ax``, or a legend entry saying why there is none."""
+    from empirical.bayes.concealment import FIT_REQUIREMENT, can_fit, gap_regression
 
+    m, gaps = [r.m for r in runs], [r.gap.gap for r in runs]
+    if not can_fit(m, gaps):
+        ms = sorted(set(m))
+        ax.plot([], [], " ", label=f"no pooled fit: it needs {FIT_REQUIREMENT}\n(here {len(runs)} run(s), m ∈ {ms})")
+        return
+    fit = gap_regression(m, gaps)
+    mm = np.linspace(0, max(m), 100)
+    ax.plot(mm, fit.prefactor * np.exp(fit.slope * mm), "k--",
+            label=f"pooled fit {fit.prefactor:.2g}·exp({fit.slope:.3f} m), r={fit.r:.2f}")
+
+
+def _gap_points(ax, runs) -> None:
+    """Mean ± std gap per dataset against m (datasets side by side), censored runs as ×."""
+    datasets = list(dict.fromkeys(r.dataset for r in runs))
+    for i, name in enumerate(datasets):
+        ms = sorted({r.m for r in runs if r.dataset == name})
+        g = [[r.gap.gap for r in runs if r.dataset == name and r.m == m] for m in ms]
+        ax.errorbar(np.array(ms) + 0.4 * (i - len(datasets) / 2), [np.mean(v) for v in g],
+                    yerr=[np.std(v) for v in g], marker="o", capsize=3, label=name)
+        cens = [(r.m, r.gap.gap) for r in runs if r.dataset == name and r.gap.censored]
+        if cens:
+            ax.plot(*zip(*cens), "x", color="k", ms=6)
+
+
+def plot_concealment(runs, exclude_for_inset: Sequence[int] = (40,)):
+    """Fig 4: mean ± std gap per dataset against m, pooled exponential fit with and without m = 40.
+
+    Where the fit is impossible (fewer than 3 runs or a single m, e.g. one ``--m``), the gaps are
+    drawn alone and the legend says why there is no fit.
+    """
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), constrained_layout=True)
     for ax, excl in zip(axes, ((), tuple(exclude_for_inset))):
         keep = [r for r in runs if r.m not in excl]
-        datasets = list(dict.fromkeys(r.dataset for r in keep))
-        for i, name in enumerate(datasets):
-            ms = sorted({r.m for r in keep if r.dataset == name})
-            g = [[r.gap.gap for r in keep if r.dataset == name and r.m == m] for m in ms]
-            ax.errorbar(np.array(ms) + 0.4 * (i - len(datasets) / 2), [np.mean(v) for v in g],
-                        yerr=[np.std(v) for v in g], marker="o", capsize=3, label=name)
-            cens = [(r.m, r.gap.gap) for r in keep if r.dataset == name and r.gap.censored]
-            if cens:
-                ax.plot(*zip(*cens), "x", color="k", ms=6)
-        fit = regression_table(keep, exclude_dims=())["combined"]
-        mm = np.linspace(0, max(r.m for r in keep), 100)
-        ax.plot(mm, fit.prefactor * np.exp(fit.slope * mm), "k--",
-                label=f"pooled fit {fit.prefactor:.2g}·exp({fit.slope:.3f} m), r={fit.r:.2f}")
+        _gap_points(ax, keep)
+        _pooled_fit(ax, keep)
         ax.set(xlabel="additional dimensions m", ylabel="grokking gap (epochs)",
                title="all m" if not excl else f"without m ∈ {list(excl)}")
         ax.legend(fontsize=7)
@@ -188,7 +221,10 @@ def plot_concealment(runs, exclude_for_inset: Sequence[int] = (40,)):
 
 
 def plot_bnn(runs):
-    """Fig 6: (error, complexity) trajectories, log–log, coloured by normalised gap; mean curves."""
+    """Fig 6: (error, complexity) trajectories, log–log, coloured by normalised gap; mean curves.
+
+    The steepest complexity fall is marked only for runs of at least 3 epochs (the legend says so).
+    """
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True)
     gaps = np.array([r.gap.gap for r in runs], dtype=float)
@@ -217,11 +253,14 @@ def plot_bnn(runs):
     ax2 = ax.twinx()
     ax2.plot(ep, comp, color="tab:blue", label="mean complexity")
     ax2.set(ylabel="complexity KL/N")
-    from empirical.bayes.bnn import steepest_fall_on_log_epochs
+    from empirical.bayes.bnn import MIN_EPOCHS_FOR_STEEPEST, steepest_fall_on_log_epochs
 
     ax.axvline(np.argmin(err) + 1, color="tab:red", ls=":", label="min error")
-    ax2.axvline(steepest_fall_on_log_epochs(comp) + 1, color="tab:blue", ls=":",
-                label="steepest fall per log-epoch")
+    if len(comp) >= MIN_EPOCHS_FOR_STEEPEST:
+        ax2.axvline(steepest_fall_on_log_epochs(comp) + 1, color="tab:blue", ls=":",
+                    label="steepest fall per log-epoch")
+    else:
+        ax2.plot([], [], " ", label=f"no steepest fall: needs >= {MIN_EPOCHS_FOR_STEEPEST} epochs, got {len(comp)}")
     ax.legend(loc="upper right", fontsize=8)
     ax2.legend(loc="lower left", fontsize=8)
     fig.suptitle("Mean-field BNN on concealed parity (§A.8)", fontsize=10)

@@ -4,19 +4,24 @@ One subcommand per system (``linear``, ``gp-classification``, ``gp-sine``, ``con
 ``laplace``). Sizes default to the spec's values; ``--seed`` may be repeated (default: the spec's
 seeds). ``--json`` prints a machine-readable summary, ``--out FILE.h5`` stores the curves as a
 record (:mod:`comparisons.store`), ``--plot FILE.png`` saves the figure (and a PDF beside it).
-Invalid input exits with code 2.
+Invalid input exits with code 2, before any training. A run whose loss or weights become NaN or
+inf (or whose kernel matrix breaks down) stops there: one line names the run and the epoch or
+iteration, nothing is stored or plotted, and the command exits with code 3.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import asdict, is_dataclass
 
 import click
 import numpy as np
 
-from grokking_cli.common import (echo_json, api_option, handle_errors, outputs_checked_first, report_output_errors,
-                                 try_output)
-from dmft.parameters import InvalidParameterError
+from grokking_cli.common import (EXIT_NOT_CONVERGED, echo_json, api_option, handle_errors, outputs_checked_first,
+                                 report_output_errors, try_output)
+from dmft.parameters import InvalidParameterError, check_int_at_least
+from empirical.bayes.divergence import TrainingDiverged
 
 __all__ = ["bayes"]
 
@@ -63,8 +68,25 @@ def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, as_json: b
     report_output_errors(errors)
 
 
+def _diverged_exits_3(func):
+    """A run that diverged (:class:`~empirical.bayes.divergence.TrainingDiverged`): one line, exit 3.
+
+    Nothing is stored or plotted: the results of the other runs are not printed either, as in
+    ``dmft train family``.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except TrainingDiverged as exc:
+            click.echo(f"error (did not converge): {exc}; nothing stored or plotted", err=True)
+            sys.exit(EXIT_NOT_CONVERGED)
+
+    return wrapper
+
+
 def _common(func):
-    func = outputs_checked_first(func)  # --out and --plot before any computation
+    func = outputs_checked_first(_diverged_exits_3(func))  # --out and --plot before any computation
     func = click.option("--name", default=None, help="Record name in --out (default: the system name).")(func)
     func = click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Save the figure (PNG + PDF).")(func)
     func = click.option("--out", type=click.Path(dir_okay=False), default=None, help="Store the curves (HDF5 record).")(func)
@@ -144,9 +166,7 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
                "mean_gap": float(np.mean([r.gap.gap for r in runs])),
                "final_val_accuracy": {r.seed: float(r.val_accuracy[-1]) for r in runs}}
     if task == "parity":
-        t = min(150, config.iterations)
-        summary["inverse_lengthscale_ratio_at_150"] = {
-            r.seed: float(r.inverse_lengthscales(t)[:3].min() / r.inverse_lengthscales(t)[3:].max()) for r in runs}
+        summary.update(_lengthscale_ratio(runs, config.iterations))
 
     def figure():
         from comparisons.bayes_plots import plot_gp_classification
@@ -155,6 +175,20 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 
     _finish("gp-classification", summary, variational_arrays(runs), {"task": task, "config": _config_dict(config)},
             as_json=as_json, out=out, name=name, plot=plot, figure=figure)
+
+
+def _lengthscale_ratio(runs, iterations: int, at: int = 150) -> dict:
+    """min 1/ℓ of the 3 informative dims over max 1/ℓ of the others per seed, at iteration ``at``
+    (App. H.1), or at the last iteration of a shorter run: the iteration used is returned with it.
+    """
+    t = min(at, iterations)
+    ratio = {r.seed: float(r.inverse_lengthscales(t)[:3].min() / r.inverse_lengthscales(t)[3:].max()) for r in runs}
+    return {"inverse_lengthscale_ratio": ratio, "inverse_lengthscale_ratio_iteration": t}
+
+
+def _check_grid(grid: int) -> None:
+    """--grid before any training (the landscape is computed after it)."""
+    check_int_at_least("grid", grid, 2)
 
 
 @bayes.command("gp-sine")
@@ -172,6 +206,7 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
     from empirical.bayes.gp import ExactGPConfig, exact_arrays, lml_landscape, train_exact_gp
 
     seed = _seeds(seeds, (0,))[0]
+    _check_grid(grid)
     data = sine(seed=seed)
     config = ExactGPConfig(iterations=iterations, learning_rate=lr, train_noise=not fix_noise)
     runs = [train_exact_gp(data, c, config, progress=not as_json) for c in (cases or ("A", "B", "C"))]
@@ -194,7 +229,9 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
 @bayes.command()
 @click.option("--dataset", "datasets", type=click.Choice(["add", "sub", "div", "poly", "poly2", "xyx"]), multiple=True,
               help="Datasets 2–7 (repeatable; default all six).")
-@click.option("--m", "dims", type=int, multiple=True, help="Added dimensions (repeatable; default 0 10 20 30 40).")
+@click.option("--m", "dims", type=int, multiple=True,
+              help="Added dimensions (repeatable; default 0 10 20 30 40). The gap regression needs 2 or more distinct "
+                   "values.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (repeatable; default 0 1 2).")
 @api_option("--epochs", type=int, api=_CONCEALMENT)
 @api_option("--hidden", type=int, api=_CONCEALMENT)
@@ -204,7 +241,7 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
 def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, plot, name):
     """Concealment MLP grid, gap per run and the log-linear gap regression (§A.6)."""
     from empirical.bayes.concealment import (DEFAULT_EXTRA_DIMS, DEFAULT_SEEDS, ConcealmentConfig, concealment_arrays,
-                              regression_table, run_concealment_grid)
+                                             run_concealment_grid)
     from empirical.bayes.datasets import CONCEALMENT_DATASETS
 
     config = ConcealmentConfig(epochs=epochs, hidden=hidden, spurious=spurious)
@@ -215,8 +252,7 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
     runs = run_concealment_grid(datasets or CONCEALMENT_DATASETS, dims, _seeds(seeds, DEFAULT_SEEDS), config,
                                 progress=not as_json)
     summary = {"gaps": {f"{r.dataset}_m{r.m}_seed{r.seed}": _gap_dict(r.gap) for r in runs}}
-    if len(set(dims)) >= 2 and len(runs) >= 3:
-        summary["regression"] = {k: asdict(v) for k, v in regression_table(runs).items()}
+    summary.update(_regression_summary(runs))
 
     def figure():
         from comparisons.bayes_plots import plot_concealment
@@ -225,6 +261,20 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
 
     _finish("concealment", summary, concealment_arrays(runs), {"config": _config_dict(config)}, as_json=as_json,
             out=out, name=name, plot=plot, figure=figure)
+
+
+def _regression_summary(runs) -> dict:
+    """The gap regressions that can be fit (``regression``) and a note naming those that cannot."""
+    from empirical.bayes.concealment import FIT_REQUIREMENT, regression_table
+
+    table = regression_table(runs, skip_unfittable=True)
+    rows = [*dict.fromkeys(r.dataset for r in runs), "combined"]
+    summary = {"regression": {k: asdict(v) for k, v in table.items()}} if table else {}
+    missing = [name for name in rows if name not in table]
+    if missing:
+        summary["regression_note"] = (f"no gap regression for {', '.join(missing)}: a fit needs {FIT_REQUIREMENT} "
+                                      "(repeat --m and --seed)")
+    return summary
 
 
 @bayes.command()
@@ -240,7 +290,8 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
 @handle_errors
 def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
     """Mean-field BNN on concealed parity, description-length complexity (§A.8)."""
-    from empirical.bayes.bnn import BNN_SEEDS, Q_MEAN_STDS, BNNConfig, bnn_arrays, bnn_summary, run_bnn_grid
+    from empirical.bayes.bnn import (BNN_SEEDS, MIN_EPOCHS_FOR_STEEPEST, Q_MEAN_STDS, BNNConfig, bnn_arrays,
+                                     bnn_summary, run_bnn_grid)
 
     config = BNNConfig(epochs=epochs, hidden=hidden)
     runs = run_bnn_grid(q_mean_stds or Q_MEAN_STDS, _seeds(seeds, BNN_SEEDS), config, progress=not as_json)
@@ -253,6 +304,8 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
                        error_half_fall_epoch=s.error_half_fall_epoch,
                        complexity_half_fall_epoch=s.complexity_half_fall_epoch,
                        mean_gap=dict(zip(map(float, s.q_mean_stds), map(float, s.mean_gap))))
+        if s.steepest_complexity_epoch is None:
+            summary["note"] = f"the steepest complexity fall needs --epochs >= {MIN_EPOCHS_FOR_STEEPEST}, got {epochs}"
 
     def figure():
         from comparisons.bayes_plots import plot_bnn
@@ -277,6 +330,7 @@ def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):
     from empirical.bayes.laplace import LaplaceConfig, laplace_arrays, laplace_landscape, train_laplace_gp
 
     seed = _seeds(seeds, (42,))[0]
+    _check_grid(grid)
     data = one_zero(seed=seed)
     config = LaplaceConfig(iterations=iterations, learning_rate=lr)
     runs = [train_laplace_gp(data, c, config, progress=not as_json) for c in (cases or ("A", "B", "C"))]

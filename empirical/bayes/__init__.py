@@ -6,6 +6,7 @@ gp          : exact and variational Gaussian processes (the RBF kernel, landscap
 laplace     : the Laplace-approximation GP classifier.
 bnn         : the mean-field Bayesian neural network.
 concealment : the concealment experiments and the gap regression.
+divergence  : TrainingDiverged, raised by every trainer at the first non-finite loss or weight.
 
 Every module returns arrays and run objects; :func:`comparisons.store.write_record` stores them.
 """

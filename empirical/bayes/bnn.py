@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +27,7 @@ import torch
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, parity
+from empirical.bayes.divergence import stop_if_diverged
 from empirical.metrics import GrokkingGap, grokking_gap
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "bnn_summary",
     "complexity_fall_rate",
     "steepest_fall_on_log_epochs",
+    "MIN_EPOCHS_FOR_STEEPEST",
 ]
 
 #: Initial posterior-mean scales of Fig 6 (§A.8).
@@ -188,7 +191,13 @@ def bnn_data(config: BNNConfig, seed: int) -> Dataset:
 
 
 def train_bnn(seed: int = 0, config: BNNConfig | None = None, data: Dataset | None = None) -> BNNRun:
-    """Train the §A.8 BNN for one seed (the seed sets data, initial means and the noise)."""
+    """Train the §A.8 BNN for one seed (the seed sets data, initial means and the noise).
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first epoch whose error, complexity or posterior parameters are not finite.
+    """
     config = config or BNNConfig()
     start = time.perf_counter()
     data = data or bnn_data(config, seed)
@@ -203,6 +212,7 @@ def train_bnn(seed: int = 0, config: BNNConfig | None = None, data: Dataset | No
     n_train, E, B = len(x), config.epochs, config.batch_size
     error, complexity, tr_acc, va_acc, va_mean = (np.empty(E) for _ in range(5))
     shuffle = torch.Generator().manual_seed(int(seed) + 1)
+    label = f"BNN q_mean_std={config.q_mean_std:g} seed {seed}"
     for epoch in range(E):
         order = torch.randperm(n_train, generator=shuffle)
         errs, comps, accs = [], [], []
@@ -218,6 +228,8 @@ def train_bnn(seed: int = 0, config: BNNConfig | None = None, data: Dataset | No
             (ce + kl).backward()
             optimiser.step()
         error[epoch], complexity[epoch], tr_acc[epoch] = np.mean(errs), np.mean(comps), np.mean(accs)
+        stop_if_diverged(label, epoch + 1, E, error=error[epoch], complexity=complexity[epoch],
+                     weights=list(model.parameters()))
         with torch.no_grad():
             va_acc[epoch] = float((model(xv, generator).argmax(1) == yv).float().mean())
             va_mean[epoch] = float((model(xv, sample=False).argmax(1) == yv).float().mean())
@@ -229,14 +241,15 @@ def train_bnn(seed: int = 0, config: BNNConfig | None = None, data: Dataset | No
 
 def run_bnn_grid(q_mean_stds: Sequence[float] = Q_MEAN_STDS, seeds: Sequence[int] = BNN_SEEDS,
                  config: BNNConfig | None = None, progress: bool = False) -> list[BNNRun]:
-    """Fig 6 grid: every ``q_mean_std`` × seed."""
+    """Fig 6 grid: every ``q_mean_std`` × seed (every ``q_mean_std`` is validated before the first run)."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
 
     config = config or BNNConfig()
+    configs = {q: replace(config, q_mean_std=float(q)) for q in q_mean_stds}  # every q checked before training
     jobs = [(q, s) for q in q_mean_stds for s in seeds]
-    return [train_bnn(s, replace(config, q_mean_std=float(q))) for q, s in tqdm(jobs, disable=not progress, desc="BNN grid")]
+    return [train_bnn(s, configs[q]) for q, s in tqdm(jobs, disable=not progress, desc="BNN grid")]
 
 
 @dataclass(frozen=True)
@@ -251,22 +264,23 @@ class BNNSummary:
     initial_complexity : ndarray, shape (Q,)
         KL/N at epoch 0, averaged over seeds.
     spearman_r, spearman_p : float
-        Spearman correlation of ``q_mean_std`` with ``mean_gap``.
+        Spearman correlation of ``q_mean_std`` with ``mean_gap``; NaN when every mean gap is equal.
     min_error_epoch : int
         Argmin of the error averaged over every run (0-based epoch).
-    steepest_complexity_epoch : int
+    steepest_complexity_epoch : int or None
         Epoch of the steepest complexity fall per unit log-epoch on the averaged curve, the axis of
-        Fig 6 (:func:`steepest_fall_on_log_epochs`).
-    steepest_complexity_epoch_linear : int
+        Fig 6 (:func:`steepest_fall_on_log_epochs`); None for runs of fewer than 3 epochs.
+    steepest_complexity_epoch_linear : int or None
         Argmin of the per-epoch difference of the averaged complexity. The KL pull on log σ makes
         this difference almost constant (:func:`complexity_fall_rate`), so this argmin is set by
-        the μ terms at the start or by noise; reported for completeness.
+        the μ terms at the start or by noise; reported for completeness. None for a single epoch.
     error_half_fall_epoch, complexity_half_fall_epoch : int
         First epoch at which the averaged error / complexity has made half of its fall from the
         start to its minimum: a threshold-free reading of "the error falls first, the complexity
         later".
     per_q_min_error_epoch, per_q_steepest_complexity_epoch : ndarray, shape (Q,)
-        The first two statistics on the curves averaged per ``q_mean_std``.
+        The first two statistics on the curves averaged per ``q_mean_std`` (the second is None for
+        runs of fewer than 3 epochs).
     """
 
     q_mean_stds: np.ndarray
@@ -275,12 +289,12 @@ class BNNSummary:
     spearman_r: float
     spearman_p: float
     min_error_epoch: int
-    steepest_complexity_epoch: int
-    steepest_complexity_epoch_linear: int
+    steepest_complexity_epoch: int | None
+    steepest_complexity_epoch_linear: int | None
     error_half_fall_epoch: int
     complexity_half_fall_epoch: int
     per_q_min_error_epoch: np.ndarray
-    per_q_steepest_complexity_epoch: np.ndarray
+    per_q_steepest_complexity_epoch: np.ndarray | None
 
 
 def steepest_fall_on_log_epochs(curve: np.ndarray, points_per_decade: int = 20) -> int:
@@ -305,8 +319,14 @@ def _half_fall_epoch(curve: np.ndarray) -> int:
     return int(np.argmax(curve <= 0.5 * (curve[0] + low)))
 
 
-def _order_epochs(error: np.ndarray, complexity: np.ndarray) -> tuple[int, int]:
-    return int(np.argmin(error)), steepest_fall_on_log_epochs(complexity)
+#: Fewest epochs :func:`steepest_fall_on_log_epochs` can read a slope from.
+MIN_EPOCHS_FOR_STEEPEST = 3
+
+
+def _order_epochs(error: np.ndarray, complexity: np.ndarray) -> tuple[int, int | None]:
+    """Argmin of the error and the steepest complexity fall (None if the curve is too short)."""
+    steepest = steepest_fall_on_log_epochs(complexity) if len(complexity) >= MIN_EPOCHS_FOR_STEEPEST else None
+    return int(np.argmin(error)), steepest
 
 
 def bnn_summary(runs: Sequence[BNNRun]) -> BNNSummary:
@@ -316,15 +336,18 @@ def bnn_summary(runs: Sequence[BNNRun]) -> BNNSummary:
     qs = np.array(sorted({r.q_mean_std for r in runs}))
     mean_gap = np.array([np.mean([r.gap.gap for r in runs if r.q_mean_std == q]) for q in qs])
     init_c = np.array([np.mean([r.complexity[0] for r in runs if r.q_mean_std == q]) for q in qs])
-    rho, p = stats.spearmanr(qs, mean_gap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)  # equal gaps: rho and p are NaN, as documented
+        rho, p = stats.spearmanr(qs, mean_gap)
     err = np.mean([r.error for r in runs], axis=0)
     comp = np.mean([r.complexity for r in runs], axis=0)
     e_min, c_steep = _order_epochs(err, comp)
     per_q = [_order_epochs(np.mean([r.error for r in runs if r.q_mean_std == q], axis=0),
                            np.mean([r.complexity for r in runs if r.q_mean_std == q], axis=0)) for q in qs]
-    return BNNSummary(qs, mean_gap, init_c, float(rho), float(p), e_min, c_steep,
-                      int(np.argmin(np.diff(comp))) + 1, _half_fall_epoch(err), _half_fall_epoch(comp),
-                      np.array([a for a, _ in per_q]), np.array([b for _, b in per_q]))
+    steepest_linear = int(np.argmin(np.diff(comp))) + 1 if len(comp) >= 2 else None
+    return BNNSummary(qs, mean_gap, init_c, float(rho), float(p), e_min, c_steep, steepest_linear,
+                      _half_fall_epoch(err), _half_fall_epoch(comp), np.array([a for a, _ in per_q]),
+                      None if c_steep is None else np.array([b for _, b in per_q]))
 
 
 def bnn_arrays(runs: Sequence[BNNRun]) -> dict:

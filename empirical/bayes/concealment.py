@@ -17,6 +17,7 @@ and per dataset (App. D, eqs 23–25, Table 2).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -26,6 +27,7 @@ import torch
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import CONCEALMENT_DATASETS, Dataset, modular
+from empirical.bayes.divergence import stop_if_diverged
 from empirical.metrics import GrokkingGap, grokking_gap
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "run_concealment_grid",
     "gap_regression",
     "regression_table",
+    "can_fit",
+    "FIT_REQUIREMENT",
     "log_gap",
 ]
 
@@ -145,7 +149,13 @@ def _batch_mean_accuracy(model, x: torch.Tensor, y_index: torch.Tensor, batch: i
 
 def train_concealment(dataset: str, m: int, seed: int, config: ConcealmentConfig | None = None,
                       data: Dataset | None = None) -> ConcealmentRun:
-    """Train the §A.6 MLP on ``dataset`` concealed by ``m`` bits; ``seed`` sets data, bits and init."""
+    """Train the §A.6 MLP on ``dataset`` concealed by ``m`` bits; ``seed`` sets data, bits and init.
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first epoch whose training loss or weights are not finite.
+    """
     config = config or ConcealmentConfig()
     start = time.perf_counter()
     data = data or modular(dataset, p=config.p, m=m, n_samples=config.n_samples, n_train=config.n_train, seed=seed,
@@ -160,6 +170,7 @@ def train_concealment(dataset: str, m: int, seed: int, config: ConcealmentConfig
     optimiser = torch.optim.SGD(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     E, B = config.epochs, config.batch_size
     tr_acc, tr_full, va_acc, tr_loss, va_loss = (np.empty(E) for _ in range(5))
+    label = f"concealment MLP {dataset} m={m} seed {seed}"
     for epoch in range(E):
         order = torch.randperm(len(x), generator=generator)
         accs, losses = [], []
@@ -173,6 +184,7 @@ def train_concealment(dataset: str, m: int, seed: int, config: ConcealmentConfig
             loss.backward()
             optimiser.step()
         tr_acc[epoch], tr_loss[epoch] = float(np.mean(accs)), float(np.mean(losses))
+        stop_if_diverged(label, epoch + 1, E, train_loss=tr_loss[epoch], weights=list(model.parameters()))
         with torch.no_grad():
             va_acc[epoch], va_loss[epoch] = _batch_mean_accuracy(model, xv, yv, B)
             tr_full[epoch] = float((model(x).argmax(1) == y).double().mean())
@@ -218,7 +230,8 @@ class GapRegression:
     intercept : float
         c; the fit reads gap ≈ b·e^{a m} with ``b = exp(c)``.
     r, p_value : float
-        Pearson correlation of (m, ln gap) and its two-sided p-value (``scipy.stats.pearsonr``).
+        Pearson correlation of (m, ln gap) and its two-sided p-value (``scipy.stats.pearsonr``);
+        NaN when every ln gap is equal (e.g. all runs censored at gap 0).
     n_points : int
     excluded_nonpositive : bool
         Whether runs with gap ≤ 0 were left out (else mapped to ln gap = 0).
@@ -237,10 +250,12 @@ class GapRegression:
         return float(np.exp(self.intercept))
 
 
-def gap_regression(extra_dims: Sequence[float], gaps: Sequence[float], exclude_nonpositive: bool = False) -> GapRegression:
-    """Fit ``ln gap = a·m + c`` by least squares (``np.polyfit(deg=1)``) with Pearson r, p (eqs 23–25)."""
-    from scipy import stats
+#: What :func:`gap_regression` needs, said where a fit is left out.
+FIT_REQUIREMENT = "at least 3 runs over at least 2 distinct m values"
 
+
+def _fit_points(extra_dims: Sequence[float], gaps: Sequence[float],
+                exclude_nonpositive: bool) -> tuple[np.ndarray, np.ndarray]:
     m = np.asarray(extra_dims, dtype=float)
     gap = np.asarray(gaps, dtype=float)
     if m.shape != gap.shape or m.ndim != 1:
@@ -248,23 +263,52 @@ def gap_regression(extra_dims: Sequence[float], gaps: Sequence[float], exclude_n
     if exclude_nonpositive:
         keep = gap > 0
         m, gap = m[keep], gap[keep]
-    if m.size < 3 or np.ptp(m) == 0:
+    return m, gap
+
+
+def can_fit(extra_dims: Sequence[float], gaps: Sequence[float], exclude_nonpositive: bool = False) -> bool:
+    """Whether :func:`gap_regression` can fit these points (:data:`FIT_REQUIREMENT`)."""
+    m, _ = _fit_points(extra_dims, gaps, exclude_nonpositive)
+    return m.size >= 3 and np.ptp(m) > 0
+
+
+def gap_regression(extra_dims: Sequence[float], gaps: Sequence[float], exclude_nonpositive: bool = False) -> GapRegression:
+    """Fit ``ln gap = a·m + c`` by least squares (``np.polyfit(deg=1)``) with Pearson r, p (eqs 23–25).
+
+    Raises ValueError unless :func:`can_fit` (:data:`FIT_REQUIREMENT`).
+    """
+    from scipy import stats
+
+    m, gap = _fit_points(extra_dims, gaps, exclude_nonpositive)
+    if not can_fit(m, gap):
         raise ValueError(f"need at least 3 points over 2 distinct m values to fit, got {m.size}")
     z = log_gap(gap)
     slope, intercept = np.polyfit(m, z, 1)
-    r, p = stats.pearsonr(m, z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)  # equal gaps: r and p are NaN, as documented
+        r, p = stats.pearsonr(m, z)
     return GapRegression(float(slope), float(intercept), float(r), float(p), int(m.size), exclude_nonpositive)
 
 
 def regression_table(runs: Sequence[ConcealmentRun], exclude_nonpositive: bool = False,
-                     exclude_dims: Sequence[int] = ()) -> dict[str, GapRegression]:
-    """Table 2: the fit per dataset and pooled (``"combined"``)."""
+                     exclude_dims: Sequence[int] = (), skip_unfittable: bool = False) -> dict[str, GapRegression]:
+    """Table 2: the fit per dataset and pooled (``"combined"``).
+
+    Parameters
+    ----------
+    skip_unfittable : bool
+        Leave out the rows that cannot be fit (:func:`can_fit`, e.g. a single m) instead of raising
+        ValueError; the table may then be empty.
+    """
     runs = [r for r in runs if r.m not in set(exclude_dims)]
+    groups = {name: [r for r in runs if r.dataset == name] for name in dict.fromkeys(r.dataset for r in runs)}
+    groups["combined"] = runs
     table = {}
-    for name in dict.fromkeys(r.dataset for r in runs):
-        sub = [r for r in runs if r.dataset == name]
-        table[name] = gap_regression([r.m for r in sub], [r.gap.gap for r in sub], exclude_nonpositive)
-    table["combined"] = gap_regression([r.m for r in runs], [r.gap.gap for r in runs], exclude_nonpositive)
+    for name, sub in groups.items():
+        m, gaps = [r.m for r in sub], [r.gap.gap for r in sub]
+        if skip_unfittable and not can_fit(m, gaps, exclude_nonpositive):
+            continue
+        table[name] = gap_regression(m, gaps, exclude_nonpositive)
     return table
 
 

@@ -43,6 +43,7 @@ import torch
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, one_zero, parity
+from empirical.bayes.divergence import breakdown_diverges, stop_if_diverged
 from empirical.metrics import GrokkingGap, first_crossing, grokking_gap
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
 
 DTYPE = torch.float64
 _SOFTPLUS_LOG2 = math.log(2.0)
+#: Linear-algebra failures that, during training, mean the hyperparameters ran away (divergence).
+BREAKDOWN_ERRORS = (np.linalg.LinAlgError, torch.linalg.LinAlgError)
 
 
 def require_gpytorch():
@@ -314,7 +317,14 @@ def _binary_labels(data: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def train_variational_gp(data: Dataset, seed: int, config: VariationalGPConfig | None = None,
                          progress: bool = False) -> VariationalGPRun:
-    """Train the §A.4 model on ``data`` with Adam (full batch) and record every iteration."""
+    """Train the §A.4 model on ``data`` with Adam (full batch) and record every iteration.
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first iteration whose ELBO terms or parameters are not finite, or whose kernel
+        matrix is no longer positive definite (a learning rate too large for the hyperparameters).
+    """
     from tqdm.auto import tqdm
 
     config = config or VariationalGPConfig()
@@ -332,14 +342,18 @@ def train_variational_gp(data: Dataset, seed: int, config: VariationalGPConfig |
     outputscale, const = np.empty(I + 1), np.empty(I + 1)
     lengthscales[0] = model.lengthscale.detach().numpy()
     outputscale[0], const[0] = float(model.outputscale.detach()), float(model.constant_mean.detach())
-    for it in tqdm(range(I), disable=not progress, desc=f"variational GP seed {seed}"):
-        optimiser.zero_grad()
-        fit, kl = model.elbo_terms(y_train)
-        (kl - fit).backward()
-        optimiser.step()
-        data_fit[it], complexity[it] = float(fit.detach()), float(kl.detach())
-        train_acc[it] = float(np.mean((model.predict_proba(x_train).numpy() >= 0.5) == (y_np > 0.5)))
-        val_acc[it] = float(np.mean((model.predict_proba(x_val).numpy() >= 0.5) == (yv_np > 0.5)))
+    label = f"variational GP seed {seed}"
+    for it in tqdm(range(I), disable=not progress, desc=label):
+        with breakdown_diverges(label, it + 1, I, BREAKDOWN_ERRORS):
+            optimiser.zero_grad()
+            fit, kl = model.elbo_terms(y_train)
+            (kl - fit).backward()
+            optimiser.step()
+            data_fit[it], complexity[it] = float(fit.detach()), float(kl.detach())
+            stop_if_diverged(label, it + 1, I, "iteration", data_fit=data_fit[it], complexity=complexity[it],
+                         parameters=list(model.parameters()))
+            train_acc[it] = float(np.mean((model.predict_proba(x_train).numpy() >= 0.5) == (y_np > 0.5)))
+            val_acc[it] = float(np.mean((model.predict_proba(x_val).numpy() >= 0.5) == (yv_np > 0.5)))
         lengthscales[it + 1] = model.lengthscale.detach().numpy()
         outputscale[it + 1], const[it + 1] = float(model.outputscale.detach()), float(model.constant_mean.detach())
     return VariationalGPRun(
@@ -483,7 +497,14 @@ class ExactGPRun:
 
 def train_exact_gp(data: Dataset, case: str | tuple[float, float] = "B", config: ExactGPConfig | None = None,
                    progress: bool = False) -> ExactGPRun:
-    """Train the §A.7 exact GP from initialisation ``case`` with Adam on −LML/N."""
+    """Train the §A.7 exact GP from initialisation ``case`` with Adam on −LML/N.
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first iteration whose LML, hyperparameters or MSEs are not finite, or whose kernel
+        matrix is no longer positive definite (a learning rate too large for the hyperparameters).
+    """
     from tqdm.auto import tqdm
 
     config = config or ExactGPConfig()
@@ -512,17 +533,21 @@ def train_exact_gp(data: Dataset, case: str | tuple[float, float] = "B", config:
     traj = np.empty((I + 1, 4))
     lml, fit, comp, tr_mse, va_mse = (np.empty(I) for _ in range(5))
     traj[0] = [ls0, os0, float(noise_value().detach()), 0.0]
-    for it in tqdm(range(I), disable=not progress, desc=f"exact GP case {name}"):
-        optimiser.zero_grad()
-        value, d, c = exact_gp_terms(x, y, log_ls, log_os, noise_value(), mean)
-        (-value).backward()
-        optimiser.step()
-        lml[it], fit[it], comp[it] = float(value.detach()), float(d.detach()), float(c.detach())
-        with torch.no_grad():
-            nz = noise_value()
-            tr_mse[it] = float(((_exact_posterior_mean(x, y, x, log_ls, log_os, nz, mean) - y) ** 2).mean())
-            va_mse[it] = float(((_exact_posterior_mean(x, y, xv, log_ls, log_os, nz, mean) - yv) ** 2).mean())
-            traj[it + 1] = [float(log_ls), float(log_os), float(nz), float(mean)]
+    label = f"exact GP case {name}"
+    for it in tqdm(range(I), disable=not progress, desc=label):
+        with breakdown_diverges(label, it + 1, I, BREAKDOWN_ERRORS):
+            optimiser.zero_grad()
+            value, d, c = exact_gp_terms(x, y, log_ls, log_os, noise_value(), mean)
+            (-value).backward()
+            optimiser.step()
+            lml[it], fit[it], comp[it] = float(value.detach()), float(d.detach()), float(c.detach())
+            stop_if_diverged(label, it + 1, I, "iteration", log_marginal_likelihood=lml[it], hyperparameters=params)
+            with torch.no_grad():
+                nz = noise_value()
+                tr_mse[it] = float(((_exact_posterior_mean(x, y, x, log_ls, log_os, nz, mean) - y) ** 2).mean())
+                va_mse[it] = float(((_exact_posterior_mean(x, y, xv, log_ls, log_os, nz, mean) - yv) ** 2).mean())
+                stop_if_diverged(label, it + 1, I, "iteration", train_mse=tr_mse[it], validation_mse=va_mse[it])
+                traj[it + 1] = [float(log_ls), float(log_os), float(nz), float(mean)]
     return ExactGPRun(case=name, log_lengthscale=traj[:, 0], log_outputscale=traj[:, 1], noise=traj[:, 2],
                       constant_mean=traj[:, 3], lml=lml, data_fit=fit, complexity=comp, train_mse=tr_mse,
                       val_mse=va_mse, seconds=time.perf_counter() - start, config=config)

@@ -18,7 +18,8 @@ import torch
 
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 from empirical.bayes.datasets import Dataset
-from empirical.bayes.gp import DTYPE, Landscape, rbf_kernel
+from empirical.bayes.divergence import breakdown_diverges, stop_if_diverged
+from empirical.bayes.gp import BREAKDOWN_ERRORS, DTYPE, Landscape, rbf_kernel
 from empirical.metrics import GrokkingGap, grokking_gap
 
 __all__ = [
@@ -189,7 +190,14 @@ class LaplaceRun:
 
 def train_laplace_gp(data: Dataset, case: str | tuple[float, float] = "B", config: LaplaceConfig | None = None,
                      progress: bool = False) -> LaplaceRun:
-    """Adam on −(Laplace LML)/N over (log ℓ, log θ) from a D.7 initialisation (Dataset 8)."""
+    """Adam on −(Laplace LML)/N over (log ℓ, log θ) from a D.7 initialisation (Dataset 8).
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first iteration whose LML or hyperparameters are not finite, or whose matrix
+        B = I + W^½ K W^½ can no longer be factorised (a learning rate too large).
+    """
     from tqdm.auto import tqdm
 
     config = config or LaplaceConfig()
@@ -214,14 +222,19 @@ def train_laplace_gp(data: Dataset, case: str | tuple[float, float] = "B", confi
     lml, fit, comp, prior, tr_acc, va_acc, tr_ll, va_ll = (np.empty(I) for _ in range(8))
     labels = np.concatenate([yt, yv])
     n_tr = len(yt)
-    for it in tqdm(range(I), disable=not progress, desc=f"Laplace GP case {name}"):
-        optimiser.zero_grad()
-        terms = laplace_terms(x, y_pm, log_ls, log_os, config.newton_tol, config.newton_max_iter)
-        (-terms["lml"]).backward()
-        optimiser.step()
-        lml[it], fit[it] = float(terms["lml"].detach()), float(terms["data_fit"].detach())
-        comp[it], prior[it] = float(terms["complexity"].detach()), float(terms["prior_fit"].detach())
-        mean, var = laplace_predict(x, y_pm, torch.cat([x, xv]), log_ls.detach(), log_os.detach(), config.newton_tol)
+    label = f"Laplace GP case {name}"
+    for it in tqdm(range(I), disable=not progress, desc=label):
+        with breakdown_diverges(label, it + 1, I, BREAKDOWN_ERRORS):
+            optimiser.zero_grad()
+            terms = laplace_terms(x, y_pm, log_ls, log_os, config.newton_tol, config.newton_max_iter)
+            (-terms["lml"]).backward()
+            optimiser.step()
+            lml[it], fit[it] = float(terms["lml"].detach()), float(terms["data_fit"].detach())
+            comp[it], prior[it] = float(terms["complexity"].detach()), float(terms["prior_fit"].detach())
+            stop_if_diverged(label, it + 1, I, "iteration", log_marginal_likelihood=lml[it],
+                         hyperparameters=[log_ls, log_os])
+            mean, var = laplace_predict(x, y_pm, torch.cat([x, xv]), log_ls.detach(), log_os.detach(),
+                                        config.newton_tol)
         prob = logistic_predictive_probability(mean, var).numpy()
         correct = (prob >= 0.5) == labels
         nll = -np.log(np.clip(np.where(labels, prob, 1.0 - prob), 1e-300, None))

@@ -26,6 +26,7 @@ import numpy as np
 from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 from empirical.bayes.datasets import Dataset, one_zero_slope
+from empirical.bayes.divergence import stop_if_diverged
 from empirical.metrics import GrokkingGap, grokking_gap
 
 __all__ = [
@@ -149,7 +150,14 @@ def sign_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
 
 
 def train_linear(seed: int = 0, config: LinearGrokkingConfig | None = None, data: Dataset | None = None) -> LinearGrokkingRun:
-    """Train the §A.3 model for one seed (the seed draws Dataset 9)."""
+    """Train the §A.3 model for one seed (the seed draws Dataset 9).
+
+    Raises
+    ------
+    empirical.bayes.divergence.TrainingDiverged
+        At the first epoch whose loss terms, weights or validation MSE are not finite (gradient
+        descent on eq 8 is unstable for ``learning_rate`` above about N σ² / λ_max(X'ᵀX')).
+    """
     config = config or LinearGrokkingConfig()
     start = time.perf_counter()
     data = data or one_zero_slope(seed=seed, n_points=config.n_points, n_train=config.n_train)
@@ -161,14 +169,18 @@ def train_linear(seed: int = 0, config: LinearGrokkingConfig | None = None, data
     weights[0] = w
     train_acc, val_acc = np.empty(E), np.empty(E)
     data_fit, complexity, val_mse = np.empty(E), np.empty(E), np.empty(E)
-    for epoch in range(E):
-        train_acc[epoch] = sign_accuracy(phi_train @ w, y_train)
-        data_fit[epoch], complexity[epoch] = mdl_loss(w, phi_train, y_train, config)
-        w = w - config.learning_rate * mdl_gradient(w, phi_train, y_train, config)
-        weights[epoch + 1] = w
-        prediction = phi_val @ w
-        val_acc[epoch] = sign_accuracy(prediction, y_val)
-        val_mse[epoch] = float(np.mean((prediction - y_val) ** 2))
+    label = f"linear regression seed {seed}"
+    with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported once, by stop_if_diverged
+        for epoch in range(E):
+            train_acc[epoch] = sign_accuracy(phi_train @ w, y_train)
+            data_fit[epoch], complexity[epoch] = mdl_loss(w, phi_train, y_train, config)
+            w = w - config.learning_rate * mdl_gradient(w, phi_train, y_train, config)
+            weights[epoch + 1] = w
+            prediction = phi_val @ w
+            val_acc[epoch] = sign_accuracy(prediction, y_val)
+            val_mse[epoch] = float(np.mean((prediction - y_val) ** 2))
+            stop_if_diverged(label, epoch + 1, E, data_fit=data_fit[epoch], complexity=complexity[epoch], weights=w,
+                         validation_mse=val_mse[epoch])
     return LinearGrokkingRun(
         seed=seed, train_accuracy=train_acc, val_accuracy=val_acc, data_fit=data_fit, complexity=complexity,
         val_mse=val_mse, weights=weights, x_train=np.asarray(data.x_train).reshape(-1),
