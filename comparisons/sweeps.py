@@ -132,11 +132,30 @@ def check_parameter_names(kind: str, names) -> None:
     """Refuse, before the first point runs, a parameter name the point's function does not take."""
     accepted = accepted_parameters(kind)
     unknown = sorted(set(names) - accepted)
+    what = "dmft.solve" if kind == "theory" else "empirical.train_committee"
     if unknown:
-        what = "dmft.solve" if kind == "theory" else "empirical.train_committee"
         raise InvalidParameterError(
             f"unknown sweep parameter(s) {', '.join(repr(u) for u in unknown)}: not an option of {what} "
             f"(names use underscores, e.g. t_max); accepted: {', '.join(sorted(accepted))}")
+    missing = sorted(required_parameters(kind) - set(names))
+    if missing:
+        raise InvalidParameterError(f"sweep parameter(s) {', '.join(repr(m) for m in missing)} missing: {what} "
+                                    "requires them; give each as a grid axis or a fixed value")
+
+
+def required_parameters(kind: str) -> set[str]:
+    """The arguments without a default of a point's function (``dmft.solve``: alpha;
+    ``empirical.train_committee``: alpha, dim, width)."""
+    import inspect
+
+    if kind == "theory":
+        function = dmft.solve
+    elif kind == "simulation":
+        from empirical import train_committee as function
+    else:
+        raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return {n for n, p in inspect.signature(function).parameters.items()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
 def run_name(kind: str, params: Mapping[str, Any]) -> str:

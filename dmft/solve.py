@@ -41,6 +41,9 @@ def time_grid(t_max: float, dt: float) -> np.ndarray:
     dt = check_positive("dt", dt)
     if dt > t_max:
         raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
+    if t_max / dt > MAX_GRID_POINTS:
+        raise InvalidParameterError(f"t_max/dt must be at most {MAX_GRID_POINTS:g} (grid points), got "
+                                    f"{t_max:g}/{dt:g} = {t_max / dt:.3g}: raise dt or use the log grid")
     whole = int(math.floor(t_max / dt + 1e-9))
     t = dt * np.arange(whole + 1)
     if t_max - t[-1] > 1e-9 * dt:
@@ -48,6 +51,10 @@ def time_grid(t_max: float, dt: float) -> np.ndarray:
     else:
         t[-1] = t_max
     return t
+
+
+#: Most points of a uniform grid (an output grid of 10^6 times is ~8 MB per curve).
+MAX_GRID_POINTS = 1e6
 
 
 def default_grid_points(t_max: float, dt: float = DEFAULT_DT, growth: float = LOG_GRID_GROWTH) -> int:
@@ -58,6 +65,7 @@ def default_grid_points(t_max: float, dt: float = DEFAULT_DT, growth: float = LO
     docs/results/long_horizon.md).
     """
     t_max = check_positive("t_max", t_max)
+    dt = check_positive("dt", dt)
     tau = dt / growth
     return max(2, int(math.ceil(1 + math.log1p(t_max / tau) / growth)) + 1)
 
@@ -76,11 +84,19 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
     intervals = points - 1
     if dt * intervals >= t_max:
         return np.linspace(0.0, t_max, points)
+    if intervals < 2:
+        raise InvalidParameterError(f"grid_points must be at least 3 for a log grid whose first step dt = {dt:g} "
+                                    f"is shorter than t_max = {t_max:g}, got {points}")
 
     def excess(log_r):
         return dt * math.expm1(intervals * log_r) / math.expm1(log_r) - t_max
 
-    log_r = brentq(excess, 1e-12, 50.0 / intervals, xtol=1e-15, rtol=1e-15)
+    upper = 50.0 / intervals                  # step ratio r = e^50 per interval: beyond any sensible grid
+    if excess(upper) < 0:
+        raise InvalidParameterError(f"grid_points = {points} cannot span t_max/dt = {t_max / dt:.3g} with a "
+                                    f"geometric grid (its last step would exceed e^50 times the first): raise "
+                                    f"grid_points or dt")
+    log_r = brentq(excess, 1e-12, upper, xtol=1e-15, rtol=1e-15)
     steps = dt * np.exp(log_r * np.arange(intervals))
     t = np.concatenate([[0.0], np.cumsum(steps)])
     t *= t_max / t[-1]                       # exact end point (a relative change ~1e-15)

@@ -14,7 +14,7 @@ import click
 
 from dmft.parameters import InvalidParameterError, ModelParameters
 from dmft.plotting import plot_curves, save_figure
-from grokking_cli.common import (echo_json, ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
+from grokking_cli.common import (echo_json, FINITE_ALPHA_HELP, DTYPE_HELP, EPSILON_HELP, EXIT_IO, EXIT_NOT_CONVERGED, SCALE_HELP,
                                  api_default, check_outputs, emit_result, handle_errors, parse_floats, resolve_epsilon,
                                  prepare_store, run_identity, store_result)
 
@@ -39,7 +39,7 @@ def _task_names():
                    "the defaults, explicit options override them.")
 @click.option("--list-tasks", is_flag=True, help="List the named tasks and exit.")
 @click.option("--reduced", is_flag=True, help="With --task: the reduced-size version (runs in seconds).")
-@click.option("--alpha", type=float, default=None, help=ALPHA_HELP + " P = round(alpha*dim).")
+@click.option("--alpha", type=float, default=None, help=FINITE_ALPHA_HELP)
 @click.option("--dim", type=int, default=None, help="Input dimension D.")
 @click.option("--width", type=int, default=None, help="Hidden units N.")
 @click.option("--scale", type=float, default=None, help=SCALE_HELP + " [default: 1]")
@@ -136,8 +136,8 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
     given = {k: v for k, v in given.items() if v is not None}
     if seeds < 1:
         raise InvalidParameterError(f"seeds must be an integer >= 1, got {seeds}")
-    if record_points < 1:
-        raise InvalidParameterError(f"record_points must be an integer >= 1, got {record_points}")
+    if record_points < 2:
+        raise InvalidParameterError(f"record_points must be an integer >= 2, got {record_points}")
     if reduced and task is None:
         raise InvalidParameterError("--reduced needs --task")
     if steps is not None and t_max is not None:

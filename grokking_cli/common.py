@@ -101,7 +101,8 @@ def _solver_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RuntimeError):
         frames = traceback.extract_tb(exc.__traceback__)
-        return bool(frames) and Path(frames[-1].filename).name == "online.py" and "ODE" in str(exc)
+        return (bool(frames) and Path(frames[-1].filename).name in ("online.py", "committee_online.py")
+                and "ODE" in str(exc))
     return False
 
 

@@ -227,10 +227,19 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
         name, _, values = text.partition("=")
         return name.strip().replace("-", "_"), [parse_value(v) for v in values.split(",") if v.strip()]
 
-    grid = dict(parse_pair(p, "--param") for p in params)
+    grid = {}
+    for text in params:
+        name, values = parse_pair(text, "--param")
+        if name in grid:
+            raise click.BadParameter(f"{name} is given twice; list all its values in one -p {name}=V1,V2,...",
+                                     param_hint="'--param'")
+        grid[name] = values
     shared = {}
     for text in fixed:
         name, values = parse_pair(text, "--set")
+        if name in grid or name in shared:
+            raise click.BadParameter(f"{name} is given twice (swept by -p or set already); give it once",
+                                     param_hint="'--set'")
         shared[name] = values[0] if len(values) == 1 else values
     check_parameter_names(kind, set(grid) | set(shared))  # before the first point
     slurm_options = {"timeout_min": slurm_minutes}

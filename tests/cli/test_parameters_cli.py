@@ -185,3 +185,12 @@ def test_solve_lr_runs_online_sgd_as_the_python_api_and_is_refused_at_finite_alp
     for bad in (["--alpha", "3"], ["--lr", "-1"]):
         result = CliRunner().invoke(main, args + bad)
         assert result.exit_code == 2 and "--lr" in result.output
+
+
+def test_online_sgd_that_blows_up_exits_3_with_one_line():
+    """Online SGD at a learning rate beyond its stability (eta0 = 1 here) makes the committee ODE
+    blow up: the solver failure exits 3 with the integrator's reason, not a traceback."""
+    result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.1", "--lr", "1", "--no-plot",
+                                       "--no-progress"])
+    assert result.exit_code == 3, result.output
+    assert "did not converge" in result.output and "ODE" in result.output and "Traceback" not in result.output

@@ -231,3 +231,19 @@ def test_sweep_over_the_family_needs_no_epsilon_and_refused_points_exit_2(tmp_pa
     assert refused.exit_code == 2, refused.output
     assert "epsilon applies to the quadratic activation only" in refused.output and "Traceback" not in refused.output
     assert "no plot" in refused.output and not (tmp_path / "refused.png").exists()
+
+
+def test_sweep_refuses_repeated_and_missing_parameters_before_any_point():
+    """An axis given twice (-p alpha=... -p alpha=...), a name both swept and fixed, or a required
+    argument of the point's function left out (alpha of dmft.solve; width of train_committee)
+    exits 2 naming it; nothing runs."""
+    cases = (
+        (["--kind", "theory", "-p", "alpha=inf", "-p", "alpha=3", "--set", "epsilon=0.1"], "alpha is given twice"),
+        (["--kind", "theory", "-p", "alpha=inf", "--set", "alpha=3", "--set", "epsilon=0.1"], "alpha is given twice"),
+        (["--kind", "theory", "-p", "epsilon=0.1"], "'alpha' missing"),
+        (["--kind", "simulation", "-p", "alpha=2", "--set", "dim=20", "--set", "epsilon=0.1", "--set", "t_max=1"],
+         "'width' missing"),
+    )
+    for args, message in cases:
+        result = CliRunner().invoke(main, ["sweep", *args, "--out", "never_written.h5", "--no-progress"])
+        assert result.exit_code == 2 and message in result.output, result.output

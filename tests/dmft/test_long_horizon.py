@@ -621,3 +621,22 @@ def test_error_bars_if_skips_only_the_replicas():
         np.testing.assert_array_equal(getattr(kept, field + "_sem"), getattr(plain, field + "_sem"))
     with pytest.raises(ValueError, match="error_bars_if"):
         solve_dmft(params, t, error_bars_if=True, **options)
+
+
+def test_grids_that_cannot_be_built_are_refused_naming_their_parameter():
+    """A log grid of 2 points cannot have first step dt < t_max; a geometric grid whose step ratio
+    would pass e^50 per interval, or a uniform grid of more than 10^6 points, is refused; dt = 0
+    or NaN is refused before it divides anything (InvalidParameterError, CLI exit 2)."""
+    import dmft
+    from dmft.parameters import InvalidParameterError
+    from dmft.solve import log_time_grid, time_grid
+
+    for call, name in ((lambda: log_time_grid(2.0, 2, 0.25), "grid_points"),
+                       (lambda: log_time_grid(1e13, 3, 0.25), "grid_points"),
+                       (lambda: time_grid(1e9, 0.25), "t_max/dt"),
+                       (lambda: dmft.solve(3, 0.1, dt=0.0), "dt"),
+                       (lambda: dmft.solve(3, 0.1, dt=float("nan")), "dt")):
+        with pytest.raises(InvalidParameterError, match=name):
+            call()
+    grid = log_time_grid(300.0, 3, 0.25)                 # three points can: steps 0.25 and 299.75
+    np.testing.assert_allclose(grid, [0.0, 0.25, 300.0], rtol=1e-12)
