@@ -19,7 +19,8 @@ session-24 solve (S = 262144, seed 0, its draws independent of seeds ≥ 1) is a
 ``criterion`` prints the test loss of three references built from the solves (:func:`references`)
 with the spread of the S = 65536 solves against their replica standard errors (deliverable 4's
 check at this problem), then, for each reference, against the stored gradient-descent runs of
-sessions 24–25 (D = 4000: 16 seeds, D = 8000: 11 seeds, step 0.04): per D and curve, the sup over
+sessions 24–25 and 28 (D = 4000: 16 seeds; D = 8000: 11 seeds, and 13 more since session 28, one
+run per seed merged by ``scripts/pool_evidence.py --merge``; step 0.04): per D and curve, the sup over
 the recording times t ≤ 60 of |DMFT − seed mean| against the seed standard deviation at that time
 (the criterion as the evidence benchmark reads it) and the largest ratio of the two.
 """
@@ -45,7 +46,8 @@ REFERENCE_SAMPLES = 65536
 SIMULATIONS = {4000: ["long_horizon_alpha3_N4_D4000_seeds0to3_S262144.json",
                       "long_horizon_alpha3_N4_D4000_seeds4to15_S262144.json"],
                8000: ["long_horizon_alpha3_N4_D8000_gpu_S262144.json",
-                      "long_horizon_alpha3_N4_D8000_seeds5to11_S262144.json"]}
+                      "long_horizon_alpha3_N4_D8000_seeds5to11_S262144.json",
+                      "long_horizon_alpha3_N4_D8000_seeds12to24_S262144.json"]}
 
 
 def _write(path, out):
