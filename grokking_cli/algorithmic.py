@@ -139,6 +139,19 @@ def _finish(history, plan: _Plan, *, as_json, out, plot, overwrite, title, extra
     _exit_status(errors, _diverged_line(history) if diverged is not None else None)
 
 
+def _train_and_report(system: str, config, train, *, seed, steps, device, checkpoint, checkpoint_every, progress,
+                      as_json, out, run_name, overwrite, plot, title) -> None:
+    """The body of a one-run command: plan its place in ``--out`` (resume the identical run, refuse a
+    different one), train it with ``train(config, ...)`` unless resumed, then :func:`_finish`.
+    ``title``: the plot's title, or a function of the history that gives it."""
+    plan = _plan(system, config, seed, steps, out=out, run_name=run_name, overwrite=overwrite)
+    history = plan.stored if plan.stored is not None else train(
+        config, seed=seed, device=device, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+        progress=progress and not as_json)
+    _finish(history, plan, as_json=as_json, out=out, plot=plot, overwrite=overwrite,
+            title=title(history) if callable(title) else title)
+
+
 def _print_summary(history, summary, title, lines) -> None:
     f = summary["final"]
     click.echo(f"{title}")
@@ -262,12 +275,10 @@ def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, d
     config = ModularMLPConfig(modulus=modulus, operator=operator, width=width, scale=scale,
                               train_fraction=train_fraction, lr_base=lr_base)
     seed = 1 if seed is None else seed
-    plan = _plan("modular_mlp", config, seed, steps, out=out, run_name=run_name, overwrite=overwrite)
-    history = plan.stored if plan.stored is not None else train_modular_mlp(
-        config, seed=seed, device=device, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        progress=progress and not as_json)
-    _finish(history, plan, as_json=as_json, out=out, plot=plot, overwrite=overwrite,
-            title=f"modular MLP: {operator} mod {modulus}, N={width}, s={scale:g}")
+    _train_and_report("modular_mlp", config, train_modular_mlp, seed=seed, steps=steps, device=device,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
+                      out=out, run_name=run_name, overwrite=overwrite, plot=plot,
+                      title=f"modular MLP: {operator} mod {modulus}, N={width}, s={scale:g}")
 
 
 @algorithmic.command()
@@ -292,12 +303,10 @@ def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_
     config = NandaConfig(modulus=modulus, operator=operator, train_fraction=train_fraction, d_model=d_model,
                          d_mlp=d_mlp, n_heads=n_heads, scale=scale, lr_base=lr_base, weight_decay=weight_decay)
     seed = 0 if seed is None else seed
-    plan = _plan("nanda", config, seed, steps, out=out, run_name=run_name, overwrite=overwrite)
-    history = plan.stored if plan.stored is not None else train_nanda(
-        config, seed=seed, device=device, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        progress=progress and not as_json)
-    _finish(history, plan, as_json=as_json, out=out, plot=plot, overwrite=overwrite,
-            title=f"one-layer transformer: {operator} mod {modulus}, s={scale:g}")
+    _train_and_report("nanda", config, train_nanda, seed=seed, steps=steps, device=device,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
+                      out=out, run_name=run_name, overwrite=overwrite, plot=plot,
+                      title=f"one-layer transformer: {operator} mod {modulus}, s={scale:g}")
 
 
 @algorithmic.command("student-teacher")
@@ -320,12 +329,10 @@ def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, cen
     config = StudentTeacherConfig(scale=scale, init_scale=init_scale, lr=lr, weight_decay=weight_decay,
                                   accuracy_threshold=accuracy_threshold, center=center)
     seed = 1 if seed is None else seed
-    plan = _plan("student_teacher", config, seed, steps, out=out, run_name=run_name, overwrite=overwrite)
-    history = plan.stored if plan.stored is not None else train_student_teacher(
-        config, seed=seed, device=device, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        progress=progress and not as_json)
-    _finish(history, plan, as_json=as_json, out=out, plot=plot, overwrite=overwrite,
-            title=f"student-teacher: s={scale:g}, init x{init_scale:g}")
+    _train_and_report("student_teacher", config, train_student_teacher, seed=seed, steps=steps, device=device,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
+                      out=out, run_name=run_name, overwrite=overwrite, plot=plot,
+                      title=f"student-teacher: s={scale:g}, init x{init_scale:g}")
 
 
 @algorithmic.command()
@@ -352,12 +359,11 @@ def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, wei
     config = DigitsConfig(n_train=n_train, n_test=n_test, width=width, depth=depth, init_scale=init_scale,
                           scale=scale, lr=lr, weight_decay=weight_decay, batch_size=batch_size, mnist_path=mnist_path)
     seed = 0 if seed is None else seed
-    plan = _plan("digits", config, seed, steps, out=out, run_name=run_name, overwrite=overwrite)
-    history = plan.stored if plan.stored is not None else train_digits(
-        config, seed=seed, device=device, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        progress=progress and not as_json)
-    _finish(history, plan, as_json=as_json, out=out, plot=plot, overwrite=overwrite,
-            title=f"digits MLP ({history.settings['dataset']}): init x{init_scale:g}, scale {scale:g}")
+    _train_and_report("digits", config, train_digits, seed=seed, steps=steps, device=device,
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
+                      out=out, run_name=run_name, overwrite=overwrite, plot=plot,
+                      title=lambda history: f"digits MLP ({history.settings['dataset']}): init x{init_scale:g}, "
+                                            f"scale {scale:g}")
 
 
 @algorithmic.command("sweep-fraction")
