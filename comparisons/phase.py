@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.solve import DEFAULT_T_MAX
+from dmft.solve import DEFAULT_T_MAX, GRIDS
 from comparisons.store import identity_digest, list_runs, read_run, write_run
 from comparisons.sweeps import _completed, make_executor
 from dmft.parameters import InvalidParameterError
@@ -336,9 +336,15 @@ def _validate(params: Mapping[str, Any]) -> None:
     from dmft.parameters import ModelParameters, check_positive
 
     ModelParameters(**{k: params[k] for k in _MODEL_KEYS if k in params})
+    unknown = sorted(set(params) - solver_accepts())
+    if unknown:
+        raise InvalidParameterError(f"unknown option(s) {', '.join(unknown)} of dmft.solve; "
+                                    f"valid: {', '.join(sorted(solver_accepts()))}")
     for key in ("t_max", "dt"):
         if key in params:
             check_positive(key, params[key])
+    if params.get("grid") is not None and params["grid"] not in GRIDS:
+        raise InvalidParameterError(f"grid must be one of {', '.join(GRIDS)}, got {params['grid']!r}")
     if not math.isinf(float(params["alpha"])):
         try:
             from dmft.dmft_solver import SolverSettings

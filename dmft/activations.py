@@ -313,7 +313,8 @@ def get_activation(spec, *, epsilon: float = 0.0) -> Activation:
         try:
             width = float(spec.partition(":")[2])
         except ValueError:
-            width = math.nan
+            raise InvalidParameterError(f"activation smoothed_relu:<width> needs a number > 0 as its width, "
+                                        f"got {spec!r}") from None
         return smoothed_relu(width)
     if not isinstance(spec, str) or spec not in table:
         raise InvalidParameterError(

@@ -109,9 +109,11 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
         dmft compare --alpha 3 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2 --dim 1000 --t-max 20
     """
     from comparisons.comparison import compare as run_compare
+    from empirical.devices import resolve_device
 
     epsilon = resolve_epsilon(epsilon, activation, target, teacher_activation)
     check_outputs(out, None if no_plot else plot)  # before any computation
+    resolve_device(device)                          # also when every run is already in --out
     if math.isinf(alpha):
         raise InvalidParameterError("alpha (P/D) must be finite for the simulations; use --theory online for alpha = inf")
     overlap = parse_floats(init_overlap, "--init-overlap")
@@ -192,7 +194,8 @@ def _report_compare(result, as_json, require_agreement, allow_unconverged=False)
                    "A comma makes a list value (e.g. init_overlap=0.1,-0.1).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="HDF5 store; complete runs already there are skipped (resume).")
-@click.option("--workers", type=int, default=None, help="Processes of the local pool. [default: CPU count]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes of the local pool (>= 1). [default: CPU count]")
 @click.option("--scheduler", type=str, default=None,
               help="Address of a Dask scheduler (tcp://host:8786): run the points on that cluster.")
 @click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")

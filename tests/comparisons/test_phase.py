@@ -18,6 +18,7 @@ import pytest
 from comparisons.phase import (PhaseDiagram, crossing_time, slowest_first, grokking_point, phase_diagram, phase_points, plot_phase,
                                point_identity, point_name)
 from comparisons.store import list_runs, read_run
+from dmft.parameters import InvalidParameterError
 from dmft.result import LearningCurves
 
 REPO = Path(__file__).resolve().parents[2]
@@ -540,3 +541,13 @@ def test_adaptive_horizon_runs_error_replicas_only_on_the_kept_horizon(monkeypat
     for field in ("train_loss", "test_loss", "train_loss_sem", "test_loss_sem"):
         np.testing.assert_array_equal(getattr(kept, field), getattr(plain, field))
     assert not grokking_point(kept, 0.68).censored
+
+
+def test_phase_diagram_refuses_an_unknown_grid_or_option_before_any_point(tmp_path):
+    """grid='foo' or an option dmft.solve does not have is refused (InvalidParameterError naming
+    it) before any point is solved, instead of every point failing one by one."""
+    axes = {"alpha": [math.inf], "epsilon": [0.1, 0.2]}
+    for extra, name in ((dict(grid="foo"), "grid must be one of"), (dict(bogus=1), "unknown option")):
+        with pytest.raises(InvalidParameterError, match=name):
+            phase_diagram(axes, {"t_max": 2.0}, workers=0, out=tmp_path / "p.h5", **extra)
+    assert not (tmp_path / "p.h5").exists()
