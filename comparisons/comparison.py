@@ -9,6 +9,7 @@ draws the overlay and measures the agreement (:mod:`comparisons.agreement`).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -19,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive, default_init_overlap
+from dmft.parameters import (InvalidParameterError, check_int_at_least, check_positive, default_init_overlap,
+                             resolve_epsilon)
 from dmft.result import LearningCurves
 from dmft.plotting import save_figure
 from dmft.solve import DEFAULT_T_MAX, time_grid
@@ -215,9 +217,14 @@ class Comparison:
         return out
 
 
+#: Arguments of every simulation that compare sets itself (not taken from ``simulation_options``).
+_SET_BY_COMPARE = frozenset({"alpha", "dim", "width", "scale", "epsilon", "t_max", "lr", "init_overlap", "center",
+                             "seed", "device", "dtype"})
+
+
 def compare(
     alpha: float,
-    epsilon: float,
+    epsilon: float | None = None,
     scale: float = 1.0,
     width: int = 2,
     dim: int = 2000,
@@ -249,7 +256,8 @@ def compare(
     alpha : float
         Sample ratio P/D of the simulations (finite); also of the DMFT when ``theory="dmft"``.
     epsilon, scale, width :
-        ε, output scale κ, hidden units N (theory.md §0).
+        ε, output scale κ, hidden units N (theory.md §0); ε as :func:`dmft.parameters.resolve_epsilon`
+        takes it (required by the quadratic activation, left out for the others).
     dim : int, default 2000
         Input dimension D of the simulations (P = round(alpha·D)).
     seeds : int or sequence of int, default 4
@@ -306,18 +314,38 @@ def compare(
     width = check_int_at_least("width (hidden units N)", width, 1)
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
     lr = check_positive("lr", lr)
-    if isinstance(seeds, (int, np.integer)):
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seed_list = list(range(check_int_at_least("seeds", int(seeds), 1)))
-    else:
-        seed_list = [int(s) for s in seeds]
+    elif isinstance(seeds, (list, tuple, range, np.ndarray)):
+        seed_list = [check_int_at_least("seeds (each seed)", s, 0) for s in seeds]
         if not seed_list or len(set(seed_list)) != len(seed_list):
             raise InvalidParameterError(f"seeds must be distinct and at least one, got {seeds!r}")
+    else:
+        raise InvalidParameterError(f"seeds must be a number of seeds (integer >= 1) or a list of seeds, got {seeds!r}")
+    if window is not None:
+        if len(window) != 2 or not all(math.isfinite(float(w)) for w in window) or not 0 <= window[0] <= window[1]:
+            raise InvalidParameterError(f"window must be (start, end) with 0 <= start <= end, got {window!r}")
+        window = (float(window[0]), float(window[1]))
+    reserved = sorted(set(simulation_options or {}) & _SET_BY_COMPARE)
+    if reserved:
+        raise InvalidParameterError(f"simulation_options {', '.join(reserved)}: set by compare itself (give them as "
+                                    "compare's own arguments)")
+    if simulator is None and not family:
+        from empirical import train_committee
+
+        known = set(inspect.signature(train_committee).parameters)
+        unknown = sorted(set(simulation_options or {}) - known)
+        if unknown:
+            raise InvalidParameterError(f"simulation_options {', '.join(unknown)}: not options of "
+                                        "empirical.train_committee")
     if theory not in THEORIES:
         raise InvalidParameterError(f"theory must be one of {', '.join(THEORIES)}, got {theory!r}")
     if t_max is None:
         t_max = DEFAULT_T_MAX
     t_max = check_positive("t_max", t_max)
     family = {k: v for k, v in dict(family or {}).items() if v is not None}
+    epsilon = resolve_epsilon(epsilon, family.get("activation", "quadratic"), family.get("target", "square"),
+                              family.get("teacher_activation"))
     if family:
         model = _family_model(family, epsilon=epsilon, scale=scale, width=width, init_overlap=init_overlap,
                               center=center)

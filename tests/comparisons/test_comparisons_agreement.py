@@ -407,3 +407,24 @@ def test_compare_takes_the_solver_options(monkeypatch, tmp_path):
     online = CliRunner().invoke(main, ["compare", "--alpha", "3", "--epsilon", "0.25", "--theory", "online",
                                        "--max-iter", "7", "--out", str(tmp_path / "c.h5"), "--no-plot"])
     assert online.exit_code == 2 and "--max-iter" in online.output
+
+
+def test_compare_refuses_bad_arguments_before_any_run(tmp_path):
+    """The Python API names the argument (InvalidParameterError) instead of a TypeError or an
+    IndexError from deep inside, and before any theory solve or simulation runs."""
+    from comparisons.comparison import compare
+    from dmft.parameters import InvalidParameterError
+
+    def never(**kwargs):
+        raise AssertionError("simulated before checking the arguments")
+
+    base = dict(dim=10, t_max=1.0, theory="online", simulator=never, out=tmp_path / "c.h5")
+    for kwargs, name in ((dict(seeds=2.5), "seeds"), (dict(seeds=[0, -1]), "seeds"), (dict(window=(0,)), "window"),
+                         (dict(window=(2.0, 1.0)), "window"), (dict(simulation_options={"seed": 5}), "set by compare"),
+                         (dict(epsilon=None), "epsilon")):
+        args = {"epsilon": 0.1, **base, **kwargs}
+        with pytest.raises(InvalidParameterError, match=name):
+            compare(3.0, **args)
+    with pytest.raises(InvalidParameterError, match="bogus"):
+        compare(3.0, 0.1, dim=10, t_max=1.0, theory="online", simulation_options={"bogus": 1}, out=tmp_path / "c.h5")
+    assert not (tmp_path / "c.h5").exists()
