@@ -37,6 +37,7 @@ from scipy.integrate import solve_ivp
 from .activations import (Activation, analytic_strip, closed_form_i4, eigen_factor, gauss_hermite_tensor,
                           get_activation, i2, i2_prime, i3_shared, i4, joint_trapezoid_rule, mean_slope, mean_value,
                           pair_expectation)
+from .errors import OnlineODEError
 from .parameters import InvalidParameterError, check_finite
 from .result import LearningCurves
 
@@ -556,7 +557,7 @@ def solve_committee_online(model: CommitteeModel, t, *, rtol: float = 1e-11, ato
     sol = solve_ivp(rhs, (0.0, float(t[-1])), np.concatenate(parts), method="DOP853", rtol=rtol, atol=atol,
                     dense_output=True)
     if not sol.success:
-        raise RuntimeError(f"committee online ODE integration failed: {sol.message}")
+        raise OnlineODEError(f"committee online ODE integration failed: {sol.message}")
     y = sol.sol(t).T
     Q = y[:, :nq].reshape(-1, N, N)
     Q = 0.5 * (Q + np.swapaxes(Q, -1, -2))

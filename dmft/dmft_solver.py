@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .data_side import BACKENDS, PRECISIONS, RESPONSE_METHODS, SampleStreams, estimate_data_side
+from .errors import SolverError
 from .mixing import MIXING_METHODS, Mixer
 from .parameters import InvalidParameterError, ModelParameters, check_int_at_least, check_positive
 from .problems import COMPILED_ACTIVATIONS, CommitteeProblem, SquareTargetProblem, as_problem
@@ -37,7 +38,7 @@ __all__ = ["SolverSettings", "DMFTError", "solve_dmft", "solve_committee_dmft", 
            "online_data_side", "check_grid", "NUMERICS_REVISION", "numerics_fingerprint"]
 
 
-class DMFTError(RuntimeError):
+class DMFTError(SolverError):
     """The fixed-point iteration produced non-finite values (carries iteration and residual)."""
 
     def __init__(self, message: str, iteration: int, residual: float):
@@ -199,6 +200,9 @@ class SolverSettings:
         if self.response not in RESPONSE_METHODS:
             raise InvalidParameterError(f"response must be one of {RESPONSE_METHODS}, got {self.response!r}")
         if self.response_samples is not None:
+            if self.response != "exact":
+                raise InvalidParameterError(f"response_samples applies to response='exact' only (the probe "
+                                            f"response uses every sample), got response={self.response!r}")
             object.__setattr__(self, "response_samples",
                                check_int_at_least("response_samples", self.response_samples, 1))
         if not (0.0 < float(self.damping) <= 1.0) or math.isnan(float(self.damping)):

@@ -28,6 +28,7 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from .errors import OnlineODEError
 from .parameters import ModelParameters
 from .population import centered_loss_decomposition, loss_decomposition
 from .result import LearningCurves
@@ -133,7 +134,7 @@ class OnlineTrajectory:
             rhs, (0.0, float(t_max)), y0, method="DOP853", rtol=rtol, atol=atol, dense_output=True
         )
         if not self.solution.success:
-            raise RuntimeError(f"online ODE integration failed: {self.solution.message}")
+            raise OnlineODEError(f"online ODE integration failed: {self.solution.message}")
         self.nfev = int(self.solution.nfev)
 
     def __call__(self, t):

@@ -38,7 +38,7 @@ def _task_names():
               help="Named experiment of the polynomial-task family (see --list-tasks); its settings are "
                    "the defaults, explicit options override them.")
 @click.option("--list-tasks", is_flag=True, help="List the named tasks and exit.")
-@click.option("--reduced", is_flag=True, help="With --task: the reduced-size version (runs in seconds).")
+@click.option("--reduced", is_flag=True, help="With --task: the reduced-size version (smaller D, fewer steps: about 1-2 minutes on two CPU cores).")
 @click.option("--alpha", type=float, default=None, help=FINITE_ALPHA_HELP)
 @click.option("--dim", type=int, default=None, help="Input dimension D.")
 @click.option("--width", type=int, default=None, help="Hidden units N.")

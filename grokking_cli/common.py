@@ -7,8 +7,9 @@ Exit codes, each with a one-line message on stderr and never a traceback:
   ``.h5``, a path under a file, a read-only folder), a missing optional package;
 * 2 invalid input: an :class:`~dmft.parameters.InvalidParameterError` (the message names the
   parameter) or a usage error of click; no other ``ValueError`` counts as bad input;
-* 3 the computation did not converge or blew up: DMFT ``converged=False`` or ``DMFTError``,
-  online-ODE integration failure, a diverged simulation.
+* 3 the computation did not converge or blew up: DMFT ``converged=False`` or any
+  :class:`~dmft.errors.SolverError` (``DMFTError``, a failed online-ODE integration
+  ``OnlineODEError``), a diverged simulation.
 
 Outputs are checked before any computation (:func:`check_outputs`); if storing still fails
 afterwards, the results are printed anyway and the command ends with exit 1.
@@ -21,12 +22,12 @@ import inspect
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
 import numpy as np
 
+from dmft.errors import SolverError
 from dmft.parameters import InvalidParameterError
 from dmft.parameters import resolve_epsilon as model_epsilon
 from dmft.plotting import plot_curves, save_figure
@@ -94,16 +95,8 @@ def parse_floats(text: str | None, name: str):
 
 
 def _solver_failure(exc: BaseException) -> bool:
-    """A DMFT ``DMFTError`` or a failed integration of the online ODE (exit 3)."""
-    solver = sys.modules.get("dmft.dmft_solver")  # loaded whenever one of its errors exists
-    error_type = getattr(solver, "DMFTError", None) if solver is not None else None
-    if error_type is not None and isinstance(exc, error_type):
-        return True
-    if isinstance(exc, RuntimeError):
-        frames = traceback.extract_tb(exc.__traceback__)
-        return (bool(frames) and Path(frames[-1].filename).name in ("online.py", "committee_online.py")
-                and "ODE" in str(exc))
-    return False
+    """A solver that did not converge or blew up (:class:`dmft.errors.SolverError`, exit 3)."""
+    return isinstance(exc, SolverError)
 
 
 def _exit_code(exc: BaseException) -> int | None:

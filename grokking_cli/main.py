@@ -104,7 +104,7 @@ def _given(ctx, name: str) -> bool:
               help="Estimator of the response R_g: 'probe' (random probe vectors, cost of one extra "
                    "trajectory) or 'exact' (per-sample block recursion, cost ~T^3 N^3/6 per sample).")
 @click.option("--response-samples", type=int, default=None,
-              help="Samples of the exact response recursion (--response exact). [default: all]")
+              help="Samples of the exact response recursion; only with --response exact (refused otherwise). [default: all]")
 @click.option("--damping", type=float, default=None,
               help="Damping delta in (0,1] of the fixed-point update X <- (1-delta)X + delta X_new "
                    "(also the step of Anderson mixing). [default: 0.5]")

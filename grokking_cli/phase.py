@@ -176,7 +176,8 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     for name, message in failed.items():
         click.echo(f"error: point {name} failed: {message}", err=True)
     if failed:   # a solver failure is a convergence failure (3), anything else ends as exit 1
-        sys.exit(EXIT_NOT_CONVERGED if all(m.startswith("DMFTError") for m in failed.values()) else EXIT_IO)
+        solver_failures = ("DMFTError", "OnlineODEError")   # the dmft.errors.SolverError types, by name
+        sys.exit(EXIT_NOT_CONVERGED if all(m.startswith(solver_failures) for m in failed.values()) else EXIT_IO)
     unconverged = [p for p in points if not p["converged"]]
     if unconverged and not allow_unconverged:
         click.echo(f"error: {len(unconverged)} of {len(points)} solves did not converge (marked in the output; "

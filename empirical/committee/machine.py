@@ -564,8 +564,9 @@ def train_committee(
     noise : float, default 0
         Output-noise variance σ² of the targets (family runs).
 
-    The family runs take plain gradient descent only, with fixed readouts, no centring, σ = 1,
-    ρ = 1 and no test set: other settings of those options are refused, naming the option.
+    The family runs take plain gradient descent only, with fixed readouts, σ = 1, ρ = 1 and no
+    test set: other settings of those options are refused, naming the option. ``center=True``
+    trains the centred predictor f(·; W) − f(·; W(0)) as for the quadratic model (theory.md §10.10).
     ``init_overlap`` is then R(0), N·M numbers (row-major) or an N×M array.
 
     Returns

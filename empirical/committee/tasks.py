@@ -2,7 +2,7 @@
 
 A :class:`CommitteeTask` holds the keyword arguments of :func:`empirical.train_committee` with
 the paper's values as defaults (``settings``), a reduced-size variant (``reduced``: overrides
-that make the task run in seconds on one core while keeping its phenomenon), an optional sweep
+that make the task run in a minute or two on two cores while keeping its phenomenon), an optional sweep
 (a tuple of override dictionaries, one run each) and, for tasks whose data are not the plain
 teacher draws, a data builder.
 
@@ -144,7 +144,7 @@ class CommitteeTask:
     settings : Mapping
         Keyword arguments of :func:`train_committee` (plus data-builder options), paper values.
     reduced : Mapping
-        Overrides for a small version that runs in seconds.
+        Overrides for a small version (a minute or two on two CPU cores).
     sweep : tuple of Mapping
         One run per entry (its overrides, a ``label`` key optional); empty: a single run.
     reduced_sweep : tuple of Mapping, optional

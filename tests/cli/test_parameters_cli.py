@@ -187,6 +187,29 @@ def test_solve_lr_runs_online_sgd_as_the_python_api_and_is_refused_at_finite_alp
         assert result.exit_code == 2 and "--lr" in result.output
 
 
+def test_response_samples_without_the_exact_response_is_refused():
+    """--response-samples sets the exact recursion's sample count; with the probe response it would
+    be ignored silently, so it is refused, naming the option, before any solve."""
+    with pytest.raises(InvalidParameterError, match="response_samples"):
+        dmft.solve(10.0, epsilon=0.1, response_samples=64)
+    result = CliRunner().invoke(main, ["solve", "--alpha", "10", "--epsilon", "0.1", "--response-samples", "64",
+                                       "--no-plot", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "response_samples" in result.output and "Traceback" not in result.output
+
+
+def test_online_ode_that_blows_up_raises_a_solver_error():
+    """The failed integration is a dmft.errors.SolverError (what the CLI maps to exit 3), raised by
+    the ODE solver itself, and still a RuntimeError for callers that catch that."""
+    from dmft.errors import OnlineODEError, SolverError
+
+    with pytest.raises(OnlineODEError, match="ODE integration failed") as caught:
+        dmft.solve(math.inf, epsilon=0.1, lr=1.0)
+    assert isinstance(caught.value, SolverError) and isinstance(caught.value, RuntimeError)
+    from dmft.dmft_solver import DMFTError
+    assert issubclass(DMFTError, SolverError)
+
+
 def test_online_sgd_that_blows_up_exits_3_with_one_line():
     """Online SGD at a learning rate beyond its stability (eta0 = 1 here) makes the committee ODE
     blow up: the solver failure exits 3 with the integrator's reason, not a traceback."""
