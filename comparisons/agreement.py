@@ -249,9 +249,11 @@ def agreement(
     if window is None:
         theory_positive = theory.t[theory.t > 0]
         theory_start = float(theory_positive[0]) if theory_positive.size else 0.0
-        resolved = stats.t[(stats.t > 0) & (stats.t >= theory_start)]
+        resolved = stats.t[(stats.t > 0) & (stats.t >= theory_start) & (stats.t <= t_end)]
         if resolved.size == 0:
-            raise InvalidParameterError("simulations have no record time t > 0 inside the theory's grid to compare at")
+            raise InvalidParameterError(f"simulations have no record time t > 0 inside the theory's grid "
+                                        f"[{theory_start:g}, {t_end:g}] to compare at (is one step lr/dim longer "
+                                        "than the window?)")
         window = (float(resolved[0]), t_end)
     lo, hi = float(window[0]), float(window[1])
     if not (0 <= lo <= hi) or not math.isfinite(hi):

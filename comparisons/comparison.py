@@ -75,6 +75,32 @@ def _family_simulator(model, *, t_max: float, dt: float) -> Callable[..., Learni
     return simulate
 
 
+def _check_simulations(alpha: float, dim: int, lr: float, t_max: float, dt: float, model=None) -> None:
+    """Refuse, before the theory runs (minutes at finite alpha), what the simulations would refuse
+    only after it: no training sample, too small a D for the planted overlaps, and a gradient step
+    lr/dim that overshoots the theory's window (``t_max``; for a family run, the spacing of the
+    theory grid on which its simulations are recorded)."""
+    if int(round(alpha * dim)) < 1:
+        raise InvalidParameterError(f"alpha*dim must round to at least one training sample (P = round(alpha*dim) "
+                                    f">= 1), got alpha={alpha!r}, dim={dim}")
+    least = 2 if model is None else max(2, model.width + model.M)
+    if dim < least:
+        raise InvalidParameterError(f"dim (input dimension D) must be at least {least} for the planted initial "
+                                    f"overlaps of the simulations" + ("" if model is None else " (N + M)")
+                                    + f", got {dim}")
+    step = lr / dim                                   # theory time of one gradient step
+    if model is None and step > t_max:
+        raise InvalidParameterError(f"lr must be at most dim*t_max = {dim * t_max:g}: one gradient step advances "
+                                    f"t by lr/dim = {step:g}, beyond t_max = {t_max:g}, so the simulations would "
+                                    "have no record inside the theory's window")
+    if model is not None:
+        spacing = float(np.diff(time_grid(t_max, dt)).min())
+        if step > spacing * (1 + 1e-9):
+            raise InvalidParameterError(f"lr must be at most dim*dt = {dim * spacing:g}: one gradient step advances t "
+                                        f"by lr/dim = {step:g}, more than the spacing {spacing:g} of the theory grid "
+                                        "on which the simulations are recorded")
+
+
 def run_theory(theory: str, *, alpha, epsilon, scale, width, t_max, dt, init_overlap, center,
                options: Mapping[str, Any] | None = None, family: Mapping[str, Any] | None = None) -> LearningCurves:
     """Theory curves: ``"dmft"`` solves at ``alpha`` (online ODE when alpha = inf), ``"online"``
@@ -356,6 +382,8 @@ def compare(
         if len(m0) != width:
             raise InvalidParameterError(f"init_overlap must have one entry per hidden unit (width={width}), got {len(m0)}")
         simulate = simulator or _default_simulator()
+    if simulator is None:
+        _check_simulations(alpha, dim, lr, t_max, dt, model if family else None)
 
     tag = comparison_tag(alpha, epsilon, scale, width, dim, center, t_max=t_max, lr=lr, init_overlap=m0,
                          family=family)

@@ -598,6 +598,7 @@ def make_figure(name: str, *, full: bool = False, out_dir: str | Path = "figures
     """
     if name not in FIGURES:
         raise InvalidParameterError(f"figure name must be one of {', '.join(FIGURES)}, got {name!r}")
+    seed = check_int_at_least("seed", seed, 0)  # refused now, not by the first simulation after the theory
     draw = FIGURES[name]
     extra = {}
     if settings:

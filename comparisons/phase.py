@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 import dmft
-from dmft.solve import DEFAULT_T_MAX, GRIDS
+from dmft.solve import DEFAULT_DT, DEFAULT_T_MAX, GRIDS, default_grid, make_grid
 from comparisons.store import identity_digest, list_runs, read_run, write_run
 from comparisons.sweeps import _completed, make_executor
 from dmft.parameters import InvalidParameterError
@@ -345,6 +345,10 @@ def _validate(params: Mapping[str, Any]) -> None:
             check_positive(key, params[key])
     if params.get("grid") is not None and params["grid"] not in GRIDS:
         raise InvalidParameterError(f"grid must be one of {', '.join(GRIDS)}, got {params['grid']!r}")
+    if params.get("times") is None:
+        # the grid the solve will build (dt <= t_max, grid_points), refused here rather than in every worker
+        grid = params.get("grid") or ("log" if params.get("grid_points") is not None else default_grid(params["alpha"]))
+        make_grid(params.get("t_max", DEFAULT_T_MAX), params.get("dt", DEFAULT_DT), grid, params.get("grid_points"))
     if not math.isinf(float(params["alpha"])):
         try:
             from dmft.dmft_solver import SolverSettings

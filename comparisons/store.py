@@ -261,7 +261,26 @@ def _finish(group: h5py.Group) -> None:
 
 
 def _seed_of(settings: Mapping) -> int:
-    return int(settings["seed"]) if settings.get("seed") is not None else -1
+    """The ``seed`` attribute: ``settings["seed"]``; for an average over seeds (settings ``seeds``, e.g.
+    :func:`empirical.committee.machine.average`) the first of them; -1 when the run has none."""
+    if settings.get("seed") is not None:
+        return int(settings["seed"])
+    seeds = _averaged_seeds(settings)
+    return seeds[0] if seeds else -1
+
+
+def _averaged_seeds(settings: Mapping) -> list[int] | None:
+    """The seeds of a run averaged over seeds (settings ``seeds`` and no ``seed``), else None."""
+    seeds = settings.get("seeds")
+    if settings.get("seed") is not None or not isinstance(seeds, (list, tuple, np.ndarray)):
+        return None
+    return [int(s) for s in seeds if s is not None]
+
+
+def _seed_attrs(settings: Mapping) -> dict:
+    """``seed`` (:func:`_seed_of`) and, for a run averaged over seeds, ``seeds`` (the list, as JSON)."""
+    seeds = _averaged_seeds(settings)
+    return {"seed": _seed_of(settings), **({"seeds": seeds} if seeds else {})}
 
 
 def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Mapping) -> None:
@@ -290,7 +309,7 @@ def _write_group(root: h5py.Group, name: str, curves: LearningCurves, attrs: Map
         "residual": float(curves.residual),
         "seconds": float(curves.seconds),
         "message": curves.message,
-        "seed": _seed_of(curves.settings),
+        **_seed_attrs(curves.settings),
     }
     _set_attrs(group, {**meta, **provenance(), **dict(attrs)})
     _finish(group)
@@ -324,7 +343,7 @@ def _write_history_group(root: h5py.Group, name: str, history: TrainingHistory, 
         "settings": _json(history.settings),
         "seconds": float(history.seconds),
         "message": history.message,
-        "seed": _seed_of(history.settings),
+        **_seed_attrs(history.settings),
     }
     _set_attrs(group, {**meta, **provenance(), **dict(attrs or {})})
     _finish(group)
@@ -550,18 +569,7 @@ def _copy_run(source: h5py.Group, runs: h5py.Group, name: str) -> None:
         del runs[name]
     group = runs.create_group(name)
     group.attrs["complete"] = False
-
-    def copy_into(src: h5py.Group, dst: h5py.Group) -> None:
-        for key, item in src.items():
-            if isinstance(item, h5py.Group):
-                copy_into(item, dst.create_group(key))
-            else:
-                ds = dst.create_dataset(key, data=item[()])
-                for attr, value in item.attrs.items():
-                    if attr not in _SCALE_ATTRS:
-                        ds.attrs[attr] = value
-
-    copy_into(source, group)
+    _copy_tree(source, group)
     axis, series = ("step", _HISTORY) if _record_type(source) == "history" else ("t", _CURVES + _SEM)
     if axis in group:
         group[axis].make_scale(axis)
@@ -573,6 +581,87 @@ def _copy_run(source: h5py.Group, runs: h5py.Group, name: str) -> None:
             group.attrs[attr] = value
     group.file.flush()
     group.attrs["complete"] = True
+
+
+def _copy_tree(src: h5py.Group, dst: h5py.Group) -> None:
+    """Copy the datasets and subgroups of ``src`` into ``dst`` (dataset attributes too, less the
+    dimension-scale references, which would point into the source file)."""
+    for key, item in src.items():
+        if isinstance(item, h5py.Group):
+            _copy_tree(item, dst.create_group(key))
+        else:
+            ds = dst.create_dataset(key, data=item[()])
+            for attr, value in item.attrs.items():
+                if attr not in _SCALE_ATTRS:
+                    ds.attrs[attr] = value
+
+
+def _copy_record(source: h5py.Group, records: h5py.Group, name: str) -> None:
+    """Copy a record group into ``records`` with all its attributes, ``complete`` written last."""
+    if name in records:
+        del records[name]
+    group = records.create_group(name)
+    group.attrs["complete"] = False
+    _copy_tree(source, group)
+    for attr, value in source.attrs.items():
+        if attr != "complete":
+            group.attrs[attr] = value
+    group.file.flush()
+    group.attrs["complete"] = True
+
+
+#: Attributes that say when and by which code a group was written, not what it holds.
+_PROVENANCE_ATTRS = ("created", "package_version", "git_revision", "complete")
+
+
+def _record_signature(group: h5py.Group) -> tuple:
+    """What tells two stored records apart: a digest of their attributes (less the provenance of
+    the write) and of every dataset's bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(group.attrs):
+        if key not in _PROVENANCE_ATTRS:
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(group.attrs[key]).tobytes())
+    _digest_datasets(digest, group)
+    return ("content", digest.hexdigest())
+
+
+def _digest_datasets(digest, group: h5py.Group) -> None:
+    """Feed the name and bytes of every dataset under ``group`` into ``digest`` (hashlib)."""
+    def add(name, item):
+        if isinstance(item, h5py.Dataset):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(item[()]).tobytes())
+
+    group.visititems(add)
+
+
+def _merge_records(source: Path, src: h5py.File, records: h5py.Group, out: Path, existing: set,
+                   origin: dict, report: dict, overwrite: bool) -> None:
+    """Copy the complete records of one input into ``records`` (the rules of the runs: the same
+    record found twice is copied once, a different one under a taken name refused)."""
+    src_records = src.get("records", {})
+    for name in sorted(src_records):
+        group = src_records[name]
+        if not bool(group.attrs.get("complete", False)):
+            report["incomplete"].append(name)
+            continue
+        signature = _record_signature(group)
+        if name in origin:
+            if origin[name][1] == signature:
+                report["skipped"].append(name)
+                continue
+            raise RunConflictError(f"{source}: record {name!r} also present in {origin[name][0]} as a different "
+                                   "record; rename one of them")
+        origin[name] = (source, signature)
+        if name in existing and not overwrite:
+            if _record_signature(records[name]) != signature:
+                raise RunConflictError(f"{source}: record {name!r} differs from the record of that name in {out}; "
+                                       "rename it, or merge with --overwrite to replace it")
+            report["skipped"].append(name)
+            continue
+        _copy_record(group, records, name)
+        report["copied"].append(name)
 
 
 def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> dict:
@@ -597,7 +686,9 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
     -------
     dict
         ``{"copied": [...], "skipped": [...], "incomplete": [...]}`` run names (incomplete runs
-        of the inputs are never copied).
+        of the inputs are never copied), and ``"records"``: the same three lists for the records
+        (``/records``, e.g. of ``dmft train bayes``), merged by the same rules (two records are the
+        same when their attributes, less the time and code of the write, and arrays agree).
 
     Raises
     ------
@@ -621,11 +712,16 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
         _open_checked(source, "r").close()
     origin: dict[str, tuple[Path, tuple]] = {}
     report = {"copied": [], "skipped": [], "incomplete": []}
+    record_report = {"copied": [], "skipped": [], "incomplete": []}
+    record_origin: dict[str, tuple[Path, tuple]] = {}
     with _atomic_update(out) as handle:
         runs = handle["runs"]
         existing = {n for n in runs if bool(runs[n].attrs.get("complete", False))}
+        records = handle.require_group("records")
+        existing_records = {n for n in records if bool(records[n].attrs.get("complete", False))}
         for source in sources:
             with _open_checked(source, "r") as src:
+                _merge_records(source, src, records, out, existing_records, record_origin, record_report, overwrite)
                 src_runs = src.get("runs", {})
                 for run in sorted(src_runs):
                     group = src_runs[run]
@@ -651,7 +747,9 @@ def merge_stores(out: str | os.PathLike, inputs, *, overwrite: bool = False) -> 
                         continue
                     _copy_run(group, runs, run)
                     report["copied"].append(run)
-    return report
+        if not len(records):
+            del handle["records"]  # no empty group in a store of runs only
+    return {**report, "records": record_report}
 
 
 def _run_signature(group: h5py.Group) -> tuple:
@@ -664,13 +762,7 @@ def _run_signature(group: h5py.Group) -> tuple:
     digest = hashlib.sha256()
     for key in ("parameters", "settings", "seed"):
         digest.update(str(attrs.get(key, "")).encode())
-
-    def add(name, item):
-        if isinstance(item, h5py.Dataset):
-            digest.update(name.encode())
-            digest.update(np.ascontiguousarray(item[()]).tobytes())
-
-    group.visititems(add)
+    _digest_datasets(digest, group)
     return ("content", digest.hexdigest())
 
 
@@ -697,12 +789,18 @@ def write_record(path: str | os.PathLike, name: str, arrays: Mapping, attrs: Map
     Records hold what the Bayesian and kernel experiments return (curves per seed, grids,
     tables) under ``/records``; :func:`list_runs` does not list them. A record of the same name
     is replaced; earlier runs and records survive any interruption.
+
+    Like every run, a record carries a ``seed`` attribute: the caller's, else the first of its
+    ``seeds``, else -1.
     """
     _check_name("record", name)
+    attrs = dict(attrs or {})
+    if attrs.get("seed") is None:
+        attrs["seed"] = _seed_of({"seeds": attrs.get("seeds")})
     with _atomic_update(Path(path)) as handle:
         group = _new_group(handle.require_group("records"), name, "record")
         _write_arrays(group, arrays)
-        _set_attrs(group, {**provenance(), **dict(attrs or {})})
+        _set_attrs(group, {**provenance(), **attrs})
         _finish(group)
 
 

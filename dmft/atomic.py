@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,11 +40,18 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> None:
-    """Delete temporaries that killed writers left beside ``path`` (call with the lock held)."""
+    """Delete temporaries that killed writers left beside ``path`` (call with the lock held).
+
+    Only ``.<name>.<random>.tmp`` with the random part of :func:`tempfile.mkstemp` (letters, digits,
+    ``_``: no dot), so that the live temporary of another store in the folder whose name extends
+    this one (``<name>.old``: ``.<name>.old.<random>.tmp``), written under its own lock, is kept.
+    """
     path = Path(path)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    own = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]+\.tmp")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if own.fullmatch(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 @contextlib.contextmanager

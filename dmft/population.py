@@ -61,7 +61,9 @@ def loss_decomposition(
     Q = np.asarray(cov, dtype=float)
     m = np.asarray(overlap, dtype=float)
     n = Q.shape[-1]
-    k, e = float(scale), float(epsilon)
+    # numpy scalars: a loss too large for a double becomes inf (the run is then reported as
+    # non-finite, exit 3), where Python floats would raise OverflowError
+    k, e = np.float64(scale), np.float64(epsilon)
     trace = np.trace(Q, axis1=-2, axis2=-1)
     variance = (k * e * trace / (2 * n) - rho / 2) ** 2
     alignment = (
@@ -134,7 +136,7 @@ def centered_loss_decomposition(
     """
     G = _centered_gram(cov, cross, cov0, overlap, overlap0, rho)
     n = np.asarray(cov).shape[-1]
-    k, e = float(scale), float(epsilon)
+    k, e = np.float64(scale), np.float64(epsilon)   # overflow gives inf, not OverflowError
     b = np.concatenate([np.full(n, k / n), np.full(n, -k / n), [0.0]])
     c = np.concatenate([np.full(n, k * e / (2 * n)), np.full(n, -k * e / (2 * n)), [-0.5]])
     diag = np.diagonal(G, axis1=-2, axis2=-1)

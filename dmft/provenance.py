@@ -21,9 +21,19 @@ def package_version() -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_revision() -> str:
-    """Git revision of the source tree, with ``-dirty`` if it has uncommitted changes."""
+    """Git revision of the source tree, with ``-dirty`` if it has uncommitted changes.
+
+    ``"unknown"`` unless the package runs from the top of a git checkout (an editable install): an
+    installed copy in site-packages may lie inside another repository (a project's ``.venv``),
+    whose revision says nothing about the code that ran.
+    """
     root = Path(__file__).resolve().parent.parent
     try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        if not top or Path(top).resolve() != root:
+            return "unknown"
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()

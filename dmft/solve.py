@@ -79,6 +79,8 @@ def log_time_grid(t_max: float, points: int, dt: float = DEFAULT_DT) -> np.ndarr
     t_max = check_positive("t_max", t_max)
     dt = check_positive("dt", dt)
     points = check_int_at_least("grid_points", points, 2)
+    if points > MAX_GRID_POINTS:
+        raise InvalidParameterError(f"grid_points must be at most {MAX_GRID_POINTS:g}, got {points}")
     if dt > t_max:
         raise InvalidParameterError(f"dt must lie in (0, t_max={t_max:g}], got {dt!r}")
     intervals = points - 1

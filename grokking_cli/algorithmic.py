@@ -13,6 +13,7 @@ Runs use one CPU thread unless ``--threads`` says otherwise.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import NamedTuple
@@ -39,9 +40,32 @@ _SWEEP_TRAIN_FRACTION = "empirical.neural.transformer:sweep_train_fraction"
 _TRAIN_TRANSFORMER = "empirical.neural.transformer:train_transformer"
 
 
-def _common(func):
+def _transformer_options(func):
+    """The learning rate and shape of the transformer (``transformer`` and ``sweep-fraction``)."""
     options = [
-        click.option("--seed", type=int, default=None, help="Model seed [default: the system's paper seed]."),
+        api_option("--lr", "--max-lr", "max_lr", type=float, api=_TRANSFORMER_CONFIG,
+                   help="AdamW learning rate after the linear warm-up (max_lr of the API)."),
+        api_option("--layers", "--n-layers", "n_layers", type=int, api=_TRANSFORMER_CONFIG,
+                   help="Transformer layers."),
+        api_option("--d-model", type=int, api=_TRANSFORMER_CONFIG, help="Model (embedding) width."),
+        api_option("--heads", "--n-heads", "n_heads", type=int, api=_TRANSFORMER_CONFIG,
+                   help="Attention heads (must divide --d-model)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _common(train: str):
+    """The options every one-run command shares; ``train`` (``"module:function"``) is the API whose
+    default seed (the system's paper seed) ``--seed`` shows."""
+    return functools.partial(_common_options, train=train)
+
+
+def _common_options(func, *, train: str):
+    options = [
+        api_option("--seed", type=int, api=train, help="Model seed, an integer >= 0 (the system's paper seed by "
+                                                       "default)."),
         click.option("--device", type=str, default="cpu", show_default=True, help="cpu, cuda or auto."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the table."),
         click.option("--out", type=click.Path(dir_okay=False), default=None,
@@ -91,14 +115,15 @@ def _plan(system: str, config, seed: int, steps: int, *, out, run_name, overwrit
     return _Plan(name, identity, request, None if stored is None else history_from_curves(stored))
 
 
-def _store_line(out: str, plan: _Plan, history, *, overwrite: bool) -> tuple[str | None, str | None]:
-    """Store one run as planned; returns (note or None, error line or None), never raises for I/O."""
+def _store_line(out: str, plan: _Plan, history, *, overwrite: bool) -> tuple[bool, str | None, str | None]:
+    """Store one run as planned; returns (written now, note or None, error line or None), never
+    raises for I/O."""
     from comparisons.store import RunConflictError, store_history
 
     if plan.stored is not None:
-        return f"resumed: the identical run {plan.name!r} was already complete in {out}", None
+        return False, f"resumed: the identical run {plan.name!r} was already complete in {out}", None
     if history.diverged_at() is not None:
-        return f"not stored in {out}: the run diverged", None
+        return False, f"not stored in {out}: the run diverged", None
     errors: list[str] = []
     try:
         stored = try_output(lambda: store_history(out, plan.name, history, identity=plan.identity,
@@ -106,8 +131,8 @@ def _store_line(out: str, plan: _Plan, history, *, overwrite: bool) -> tuple[str
                                                   overwrite=overwrite),
                             f"store run {plan.name!r} in {out}", errors)
     except RunConflictError as exc:  # another process stored a different run meanwhile
-        return None, f"error (not stored): {exc}"
-    return (f"stored as run {plan.name!r} in {out}" if stored else None), (errors[0] if errors else None)
+        return False, None, f"error (not stored): {exc}"
+    return stored, (f"stored as run {plan.name!r} in {out}" if stored else None), (errors[0] if errors else None)
 
 
 def _diverged_line(history) -> str:
@@ -122,8 +147,9 @@ def _finish(history, plan: _Plan, *, as_json, out, plot, overwrite, title, extra
     summary = grokking_summary(history)
     diverged = history.diverged_at()
     notes, errors = [], []
+    written = False
     if out:
-        note, error = _store_line(out, plan, history, overwrite=overwrite)
+        written, note, error = _store_line(out, plan, history, overwrite=overwrite)
         notes += [note] if note else []
         errors += [error] if error else []
     if plot and try_output(lambda: save_figure(plot_history(history, title=title, step_loss=True), plot),
@@ -131,7 +157,7 @@ def _finish(history, plan: _Plan, *, as_json, out, plot, overwrite, title, extra
         notes.append(f"plot saved to {plot}")
     if as_json:
         stored = {"out": out, "run_name": plan.name if out else None, "identity": plan.identity,
-                  "resumed": plan.stored is not None}
+                  "resumed": plan.stored is not None, "written": written}
         echo_json({**history.summary(), "grokking": summary, **(extra_json or {}), "diverged_at": diverged,
                    "stored": stored})
     else:
@@ -207,20 +233,18 @@ def algorithmic():
 @api_option("--operator", type=str, api=_TRANSFORMER_CONFIG,
               help="Operator of seed_systems §B.3: + - * / x**2+y**2 x**2+y**2+x*y x**2+y**2+x*y+x x**3+x*y "
                    "x**3+x*y**2+y mix1 +* +- s5 s5conj s5aba (or Power's string); the group name with --cayley-table.")
-@api_option("--modulus", type=int, api=_TRANSFORMER_CONFIG, help="Prime p of the modular operators.")
+@api_option("--modulus", type=int, api=_TRANSFORMER_CONFIG, help="Modulus p of the modular operators (integer >= 2; a prime for the operators that need y^-1 mod p).")
 @api_option("--train-pct", type=float, api=_TRANSFORMER_CONFIG, help="Training data percentage in (0, 100).")
 @click.option("--cayley-table", type=click.Path(dir_okay=False), default=None,
               help="CSV multiplication table of a finite group (replaces the operator's table).")
 @api_option("--weight-decay", type=float, api=_TRANSFORMER_CONFIG,
               help="Decoupled weight decay (1: Power et al.; 0.01: the thesis).")
-@api_option("--lr", "max_lr", type=float, api=_TRANSFORMER_CONFIG, help="Learning rate after warm-up.")
-@api_option("--layers", "n_layers", type=int, api=_TRANSFORMER_CONFIG)
-@api_option("--d-model", type=int, api=_TRANSFORMER_CONFIG)
-@api_option("--heads", "n_heads", type=int, api=_TRANSFORMER_CONFIG)
-@api_option("--batch-size", type=int, api=_TRANSFORMER_CONFIG, help="0: min(512, ceil(N_train/2)).")
-@api_option("--steps", type=int, api=_TRAIN_TRANSFORMER, help="Optimiser updates.")
+@_transformer_options
+@api_option("--batch-size", type=int, api=_TRANSFORMER_CONFIG,
+            help="Mini-batch size in equations; 0: min(512, ceil(N_train/2)).")
+@api_option("--steps", type=int, api=_TRAIN_TRANSFORMER, help="Optimiser updates (mini-batch steps).")
 @click.option("--stop-when-generalised", is_flag=True, help="Stop once validation accuracy exceeds 99%.")
-@_common
+@_common(_TRAIN_TRANSFORMER)
 @handle_errors
 def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr, n_layers, d_model, n_heads,
                 batch_size, steps, stop_when_generalised, seed, device, as_json, out, run_name, overwrite, plot,
@@ -257,14 +281,15 @@ def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr
 
 
 @algorithmic.command()
-@api_option("--modulus", type=int, api=_MODULAR_MLP_CONFIG, help="p.")
+@api_option("--modulus", type=int, api=_MODULAR_MLP_CONFIG, help="Modulus p (integer >= 2).")
 @api_option("--operator", type=str, api=_MODULAR_MLP_CONFIG, help="Modular operator.")
 @api_option("--width", type=int, api=_MODULAR_MLP_CONFIG, help="Hidden units N.")
 @api_option("--scale", type=float, api=_MODULAR_MLP_CONFIG, help="Output scale s (applied twice).")
-@api_option("--train-fraction", type=float, api=_MODULAR_MLP_CONFIG)
+@api_option("--train-fraction", type=float, api=_MODULAR_MLP_CONFIG,
+            help="Fraction in (0, 1) of the p^2 equations used for training.")
 @api_option("--lr-base", type=float, api=_MODULAR_MLP_CONFIG, help="Learning rate is lr_base/s^2.")
 @api_option("--steps", type=int, api=_TRAIN_MODULAR_MLP, help="Full-batch GD steps (epochs).")
-@_common
+@_common(_TRAIN_MODULAR_MLP)
 @handle_errors
 def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, device, as_json, out, run_name,
         overwrite, plot, checkpoint, checkpoint_every, threads, progress):
@@ -282,17 +307,19 @@ def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, d
 
 
 @algorithmic.command()
-@api_option("--modulus", type=int, api=_NANDA_CONFIG, help="p.")
-@api_option("--operator", type=str, api=_NANDA_CONFIG)
-@api_option("--train-fraction", type=float, api=_NANDA_CONFIG)
-@api_option("--d-model", type=int, api=_NANDA_CONFIG)
-@api_option("--d-mlp", type=int, api=_NANDA_CONFIG)
-@api_option("--heads", "n_heads", type=int, api=_NANDA_CONFIG)
+@api_option("--modulus", type=int, api=_NANDA_CONFIG, help="Modulus p (integer >= 2).")
+@api_option("--operator", type=str, api=_NANDA_CONFIG, help="Modular operator.")
+@api_option("--train-fraction", type=float, api=_NANDA_CONFIG,
+            help="Fraction in (0, 1) of the p^2 equations used for training.")
+@api_option("--d-model", type=int, api=_NANDA_CONFIG, help="Residual-stream width.")
+@api_option("--d-mlp", type=int, api=_NANDA_CONFIG, help="Hidden units of the MLP block.")
+@api_option("--heads", "--n-heads", "n_heads", type=int, api=_NANDA_CONFIG,
+            help="Attention heads (must divide --d-model).")
 @api_option("--scale", type=float, api=_NANDA_CONFIG, help="Output scale s of the centred logits.")
 @api_option("--lr-base", type=float, api=_NANDA_CONFIG, help="Learning rate is lr_base/s^2.")
-@api_option("--weight-decay", type=float, api=_NANDA_CONFIG)
+@api_option("--weight-decay", type=float, api=_NANDA_CONFIG, help="Decoupled (AdamW) weight decay >= 0.")
 @api_option("--steps", type=int, api=_TRAIN_NANDA, help="Full-batch steps (epochs).")
-@_common
+@_common(_TRAIN_NANDA)
 @handle_errors
 def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_base, weight_decay, steps, seed,
           device, as_json, out, run_name, overwrite, plot, checkpoint, checkpoint_every, threads, progress):
@@ -312,13 +339,13 @@ def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_
 @algorithmic.command("student-teacher")
 @api_option("--scale", type=float, api=_STUDENT_TEACHER_CONFIG, help="Output scale s.")
 @api_option("--init-scale", type=float, api=_STUDENT_TEACHER_CONFIG, help="Student initial weight multiplier.")
-@api_option("--lr", type=float, api=_STUDENT_TEACHER_CONFIG)
-@api_option("--weight-decay", type=float, api=_STUDENT_TEACHER_CONFIG)
+@api_option("--lr", type=float, api=_STUDENT_TEACHER_CONFIG, help="Learning rate of full-batch AdamW.")
+@api_option("--weight-decay", type=float, api=_STUDENT_TEACHER_CONFIG, help="Decoupled (AdamW) weight decay >= 0.")
 @api_option("--accuracy-threshold", type=float, api=_STUDENT_TEACHER_CONFIG,
               help="A point counts as correct if its mean squared error is below this.")
 @click.option("--center/--no-center", default=False, show_default=True, help="Centre the student's output.")
 @api_option("--steps", type=int, api=_TRAIN_STUDENT_TEACHER, help="Full-batch steps (epochs).")
-@_common
+@_common(_TRAIN_STUDENT_TEACHER)
 @handle_errors
 def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, center, steps, seed, device, as_json,
                     out, run_name, overwrite, plot, checkpoint, checkpoint_every, threads, progress):
@@ -336,19 +363,19 @@ def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, cen
 
 
 @algorithmic.command()
-@click.option("--mnist", "mnist_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--mnist", "--mnist-path", "mnist_path", type=click.Path(dir_okay=False), default=None,
               help="Local MNIST .npz (x_train, y_train, x_test, y_test) [default: sklearn's bundled 8x8 digits].")
-@api_option("--n-train", type=int, api=_DIGITS_CONFIG)
-@api_option("--n-test", type=int, api=_DIGITS_CONFIG)
-@api_option("--width", type=int, api=_DIGITS_CONFIG)
+@api_option("--n-train", type=int, api=_DIGITS_CONFIG, help="Training images.")
+@api_option("--n-test", type=int, api=_DIGITS_CONFIG, help="Test images.")
+@api_option("--width", type=int, api=_DIGITS_CONFIG, help="Hidden units per layer.")
 @api_option("--depth", type=int, api=_DIGITS_CONFIG, help="Hidden layers.")
 @api_option("--init-scale", type=float, api=_DIGITS_CONFIG, help="Multiplier of the Kaiming init.")
 @api_option("--scale", type=float, api=_DIGITS_CONFIG, help="Output scale kappa.")
-@api_option("--lr", type=float, api=_DIGITS_CONFIG)
-@api_option("--weight-decay", type=float, api=_DIGITS_CONFIG)
-@api_option("--batch-size", type=int, api=_DIGITS_CONFIG)
-@api_option("--steps", type=int, api=_TRAIN_DIGITS)
-@_common
+@api_option("--lr", type=float, api=_DIGITS_CONFIG, help="AdamW learning rate.")
+@api_option("--weight-decay", type=float, api=_DIGITS_CONFIG, help="AdamW (decoupled) weight decay >= 0.")
+@api_option("--batch-size", type=int, api=_DIGITS_CONFIG, help="Mini-batch size in images.")
+@api_option("--steps", type=int, api=_TRAIN_DIGITS, help="AdamW steps (mini-batches).")
+@_common(_TRAIN_DIGITS)
 @handle_errors
 def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, weight_decay, batch_size, steps, seed,
            device, as_json, out, run_name, overwrite, plot, checkpoint, checkpoint_every, threads, progress):
@@ -367,27 +394,24 @@ def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, wei
 
 
 @algorithmic.command("sweep-fraction")
-@api_option("--operator", type=str, api=_TRANSFORMER_CONFIG)
-@api_option("--modulus", type=int, api=_TRANSFORMER_CONFIG)
+@api_option("--operator", type=str, api=_TRANSFORMER_CONFIG, help="Operator (as for `transformer`).")
+@api_option("--modulus", type=int, api=_TRANSFORMER_CONFIG, help="Modulus p of the modular operators (integer >= 2; a prime for the operators that need y^-1 mod p).")
 @click.option("--train-pcts", type=str, default="20,30,40,50,60,70,80", show_default=True,
               help="Comma-separated training percentages (Decision D.12).")
 @click.option("--seeds", type=str, default="0", show_default=True, help="Comma-separated model seeds (integers >= 0).")
-@api_option("--weight-decay", type=float, api=_TRANSFORMER_CONFIG)
-@api_option("--lr", "max_lr", type=float, api=_TRANSFORMER_CONFIG)
-@api_option("--layers", "n_layers", type=int, api=_TRANSFORMER_CONFIG)
-@api_option("--d-model", type=int, api=_TRANSFORMER_CONFIG)
-@api_option("--heads", "n_heads", type=int, api=_TRANSFORMER_CONFIG)
+@api_option("--weight-decay", type=float, api=_TRANSFORMER_CONFIG, help="Decoupled (AdamW) weight decay >= 0.")
+@_transformer_options
 @api_option("--steps", type=int, api=_SWEEP_TRAIN_FRACTION, help="Step budget per run.")
 @click.option("--seed", type=int, default=None, hidden=True)
-@click.option("--device", type=str, default="cpu", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--device", type=str, default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Store every run in this HDF5 file (named as by `transformer --stop-when-generalised`); "
                    "runs already complete there are resumed.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save the phase picture (PNG, PDF or SVG by suffix).")
-@click.option("--threads", type=int, default=1, show_default=True)
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")
 @outputs_checked_first  # --out and --plot before any training
 def sweep_fraction(operator, modulus, train_pcts, seeds, weight_decay, max_lr, n_layers, d_model, n_heads, steps, seed,
                    device, as_json, out, plot, threads, progress):
@@ -437,8 +461,8 @@ def _store_sweep(out, plans, histories) -> tuple[list[str], list[str]]:
         return [], []
     errors, stored = [], 0
     for (_, _, plan), history in zip(plans, histories):
-        note, error = _store_line(out, plan, history, overwrite=False)
-        stored += bool(note) and note.startswith("stored")
+        written, _, error = _store_line(out, plan, history, overwrite=False)
+        stored += written
         errors += [error] if error else []
     resumed = sum(plan.stored is not None for _, _, plan in plans)
     notes = [f"{stored} runs stored in {out}"] + ([f"{resumed} runs resumed from {out}"] if resumed else [])
@@ -461,6 +485,10 @@ def _train_pcts(text: str) -> list[float]:
     pcts = list(dict.fromkeys(parse_floats(text, "--train-pcts")))
     if not pcts:
         raise click.BadParameter(f"expected at least one training percentage, got {text!r}", param_hint="--train-pcts")
+    outside = [p for p in pcts if not 0 < p < 100]
+    if outside:
+        raise click.BadParameter(f"training percentages must lie in (0, 100), got {outside[0]!r}",
+                                 param_hint="--train-pcts")
     return pcts
 
 

@@ -45,13 +45,17 @@ def _config_dict(config) -> dict:
     return asdict(config) if is_dataclass(config) else dict(config)
 
 
-def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, as_json: bool, out: str | None, name: str | None,
-            plot: str | None, figure) -> None:
+def _finish(system: str, summary: dict, arrays: dict, attrs: dict, *, parameters: dict, seeds, as_json: bool,
+            out: str | None, name: str | None, plot: str | None, figure) -> None:
+    """Store the record (with ``parameters``: every option that shaped it, ``seed``: the first of
+    ``seeds``, the seeds used, and the store's provenance), save the plot, print the summary."""
     from comparisons.bayes_plots import save_png_pdf
     from comparisons.store import write_record
 
+    seeds = [int(s) for s in seeds]
+    record_attrs = {"system": system, "parameters": parameters, "seed": seeds[0], "seeds": seeds, **attrs}
     errors = []
-    stored = bool(out) and try_output(lambda: write_record(out, name or system, arrays, {"system": system, **attrs}),
+    stored = bool(out) and try_output(lambda: write_record(out, name or system, arrays, record_attrs),
                                       f"store record {name or system!r} in {out}", errors)
     plotted = bool(plot) and try_output(lambda: save_png_pdf(figure(), plot), f"save the plot {plot}", errors)
     if as_json:
@@ -109,8 +113,9 @@ def bayes():
 
 @bayes.command()
 @click.option("--seed", "seeds", type=int, multiple=True, help="Data seed (repeatable; default 0..4).")
-@api_option("--epochs", type=int, api=_LINEAR)
-@api_option("--lr", type=float, api=_LINEAR, field="learning_rate", help="Full-batch SGD step.")
+@api_option("--epochs", type=int, api=_LINEAR, help="Full-batch SGD epochs (one step each).")
+@api_option("--lr", "--learning-rate", "lr", type=float, api=_LINEAR, field="learning_rate",
+            help="Full-batch SGD step (learning_rate of the API).")
 @api_option("--noise-variance", type=float, api=_LINEAR, help="σ² of eq 8.")
 @api_option("--prior-variance", type=float, api=_LINEAR, help="s² of eq 8.")
 @_common
@@ -121,7 +126,8 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
 
     config = LinearGrokkingConfig(epochs=epochs, learning_rate=lr, noise_variance=noise_variance,
                                   prior_variance=prior_variance)
-    runs = run_linear_seeds(_seeds(seeds, range(5)), config)
+    seeds = _seeds(seeds, range(5))
+    runs = run_linear_seeds(seeds, config)
     summary = {"gaps": {r.seed: _gap_dict(r.gap) for r in runs},
                "final_val_accuracy": {r.seed: float(r.val_accuracy[-1]) for r in runs},
                "final_weights": {r.seed: r.weights[-1].round(4).tolist() for r in runs}}
@@ -131,17 +137,23 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
 
         return plot_linear(runs)
 
-    _finish("linear", summary, linear_arrays(runs), {"config": _config_dict(config)}, as_json=as_json, out=out,
-            name=name, plot=plot, figure=figure)
+    _finish("linear", summary, linear_arrays(runs), {"config": _config_dict(config)},
+            parameters=_config_dict(config), seeds=seeds, as_json=as_json, out=out, name=name, plot=plot,
+            figure=figure)
 
 
 @bayes.command("gp-classification")
-@click.option("--task", type=click.Choice(["one_zero", "parity"]), default="one_zero", show_default=True)
+@click.option("--task", type=click.Choice(["one_zero", "parity"]), default="one_zero", show_default=True,
+              help="one_zero: 1-0 classification (Dataset 8, §A.4); parity: concealed 3-bit parity (§A.5).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeatable; default 42 52 62 72 82).")
-@click.option("--iterations", type=int, default=None, help="Adam iterations [1500 one_zero, 500 parity].")
-@api_option("--lr", type=float, api=_VARIATIONAL, field="learning_rate")
-@click.option("--lengthscale-init", type=float, default=None, help="[0.005 one_zero, gpytorch default parity].")
-@click.option("--n-train", type=int, default=None, help="Training points [20 one_zero, 1000 parity].")
+@click.option("--iterations", type=int, default=None, help="Adam iterations. [default: 1500 one_zero, 500 parity]")
+@api_option("--lr", "--learning-rate", "lr", type=float, api=_VARIATIONAL, field="learning_rate",
+            help="Adam step (learning_rate of the API).")
+@click.option("--lengthscale-init", type=float, default=None,
+              help="Initial ARD lengthscale of every input dimension (> 0). [default: 0.005 one_zero, gpytorch's "
+                   "log 2 = 0.693 parity]")
+@click.option("--n-train", type=int, default=None,
+              help="Training points (parity: plus 100 validation points). [default: 20 one_zero, 1000 parity]")
 @click.option("--x-dist", type=click.Choice(["uniform", "normal"]), default="uniform", show_default=True,
               help="Dataset 8 inputs (Decision D.1).")
 @click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default="bits", show_default=True,
@@ -160,8 +172,9 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
         config = VariationalGPConfig(lengthscale_init=lengthscale_init, iterations=500 if iterations is None else iterations,
                                      learning_rate=lr)
         kwargs = {"spurious": spurious, **({"n_train": n_train, "n_samples": n_train + 100} if n_train is not None else {})}
+    seeds = _seeds(seeds, GP_SEEDS)
     runs = [train_variational_gp(gp_classification_data(task, s, **kwargs), s, config, progress=not as_json)
-            for s in _seeds(seeds, GP_SEEDS)]
+            for s in seeds]
     summary = {"task": task, "gaps": {r.seed: _gap_dict(r.gap) for r in runs},
                "mean_gap": float(np.mean([r.gap.gap for r in runs])),
                "final_val_accuracy": {r.seed: float(r.val_accuracy[-1]) for r in runs}}
@@ -173,8 +186,9 @@ def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_
 
         return plot_gp_classification({task: runs})
 
+    parameters = {"task": task, **_config_dict(config), "n_train": n_train, **kwargs}
     _finish("gp-classification", summary, variational_arrays(runs), {"task": task, "config": _config_dict(config)},
-            as_json=as_json, out=out, name=name, plot=plot, figure=figure)
+            parameters=parameters, seeds=seeds, as_json=as_json, out=out, name=name, plot=plot, figure=figure)
 
 
 def _lengthscale_ratio(runs, iterations: int, at: int = 150) -> dict:
@@ -194,8 +208,9 @@ def _check_grid(grid: int) -> None:
 @bayes.command("gp-sine")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Data seed (default 0; first one used).")
 @click.option("--case", "cases", type=click.Choice(["A", "B", "C"]), multiple=True, help="Initialisations (default all).")
-@api_option("--iterations", type=int, api=_EXACT)
-@api_option("--lr", type=float, api=_EXACT, field="learning_rate")
+@api_option("--iterations", type=int, api=_EXACT, help="Adam iterations on the log marginal likelihood.")
+@api_option("--lr", "--learning-rate", "lr", type=float, api=_EXACT, field="learning_rate",
+            help="Adam step (learning_rate of the API).")
 @api_option("--grid", type=int, api=_LML_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @click.option("--fix-noise", is_flag=True, help="Keep σ_n² at 0.01 (Decision D.8 flag).")
 @_common
@@ -222,8 +237,9 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
 
         return plot_gp_sine(runs, landscape)
 
+    parameters = {**_config_dict(config), "cases": [r.case for r in runs], "grid": grid}
     _finish("gp-sine", summary, exact_arrays(runs, landscape), {"seed": seed, "config": _config_dict(config)},
-            as_json=as_json, out=out, name=name, plot=plot, figure=figure)
+            parameters=parameters, seeds=[seed], as_json=as_json, out=out, name=name, plot=plot, figure=figure)
 
 
 @bayes.command()
@@ -233,9 +249,10 @@ def gp_sine(seeds, cases, iterations, lr, grid, fix_noise, as_json, out, plot, n
               help="Added dimensions (repeatable; default 0 10 20 30 40). The gap regression needs 2 or more distinct "
                    "values.")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seeds (repeatable; default 0 1 2).")
-@api_option("--epochs", type=int, api=_CONCEALMENT)
-@api_option("--hidden", type=int, api=_CONCEALMENT)
-@api_option("--spurious", type=click.Choice(["bits", "gaussian"]), api=_CONCEALMENT)
+@api_option("--epochs", type=int, api=_CONCEALMENT, help="Training epochs of each MLP.")
+@api_option("--hidden", type=int, api=_CONCEALMENT, help="Hidden units of the MLP.")
+@api_option("--spurious", type=click.Choice(["bits", "gaussian"]), api=_CONCEALMENT,
+            help="Concealment coordinates: Bernoulli(1/2) bits or N(0, 1) values (Decision D.1).")
 @_common
 @handle_errors
 def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, plot, name):
@@ -249,8 +266,9 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
     for m in dims:
         if m < 0:
             raise InvalidParameterError(f"m must be an integer >= 0, got {m!r}")
-    runs = run_concealment_grid(datasets or CONCEALMENT_DATASETS, dims, _seeds(seeds, DEFAULT_SEEDS), config,
-                                progress=not as_json)
+    seeds = _seeds(seeds, DEFAULT_SEEDS)
+    datasets = tuple(datasets or CONCEALMENT_DATASETS)
+    runs = run_concealment_grid(datasets, dims, seeds, config, progress=not as_json)
     summary = {"gaps": {f"{r.dataset}_m{r.m}_seed{r.seed}": _gap_dict(r.gap) for r in runs}}
     summary.update(_regression_summary(runs))
 
@@ -259,8 +277,9 @@ def concealment(datasets, dims, seeds, epochs, hidden, spurious, as_json, out, p
 
         return plot_concealment(runs)
 
-    _finish("concealment", summary, concealment_arrays(runs), {"config": _config_dict(config)}, as_json=as_json,
-            out=out, name=name, plot=plot, figure=figure)
+    parameters = {**_config_dict(config), "datasets": list(datasets), "m": [int(m) for m in dims]}
+    _finish("concealment", summary, concealment_arrays(runs), {"config": _config_dict(config)},
+            parameters=parameters, seeds=seeds, as_json=as_json, out=out, name=name, plot=plot, figure=figure)
 
 
 def _regression_summary(runs) -> dict:
@@ -294,7 +313,9 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
                                      bnn_summary, run_bnn_grid)
 
     config = BNNConfig(epochs=epochs, hidden=hidden)
-    runs = run_bnn_grid(q_mean_stds or Q_MEAN_STDS, _seeds(seeds, BNN_SEEDS), config, progress=not as_json)
+    seeds = _seeds(seeds, BNN_SEEDS)
+    q_mean_stds = tuple(q_mean_stds or Q_MEAN_STDS)
+    runs = run_bnn_grid(q_mean_stds, seeds, config, progress=not as_json)
     summary = {"gaps": {f"q{r.q_mean_std:g}_seed{r.seed}": _gap_dict(r.gap) for r in runs}}
     if len({r.q_mean_std for r in runs}) >= 2:
         s = bnn_summary(runs)
@@ -312,15 +333,17 @@ def bnn(q_mean_stds, seeds, epochs, hidden, as_json, out, plot, name):
 
         return plot_bnn(runs)
 
-    _finish("bnn", summary, bnn_arrays(runs), {"config": _config_dict(config)}, as_json=as_json, out=out, name=name,
-            plot=plot, figure=figure)
+    parameters = {**_config_dict(config), "q_mean_stds": [float(q) for q in q_mean_stds]}
+    _finish("bnn", summary, bnn_arrays(runs), {"config": _config_dict(config)}, parameters=parameters, seeds=seeds,
+            as_json=as_json, out=out, name=name, plot=plot, figure=figure)
 
 
 @bayes.command()
 @click.option("--seed", "seeds", type=int, multiple=True, help="Dataset 8 seed (default 42; first one used).")
 @click.option("--case", "cases", type=click.Choice(["A", "B", "C"]), multiple=True, help="Initialisations (default all).")
-@api_option("--iterations", type=int, api=_LAPLACE)
-@api_option("--lr", type=float, api=_LAPLACE, field="learning_rate")
+@api_option("--iterations", type=int, api=_LAPLACE, help="Adam iterations on the Laplace log marginal likelihood.")
+@api_option("--lr", "--learning-rate", "lr", type=float, api=_LAPLACE, field="learning_rate",
+            help="Adam step (learning_rate of the API).")
 @api_option("--grid", type=int, api=_LAPLACE_LANDSCAPE, field="n_grid", help="Landscape grid points per axis.")
 @_common
 @handle_errors
@@ -345,5 +368,6 @@ def laplace(seeds, cases, iterations, lr, grid, as_json, out, plot, name):
 
         return plot_laplace(runs, landscape)
 
+    parameters = {**_config_dict(config), "cases": [r.case for r in runs], "grid": grid}
     _finish("laplace", summary, laplace_arrays(runs, landscape), {"seed": seed, "config": _config_dict(config)},
-            as_json=as_json, out=out, name=name, plot=plot, figure=figure)
+            parameters=parameters, seeds=[seed], as_json=as_json, out=out, name=name, plot=plot, figure=figure)

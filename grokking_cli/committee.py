@@ -61,8 +61,10 @@ def _task_names():
               help="y = s (beta.x)^2: 0.5 convention A, 1 convention B. [default: 0.5]")
 @click.option("--optimizer", type=click.Choice(["gd", "momentum", "adam", "adamw"]), default=None,
               help="Full-batch optimiser. [default: gd]")
-@click.option("--momentum", type=float, default=None, help="Heavy-ball momentum mu in [0,1) (optimizer momentum).")
-@click.option("--weight-decay", type=float, default=None, help="Weight decay lambda >= 0.")
+@click.option("--momentum", type=float, default=None,
+              help="Heavy-ball momentum mu in [0,1) (--optimizer momentum only). [default: 0]")
+@click.option("--weight-decay", type=float, default=None,
+              help="Weight decay lambda >= 0 (L2 for gd/momentum/adam, decoupled for adamw). [default: 0]")
 @click.option("--readouts/--no-readouts", default=None, help="Train the readouts a_i too (spec 2.3). [default: no]")
 @click.option("--activation", type=str, default=None, help="phi: poly (h + eps h^2/2, default), quadratic "
               "(eps h^2/2), cubic, relu_quartic, quartic, poly3, poly4; or a student of the general family "
@@ -123,6 +125,9 @@ def committee(task, list_tasks, reduced, alpha, dim, width, scale, epsilon, step
     from empirical.committee.tasks import TASKS, CommitteeTask, get_task, run_task
 
     if list_tasks:
+        if as_json:
+            echo_json({name: TASKS[name].description for name in sorted(TASKS)})
+            return
         for name in sorted(TASKS):
             click.echo(f"{name:24s} {TASKS[name].description}")
         return
@@ -204,12 +209,13 @@ def _title(result) -> str:
 def _emit_sweep(results, *, task, as_json, out, run_name, plot, title, identity, request, overwrite):
     """Store, plot and print the runs of a sweep; exit 3 if any diverged, 1 if storing failed."""
     names = [f"{run_name or task}_{label}_{identity[:8]}".replace("/", "_").replace(" ", "") for label, _ in results]
-    notes, errors = [], []
+    notes, errors, written = [], [], []
     if out:
         for name, (label, result) in zip(names, results):
-            note, error = store_result(out, name, result, identity=run_identity("simulation", {**request,
-                                                                                            "label": label}),
-                                       request=request, overwrite=overwrite)
+            wrote, note, error = store_result(out, name, result, identity=run_identity("simulation", {**request,
+                                                                                               "label": label}),
+                                              request=request, overwrite=overwrite)
+            written += [name] if wrote else []
             notes += [note] if note else []
             errors += [error] if error else []
     if plot:
@@ -220,6 +226,7 @@ def _emit_sweep(results, *, task, as_json, out, run_name, plot, title, identity,
             errors.append(f"error (input/output): could not save the plot {plot}: {exc}")
     if as_json:
         echo_json({"task": task, "identity": identity, "out": out, "run_names": names if out else None,
+                   "written": written,
                    "runs": [{"label": label, **r.summary()} for label, r in results]})
     else:
         click.echo(f"task {task}: {len(results)} runs")

@@ -285,7 +285,8 @@ def not_converged_line(result) -> str:
 
 
 def store_result(out, name, result, *, identity, request=None, attrs=None, overwrite=False):
-    """Store one run; returns (status line or None, error line or None). Never raises for I/O."""
+    """Store one run; returns (written, status line or None, error line or None), ``written`` true
+    only when the run was written into ``out`` now. Never raises for I/O."""
     from comparisons.store import RunConflictError, StoreError, store_run
 
     extra = dict(attrs or {})
@@ -294,13 +295,13 @@ def store_result(out, name, result, *, identity, request=None, attrs=None, overw
     try:
         status = store_run(out, name, result, identity=identity, attrs=extra, overwrite=overwrite)
     except RunConflictError as exc:
-        return None, f"error (not stored): {exc}"
+        return False, None, f"error (not stored): {exc}"
     except (StoreError, OSError) as exc:
-        return None, f"error (input/output): could not store run {name!r} in {out}: {_one_line(exc)}"
+        return False, None, f"error (input/output): could not store run {name!r} in {out}: {_one_line(exc)}"
     if status == "kept":
-        return (f"  not stored: {out} keeps its converged run {name!r} (a non-converged run never replaces "
-                "a converged one)"), None
-    return f"  stored in {out} as {name!r}", None
+        return False, (f"  not stored: {out} keeps its converged run {name!r} (a non-converged run never "
+                       "replaces a converged one)"), None
+    return True, f"  stored in {out} as {name!r}", None
 
 
 def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None, plot: str | None, title: str,
@@ -314,11 +315,12 @@ def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None,
     """
     name = run_name or default_run_name(result, identity)
     notes, errors = [], []
+    written = False
     if out and resumed:
         notes.append(f"  resumed: the identical run {name!r} was already complete in {out}")
     elif out:
-        note, error = store_result(out, name, result, identity=identity or run_identity(result.kind, {}),
-                                   request=request, attrs=attrs, overwrite=overwrite)
+        written, note, error = store_result(out, name, result, identity=identity or run_identity(result.kind, {}),
+                                            request=request, attrs=attrs, overwrite=overwrite)
         notes += [note] if note else []
         errors += [error] if error else []
     if plot:
@@ -331,7 +333,7 @@ def emit_result(result, *, as_json: bool, out: str | None, run_name: str | None,
     if as_json:
         summary = result.summary()
         summary["stored"] = {"out": out, "run_name": name if out else None, "identity": identity,
-                             "resumed": bool(resumed)}
+                             "resumed": bool(resumed), "written": written}
         _add_newton(summary, result)
         echo_json(summary)
     else:

@@ -34,7 +34,8 @@ __all__ = ["compare", "sweep", "merge", "figure"]
                    "dmft ntk centres by default for the paper's lazy baseline).")
 @api_option("--t-max", type=float, api="dmft.solve:solve", help="Final time t = lr*step/D.")
 @api_option("--dt", type=float, api="dmft.solve:solve",
-            help="Time step of the theory grid (of a uniform grid; the first step of the default log grid).")
+            help="Time step of the theory grid, in units of t (of a uniform grid; the first step of the default "
+                 "log grid).")
 @click.option("--lr", type=float, default=1.0, show_default=True,
               help="Learning rate eta_0 of the simulations (step size eta_0*N/scale^2).")
 @click.option("--init-overlap", type=str, default=None,
@@ -49,23 +50,24 @@ __all__ = ["compare", "sweep", "merge", "figure"]
               help="Fixed-point tolerance of the DMFT solver (sup-norm residual). [default: the solver's, 1e-4]")
 @click.option("--max-iter", type=int, default=None,
               help="Maximum fixed-point iterations of the DMFT solver. [default: the solver's, 100]")
-@click.option("--damping", type=float, default=None, help="Damping in (0,1] of the DMFT update. [default: the solver's]")
+@click.option("--damping", type=float, default=None,
+              help="Damping in (0,1] of the DMFT update. [default: the solver's, 0.5]")
 @click.option("--mixing", type=click.Choice(["anderson", "damped"]), default=None,
               help="Fixed-point scheme of the DMFT solver. [default: the solver's, anderson]")
 @click.option("--response", type=click.Choice(["probe", "exact"]), default=None,
               help="Estimator of the DMFT response R_g. [default: the solver's, probe]")
 @click.option("--response-samples", type=int, default=None, help="Samples of --response exact. [default: all]")
-@click.option("--theory-seed", type=int, default=None,
+@click.option("--theory-seed", type=click.IntRange(min=0), default=None,
               help="Seed of the DMFT's Monte Carlo samples (dmft solve --seed). [default: the solver's, 0]")
 @click.option("--backend", type=click.Choice(["numba", "numpy"]), default=None,
               help="Kernels of the DMFT solver. [default: the solver's, numba]")
 @click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,
-              help="Time grid of the DMFT solver. [default: the solver's]")
+              help="Time grid of the DMFT solver. [default: the solver's, log at finite alpha]")
 @click.option("--grid-points", type=int, default=None, help="Points of a --grid log time grid. [default: the solver's]")
 @click.option("--symmetrize/--no-symmetrize", default=None,
-              help="Symmetrise the DMFT's two-time kernels. [default: the solver's]")
+              help="Symmetrise the DMFT's two-time kernels. [default: the solver's, on]")
 @click.option("--error-replicas", type=int, default=None,
-              help="Replica solves for the DMFT's Monte Carlo error bands. [default: the solver's]")
+              help="Replica solves for the DMFT's Monte Carlo error bands (0, or >= 2). [default: the solver's, 8]")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
               help="Field normals of the DMFT: mc or rqmc (scrambled Sobol'). [default: the solver's, mc]")
 @click.option("--allow-unconverged", is_flag=True,
@@ -80,7 +82,7 @@ __all__ = ["compare", "sweep", "merge", "figure"]
               help="HDF5 store for the theory and every seed (complete runs made with identical settings are "
                    "reused; a theory run that did not converge is recomputed).")
 @click.option("--plot", type=click.Path(dir_okay=False), default="compare.png", show_default=True,
-              help="Overlay figure (PNG or PDF by suffix).")
+              help="Overlay figure (PNG, PDF or SVG by suffix).")
 @click.option("--no-plot", is_flag=True, help="Do not draw the overlay.")
 @click.option("--json", "as_json", is_flag=True, help="Print the agreement as JSON.")
 @click.option("--require-agreement", is_flag=True,
@@ -200,13 +202,14 @@ def _report_compare(result, as_json, require_agreement, allow_unconverged=False)
               help="Address of a Dask scheduler (tcp://host:8786): run the points on that cluster.")
 @click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")
 @click.option("--slurm-partition", type=str, default=None, help="Slurm partition (with --slurm).")
-@click.option("--slurm-minutes", type=int, default=60, show_default=True, help="Time limit per job (with --slurm).")
+@click.option("--slurm-minutes", type=int, default=60, show_default=True,
+              help="Time limit per job in minutes (with --slurm).")
 @click.option("--slurm-folder", type=click.Path(file_okay=False), default="sweep_slurm_logs", show_default=True,
               help="submitit log folder (with --slurm).")
 @click.option("--no-resume", is_flag=True, help="Recompute points that are already complete in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Draw the test loss of every point of the grid (PNG or PDF).")
+              help="Draw the test loss of every point of the grid (PNG, PDF or SVG by suffix).")
 @click.option("--allow-unconverged", is_flag=True,
               help="Exit 0 even when a theory point did not converge (it is still stored, reported and marked).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over points.")
@@ -324,7 +327,7 @@ def _plot_sweep(result, path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the merge report as JSON.")
 @handle_errors
 def merge(out, inputs, overwrite, as_json):
-    """Merge the complete runs of stores IN1.h5 IN2.h5 ... into OUT.h5 (atomic, provenance kept).
+    """Merge the complete runs and records of stores IN1.h5 IN2.h5 ... into OUT.h5 (atomic, provenance kept).
 
     Example: dmft merge all.h5 worker0.h5 worker1.h5
     """
@@ -334,8 +337,10 @@ def merge(out, inputs, overwrite, as_json):
     if as_json:
         echo_json(report)
     else:
+        records = report["records"]
         click.echo(f"merged into {out}: {len(report['copied'])} copied, {len(report['skipped'])} already present, "
-                   f"{len(report['incomplete'])} incomplete ignored")
+                   f"{len(report['incomplete'])} incomplete ignored; records: {len(records['copied'])} copied, "
+                   f"{len(records['skipped'])} already present, {len(records['incomplete'])} incomplete ignored")
 
 
 @click.command()
@@ -343,7 +348,7 @@ def merge(out, inputs, overwrite, as_json):
 @click.option("--full", is_flag=True, help="The paper's sizes (hours on a CPU) instead of the reduced ones.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default="figures", show_default=True,
               help="Where NAME.png and NAME.pdf (and NAME.h5 with the runs) are written.")
-@click.option("--seed", type=int, default=0, show_default=True, help="First simulation seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="First simulation seed (integer >= 0).")
 @click.option("--device", type=str, default="auto", show_default=True, help="Simulation device: auto, cpu, cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written and the key numbers as JSON.")
 @click.option("--set", "overrides", multiple=True,

@@ -34,7 +34,7 @@ __all__ = ["family"]
 @click.option("--center/--no-center", default=False, show_default=True,
               help="Train the centred predictor f(x;W) - f(x;W(0)) (theory.md section 10.10).")
 @click.option("--t-max", type=float, default=20.0, show_default=True, help="Final time t = lr*step/D.")
-@click.option("--dt", type=float, default=0.25, show_default=True, help="Spacing of the recorded times.")
+@click.option("--dt", type=float, default=0.25, show_default=True, help="Spacing of the recorded times, in units of t.")
 @click.option("--lr", type=float, default=None,
               help="eta_0 (step eta = eta_0 N/scale^2; one step advances t by eta_0/D). [default: 0.02*D]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

@@ -76,7 +76,7 @@ def _given(ctx, name: str) -> bool:
 @click.option("--grid-points", type=int, default=None,
               help="Number of points K of a --grid log time grid (cost per iteration grows like K^2; given "
                    "alone it selects the log grid, also at --alpha inf). "
-                   "[default: 1 + ln(1 + 0.04 t_max)/0.01, e.g. 259 for t_max=300]")
+                   "[default: 1 + ceil(1 + ln(1 + 0.01 t_max/dt)/0.01): 98 for t_max=40, 259 for t_max=300 at dt=0.25]")
 @click.option("--init-overlap", type=str, default=None,
               help="Initial overlaps m_i(0) = w_i.beta/D, comma-separated, |m_i| < sqrt(rho). "
                    "[default: +0.1,-0.1,... (planted, typical of D=100)]")

@@ -48,7 +48,8 @@ def _values(text: str | None, name: str):
               help="Initial overlaps m_i(0), comma-separated. [default: the solver's, +0.1,-0.1,...]")
 @api_option("--rho", type=float, api=_SOLVE, help="Teacher norm |beta|^2/D.")
 @api_option("--t-max", type=float, api=_SOLVE, help="Final time t = lr*step/D of every solve.")
-@api_option("--dt", type=float, api=_SOLVE, help="Time step (of the uniform grid; first step of a log grid).")
+@api_option("--dt", type=float, api=_SOLVE,
+            help="Time step in units of t (of the uniform grid; first step of a log grid).")
 @click.option("--threshold", type=float, default=0.1, show_default=True,
               help="A loss has fallen once it is below THRESHOLD x its value at t=0 (Fig. 3e: 0.1).")
 @click.option("--horizon", type=click.Choice(["full", "adaptive"]), default="full", show_default=True,
@@ -56,16 +57,24 @@ def _values(text: str | None, name: str):
                    "at the first where both thresholds are crossed (cheaper, and clear of the long-horizon Monte "
                    "Carlo error at small alpha; the stored solves then depend on --threshold). The horizons it "
                    "discards are solved without their error replicas.")
-@click.option("--samples", type=int, default=None, help="Monte Carlo samples S of the DMFT (multiple of 4).")
-@click.option("--tol", type=float, default=None, help="Fixed-point tolerance of the DMFT.")
-@click.option("--max-iter", type=int, default=None, help="Maximum fixed-point iterations.")
-@click.option("--damping", type=float, default=None, help="Damping of the fixed-point update.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Monte Carlo seed of every solve.")
+@click.option("--samples", type=int, default=None,
+              help="Monte Carlo samples S of the DMFT (multiple of 4). [default: the solver's, 32768]")
+@click.option("--tol", type=float, default=None,
+              help="Fixed-point tolerance of the DMFT (sup-norm residual). [default: the solver's, 1e-4]")
+@click.option("--max-iter", type=int, default=None,
+              help="Maximum fixed-point iterations per marching window. [default: the solver's, 100]")
+@click.option("--damping", type=float, default=None,
+              help="Damping in (0,1] of the fixed-point update. [default: the solver's, 0.5]")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Monte Carlo seed of every finite-alpha solve (integer >= 0).")
 @click.option("--grid", type=str, default=None,
-              help="Time grid of the solver, e.g. 'log' (needs a solver with non-uniform grids).")
-@click.option("--grid-points", type=int, default=None, help="Points of a log grid (with --grid log).")
+              help="Time grid of the solver: uniform or log. [default: the solver's, log at finite alpha, uniform "
+                   "at alpha = inf]")
+@click.option("--grid-points", type=int, default=None,
+              help="Points of a log grid (given alone it selects the log grid). [default: the solver's, 98 for "
+                   "t_max=40]")
 @click.option("--error-replicas", type=int, default=None,
-              help="Replica solves B for the Monte Carlo error bars (needs a solver that has them).")
+              help="Replica solves B for the Monte Carlo error bars (0, or >= 2). [default: the solver's, 8]")
 @click.option("--sampler", type=click.Choice(["rqmc", "mc"]), default=None,
               help="Field normals of the DMFT: mc (pseudo-random) or rqmc (scrambled Sobol'). [default: mc]")
 @click.option("--out", type=click.Path(dir_okay=False), default="phase.h5", show_default=True,
@@ -79,7 +88,8 @@ def _values(text: str | None, name: str):
 @click.option("--scheduler", type=str, default=None, help="Address of a Dask scheduler (tcp://host:8786).")
 @click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")
 @click.option("--slurm-partition", type=str, default=None, help="Slurm partition (with --slurm).")
-@click.option("--slurm-minutes", type=int, default=60, show_default=True, help="Time limit per job (with --slurm).")
+@click.option("--slurm-minutes", type=int, default=60, show_default=True,
+              help="Time limit per job in minutes (with --slurm).")
 @click.option("--slurm-folder", type=click.Path(file_okay=False), default="phase_slurm_logs", show_default=True,
               help="submitit log folder (with --slurm).")
 @click.option("--no-resume", is_flag=True, help="Recompute points already complete in --out.")

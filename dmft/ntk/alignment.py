@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dmft.ntk._checks import _vector
+from dmft.ntk._checks import _as_float_array, _vector
+from dmft.parameters import InvalidParameterError
 
 __all__ = ["cka"]
 
@@ -24,16 +25,17 @@ def cka(K: np.ndarray, y: np.ndarray, *, centering: str = "one-sided") -> float:
     (the usual CKA; then K = yyᵀ gives 1).
 
     Invariant under K → cK (c > 0), y → cy (c ≠ 0), and, for the one-sided form,
-    K → K + 1vᵀ. Returns a float in [−1, 1].
+    K → K + 1vᵀ. Returns a float in [−1, 1]; in [0, 1] for a positive semi-definite K (an NTK
+    Gram matrix), the one-sided value never exceeding the two-sided one.
     """
-    K = np.asarray(K, dtype=float)
+    K = _as_float_array("K", K)
     if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] < 2:
-        raise ValueError(f"K must be a square matrix of size >= 2, got shape {K.shape}")
+        raise InvalidParameterError(f"K must be a square matrix of size >= 2, got shape {K.shape}")
     if not np.all(np.isfinite(K)):
-        raise ValueError("K must contain only finite numbers")
+        raise InvalidParameterError("K must contain only finite numbers")
     y = _vector("y", y, length=K.shape[0])
     if centering not in ("one-sided", "two-sided"):
-        raise ValueError(f"centering must be 'one-sided' or 'two-sided', got {centering!r}")
+        raise InvalidParameterError(f"centering must be 'one-sided' or 'two-sided', got {centering!r}")
     yc = y - y.mean()
     Kc = K - K.mean(axis=0, keepdims=True)
     if centering == "two-sided":
@@ -41,7 +43,7 @@ def cka(K: np.ndarray, y: np.ndarray, *, centering: str = "one-sided") -> float:
     norm_k = float(np.linalg.norm(Kc))
     norm_y2 = float(yc @ yc)
     if norm_k == 0.0:
-        raise ValueError("K must not be constant along its columns (the centred Gram matrix vanishes)")
+        raise InvalidParameterError("K must not be constant along its columns (the centred Gram matrix vanishes)")
     if norm_y2 == 0.0:
-        raise ValueError("y must not be constant (the centred labels vanish)")
+        raise InvalidParameterError("y must not be constant (the centred labels vanish)")
     return float(yc @ Kc @ yc) / (norm_k * norm_y2)

@@ -13,7 +13,7 @@ from dmft.ntk._checks import _check_target_scale, _matrix, _vector
 from dmft.ntk.gram import committee_output, ntk_gram
 from dmft.ntk.polynomial import linearised_polynomial, polynomial_loss_decomposition
 from dmft.ntk.regression import _kernel_coefficients
-from dmft.parameters import check_finite
+from dmft.parameters import InvalidParameterError, check_finite
 
 __all__ = ["KernelRegressionResult", "initial_ntk_regression"]
 
@@ -90,7 +90,7 @@ def initial_ntk_regression(
     yt = _vector("y_test", y_test, length=Xt.shape[0])
     ridge = check_finite("ridge", ridge)
     if ridge < 0:
-        raise ValueError(f"ridge must lie in [0, inf), got {ridge!r}")
+        raise InvalidParameterError(f"ridge must lie in [0, inf), got {ridge!r}")
     K = ntk_gram(W0, X, epsilon=epsilon, scale=scale)
     Kt = ntk_gram(W0, Xt, epsilon=epsilon, scale=scale, inputs2=X)
     f0 = np.zeros(X.shape[0]) if center else committee_output(W0, X, epsilon=epsilon, scale=scale)

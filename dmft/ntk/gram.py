@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from dmft.ntk._checks import _matrix, _symmetric
-from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 
 __all__ = ["committee_output", "expected_ntk_gram", "ntk_eigendecomposition", "ntk_gram"]
 
@@ -118,5 +118,5 @@ def _null_threshold(eigenvalues: np.ndarray, rcond: float | None) -> float:
     else:
         rcond = check_finite("rcond", rcond)
         if rcond < 0:
-            raise ValueError(f"rcond must lie in [0, inf), got {rcond!r}")
+            raise InvalidParameterError(f"rcond must lie in [0, inf), got {rcond!r}")
     return rcond * top

@@ -9,7 +9,7 @@ import time as _time
 
 import numpy as np
 
-from dmft.ntk._checks import _check_target_scale, _matrix, _vector
+from dmft.ntk._checks import _as_float_array, _check_target_scale, _matrix, _vector
 from dmft.ntk.gram import _null_threshold, committee_output, ntk_eigendecomposition, ntk_gram
 from dmft.ntk.polynomial import linearised_polynomial, polynomial_loss_decomposition
 from dmft.parameters import InvalidParameterError, check_finite, check_positive
@@ -19,13 +19,13 @@ __all__ = ["lazy_curves", "lazy_weights"]
 
 
 def _time_array(t) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(t, dtype=float))
+    t = np.atleast_1d(_as_float_array("t", t))
     if t.ndim != 1 or t.size < 1:
-        raise ValueError(f"t must be a non-empty 1-D array of times, got shape {t.shape}")
+        raise InvalidParameterError(f"t must be a non-empty 1-D array of times, got shape {t.shape}")
     if np.any(np.isnan(t)) or np.any(t < 0):
-        raise ValueError("t must contain times in [0, inf] (theory units eta0*step/D)")
+        raise InvalidParameterError("t must contain times in [0, inf] (theory units eta0*step/D)")
     if np.any(np.diff(t) < 0):
-        raise ValueError("t must be non-decreasing")
+        raise InvalidParameterError("t must be non-decreasing")
     return t
 
 
@@ -43,10 +43,10 @@ def _lazy_solution(W0, X, y, *, epsilon, scale, times, center, lr, rcond) -> dic
     if lr is not None:
         lr = check_positive("lr (eta0)", lr)
         if np.any(np.isinf(times)):
-            raise ValueError("t must be finite when lr is given (discrete gradient descent)")
+            raise InvalidParameterError("t must be finite when lr is given (discrete gradient descent)")
         steps = times * d / lr
         if np.any(np.abs(steps - np.round(steps)) > 1e-9 * np.maximum(1.0, steps)):
-            raise ValueError("t must be whole numbers of steps (t*D/lr integer) when lr is given")
+            raise InvalidParameterError("t must be whole numbers of steps (t*D/lr integer) when lr is given")
         steps = np.round(steps)
 
     K = ntk_gram(W0, X, epsilon=epsilon, scale=scale)
@@ -145,12 +145,14 @@ def lazy_curves(
 
         r_k(t) = exp(−(2/α) λ̂_k t) r_k(0),   α = P/D,
 
-    i.e. c = 2/α in exp(−λ̂_k c t). For P → ∞, λ̂_k/P → D·(table of §3) and the rate is
+    i.e. c = 2/α in exp(−λ̂_k c t). For P → ∞, λ̂_k/P → (table of §3) and the rate is
     2D·λ/(κ²/N): 2 for linear functions, 2ε²(D+2)/D for |x|², 4ε²/D for traceless quadratics.
     The weights move by ΔW(t) = J_trainᵀ a(t), a(t) = Σ_k v_k (1 − e^{−(2/α)λ̂_k t})/λ_k
     (v_k·r(0)), λ_k = (κ²/N)λ̂_k, and test predictions change by K(x_test, X) a(t). At
     t = ∞, a = K⁺r(0): kernel regression (:func:`kernel_regression`). Modes with
-    λ_k ≤ ``rcond``·λ_max (the null space of K, e.g. when P > N·D) are frozen exactly.
+    λ_k ≤ ``rcond``·λ_max (the null space of K, e.g. when P > N·D) are frozen exactly; for
+    |ε| ≳ (P·machine-ε)^(−1/2) that includes linear modes lost to rounding (``dmft ntk`` refuses
+    such ε; ``settings["null_modes"]`` counts the frozen modes).
     With ``lr = η₀`` the discrete factors (1 − a_k)^step replace the exponentials (exact
     gradient descent; the number of steps t·D/η₀ must be a whole number); the flow differs
     from it by at most a_max/(2e(1 − a_max)) of |r(0)| per mode.

@@ -11,7 +11,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from dmft.ntk._checks import _check_target_scale, _matrix, _vector
-from dmft.parameters import check_finite, check_int_at_least, check_positive
+from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
 
 __all__ = ["MercerEigenspace", "MercerSpectrum", "SECTOR_LABELS", "TargetDecomposition", "mercer_spectrum",
            "target_decomposition"]
@@ -107,6 +107,7 @@ class MercerSpectrum:
         values = np.sort(values)[::-1]
         if count is None:
             return values
+        count = check_int_at_least("count", count, 0)
         out = np.zeros(count)
         k = min(count, values.size)
         out[:k] = values[:k]
@@ -156,12 +157,21 @@ def mercer_spectrum(epsilon: float, dim: int, scale: float = 1.0, width: int = 1
     dim = check_int_at_least("dim (input dimension D)", dim, 1)
     scale = check_positive("scale (output scale kappa)", scale)
     width = check_int_at_least("width (hidden units N)", width, 1)
-    pre = scale**2 / width
     d = float(dim)
+    with np.errstate(over="ignore"):
+        pre = np.float64(scale) ** 2 / width
+        eps2 = np.float64(epsilon) ** 2
+        values = (pre / d, pre * 2.0 * eps2 / d**2, pre * eps2 * (d + 2.0) / d**2)
+        # the spectrum's own sums (trace, Hilbert–Schmidt norm) must be representable too
+        finite = all(np.isfinite(v) and np.isfinite(v * v * (d * d)) for v in values)
+    if not finite:
+        raise InvalidParameterError(
+            f"epsilon and scale (output scale kappa) are too large: the Mercer eigenvalues (kappa^2/N) epsilon^2 "
+            f"(D+2)/D^2 and their squares overflow float64 (epsilon={epsilon!r}, scale={scale!r})")
     entries = (
-        MercerEigenspace(pre / d, dim, "linear"),
-        MercerEigenspace(pre * 2.0 * epsilon**2 / d**2, dim * (dim + 1) // 2 - 1, "traceless_quadratic"),
-        MercerEigenspace(pre * epsilon**2 * (d + 2.0) / d**2, 1, "radial"),
+        MercerEigenspace(float(values[0]), dim, "linear"),
+        MercerEigenspace(float(values[1]), dim * (dim + 1) // 2 - 1, "traceless_quadratic"),
+        MercerEigenspace(float(values[2]), 1, "radial"),
     )
     return MercerSpectrum(entries=entries, dim=dim, epsilon=epsilon, scale=scale, width=width)
 
@@ -209,7 +219,7 @@ class TargetDecomposition:
         Needs the traceless matrix (teacher given).
         """
         if self.traceless_matrix is None:
-            raise ValueError("teacher must be given to evaluate the traceless component")
+            raise InvalidParameterError("teacher must be given to evaluate the traceless component")
         X = _matrix("inputs", inputs, columns=self.dim)
         sq = np.einsum("pd,pd->p", X, X)
         return {
@@ -249,15 +259,20 @@ def target_decomposition(
         beta = _vector("teacher", teacher, length=dim)
         rho = float(beta @ beta) / dim
         if rho <= 0:
-            raise ValueError("teacher must be a non-zero vector")
+            raise InvalidParameterError("teacher must be a non-zero vector")
         matrix = s * (np.outer(beta, beta) - rho * np.eye(dim))
     else:
         rho = check_positive("rho (teacher norm |beta|^2/D)", rho)
     d = float(dim)
+    with np.errstate(over="ignore"):
+        sr2 = np.float64(s * rho) ** 2
+    if not np.isfinite(3.0 * sr2):
+        raise InvalidParameterError(f"rho (teacher norm |beta|^2/D) times target_scale is too large: E[y^2] = 3 (s rho)^2 "
+                                    f"overflows float64 (rho={rho!r}, target_scale={s!r})")
     power = {
         "linear": 0.0,
-        "traceless_quadratic": 2.0 * s**2 * rho**2 * (d - 1.0) / d,
-        "radial": s**2 * rho**2 * (d + 2.0) / d,
+        "traceless_quadratic": float(2.0 * sr2 * (d - 1.0) / d),
+        "radial": float(sr2 * (d + 2.0) / d),
     }
     return TargetDecomposition(
         dim=dim, rho=rho, target_scale=s, radial_coefficient=s * rho, traceless_matrix=matrix,

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from dmft.parameters import check_int_at_least, check_positive
+from dmft.ntk._checks import _check_target_scale
+from dmft.parameters import InvalidParameterError, check_int_at_least, check_positive
 
 __all__ = ["make_problem", "lazy_time_grid"]
 
@@ -26,6 +27,13 @@ def make_problem(dim: int, n_train: int, n_test: int, width: int, *, rho: float,
     dict with ``weights0`` (N, D), ``teacher`` (D,), ``x_train`` (P, D), ``y_train`` (P,),
     ``x_test`` (Q, D), ``y_test`` (Q,).
     """
+    dim = check_int_at_least("dim (input dimension D)", dim, 1)
+    n_train = check_int_at_least("n_train (training samples P)", n_train, 1)
+    n_test = check_int_at_least("n_test (test samples)", n_test, 1)
+    width = check_int_at_least("width (hidden units N)", width, 1)
+    rho = check_positive("rho (teacher norm |beta|^2/D)", rho)
+    target_scale = _check_target_scale(target_scale)
+    seed = check_int_at_least("seed", seed, 0)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
     W0 = streams[0].normal(size=(width, dim))
     beta = streams[1].normal(size=dim)
@@ -46,15 +54,20 @@ def lazy_time_grid(t_min: float, t_max: float, points: int, *, dim: int, lr: flo
     """t = 0 followed by ``points − 1`` log-spaced times in [t_min, t_max].
 
     With a learning rate the times are rounded to whole gradient steps (multiples of lr/D)
-    and duplicates dropped.
+    and duplicates dropped; ``t_max`` must then be at least one step.
     """
     t_min = check_positive("t_min", t_min)
     t_max = check_positive("t_max", t_max)
     if t_min >= t_max:
-        raise ValueError(f"t_min must lie in (0, t_max={t_max:g}), got {t_min!r}")
+        raise InvalidParameterError(f"t_min must lie in (0, t_max={t_max:g}), got {t_min!r}")
     points = check_int_at_least("points", points, 2)
+    dim = check_int_at_least("dim (input dimension D)", dim, 1)
     grid = np.concatenate([[0.0], np.geomspace(t_min, t_max, points - 1)])
     if lr is not None:
+        lr = check_positive("lr (eta0)", lr)
         step = lr / dim
+        if t_max < step:
+            raise InvalidParameterError(f"t_max must be at least one gradient step lr/D = {step:g} when lr is given "
+                                        f"(t = eta0*step/D), got {t_max:g}")
         grid = np.unique(np.round(grid / step)) * step
     return grid

@@ -9,7 +9,7 @@ import numpy as np
 
 from dmft.ntk._checks import _matrix, _symmetric, _vector
 from dmft.ntk.gram import _null_threshold, ntk_eigendecomposition
-from dmft.parameters import check_finite
+from dmft.parameters import InvalidParameterError, check_finite
 
 __all__ = ["kernel_regression"]
 
@@ -58,5 +58,5 @@ def kernel_regression(
     Kt = _matrix("K_test_train", K_test_train, columns=K.shape[0])
     ridge = check_finite("ridge", ridge)
     if ridge < 0:
-        raise ValueError(f"ridge must lie in [0, inf), got {ridge!r}")
+        raise InvalidParameterError(f"ridge must lie in [0, inf), got {ridge!r}")
     return Kt @ _kernel_coefficients(K, y, ridge, rcond)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dmft.ntk._checks import _matrix
+from dmft.ntk._checks import _as_float_array, _matrix
 from dmft.ntk.gram import expected_ntk_gram, ntk_gram
-from dmft.ntk.mercer import MercerEigenspace, MercerSpectrum, mercer_spectrum
+from dmft.ntk.mercer import MercerSpectrum, mercer_spectrum
+from dmft.parameters import check_int_at_least
 
 __all__ = ["EmpiricalSpectrum", "SectorSummary", "empirical_ntk_spectrum", "group_by_sector"]
 
@@ -24,7 +25,8 @@ class SectorSummary:
     Attributes
     ----------
     label : str
-        Sector label, or ``"null"`` for ranks beyond the kernel's analytic rank.
+        Sector label, or ``"null"`` for ranks beyond the kernel's rank (the analytic rank, or
+        N·D for a width-N network's NTK; sectors with analytic eigenvalue 0 belong here).
     analytic : float
         The Mercer eigenvalue of the sector (0 for ``"null"``).
     multiplicity : int
@@ -75,33 +77,49 @@ class EmpiricalSpectrum:
         }
 
 
-def group_by_sector(eigenvalues: np.ndarray, mercer: MercerSpectrum) -> tuple[SectorSummary, ...]:
+def group_by_sector(
+    eigenvalues: np.ndarray, mercer: MercerSpectrum, *, rank: int | None = None
+) -> tuple[SectorSummary, ...]:
     """Assign descending eigenvalues to the analytic sectors in order of decreasing eigenvalue.
 
     The sector with the largest analytic eigenvalue takes the first ``multiplicity`` values,
-    and so on; values beyond the analytic rank form a ``"null"`` group. Ties keep the table
-    order (linear, traceless, radial).
+    and so on; values beyond the kernel's rank form a ``"null"`` group. Sectors whose
+    analytic eigenvalue is 0 (the quadratic ones at ε = 0) are part of the null group, not
+    labelled as sectors. Ties keep the table order (linear, traceless, radial).
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (P,)
+    mercer : MercerSpectrum
+    rank : int, optional
+        Largest possible rank of the Gram matrix when it is below the analytic rank
+        ``mercer.rank``: N·D for the NTK of a width-N network (its features φ'(w_i·x)x span at
+        most N·D dimensions). Default: ``mercer.rank``.
     """
-    values = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
+    values = np.sort(_as_float_array("eigenvalues", eigenvalues).ravel())[::-1]
+    budget = mercer.rank if rank is None else min(mercer.rank, check_int_at_least("rank", rank, 0))
     order = sorted(range(len(mercer.entries)), key=lambda k: -mercer.entries[k].eigenvalue)
-    groups = [mercer.entries[k] for k in order if mercer.entries[k].multiplicity > 0]
-    groups.append(MercerEigenspace(0.0, max(values.size - mercer.rank, 0), "null"))
+    groups = [mercer.entries[k] for k in order
+              if mercer.entries[k].multiplicity > 0 and mercer.entries[k].eigenvalue > 0]
     out = []
     pos = 0
     for entry in groups:
-        count = min(entry.multiplicity, values.size - pos)
+        count = min(entry.multiplicity, values.size - pos, budget - pos)
         if count <= 0:
             continue
-        block = values[pos : pos + count]
+        out.append(_summary(entry.label, entry.eigenvalue, entry.multiplicity, values[pos : pos + count]))
         pos += count
-        out.append(
-            SectorSummary(
-                label=entry.label, analytic=float(entry.eigenvalue), multiplicity=int(entry.multiplicity),
-                count=int(count), mean=float(block.mean()), median=float(np.median(block)),
-                minimum=float(block.min()), maximum=float(block.max()),
-            )
-        )
+    if values.size > pos:
+        out.append(_summary("null", 0.0, values.size - pos, values[pos:]))
     return tuple(out)
+
+
+def _summary(label: str, analytic: float, multiplicity: int, block: np.ndarray) -> SectorSummary:
+    return SectorSummary(
+        label=label, analytic=float(analytic), multiplicity=int(multiplicity), count=int(block.size),
+        mean=float(block.mean()), median=float(np.median(block)), minimum=float(block.min()),
+        maximum=float(block.max()),
+    )
 
 
 def empirical_ntk_spectrum(
@@ -140,4 +158,6 @@ def empirical_ntk_spectrum(
         kernel = "empirical"
     values = np.linalg.eigvalsh(K)[::-1] / X.shape[0]
     mercer = mercer_spectrum(epsilon, X.shape[1], scale=scale, width=width)
-    return EmpiricalSpectrum(eigenvalues=values, sectors=group_by_sector(values, mercer), mercer=mercer, kernel=kernel)
+    rank = None if weights is None else width * X.shape[1]  # the network's features span <= N·D dimensions
+    return EmpiricalSpectrum(eigenvalues=values, sectors=group_by_sector(values, mercer, rank=rank), mercer=mercer,
+                             kernel=kernel)

@@ -217,3 +217,177 @@ def test_online_sgd_that_blows_up_exits_3_with_one_line():
                                        "--no-progress"])
     assert result.exit_code == 3, result.output
     assert "did not converge" in result.output and "ODE" in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python API mirrors the CLI, --help tells the truth, bad values are refused before computing
+# ---------------------------------------------------------------------------------------------
+def _refused(args, *needles):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for needle in needles:
+        assert needle in result.output, (needle, result.output)
+    return result
+
+
+def test_every_option_of_every_command_has_a_help_text():
+    """`--help explains each option`: no visible option of any command is left without a text."""
+    import click
+
+    missing = []
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            context = click.Context(command)
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), [*path, name])
+            return
+        missing.extend(f"dmft {' '.join(path)} {'/'.join(p.opts)}" for p in command.params
+                       if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip())
+
+    walk(main, [])
+    assert not missing, missing
+
+
+def test_algorithmic_seed_help_shows_the_api_default():
+    """--seed of the neural systems shows the seed the command runs, the API's (1 for the MLP and the
+    student-teacher, 0 for the others), not a vague 'paper seed'."""
+    import re
+
+    for command, seed in (("mlp", 1), ("student-teacher", 1), ("transformer", 0), ("nanda", 0), ("digits", 0)):
+        text = " ".join(CliRunner().invoke(main, ["train", "algorithmic", command, "--help"]).output.split())
+        assert re.search(r"--seed INTEGER .*?\[default: (\d+)\]", text).group(1) == str(seed), (command, text)
+
+
+def test_solve_help_states_the_log_grid_points_it_uses():
+    """The --grid-points default of `dmft solve --help` is the formula dmft.solve uses (98 points to
+    t = 40, 259 to t = 300 at dt = 0.25)."""
+    from dmft.solve import default_grid_points
+
+    text = " ".join(CliRunner().invoke(main, ["solve", "--help"]).output.split())
+    assert "1 + ceil(1 + ln(1 + 0.01 t_max/dt)/0.01)" in text
+    for t_max, dt in ((40.0, 0.25), (300.0, 0.25), (60.0, 0.1), (7.0, 0.5)):
+        assert default_grid_points(t_max, dt) == 1 + math.ceil(1 + math.log1p(0.01 * t_max / dt) / 0.01)
+    assert "98 for t_max=40, 259 for t_max=300" in text
+
+
+def test_api_parameter_names_are_options_too():
+    """Options whose short CLI name differs from the API's (max_lr, n_layers, n_heads, learning_rate,
+    mnist_path) also take the API's name, so that an error naming the API parameter names an option."""
+    small = ["train", "algorithmic", "transformer", "--modulus", "5", "--steps", "2", "--d-model", "8",
+             "--no-progress"]
+    result = _refused(small + ["--n-layers", "1", "--n-heads", "2", "--max-lr", "0"], "max_lr")
+    assert "No such option" not in result.output
+    result = _refused(["train", "bayes", "linear", "--epochs", "2", "--learning-rate", "0"], "learning_rate")
+    assert "No such option" not in result.output
+    result = _refused(["train", "algorithmic", "digits", "--mnist-path", "/nonexistent.npz", "--steps", "1"],
+                      "mnist_path")
+    assert "No such option" not in result.output
+
+
+def test_sweep_fraction_names_its_option_for_a_bad_percentage():
+    args = ["train", "algorithmic", "sweep-fraction", "--modulus", "5", "--steps", "2", "--d-model", "8",
+            "--heads", "2", "--layers", "1", "--no-progress"]
+    for bad in ("0", "100", "nan", "50,-5"):
+        _refused(args + ["--train-pcts", bad], "--train-pcts", "(0, 100)")
+
+
+def test_compare_refuses_what_the_simulations_refuse_before_the_theory_runs(tmp_path, monkeypatch):
+    """No training sample, a gradient step beyond the window, too small a D: refused (exit 2, the
+    parameter named) before the DMFT is solved, not minutes later by the first simulation."""
+    def no_theory(*args, **kwargs):
+        raise AssertionError("the theory ran before the simulation parameters were checked")
+
+    monkeypatch.setattr("comparisons.comparison.run_theory", no_theory)
+    base = ["compare", "--epsilon", "0.1", "--seeds", "1", "--t-max", "1", "--no-plot", "--no-progress",
+            "--out", str(tmp_path / "c.h5")]
+    _refused(base + ["--alpha", "0.0001", "--dim", "20"], "alpha", "dim", "training sample")
+    _refused(base + ["--alpha", "3", "--dim", "20", "--lr", "1000"], "lr must be at most")
+    _refused(base + ["--alpha", "3", "--dim", "20", "--lr", "30"], "lr must be at most")
+    _refused(base + ["--alpha", "3", "--dim", "1"], "dim")
+    family = ["compare", "--alpha", "3", "--activation", "erf", "--target", "committee", "--teacher-width", "2",
+              "--seeds", "1", "--t-max", "1", "--no-plot", "--no-progress", "--out", str(tmp_path / "f.h5")]
+    _refused(family + ["--dim", "3"], "dim", "N + M")
+    _refused(family + ["--dim", "20", "--lr", "10"], "lr must be at most", "spacing")
+    _refused(base + ["--alpha", "3", "--dim", "20", "--theory-seed", "-1"], "--theory-seed")
+
+
+def test_figure_refuses_a_negative_seed_before_drawing(tmp_path, monkeypatch):
+    from comparisons import figures
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the figure was computed before its seed was checked")
+
+    monkeypatch.setitem(figures.FIGURES, "fig4", no_drawing)
+    _refused(["figure", "fig4", "--seed", "-1", "--out-dir", str(tmp_path / "figures")], "seed", ">= 0")
+    with pytest.raises(InvalidParameterError, match="seed"):
+        figures.make_figure("fig4", seed=-1, out_dir=tmp_path / "figures")
+    assert not (tmp_path / "figures").exists()
+
+
+def test_phase_refuses_a_bad_grid_and_a_negative_seed_before_any_point(tmp_path):
+    """dt > t_max and too few grid points were refused by every worker (exit 1, one line per point);
+    a negative --seed was dropped silently at alpha = inf. All are refused up front (exit 2)."""
+    base = ["phase", "--scale", "1,2", "--epsilon", "0.1,0.2", "--t-max", "1", "--workers", "0", "--no-progress",
+            "--out", str(tmp_path / "p.h5")]
+    _refused(base + ["--alpha", "inf", "--dt", "5"], "dt", "t_max")
+    _refused(base + ["--alpha", "3", "--grid-points", "1"], "grid_points")
+    _refused(base + ["--alpha", "inf", "--seed", "-1"], "--seed")
+    assert not (tmp_path / "p.h5").exists()
+
+
+def test_a_huge_log_grid_is_refused_not_allocated():
+    from dmft.solve import MAX_GRID_POINTS, log_time_grid
+
+    with pytest.raises(InvalidParameterError, match="grid_points"):
+        log_time_grid(40.0, int(MAX_GRID_POINTS) + 1)
+    _refused(["solve", "--alpha", "3", "--epsilon", "0.1", "--grid-points", "1000000000", "--no-plot"],
+             "grid_points")
+
+
+def test_an_output_scale_beyond_double_range_is_a_non_finite_run_not_a_traceback():
+    """--scale 1e300 is a positive number, but the loss (~kappa^2) overflows: the online run is
+    reported as non-finite (exit 3, one line), never an OverflowError traceback."""
+    for extra in ([], ["--center"]):
+        result = CliRunner().invoke(main, ["solve", "--alpha", "inf", "--epsilon", "0.1", "--scale", "1e300",
+                                           "--t-max", "1", "--no-plot", *extra])
+        assert result.exit_code == 3, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "did not converge" in result.output and "non-finite" in result.output
+
+
+def test_solver_defaults_written_in_help_texts_are_the_solvers():
+    """Options that default to None (so that only a given value reaches the solver) write the solver's
+    default into their help; each must be SolverSettings' actual default."""
+    import dataclasses
+    import re
+
+    import click
+
+    from dmft.dmft_solver import SolverSettings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SolverSettings)}
+    context = click.Context(main)
+    checked = 0
+    for command_name in ("solve", "compare", "phase"):
+        command = main.get_command(context, command_name)
+        for option in command.params:
+            field = "seed" if option.name == "theory_seed" else option.name
+            match = re.search(r"\[default: (?:the solver's, )?([^\]]+)\]", option.help or "")
+            if field not in defaults or option.default is not None or match is None:
+                continue
+            shown = match.group(1).strip()
+            value = defaults[field]
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                spelled = {"on", *option.opts} if value else {"off", *option.secondary_opts}
+                assert shown in spelled, (command_name, option.name, shown, value)
+            elif isinstance(value, (int, float)):
+                assert float(shown) == value, (command_name, option.name, shown, value)
+            else:
+                assert shown == value, (command_name, option.name, shown, value)
+            checked += 1
+    assert checked >= 20

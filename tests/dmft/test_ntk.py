@@ -16,15 +16,19 @@ from numpy.testing import assert_allclose
 
 from comparisons.store import read_run
 from grokking_cli.main import main
+from grokking_cli.ntk import max_epsilon
 from dmft.ntk import (
     cka,
     committee_output,
     empirical_ntk_spectrum,
     expected_ntk_gram,
     initial_ntk_regression,
+    group_by_sector,
     kernel_regression,
     lazy_curves,
+    lazy_time_grid,
     lazy_weights,
+    make_problem,
     mercer_spectrum,
     ntk_eigendecomposition,
     ntk_gram,
@@ -169,6 +173,63 @@ def test_gram_spectrum_clusters_around_mercer_values_at_d60():
     _check_gram_spectrum(60, 4000, seed=1)
 
 
+def test_sector_grouping_puts_structural_zeros_in_the_null_group():
+    """Zero eigenvalues are never labelled as a sector.
+
+    * ε = 0: the quadratic sectors have analytic eigenvalue 0; the old grouping called the
+      P − D zero modes "traceless_quadratic" (analytic 0).
+    * network NTK of width N: its features φ'(w_i·x)x span at most N·D dimensions, so P − N·D
+      eigenvalues vanish exactly; the old grouping put them into the traceless sector (at
+      D = 12, N = 2, P = 60: 24 of its 35 values were rounding zeros, median ~1e-18).
+    Eigenvalues count as zero below 1e-10 of the largest (rounding is ~1e-16 of it).
+    """
+    rng = np.random.default_rng(14)
+    dim, width, P = 12, 2, 60
+    X = gaussian_inputs(rng, P, dim)
+    flat = empirical_ntk_spectrum(X, epsilon=0.0)
+    assert [s.label for s in flat.sectors] == ["linear", "null"]
+    assert [s.count for s in flat.sectors] == [dim, P - dim]
+    network = empirical_ntk_spectrum(X, epsilon=0.4, weights=rng.normal(size=(width, dim)))
+    by_label = {s.label: s for s in network.sectors}
+    assert by_label["null"].count == P - width * dim
+    top = network.eigenvalues[0]
+    assert by_label["null"].maximum < 1e-10 * top
+    nonzero = sum(s.count for s in network.sectors if s.label != "null")
+    assert nonzero == width * dim == np.count_nonzero(network.eigenvalues > 1e-10 * top)
+    assert by_label["traceless_quadratic"].minimum > 1e-10 * top
+
+
+def test_cli_refuses_epsilon_beyond_float64_resolution_of_the_linear_sector():
+    """K = XXᵀ + ε²(XXᵀ)²: once ε² exceeds ~1/(P·machine-ε) the linear eigenvalues (~1/D
+    against ~ε²) are lost to rounding and the lazy curves silently freeze the linear modes.
+
+    Library evidence at D = 20, P = 60, N = 2 (centred): at the CLI's bound (8.3e4) the Gram
+    still has its structural N·D = 40 non-null modes and the train loss at t = 3 agrees with
+    that at a tenth of the bound to rtol 1e-4 (the loss approaches its ε → ∞ limit like 1/ε:
+    measured 1e-5), while at 100 × the bound a linear mode is frozen and the loss is off by
+    2e-3. The CLI used to accept |ε| <= 1e50; it now refuses, naming epsilon, with exit code 2.
+    """
+    dim, P = 20, 60
+    data = make_problem(dim, P, 20, 2, rho=1.0, target_scale=0.5, seed=0)
+    args = (data["weights0"], data["x_train"], data["y_train"], data["x_test"], data["y_test"])
+
+    def curves(eps):
+        return lazy_curves(*args, epsilon=eps, scale=1.0, t=[0.0, 3.0], teacher=data["teacher"])
+
+    bound = max_epsilon(dim, P)
+    reference, at_bound, beyond = curves(0.1 * bound), curves(bound), curves(100 * bound)
+    assert reference.settings["null_modes"] == at_bound.settings["null_modes"] == P - 2 * dim
+    assert_allclose(at_bound.train_loss, reference.train_loss, rtol=1e-4)  # 1/ε approach to the limit: 1e-5
+    assert beyond.settings["null_modes"] > P - 2 * dim
+    assert abs(beyond.train_loss[-1] / reference.train_loss[-1] - 1) > 1e-3
+    common = ["--dim", str(dim), "--n-train", str(P), "--n-test", "20", "--points", "3"]
+    refused = CliRunner().invoke(main, ["ntk", "--epsilon", f"{100 * bound:g}", *common])
+    assert refused.exit_code == 2, refused.output
+    assert "epsilon" in refused.output and "Traceback" not in refused.output
+    accepted = CliRunner().invoke(main, ["ntk", "--epsilon", f"{-0.99 * bound:g}", *common])
+    assert accepted.exit_code == 0, accepted.output
+
+
 def test_target_decomposition_powers_against_monte_carlo():
     """Sector powers of y = ½(β·x)² and the split y = xᵀBx + c|x|² itself (theory.md §3 eq. 18).
 
@@ -256,6 +317,17 @@ def test_cka_known_values_and_invariances():
     H = np.eye(12) - 1 / 12
     assert_allclose(base, (y @ H @ K @ H @ y) / (np.linalg.norm(H @ K) * (y @ H @ y)), rtol=1e-12)
     assert -1.0 <= base <= 1.0
+
+
+def test_cka_of_a_psd_gram_lies_in_unit_interval_one_sided_below_two_sided():
+    """For PSD K: 0 <= one-sided <= two-sided <= 1 (the numerators agree, ‖HK‖_F >= ‖HKH‖_F,
+    and y_cᵀHKHy_c <= λ_max‖y_c‖² <= ‖HKH‖_F‖y_c‖²); 1e-12 slack for rounding."""
+    rng = np.random.default_rng(15)
+    for _ in range(200):
+        W, X = rng.normal(size=(2, 5)), gaussian_inputs(rng, 9, 5)
+        K, y = ntk_gram(W, X, epsilon=rng.normal()), rng.normal(size=9) + rng.normal()
+        one, two = cka(K, y), cka(K, y, centering="two-sided")
+        assert -1e-12 <= one <= two + 1e-12 and two <= 1 + 1e-12
 
 
 # ------------------------------------------------------------------------------------------
@@ -476,13 +548,42 @@ def _bad_calls():
         (lambda: lazy_curves(W, X, y[:-1], Xt, yt, **ok), "y_train"),
         (lambda: lazy_curves(W, X, y, Xt[:, :2], yt, **ok), "x_test"),
         (lambda: empirical_ntk_spectrum(X, epsilon=0.1, weights=np.ones((2, 3))), "weights"),
+        # these returned NaN / negative times, or raised OverflowError, ZeroDivisionError, plain ValueError
+        (lambda: mercer_spectrum(1e200, 5), "epsilon"),
+        (lambda: target_decomposition(5, rho=1e200), "rho"),
+        (lambda: target_decomposition(5, teacher=np.zeros(5)), "teacher"),
+        (lambda: lazy_time_grid(0.1, 1.0, 5, dim=3, lr=0.0), "lr"),
+        (lambda: lazy_time_grid(0.1, 1.0, 5, dim=3, lr=-1.0), "lr"),
+        (lambda: lazy_time_grid(0.1, 1.0, 5, dim=3, lr=np.nan), "lr"),
+        (lambda: lazy_time_grid(0.1, 1.0, 5, dim=0, lr=1.0), "dim"),
+        (lambda: lazy_time_grid(1e-3, 2e-3, 5, dim=3, lr=1.0), "t_max"),
+        (lambda: make_problem(3, 2, 2, 1, rho=0.0, target_scale=0.5, seed=0), "rho"),
+        (lambda: make_problem(3, 2, 2, 1, rho=-1.0, target_scale=0.5, seed=0), "rho"),
+        (lambda: make_problem(0, 2, 2, 1, rho=1.0, target_scale=0.5, seed=0), "dim"),
+        (lambda: make_problem(3, 0, 2, 1, rho=1.0, target_scale=0.5, seed=0), "n_train"),
+        (lambda: make_problem(3, 2, 2, 0, rho=1.0, target_scale=0.5, seed=0), "width"),
+        (lambda: make_problem(3, 2, 2, 1, rho=1.0, target_scale=0.5, seed=-1), "seed"),
+        (lambda: cka(np.eye(3), np.ones(3)), "y"),
+        (lambda: cka(np.zeros((3, 3)), np.arange(3.0)), "K"),
+        (lambda: cka(np.eye(1), np.ones(1)), "K"),
+        (lambda: cka([["a", "b"], ["c", "d"]], np.arange(2.0)), "K"),
+        (lambda: lazy(t=["soon"]), "t"),
+        (lambda: lazy(t=[0.0, np.inf], lr=0.1), "t"),
+        (lambda: lazy(target_scale=0.0), "target_scale"),
+        (lambda: lazy(rcond=-1.0), "rcond"),
+        (lambda: kernel_regression(np.eye(3), np.ones(3), np.eye(3), rcond=-1.0), "rcond"),
+        (lambda: initial_ntk_regression(W, X, y, Xt, yt, epsilon=0.1, ridge=-1.0), "ridge"),
+        (lambda: group_by_sector(np.ones(3), mercer_spectrum(0.1, 3), rank=-1), "rank"),
+        (lambda: mercer_spectrum(0.1, 3).sorted_eigenvalues(-1), "count"),
     ]
 
 
 @pytest.mark.parametrize("index", range(len(_bad_calls())))
-def test_invalid_input_raises_value_error_naming_the_parameter(index):
+def test_invalid_input_raises_invalid_parameter_error_naming_the_parameter(index):
+    """Every refusal is an InvalidParameterError (the type the CLI maps to exit 2), not a
+    plain ValueError, OverflowError or ZeroDivisionError, and never a NaN result."""
     call, name = _bad_calls()[index]
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(InvalidParameterError, match=name):
         call()
 
 

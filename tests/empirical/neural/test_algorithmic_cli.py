@@ -106,7 +106,7 @@ def test_sweep_fraction_checks_outputs_and_lists_before_training(tmp_path):
     for option, value in (("--train-pcts", ","), ("--train-pcts", ""), ("--seeds", ","), ("--seeds", "1.5"),
                           ("--seeds", "-1")):
         _refused(_run(*base, option, value, "--steps", "2"), 2, option)
-    _refused(_run(*base, "--train-pcts", "50,150", "--steps", "2"), 2, "train_pct")
+    _refused(_run(*base, "--train-pcts", "50,150", "--steps", "2"), 2, "--train-pcts")
 
 
 # --- bug 4: a diverged run exits 3 and is not stored
