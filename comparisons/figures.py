@@ -30,7 +30,7 @@ import numpy as np
 import dmft
 from comparisons.agreement import agreement, quantity_values
 from comparisons.overlay import plot_overlay, pyplot
-from comparisons.store import list_runs, read_run, write_run
+from comparisons.store import identity_digest, list_runs, read_run, store_run, stored_run_info
 from dmft.plotting import save_figure
 from dmft.result import LearningCurves
 from dmft.parameters import InvalidParameterError, check_finite, check_int_at_least, check_positive
@@ -79,18 +79,25 @@ class FigureReport:
 
 
 class _Runs:
-    """Run-or-reuse helper around the figure's HDF5 store (resumable figures)."""
+    """Run-or-reuse helper around the figure's HDF5 store (resumable figures).
+
+    A stored run is reused only when it was made from the same request (its ``identity``,
+    :func:`comparisons.store.identity_digest` of every argument of the computation): a rerun with
+    other settings (``--set``) under the same name recomputes and replaces it, never plots the
+    old curves.
+    """
 
     def __init__(self, store: Path, device: str):
         self.store = store
         self.device = device
         self.done = set(list_runs(store)) if store.exists() else set()
 
-    def get(self, name: str, compute: Callable[[], LearningCurves]) -> LearningCurves:
-        if name in self.done:
+    def get(self, name: str, compute: Callable[[], LearningCurves], request: Mapping[str, Any]) -> LearningCurves:
+        identity = identity_digest(request)
+        if name in self.done and (stored_run_info(self.store, name) or {}).get("identity") == identity:
             return read_run(self.store, name)
         curves = compute()
-        write_run(self.store, name, curves)
+        store_run(self.store, name, curves, identity=identity, overwrite=True)
         self.done.add(name)
         return curves
 
@@ -98,19 +105,22 @@ class _Runs:
         from empirical import train_committee
 
         kwargs.setdefault("device", self.device)
-        return self.get(name, lambda: train_committee(**kwargs))
+        request = {"kind": "simulation", **{k: v for k, v in kwargs.items() if k != "device"}}
+        return self.get(name, lambda: train_committee(**kwargs), request)
 
     def theory(self, name: str, *, alpha, solver_options: Mapping[str, Any] | None = None,
                **kwargs) -> tuple[LearningCurves, str]:
         """DMFT at ``alpha`` when available, else the online ODE; returns (curves, label).
 
-        ``solver_options`` (``samples``, ``seed``, ``tol``, ...) go to the finite-α solver only;
-        ``name`` must tell apart runs with different options (the store reuses runs by name).
+        ``solver_options`` (``samples``, ``seed``, ``tol``, ...) go to the finite-α solver only.
         """
+        options = dict(solver_options or {})
         if dmft_available():
-            return (self.get(f"{name}_dmft", lambda: dmft.solve(alpha, **kwargs, **dict(solver_options or {}))),
+            return (self.get(f"{name}_dmft", lambda: dmft.solve(alpha, **kwargs, **options),
+                             {"kind": "dmft", "alpha": alpha, **kwargs, **options}),
                     f"DMFT (alpha=P/D={alpha:g})")
-        return self.get(f"{name}_online", lambda: dmft.solve(math.inf, **kwargs)), "online ODE (alpha=inf)"
+        return (self.get(f"{name}_online", lambda: dmft.solve(math.inf, **kwargs), {"kind": "online", **kwargs}),
+                "online ODE (alpha=inf)")
 
 
 def planted_overlap(width: int, dim: int) -> list[float]:

@@ -54,6 +54,24 @@ def test_fig1_numbers_are_those_of_the_stored_run(tiny, tmp_path):
     np.testing.assert_allclose(run.decomposition.sum(axis=1), run.test_loss, rtol=1e-6)
 
 
+def test_a_figure_rerun_with_other_settings_recomputes_its_runs(tiny, tmp_path, monkeypatch):
+    """The figure's store caches runs by name, but a run is reused only when it was made from the
+    same settings: a longer t_max (not part of the run's name) must recompute, an identical rerun
+    must reuse the stored curves (same numbers, same creation stamp)."""
+    _, store = _make("fig1", tmp_path)
+    (name,) = list_runs(store)
+    first = read_run(store, name)
+    assert first.t[-1] == pytest.approx(6.0, rel=1e-3)
+    _make("fig1", tmp_path)
+    again = read_run(store, name)
+    np.testing.assert_array_equal(again.test_loss, first.test_loss)
+    assert again.seconds == first.seconds                # not recomputed
+    monkeypatch.setitem(figures.FIG1_SIZES, False, dict(figures.FIG1_SIZES[False], t_max=9.0))
+    _make("fig1", tmp_path)
+    assert list_runs(store) == [name]
+    assert read_run(store, name).t[-1] == pytest.approx(9.0, rel=1e-3)
+
+
 @pytest.mark.parametrize("which, swept", [("fig3a", "scale"), ("fig3b", "epsilon")])
 def test_fig3_sweeps_normalise_by_the_initial_loss(tiny, tmp_path, which, swept):
     report, store = _make(which, tmp_path)
