@@ -154,14 +154,18 @@ def linear(seeds, epochs, lr, noise_variance, prior_variance, as_json, out, plot
                    "log 2 = 0.693 parity]")
 @click.option("--n-train", type=int, default=None,
               help="Training points (parity: plus 100 validation points). [default: 20 one_zero, 1000 parity]")
-@click.option("--x-dist", type=click.Choice(["uniform", "normal"]), default="uniform", show_default=True,
-              help="Dataset 8 inputs (Decision D.1).")
-@click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default="bits", show_default=True,
-              help="Parity concealment (Decision D.1).")
+@click.option("--x-dist", type=click.Choice(["uniform", "normal"]), default=None,
+              help="Dataset 8 inputs (--task one_zero only; Decision D.1). [default: uniform]")
+@click.option("--spurious", type=click.Choice(["bits", "gaussian"]), default=None,
+              help="Parity concealment coordinates (--task parity only; Decision D.1). [default: bits]")
 @_common
 @handle_errors
 def gp_classification(task, seeds, iterations, lr, lengthscale_init, n_train, x_dist, spurious, as_json, out, plot, name):
     """Variational GP classification on 1-0 data or concealed parity (§A.4, §A.5)."""
+    for option, value, owner in (("--x-dist", x_dist, "one_zero"), ("--spurious", spurious, "parity")):
+        if value is not None and task != owner:   # it would be ignored: refuse rather than run without it
+            raise click.BadParameter(f"applies to --task {owner} only, got --task {task}", param_hint=option)
+    x_dist, spurious = x_dist or "uniform", spurious or "bits"
     from empirical.bayes.gp import GP_SEEDS, VariationalGPConfig, gp_classification_data, train_variational_gp, variational_arrays
 
     if task == "one_zero":

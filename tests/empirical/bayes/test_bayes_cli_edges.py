@@ -179,3 +179,13 @@ def test_ard_iterations_never_beyond_the_run():
 
     assert ard_iterations((10, 50, 150), 30) == [10, 30]
     assert ard_iterations((10, 50, 150), 1500) == [10, 50, 150]
+
+
+@pytest.mark.parametrize("task, option, value", [("parity", "--x-dist", "normal"), ("one_zero", "--spurious", "gaussian")])
+def test_gp_classification_refuses_an_option_its_task_would_ignore(task, option, value):
+    """--x-dist shapes only the 1-0 data and --spurious only the parity data: given with the other
+    task they would be dropped silently, so they are refused (exit 2, naming the option)."""
+    result = _invoke("gp-classification", "--task", task, option, value, "--iterations", "2")
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    _no_traceback(result)
