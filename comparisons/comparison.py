@@ -63,7 +63,8 @@ def _family_model(family: Mapping[str, Any], *, epsilon, scale, width, init_over
 
 
 def _family_simulator(model, *, t_max: float, dt: float) -> Callable[..., LearningCurves]:
-    """Seed runs of :func:`empirical.committee.family.train_committee_family` on the theory grid."""
+    """Seed runs of :func:`empirical.committee.family.train_committee_family`, recorded on the uniform
+    grid of spacing ``dt`` to ``t_max``."""
     from empirical.committee.family import train_committee_family
 
     grid = time_grid(t_max, dt)
@@ -328,7 +329,8 @@ def compare(
         ``teacher_width``, ``teacher_scale``, ``teacher_activation`` as in ``dmft.solve``.
         ``init_overlap`` is then the N×M matrix R(0); the theory is ``dmft.solve`` with these
         options and the simulations are :func:`empirical.committee.family.train_committee_family`
-        with time step lr/dim, recorded on the theory grid.
+        with time step lr/dim, recorded on the uniform grid of spacing ``dt`` (the theory, on its own
+        grid, is interpolated there).
 
     Returns
     -------

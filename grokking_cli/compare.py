@@ -106,7 +106,7 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
         dmft compare --alpha 3 --epsilon 0.25 --scale 1 --dim 2000 --seeds 4
 
     Any member of the general family (--activation, --target committee, ...; docs/theory.md par. 10)
-    is compared the same way, its simulations recorded on the theory grid:
+    is compared the same way, its simulations recorded every --dt in t (the theory is interpolated there):
 
         dmft compare --alpha 3 --activation erf --target committee --teacher-width 2 --scale 2 --teacher-scale 2 --dim 1000 --t-max 20
     """
@@ -121,9 +121,6 @@ def compare(alpha, epsilon, scale, width, dim, seeds, center, t_max, dt, lr, ini
     overlap = parse_floats(init_overlap, "--init-overlap")
     family, overlap = family_settings(activation, target, teacher_width, teacher_scale, teacher_activation, overlap,
                                       noise)
-    if family and grid == "log":
-        raise InvalidParameterError("grid: a family comparison records its simulations on the uniform theory grid; "
-                                    "drop --grid log")
     win = parse_floats(window, "--window")
     if win is not None and len(win) != 2:
         raise InvalidParameterError(f"window must be 'START,END', got {window!r}")

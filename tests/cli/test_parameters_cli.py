@@ -391,3 +391,16 @@ def test_solver_defaults_written_in_help_texts_are_the_solvers():
                 assert shown == value, (command_name, option.name, shown, value)
             checked += 1
     assert checked >= 20
+
+
+def test_family_comparison_takes_the_log_grid_it_uses_by_default(tmp_path):
+    """At finite alpha the theory of a family comparison is solved on the log grid by default; asking
+    for it explicitly (--grid log) must give the same comparison, not a refusal."""
+    common = ["compare", "--alpha", "3", "--dim", "40", "--seeds", "1", "--activation", "erf", "--target",
+              "committee", "--teacher-width", "2", "--t-max", "1", "--samples", "256", "--error-replicas", "0",
+              "--no-plot", "--no-progress", "--json"]
+    implicit = CliRunner().invoke(main, common + ["--out", str(tmp_path / "a.h5")])
+    explicit = CliRunner().invoke(main, common + ["--grid", "log", "--out", str(tmp_path / "b.h5")])
+    assert implicit.exit_code == 0 and explicit.exit_code == 0, explicit.output
+    a, b = json.loads(implicit.output.splitlines()[-1]), json.loads(explicit.output.splitlines()[-1])
+    assert a["agreement"] == b["agreement"]
