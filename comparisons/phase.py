@@ -597,6 +597,22 @@ def slowest_first(todo: Sequence[tuple[str, Mapping[str, Any]]]) -> list:
     return sorted(todo, key=key)
 
 
+def _with_unswept_value(fixed: Mapping[str, Any], shared: Mapping[str, Any], grid: Mapping[str, Any]) -> dict:
+    """``fixed`` with the value every solve used for the parameter of (κ, ε, α) that is not swept:
+    given as a solver option, or ``dmft.solve``'s default (κ = 1), so that :func:`phase_points`
+    reports the point that was solved, never ``None``."""
+    recorded = dict(fixed)
+    third = next(k for k in SWEEPABLE if k not in grid)
+    if third not in recorded:
+        if third in shared:
+            recorded[third] = shared[third]
+        else:
+            default = inspect.signature(dmft.solve).parameters[third].default
+            if default is not inspect.Parameter.empty and default is not None:
+                recorded[third] = default
+    return recorded
+
+
 def phase_diagram(
     axes: Mapping[str, Sequence[float]],
     fixed: Mapping[str, Any] | None = None,
@@ -665,7 +681,8 @@ def phase_diagram(
         ``t_test``, ``amount``, ``amount_sem`` (NaN where censored or unknown), ``censored``,
         ``converged`` (plus ``train_censored``, ``test_censored``, ``t_end``, ``run``, and
         ``failed``: the solve raised, nothing stored, censored and not converged); attrs
-        ``threshold``, ``fixed`` and ``solver_options`` (JSON), ``store``, ``computed``,
+        ``threshold``, ``fixed`` (with the value of the unswept one of κ, ε, α, default
+        included) and ``solver_options`` (JSON), ``store``, ``computed``,
         ``reused``, ``failed`` (JSON: run → error), ``seconds``.
     """
     start = time.perf_counter()
@@ -763,7 +780,7 @@ def phase_diagram(
                 flags[key][i, j] = getattr(point, key)
     attrs = {
         "threshold": threshold,
-        "fixed": json.dumps(_jsonable(fixed), sort_keys=True),
+        "fixed": json.dumps(_jsonable(_with_unswept_value(fixed, shared, grid)), sort_keys=True),
         "solver_options": json.dumps(_jsonable({k: v for k, v in solver_options.items() if k != "progress"}),
                                      sort_keys=True),
         "store": str(out),

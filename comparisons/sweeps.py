@@ -285,6 +285,15 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     Returns
     -------
     (executor, close) : the executor and a no-argument function shutting it down.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``scheduler`` is malformed or no scheduler answers there; ``workers`` < 1.
+    ModuleNotFoundError
+        dask.distributed (``scheduler``) or submitit (``slurm``) is not installed.
+    RuntimeError
+        ``slurm`` where submitit finds no Slurm cluster.
     """
     if scheduler and slurm:
         raise InvalidParameterError("scheduler and slurm are exclusive: choose one executor")
@@ -295,6 +304,10 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
             raise ModuleNotFoundError("--scheduler needs dask.distributed: pip install 'grokking-theory[dask]'") from exc
         try:
             client = Client(scheduler, timeout="10s")
+        except (ValueError, TypeError) as exc:  # malformed: no port, unknown scheme, not a string
+            raise InvalidParameterError(
+                f"scheduler: malformed Dask scheduler address {scheduler!r} ({exc}); expected e.g. "
+                "tcp://host:8786") from None
         except OSError as exc:
             raise InvalidParameterError(f"scheduler: cannot reach a Dask scheduler at {scheduler!r} ({exc})") from exc
         return client.get_executor(pure=False), client.close

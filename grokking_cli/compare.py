@@ -1,8 +1,9 @@
 """``dmft compare``, ``dmft sweep``, ``dmft merge``, ``dmft figure`` (registered by grokking_cli.main).
 
 Exit codes: 0 success; 1 input/output (a store or plot that cannot be written or read), a sweep
-point that failed, or a comparison that disagreed beyond the seed spread with
-``--require-agreement``; 2 invalid input (one-line message naming the parameter); 3 a theory run
+point that failed, ``--slurm`` without a Slurm cluster, dask/submitit not installed, or a
+comparison that disagreed beyond the seed spread with ``--require-agreement``; 2 invalid input
+(one-line message naming the parameter, e.g. a malformed ``--scheduler`` address); 3 a theory run
 did not converge (unless ``--allow-unconverged``) or a simulation diverged.
 """
 
@@ -249,8 +250,11 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
     if slurm_partition:
         slurm_options["slurm_partition"] = slurm_partition
     if scheduler or slurm:
-        executor, close = make_executor(scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,
-                                        slurm_options=slurm_options)
+        try:
+            executor, close = make_executor(scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,
+                                            slurm_options=slurm_options)
+        except RuntimeError as exc:  # no Slurm cluster here: one line, exit 1 (as dmft phase)
+            raise click.ClickException(str(exc)) from None
     else:
         executor, close = None, (lambda: None)
     try:

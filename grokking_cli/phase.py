@@ -3,8 +3,9 @@
 Mirrors :func:`comparisons.phase.phase_diagram`. Exit codes (grokking_cli.common): 0 success;
 1 an I/O error (the store or the plot cannot be written or read, checked before computing), no
 Slurm or Dask here, or a point whose worker raised something else than a solver failure; 2 invalid
-input (one line naming the parameter); 3 a point did not converge or its solver failed (unless
-``--allow-unconverged``, which accepts non-converged points).
+input (one line naming the parameter; also a malformed or unreachable ``--scheduler``); 3 a point
+did not converge or its solver failed (unless ``--allow-unconverged``, which accepts non-converged
+points).
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def phase(alpha, scale, epsilon, width, center, init_overlap, rho, t_max, dt, th
     if plot is not None:
         from dmft.plotting import save_figure
 
-        title = ", ".join(f"{k}={v:g}" for k, v in fixed.items() if k in ("alpha", "scale", "epsilon")) + \
+        unswept = json.loads(result.attrs["fixed"])   # with the solver's default of an unswept --scale
+        title = ", ".join(f"{k}={float(unswept[k]):g}" for k in ("alpha", "scale", "epsilon") if k in unswept) + \
             f", N={width}{', centred' if center else ''}, t <= {t_max:g}; losses < {threshold:g} x initial"
         save_figure(plot_phase(result, title=title), plot)
     failed = json.loads(result.attrs["failed"])

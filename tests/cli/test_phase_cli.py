@@ -77,3 +77,10 @@ def test_io_errors_exit_1_before_computing(tmp_path):
     result = run([*ONLINE, "--out", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "a_file" / "p.png")])
     assert result.exit_code == 1 and "--plot" in result.output
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_malformed_scheduler_exits_2_naming_the_option(tmp_path):
+    pytest.importorskip("distributed")
+    result = run([*ONLINE, "--out", str(tmp_path / "p.h5"), "--scheduler", "foo://127.0.0.1:1"])
+    assert result.exit_code == 2 and "scheduler" in result.output and "malformed" in result.output, result.output
+    assert not (tmp_path / "p.h5").exists()

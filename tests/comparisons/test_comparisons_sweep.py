@@ -95,7 +95,7 @@ def test_submitit_debug_executor_and_clear_slurm_error(tmp_path):
         make_executor(slurm=True, slurm_folder=tmp_path / "logs")
     res = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon=0.1", "--set", "alpha=inf",
                                     "--out", str(tmp_path / "s.h5"), "--slurm"])
-    assert res.exit_code != 0 and "Slurm" in str(res.exception or res.output)
+    assert res.exit_code == 1 and "Slurm" in res.output, res.output  # one line, no traceback
 
 
 def test_sweep_and_merge_commands(tmp_path):
@@ -247,3 +247,28 @@ def test_sweep_refuses_repeated_and_missing_parameters_before_any_point():
     for args, message in cases:
         result = CliRunner().invoke(main, ["sweep", *args, "--out", "never_written.h5", "--no-progress"])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("address", ["nonsense", "foo://127.0.0.1:1"])
+def test_malformed_scheduler_address_is_invalid_input_naming_the_option(tmp_path, address):
+    pytest.importorskip("distributed")
+    from dmft.parameters import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="scheduler"):
+        make_executor(scheduler=address)
+    res = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon=0.1", "--set", "alpha=inf",
+                                    "--out", str(tmp_path / "s.h5"), "--scheduler", address, "--no-progress"])
+    assert res.exit_code == 2 and "scheduler" in res.output and "malformed" in res.output, res.output
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_sweep_slurm_without_a_cluster_is_one_line_exit_1(tmp_path):
+    pytest.importorskip("submitit")
+    import shutil
+
+    if shutil.which("srun"):
+        pytest.skip("a Slurm cluster is available here")
+    res = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon=0.1", "--set", "alpha=inf",
+                                    "--out", str(tmp_path / "s.h5"), "--slurm", "--no-progress"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "no Slurm cluster" in res.output and "Traceback" not in res.output

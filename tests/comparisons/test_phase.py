@@ -551,3 +551,15 @@ def test_phase_diagram_refuses_an_unknown_grid_or_option_before_any_point(tmp_pa
         with pytest.raises(InvalidParameterError, match=name):
             phase_diagram(axes, {"t_max": 2.0}, workers=0, out=tmp_path / "p.h5", **extra)
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_points_report_the_unswept_scale_the_solves_used(tmp_path):
+    """κ not given: every solve ran at dmft.solve's κ = 1, and the points say so (not None)."""
+    result = phase_diagram({"epsilon": [0.1, 0.25], "alpha": [3.0, 10.0]}, {}, out=tmp_path / "p.h5",
+                           runner=closed_form, workers=0, as_xarray=False)
+    points = phase_points(result)
+    assert [p["scale"] for p in points] == [1.0] * 4
+    assert {read_run(tmp_path / "p.h5", p["run"]).parameters.get("scale", 1.0) for p in points} == {1.0}
+    given = phase_diagram({"epsilon": [0.1, 0.25], "alpha": [3.0, 10.0]}, {}, out=tmp_path / "q.h5",
+                          runner=closed_form, workers=0, as_xarray=False, scale=2.0)
+    assert [p["scale"] for p in phase_points(given)] == [2.0] * 4
