@@ -680,8 +680,14 @@ def _march(problem, t, start: _State, settings, group, *, samples, seed, tol, wa
             done, done_end = outcome, end          # the first window itself did not converge
         elif done is None and fallback is not None:
             done, done_end = fallback              # it blew up: its best finite iterate
-        reason = (f"window [0, {t[end]:.4g}] {failure}"
-                  + (f"; converged up to t = {t[done_end]:.4g}" if done is not None and done.converged else ""))
+        if done is not None and done.converged:
+            tail = f"; converged up to t = {t[done_end]:.4g}"
+        elif done is not None:
+            # say so: the curves returned are then those of an unconverged (or blown-up) first window
+            tail = f"; no window converged: the curves on [0, {t[done_end]:.4g}] are an unconverged iterate"
+        else:
+            tail = ""
+        reason = f"window [0, {t[end]:.4g}] {failure}{tail}"
         return done, done_end, total, events, reason
 
 
@@ -705,11 +711,13 @@ def _solve_replicas(problem, t, fixed: _State, settings, group, *, seed, tol, ba
     replicas : list of (stream, _WindowOutcome)
     failed : int
     iterations : list of int
+    reason : str
+        Why the last failed replica failed ("" when none failed).
     """
     B = settings.error_replicas
     samples = (settings.samples // B) // 4 * 4
     whole = replace(settings, march=False)
-    replicas, failed, iterations = [], 0, []
+    replicas, failed, iterations, why = [], 0, [], ""
     stream = first_stream - 1
     while have + len(replicas) < B and stream - first_stream + 1 < B - have + max(1, B // 2):
         stream += 1
@@ -719,9 +727,10 @@ def _solve_replicas(problem, t, fixed: _State, settings, group, *, seed, tol, ba
         iterations.append(len(history))
         if reason or outcome is None or end != t.size - 1:
             failed += 1
+            why = reason or f"stopped at t = {t[end]:.4g}"
             continue
         replicas.append((stream, outcome))
-    return replicas, failed, iterations
+    return replicas, failed, iterations, why
 
 
 def _replica_statistics(problem, t, outcomes):
@@ -750,12 +759,14 @@ def _replica_errors(problem, t, fixed: _State, settings, group, *, seed, tol, ba
         See :func:`_replica_statistics`.
     failed : int
     iterations : list of int
+    reason : str
+        Why the last failed replica failed ("" when none failed).
     """
     have = [] if first is None else [first]
-    replicas, failed, iterations = _solve_replicas(problem, t, fixed, settings, group, seed=seed, tol=tol, bar=bar,
-                                                   have=len(have))
+    replicas, failed, iterations, reason = _solve_replicas(problem, t, fixed, settings, group, seed=seed, tol=tol,
+                                                           bar=bar, have=len(have))
     sem, mean = _replica_statistics(problem, t, have + [outcome for _, outcome in replicas])
-    return sem, mean, failed, iterations
+    return sem, mean, failed, iterations, reason
 
 
 @dataclass(frozen=True)
@@ -789,8 +800,8 @@ def _solve_on_union(problem, t, start: _State, settings, group, *, bar, online) 
         bar=bar, label="replica 1", online=online)
     if reason or first is None or end != t.size - 1:
         return None
-    others, failed, iterations = _solve_replicas(problem, t, first.state, settings, group, seed=seed, tol=replica_tol,
-                                                 bar=bar, have=1, first_stream=2)
+    others, failed, iterations, _ = _solve_replicas(problem, t, first.state, settings, group, seed=seed,
+                                                    tol=replica_tol, bar=bar, have=1, first_stream=2)
     replicas = [(1, first)] + others
     if len(replicas) < 2:
         return None
@@ -905,7 +916,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         if union is not None:
             outcome, history, events, sem = union.outcome, union.history, union.events, union.sem
             failed, replica_iterations, main_samples = union.failed, union.replica_iterations, union.samples
-            end, reason, mean, converged = t.size - 1, "", None, True
+            end, reason, mean, converged, replica_reason = t.size - 1, "", None, True, ""
         else:
             outcome, end, history, events, reason = _march(
                 problem, t, start, settings, group, samples=main_samples, seed=(settings.seed, 0),
@@ -915,14 +926,14 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                 raise DMFTError(f"DMFT failed on its first window: {reason}", len(history),
                                 history[-1] if history else math.inf)
             converged = not reason
-            sem, mean, failed, replica_iterations = None, None, 0, []
+            sem, mean, failed, replica_iterations, replica_reason = None, None, 0, [], ""
             if converged and settings.error_replicas and error_bars_if is not None and not pooled:
                 tw = t[: end + 1]
                 decomposition = problem.decomposition(outcome.state.cov, outcome.state.overlap)
                 skipped = not error_bars_if(tw, outcome.estimate.train_loss, decomposition.sum(axis=-1))
             if converged and settings.error_replicas and not skipped:
                 replica_tol = settings.replica_tol or 10 * settings.tol
-                sem, mean, failed, replica_iterations = _replica_errors(
+                sem, mean, failed, replica_iterations, replica_reason = _replica_errors(
                     problem, t, outcome.state, settings, group, seed=settings.seed, tol=replica_tol, bar=bar,
                     first=outcome if pooled else None)
     finally:
@@ -951,9 +962,14 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
         message += "; no error replicas: error_bars_if declined them"
     if converged and settings.error_replicas and failed:
         usable = len(replica_iterations) - failed
-        message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not converge)"
-                    if sem is not None else
-                    f"; no Monte Carlo error bars: {failed} of {len(replica_iterations)} replicas did not converge")
+        # the reason of the last failure, so that the message says why (replicas iterate the whole grid at
+        # S/B samples from the fixed point: on long horizons they can stall at max_iter or blow up)
+        why = f"; last failure: {replica_reason}" if replica_reason else ""
+        message += (f"; Monte Carlo error bars from {usable} replicas ({failed} replaced: blew up or did not "
+                    f"converge{why})" if sem is not None else
+                    f"; no Monte Carlo error bars: {failed} of {len(replica_iterations)} replicas did not converge "
+                    f"at S/{settings.error_replicas} = {(settings.samples // settings.error_replicas) // 4 * 4} "
+                    f"samples each{why}")
     idx = np.arange(tw.size)
     if pooled and mean is not None:
         train_loss, decomposition, cov = mean["train_loss"], mean["decomposition"], mean["cov"]

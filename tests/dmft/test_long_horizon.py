@@ -524,6 +524,43 @@ def test_a_first_window_that_blows_up_is_reported_not_raised(monkeypatch):
     assert np.isfinite(res.residual_history).any()
 
 
+
+@pytest.mark.parametrize("t_max", [5.2, 5.27, 7.16, 53.6])
+def test_the_log_grid_ends_exactly_at_t_max(t_max):
+    """Issue 13 survey: the rescaling of the geometric steps missed t_max by an ulp on ~1 in 6 log grids
+    (t_max = 53.6 ended at 53.60000000000001), so ``t[-1] == t_max`` and ``settings["t_max"]`` were wrong."""
+    t = make_grid(t_max, grid="log")
+    assert t[-1] == t_max and np.all(np.diff(t) > 0)
+
+
+def test_a_solve_to_an_awkward_t_max_reports_that_t_max():
+    res = dmft.solve(alpha=5.0, epsilon=0.25, t_max=5.2, samples=512, error_replicas=0)
+    assert res.converged and res.t[-1] == 5.2 and res.settings["t_max"] == 5.2
+
+
+def test_replicas_that_all_fail_are_reported_with_the_reason():
+    """Issue 13 survey: α = 13.4, κ = 0.73, ε = 0.9, N = 1 to t = 200 with S = 2048 and 8 replicas said only
+    "no Monte Carlo error bars: 12 of 12 replicas did not converge" (each stalled at max_iter on the whole
+    grid with 256 samples). The message must say at what sample size and why. Here the replicas are made to
+    fail cheaply by a tolerance they cannot reach."""
+    res = dmft.solve(alpha=5.0, epsilon=0.25, t_max=5.0, samples=512, error_replicas=2, replica_tol=1e-300,
+                     max_iter=30)
+    assert res.converged and res.test_loss_sem is None and res.train_loss_sem is None
+    assert "no Monte Carlo error bars: 3 of 3 replicas did not converge at S/2 = 256 samples each" in res.message
+    assert "last failure: window [0, 5]" in res.message and "(max_iter)" in res.message
+    assert res.settings["replicas_failed"] == 3
+
+
+def test_a_first_window_that_never_converges_says_its_curves_are_unconverged():
+    """Issue 13 survey: α = 1, κ = 0.1, ε = 1, N = 6, centred, to t = 1000 (60 log points) returned
+    ``converged=False`` with curves on [0, 1.17] and the message "not converged: window [0, 1.175] residual
+    2.20e-01 >= tol 0.001 after 100 iterations (max_iter) (2 window(s) halved)": nothing said that no window
+    converged, i.e. that the curves are an unconverged iterate. Reproduced cheaply by max_iter = 2."""
+    res = dmft.solve(alpha=5.0, epsilon=0.25, t_max=2.0, samples=512, error_replicas=0, max_iter=2)
+    assert not res.converged and res.message.startswith("not converged")
+    assert f"no window converged: the curves on [0, {res.t[-1]:.4g}] are an unconverged iterate" in res.message
+    assert np.all(np.isfinite(res.train_loss)) and np.all(np.isfinite(res.test_loss))
+
 # -- against simulation over the whole window (slow) ------------------------------------------------
 @pytest.mark.slow
 def test_alpha3_agrees_with_seed_averaged_descent_to_t60():
