@@ -21,6 +21,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
+import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -1003,7 +1004,10 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
                   "replicas_failed": failed, "replica_iterations": replica_iterations,
                   "samples_per_solve": main_samples, "pooled_replicas": bool(pooled and mean is not None),
                   "union_of_replicas_used": union is not None, "error_bars_skipped": skipped,
-                  "two_level_used": outcome.two_level},
+                  "two_level_used": outcome.two_level,
+                  # the partial sums over samples are split by thread: another thread count changes
+                  # the curves at rounding level (~1e-15), the same count reproduces them bit for bit
+                  "numba_threads": numba.get_num_threads() if settings.backend == "numba" else None},
         converged=converged, iterations=iterations, residual=residual,
         residual_history=np.array(history), seconds=time.perf_counter() - start_time, message=message,
         extras=extras,

@@ -17,8 +17,9 @@ Everything follows theory.md §0–§1 (convention A unless ``target_scale`` say
 
 Initialisation (§0, §1.3): ``init_overlap=None`` draws W(0)_ij ~ N(0, 1); a list of overlaps
 m_i plants w_i(0) = (m_i/ρ) β + (1 − m_i²/ρ)^(1/2) z_i with z_i ~ N(0, I_D) projected onto the
-orthogonal complement of β, so that m(0) = W(0)β/D equals the requested overlaps *exactly*
-(Q(0) = W(0)W(0)ᵀ/D keeps its O(D^(-1/2)) fluctuations around δ_ij + (1 − δ_ij) m_i m_j/ρ).
+orthogonal complement of β and rescaled to |z_i|² = D (theory.md §0), so that m(0) = W(0)β/D
+equals the requested overlaps and Q(0)_ii = 1 *exactly* (the off-diagonal Q(0)_ij keep their
+O(D^(-1/2)) fluctuations z_i·z_j/D around m_i m_j/ρ).
 ``init_scale`` σ multiplies the whole W(0) afterwards (planted overlaps become σ·m_i).
 
 Recorded on a log-spaced set of steps (plus step 0): t, train loss, the *exact* population
@@ -275,7 +276,8 @@ def make_committee_data(
     dim, width : int
         D and N.
     init_overlap : sequence of float, optional
-        Planted overlaps m_i(0) (|m_i| < √ρ); ``None`` for W(0) ~ N(0, 1).
+        Planted overlaps m_i(0) (|m_i| < √ρ), exact, with Q(0)_ii = 1 exactly (|z_i|² = D,
+        theory.md §0); ``None`` for W(0) ~ N(0, 1).
     init_scale : float
         σ, multiplies W(0).
     rho : float
@@ -321,6 +323,7 @@ def make_committee_data(
             raise InvalidParameterError("a planted init_overlap needs dim >= 2")
         beta_hat = beta / np.linalg.norm(beta)
         z_perp = z - np.outer(z @ beta_hat, beta_hat)
+        z_perp *= math.sqrt(dim) / np.linalg.norm(z_perp, axis=1, keepdims=True)  # |z_i|² = D (theory.md §0)
         W0 = (m0 / rho)[:, None] * beta[None, :] + np.sqrt(1.0 - m0**2 / rho)[:, None] * z_perp
     W0 = init_scale * W0
 

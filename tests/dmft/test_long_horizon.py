@@ -677,3 +677,16 @@ def test_grids_that_cannot_be_built_are_refused_naming_their_parameter():
             call()
     grid = log_time_grid(300.0, 3, 0.25)                 # three points can: steps 0.25 and 299.75
     np.testing.assert_allclose(grid, [0.0, 0.25, 300.0], rtol=1e-12)
+
+
+def test_a_solve_records_its_thread_count_and_repeats_bit_for_bit():
+    """The same seed and thread count give the same numbers, bit for bit; the thread count (which
+    splits the sums over samples, so another count moves the curves at rounding level) is recorded
+    in the settings stored with the run."""
+    import numba
+
+    first = dmft.solve(10.0, epsilon=0.1, t_max=1.0, samples=256, error_replicas=0, seed=3)
+    again = dmft.solve(10.0, epsilon=0.1, t_max=1.0, samples=256, error_replicas=0, seed=3)
+    assert first.settings["numba_threads"] == numba.get_num_threads()
+    np.testing.assert_array_equal(first.test_loss, again.test_loss)
+    np.testing.assert_array_equal(first.train_loss, again.train_loss)

@@ -173,3 +173,47 @@ def test_cli_train_committee_takes_the_family_options(tmp_path):
     assert_allclose(centred["final"]["test_loss"], train_committee(
         3.0, 60, 2, 2.0, 0.0, t_max=1.0, lr=3.0, activation="erf", target="committee", teacher_width=2,
         teacher_scale=2.0, noise=0.05, seed=2, record_points=6, device="cpu", center=True).test_loss[-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("student, center", [("erf", False), ("erf", True), ("tanh", True)])
+def test_family_step_is_the_documented_update_and_its_test_loss_the_monte_carlo_value(student, center):
+    """Written here from theory.md §0/§10.1 alone, not from dmft.simulate: f = (κ/N) Σ φ(w_i·x)
+    (centred: minus f at W(0)), L = mean (f − y)², W ← W − η ∇L with η = η₀N/κ², t = η₀·step/D.
+    The trainer's Q, R, X and train loss equal that run's (1e-12: float64 round-off of 40 steps),
+    and its population test loss, from (Q, R, T[, X]), is the mean squared error of those weights
+    on 2·10⁵ fresh x ~ N(0, I/D) within 4 standard errors (the per-point spread)."""
+    from scipy.special import erf
+
+    from dmft.simulate import committee_gd_data  # the draws only
+
+    act = {"erf": (lambda h: erf(h / np.sqrt(2)), lambda h: np.sqrt(2 / np.pi) * np.exp(-h * h / 2)),
+           "tanh": (np.tanh, lambda h: 1 - np.tanh(h) ** 2)}
+    phi, dphi = act[student]
+    kappa, kstar, noise, D, alpha, eta0, steps = 1.5, 2.0, 0.01, 50, 3.0, 1.0, 40
+    model = CommitteeModel(activation=student, width=2, target="committee", teacher_width=2, scale=kappa,
+                           teacher_scale=kstar, teacher_activation="erf", noise=noise, center=center,
+                           init_overlap=[[0.3, 0.1], [-0.1, 0.2]])
+    B, W0, X, y = committee_gd_data(model, alpha, D, seed=2)
+    got = train_committee_family(model, alpha, D, [0.0, eta0 / D, steps * eta0 / D], seed=2,
+                                 time_step=eta0 / D, device="cpu")
+    N, P = 2, X.shape[0]
+    f0 = kappa / N * phi(X @ W0.T).sum(1) if center else 0.0
+    W, records = W0.copy(), {}
+    for k in range(steps + 1):
+        H = X @ W.T
+        r = kappa / N * phi(H).sum(1) - f0 - y
+        records[k] = (W.copy(), np.mean(r * r))
+        W = W - eta0 * N / kappa**2 * (2 / P) * (kappa / N) * (r[:, None] * dphi(H)).T @ X
+    for j, k in enumerate((0, 1, steps)):
+        Wk, loss = records[k]
+        assert_allclose(got.cov[j], Wk @ Wk.T / D, rtol=1e-12, atol=1e-14)
+        assert_allclose(got.extras["overlap_matrix"][j], Wk @ B.T / D, rtol=1e-12, atol=1e-14)
+        assert_allclose(got.train_loss[j], loss, rtol=1e-12)
+        if center:
+            assert_allclose(got.extras["cross"][j], Wk @ W0.T / D, rtol=1e-12, atol=1e-14)
+    x = np.random.default_rng(11).standard_normal((200_000, D)) / np.sqrt(D)
+    for j, k in ((0, 0), (2, steps)):
+        f = kappa / N * phi(x @ records[k][0].T).sum(1) - (kappa / N * phi(x @ W0.T).sum(1) if center else 0.0)
+        sq = (f - kstar / 2 * erf(x @ B.T / np.sqrt(2)).sum(1)) ** 2
+        assert abs(got.test_loss[j] - noise - sq.mean()) < 4 * sq.std(ddof=1) / np.sqrt(sq.size), (k, got.test_loss[j])
+    assert got.test_loss[-1] < 0.8 * got.test_loss[0]  # the run moved

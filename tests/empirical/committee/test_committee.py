@@ -236,7 +236,8 @@ def test_population_loss_matches_large_test_set(opts):
         ses.append(sq.std(ddof=1) / math.sqrt(sq.size))
         return {"hook_mse": sq.mean()}
 
-    res = train_committee(alpha, D, N, 1.0, 0.25, steps=400, record_points=6, data=data, readouts=readouts,
+    # 2000 steps: the centred runs of this draw sit on their plateau for the first ~1000 steps
+    res = train_committee(alpha, D, N, 1.0, 0.25, steps=2000, record_points=6, data=data, readouts=readouts,
                           target_scale=target_scale, record_hook=standard_error, **opts, **CPU)
     finite = res.extras["test_loss_finite"]
     np.testing.assert_allclose(finite, res.extras["hook_mse"], rtol=1e-10)
@@ -326,6 +327,25 @@ def test_planted_overlaps_and_teacher_norm_are_exact():
     res = train_committee(2.0, 30, 4, 1.0, 0.1, steps=1, init_overlap=[0.5, -0.3, 0.0, 0.9], rho=2.0,
                           seed=1, **CPU)
     np.testing.assert_allclose(res.overlap[0], [0.5, -0.3, 0.0, 0.9], atol=1e-14)
+
+
+def test_planted_initial_covariance_has_the_theory_diagonal():
+    """theory.md §0 plants w_i = (m_i/ρ)β + (1 − m_i²/ρ)^½ z_i with z_i ⊥ β and |z_i|² = D, so the
+    run starts from Q(0)_ii = 1 exactly (as dmft.simulate.planted_weights) and only the
+    off-diagonal z_i·z_j/D fluctuates, around m_i m_j/ρ, at the scale D^(-1/2)."""
+    m0 = [0.3, -0.2, 0.1, 0.6]
+    for rho, scale in ((1.0, 1.0), (2.0, 0.7)):
+        data = make_committee_data(3.0, 40, 4, init_overlap=m0, rho=rho, init_scale=scale, seed=5)
+        res = train_committee(3.0, 40, 4, 1.5, 0.3, steps=1, init_overlap=m0, rho=rho, init_scale=scale,
+                              seed=5, **CPU)
+        Q0 = data.init_weights @ data.init_weights.T / 40
+        # exact up to round-off (σ² Q_ii = σ²); before the fix Q_ii − 1 was 0.1–0.2 at D = 40
+        np.testing.assert_allclose(np.diag(Q0), scale**2, rtol=1e-13)
+        np.testing.assert_allclose(np.diag(res.cov[0]), scale**2, rtol=1e-13)
+        np.testing.assert_allclose(data.init_weights @ data.teacher / 40, scale * np.array(m0), atol=1e-14)
+        # off-diagonal: sampling scale 1/√D ≈ 0.16; 4 of it bounds all 6 pairs (a 1e-4 event)
+        off = Q0 / scale**2 - np.outer(m0, m0) / rho
+        assert np.all(np.abs(off[~np.eye(4, dtype=bool)]) < 4 / math.sqrt(40))
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
