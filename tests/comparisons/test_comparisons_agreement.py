@@ -2,7 +2,7 @@
 
 The metric tests use synthetic curves whose answer is known in closed form; the compare tests
 run real simulations (empirical.train_committee) against the finite-alpha DMFT at alpha = 3 (the
-default theory) and, as a limit test, against the online ODE at alpha = 100. Each includes a
+default theory) and, as a limit test, against the online ODE at alpha = 300. Each includes a
 negative control (a theory that must be flagged as disagreeing).
 """
 
@@ -116,7 +116,7 @@ def test_bad_arguments_name_the_parameter():
 # ------------------------------------------------------------------------------------------
 # compare: real simulations
 # ------------------------------------------------------------------------------------------
-COMPARE = dict(alpha=100.0, epsilon=0.25, scale=1.0, width=2, dim=60, seeds=4, t_max=8.0,
+COMPARE = dict(alpha=300.0, epsilon=0.25, scale=1.0, width=2, dim=60, seeds=4, t_max=8.0,
                init_overlap=[0.3, -0.3], theory="online", device="cpu",
                simulation_options={"record_points": 50})
 
@@ -133,9 +133,14 @@ def online_comparison(tmp_path_factory):
 
 
 def test_compare_at_large_alpha_agrees_with_online_theory_within_seed_spread(online_comparison):
-    """At alpha = 100, D = 60 the simulations follow the alpha = inf ODE (theory.md §4.3) up to
+    """At alpha = 300, D = 60 the simulations follow the alpha = inf ODE (theory.md §4.3) up to
     O(1/alpha) and finite-D escape-time fluctuations; the criterion is the seed spread itself
-    (spread_ratio <= 1: the theory deviates from the mean by less than one seed does)."""
+    (spread_ratio <= 1: the theory deviates from the mean by less than one seed does).
+
+    Why alpha = 300: with Q(0)_ii planted exactly (session 29) the seed spread no longer carries
+    the initial norms' fluctuations, and at alpha = 100 the finite-alpha tail of the test loss
+    (0.0031 +- 0.0003 against the ODE's 0.0017 at t = 8, 8 seeds) lies outside it (spread ratio
+    1.44). At alpha = 300 the test-loss spread ratio is 0.23 / 0.94 / 0.93 with 4 / 8 / 16 seeds."""
     c = online_comparison
     for q in ("train_loss", "test_loss"):
         a = c.agreements[q]
@@ -174,7 +179,7 @@ def test_compare_plot_exists_and_cli_reports_agreement(online_comparison, tmp_pa
     assert online_comparison.plot and open(online_comparison.plot, "rb").read(4) == b"\x89PNG"
     runner = CliRunner()
     out = online_comparison.out  # stored runs are reused: the CLI call costs no simulation
-    res = runner.invoke(main, ["compare", "--alpha", "100", "--epsilon", "0.25", "--dim", "60", "--seeds", "4",
+    res = runner.invoke(main, ["compare", "--alpha", "300", "--epsilon", "0.25", "--dim", "60", "--seeds", "4",
                                "--t-max", "8", "--init-overlap", "0.3,-0.3", "--theory", "online", "--device", "cpu",
                                "--out", out, "--no-plot", "--json"])
     # record_points differs from the fixture (CLI default 200) only inside the simulations, which
@@ -307,7 +312,7 @@ def test_cli_compare_defaults_to_dmft(dmft_comparison):
 def _compare_cli(out, *extra):
     from grokking_cli.main import main
 
-    return CliRunner().invoke(main, ["compare", "--alpha", "100", "--epsilon", "0.25", "--dim", "60", "--seeds", "4",
+    return CliRunner().invoke(main, ["compare", "--alpha", "300", "--epsilon", "0.25", "--dim", "60", "--seeds", "4",
                                      "--t-max", "8", "--init-overlap", "0.3,-0.3", "--theory", "online",
                                      "--device", "cpu", "--out", out, "--no-progress", *extra])
 
