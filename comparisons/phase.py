@@ -720,7 +720,11 @@ def phase_diagram(
             "phase_identity": json.dumps(identity, sort_keys=True), "identity": identity_digest(identity)})
         results[name] = curves
 
-    inline = executor is None and workers == 0 and not (scheduler or slurm)
+    if executor is not None and (workers is not None or scheduler or slurm):
+        given = "workers" if workers is not None else "scheduler" if scheduler else "slurm"
+        raise InvalidParameterError(f"{given} chooses the executor that phase_diagram builds; it does not apply to a "
+                                    "given executor (drop one of them)")
+    inline = executor is None and workers == 0 and scheduler is None and not slurm
     close = None
     if todo and executor is None and not inline:
         executor, close = make_executor(workers=workers, scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,

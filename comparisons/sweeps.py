@@ -289,14 +289,21 @@ def make_executor(*, workers: int | None = None, scheduler: str | None = None, s
     Raises
     ------
     InvalidParameterError
-        ``scheduler`` is malformed or no scheduler answers there; ``workers`` < 1.
+        ``scheduler`` is empty, malformed or no scheduler answers there; ``workers`` < 1, or given
+        with ``scheduler``/``slurm`` (it sizes the local pool only).
     ModuleNotFoundError
         dask.distributed (``scheduler``) or submitit (``slurm``) is not installed.
     RuntimeError
         ``slurm`` where submitit finds no Slurm cluster.
     """
+    if scheduler is not None and not str(scheduler).strip():
+        raise InvalidParameterError("scheduler must be the address of a Dask scheduler (e.g. tcp://host:8786), "
+                                    "got an empty string")
     if scheduler and slurm:
         raise InvalidParameterError("scheduler and slurm are exclusive: choose one executor")
+    if workers is not None and (scheduler or slurm):
+        raise InvalidParameterError("workers sets the size of the local process pool; it does not apply with "
+                                    f"{'scheduler' if scheduler else 'slurm'} (drop one of them)")
     if scheduler:
         try:
             from distributed import Client
@@ -398,6 +405,9 @@ def sweep(
     skipped = tuple(n for n in names if n in done)
     computed, failed, invalid = [], {}, []
     close = None
+    if executor is not None and workers is not None:
+        raise InvalidParameterError("workers sets the size of the default local pool; it does not apply to a "
+                                    "given executor (drop one of them)")
     if todo and executor is None:
         executor, close = make_executor(workers=workers)
     try:

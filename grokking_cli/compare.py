@@ -195,7 +195,7 @@ def _report_compare(result, as_json, require_agreement, allow_unconverged=False)
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="HDF5 store; complete runs already there are skipped (resume).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes of the local pool (>= 1). [default: CPU count]")
+              help="Processes of the local pool (>= 1; not with --scheduler or --slurm). [default: CPU count]")
 @click.option("--scheduler", type=str, default=None,
               help="Address of a Dask scheduler (tcp://host:8786): run the points on that cluster.")
 @click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")
@@ -249,12 +249,13 @@ def sweep(kind, params, fixed, out, workers, scheduler, slurm, slurm_partition, 
     slurm_options = {"timeout_min": slurm_minutes}
     if slurm_partition:
         slurm_options["slurm_partition"] = slurm_partition
-    if scheduler or slurm:
+    if scheduler is not None or slurm:     # also an empty --scheduler, which make_executor refuses
         try:
-            executor, close = make_executor(scheduler=scheduler, slurm=slurm, slurm_folder=slurm_folder,
-                                            slurm_options=slurm_options)
+            executor, close = make_executor(workers=workers, scheduler=scheduler, slurm=slurm,
+                                            slurm_folder=slurm_folder, slurm_options=slurm_options)
         except RuntimeError as exc:  # no Slurm cluster here: one line, exit 1 (as dmft phase)
             raise click.ClickException(str(exc)) from None
+        workers = None                    # the executor is chosen; the local pool's size does not apply
     else:
         executor, close = None, (lambda: None)
     try:

@@ -85,7 +85,8 @@ def _values(text: str | None, name: str):
 @click.option("--json", "as_json", is_flag=True,
               help="Print {\"points\": [...]} as JSON (null where censored; alpha = inf as \"inf\").")
 @click.option("--workers", type=int, default=None,
-              help="Processes of the local pool (0: solve in this process). [default: CPU count]")
+              help="Processes of the local pool (0: solve in this process; not with --scheduler or --slurm). "
+                   "[default: CPU count]")
 @click.option("--scheduler", type=str, default=None, help="Address of a Dask scheduler (tcp://host:8786).")
 @click.option("--slurm", is_flag=True, help="Submit each point as a Slurm job through submitit.")
 @click.option("--slurm-partition", type=str, default=None, help="Slurm partition (with --slurm).")

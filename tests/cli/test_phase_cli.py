@@ -81,6 +81,8 @@ def test_io_errors_exit_1_before_computing(tmp_path):
 
 def test_malformed_scheduler_exits_2_naming_the_option(tmp_path):
     pytest.importorskip("distributed")
-    result = run([*ONLINE, "--out", str(tmp_path / "p.h5"), "--scheduler", "foo://127.0.0.1:1"])
+    local = ONLINE.index("--workers")                 # --workers sizes the local pool: not with --scheduler
+    online = ONLINE[:local] + ONLINE[local + 2:]
+    result = run([*online, "--out", str(tmp_path / "p.h5"), "--scheduler", "foo://127.0.0.1:1"])
     assert result.exit_code == 2 and "scheduler" in result.output and "malformed" in result.output, result.output
     assert not (tmp_path / "p.h5").exists()

@@ -272,3 +272,29 @@ def test_sweep_slurm_without_a_cluster_is_one_line_exit_1(tmp_path):
                                     "--out", str(tmp_path / "s.h5"), "--slurm", "--no-progress"])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), repr(res.exception)
     assert "no Slurm cluster" in res.output and "Traceback" not in res.output
+
+
+def test_executor_options_that_would_be_ignored_are_refused(tmp_path):
+    """An empty --scheduler used to fall back to the local pool, and --workers beside --scheduler,
+    --slurm or a caller's executor was dropped: each is refused naming the option, before any point."""
+    from comparisons.phase import phase_diagram
+    from dmft.parameters import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="scheduler"):
+        make_executor(scheduler="")
+    with pytest.raises(InvalidParameterError, match="workers"):
+        make_executor(workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(InvalidParameterError, match="workers"):
+        make_executor(workers=2, slurm=True)
+    with cf.ThreadPoolExecutor(1) as pool:
+        with pytest.raises(InvalidParameterError, match="workers"):
+            sweep({"epsilon": [0.1]}, "theory", tmp_path / "a.h5", pool, fixed={"alpha": math.inf}, workers=2)
+        with pytest.raises(InvalidParameterError, match="scheduler"):
+            phase_diagram({"alpha": [math.inf], "epsilon": [0.1, 0.2]}, {"scale": 1.0}, out=tmp_path / "p.h5",
+                          executor=pool, scheduler="tcp://127.0.0.1:1", progress=False)
+    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "p.h5").exists()
+    for extra in (["--scheduler", ""], ["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]):
+        res = CliRunner().invoke(main, ["sweep", "--kind", "theory", "-p", "epsilon=0.1", "--set", "alpha=inf",
+                                        "--out", str(tmp_path / "s.h5"), "--no-progress", *extra])
+        assert res.exit_code == 2 and ("scheduler" in res.output or "workers" in res.output), res.output
+    assert not (tmp_path / "s.h5").exists()
