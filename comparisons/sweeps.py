@@ -218,8 +218,9 @@ class SweepResult:
         The failed points whose parameters were refused (:class:`InvalidParameterError`).
     seconds : float
     converged : dict of str to bool
-        Whether each stored point's run converged (theory: the DMFT met its tolerance;
-        simulation: it did not diverge).
+        Whether each point's run with these settings converged (theory: the DMFT met its
+        tolerance; simulation: it did not diverge). A point recomputed now that did not converge
+        is False even where the store keeps an older converged run of it (other solver numerics).
     """
 
     out: str
@@ -430,12 +431,14 @@ def sweep(
             else:
                 # the name spells out every parameter of the point, so a run stored under it is the
                 # same point; store_run still never lets a non-converged run replace a converged one
-                status = store_run(out, name, curves, identity=identities[name],
-                                   attrs={"sweep_kind": kind,
-                                          "sweep_point": json.dumps(params, sort_keys=True, default=str)},
-                                   overwrite=True)
+                store_run(out, name, curves, identity=identities[name],
+                          attrs={"sweep_kind": kind, "sweep_point": json.dumps(params, sort_keys=True, default=str)},
+                          overwrite=True)
                 computed.append(name)
-                converged[name] = bool(curves.converged) or status == "kept"
+                # "kept": the store holds a converged run of this point from other solver numerics,
+                # and this one did not converge; the point is reported as not converged (the older
+                # run stays in the store, and a resume recomputes the point)
+                converged[name] = bool(curves.converged)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=len(failed))

@@ -259,7 +259,6 @@ def transformer(operator, modulus, train_pct, cayley_table, weight_decay, max_lr
     config = TransformerConfig(operator=operator, modulus=modulus, train_pct=train_pct, cayley_table=cayley_table,
                                weight_decay=weight_decay, max_lr=max_lr, n_layers=n_layers, d_model=d_model,
                                n_heads=n_heads, batch_size=batch_size)
-    seed = 0 if seed is None else seed
     plan = _plan("transformer", config, seed, steps, out=out, run_name=run_name, overwrite=overwrite,
                  stop_when_generalised=stop_when_generalised)
     history = plan.stored if plan.stored is not None else train_transformer(
@@ -299,7 +298,6 @@ def mlp(modulus, operator, width, scale, train_fraction, lr_base, steps, seed, d
     _threads(threads)
     config = ModularMLPConfig(modulus=modulus, operator=operator, width=width, scale=scale,
                               train_fraction=train_fraction, lr_base=lr_base)
-    seed = 1 if seed is None else seed
     _train_and_report("modular_mlp", config, train_modular_mlp, seed=seed, steps=steps, device=device,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
                       out=out, run_name=run_name, overwrite=overwrite, plot=plot,
@@ -329,7 +327,6 @@ def nanda(modulus, operator, train_fraction, d_model, d_mlp, n_heads, scale, lr_
     _threads(threads)
     config = NandaConfig(modulus=modulus, operator=operator, train_fraction=train_fraction, d_model=d_model,
                          d_mlp=d_mlp, n_heads=n_heads, scale=scale, lr_base=lr_base, weight_decay=weight_decay)
-    seed = 0 if seed is None else seed
     _train_and_report("nanda", config, train_nanda, seed=seed, steps=steps, device=device,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
                       out=out, run_name=run_name, overwrite=overwrite, plot=plot,
@@ -355,7 +352,6 @@ def student_teacher(scale, init_scale, lr, weight_decay, accuracy_threshold, cen
     _threads(threads)
     config = StudentTeacherConfig(scale=scale, init_scale=init_scale, lr=lr, weight_decay=weight_decay,
                                   accuracy_threshold=accuracy_threshold, center=center)
-    seed = 1 if seed is None else seed
     _train_and_report("student_teacher", config, train_student_teacher, seed=seed, steps=steps, device=device,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
                       out=out, run_name=run_name, overwrite=overwrite, plot=plot,
@@ -385,7 +381,6 @@ def digits(mnist_path, n_train, n_test, width, depth, init_scale, scale, lr, wei
     _threads(threads)
     config = DigitsConfig(n_train=n_train, n_test=n_test, width=width, depth=depth, init_scale=init_scale,
                           scale=scale, lr=lr, weight_decay=weight_decay, batch_size=batch_size, mnist_path=mnist_path)
-    seed = 0 if seed is None else seed
     _train_and_report("digits", config, train_digits, seed=seed, steps=steps, device=device,
                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress, as_json=as_json,
                       out=out, run_name=run_name, overwrite=overwrite, plot=plot,

@@ -298,3 +298,26 @@ def test_executor_options_that_would_be_ignored_are_refused(tmp_path):
                                         "--out", str(tmp_path / "s.h5"), "--no-progress", *extra])
         assert res.exit_code == 2 and ("scheduler" in res.output or "workers" in res.output), res.output
     assert not (tmp_path / "s.h5").exists()
+
+
+def test_a_point_that_does_not_converge_is_reported_so_even_if_the_store_keeps_an_older_run(tmp_path):
+    """The store keeps a converged run from other numerics (another identity) rather than replace
+    it by a non-converged one; the sweep must still report the point as not converged."""
+    import dataclasses
+
+    from comparisons.store import stored_run_info, store_run
+
+    out = tmp_path / "s.h5"
+    old = dmft.solve(math.inf, 0.1, t_max=2.0)
+    name = run_name("theory", {"alpha": math.inf, "epsilon": 0.1, "t_max": 2.0})
+    store_run(out, name, old, identity="older-numerics")
+
+    def unconverged(kind, params):
+        return dataclasses.replace(run_point(kind, params), converged=False, message="not converged: test")
+
+    with cf.ThreadPoolExecutor(1) as pool:
+        result = sweep({"epsilon": [0.1]}, "theory", out, pool, fixed={"alpha": math.inf, "t_max": 2.0},
+                       runner=unconverged, progress=False)
+    assert result.names == (name,) and result.computed == (name,)
+    assert result.converged[name] is False
+    assert stored_run_info(out, name)["identity"] == "older-numerics"      # the converged run is kept
