@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -46,6 +47,37 @@ class DMFTError(SolverError):
         super().__init__(message)
         self.iteration = iteration
         self.residual = residual
+
+
+#: Two-time matrices of size (T·N)² that a solve surely holds at once (C_w, R_w, C_g, R_g, the
+#: probe response, the weight side's system): a lower bound on its memory, used to refuse a
+#: problem the machine cannot hold before anything is allocated.
+TWO_TIME_MATRICES = 6
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, None where the system does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(steps: int, width: int, available: int | None = None) -> None:
+    """Refuse a solve whose two-time matrices alone exceed the machine's memory.
+
+    The solver holds :data:`TWO_TIME_MATRICES` matrices of (T·N)² doubles (T grid times, N
+    hidden units); where that lower bound exceeds ``available`` (default: the physical memory),
+    the solve would be killed for memory, so it is refused with an
+    :class:`~dmft.parameters.InvalidParameterError` naming width and grid_points.
+    """
+    available = physical_memory() if available is None else available
+    need = TWO_TIME_MATRICES * 8.0 * float(steps * width) ** 2
+    if available is not None and need > available:
+        raise InvalidParameterError(
+            f"width and grid_points: a solve with N={width} units on T={steps} grid times holds two-time matrices "
+            f"of (T*N)^2 numbers, at least {need / 2**30:.1f} GiB, more than this machine's {available / 2**30:.1f} "
+            "GiB; lower width, grid_points or t_max")
 
 
 @dataclass(frozen=True)
@@ -889,6 +921,7 @@ def solve_dmft(params: ModelParameters | SquareTargetProblem | CommitteeProblem,
             f"backend must be 'numpy' for this student activation: only {', '.join(COMPILED_ACTIVATIONS)} have a "
             "compiled (Numba) data-side kernel")
     t = check_grid(t)
+    check_memory(t.size, problem.width)
     start_time = time.perf_counter()
     online = problem.online(t)
     start = _weight_side(problem, online[0], online[1], None, t, alpha=math.inf)

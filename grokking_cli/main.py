@@ -62,8 +62,8 @@ def _given(ctx, name: str) -> bool:
 @click.option("--alpha", type=float, required=True, help=ALPHA_HELP)
 @click.option("--epsilon", type=float, default=None, help=EPSILON_FAMILY_HELP)
 @api_option("--scale", type=float, api=_SOLVE, help=SCALE_HELP)
-@api_option("--width", type=int, api=_SOLVE, help="Hidden units N.")
-@api_option("--t-max", type=float, api=_SOLVE, help="Final time t (units lr*step/D).")
+@api_option("--width", type=int, api=_SOLVE, help="Hidden units N (integer >= 1; at finite alpha the memory grows like (T*N)^2 for T grid times, and a solve beyond this machine's memory is refused).")
+@api_option("--t-max", type=float, api=_SOLVE, help="Final time, in theory time t = eta0*step/D.")
 @api_option("--dt", type=float, api=_SOLVE,
             help="Time step of a uniform grid, or the first step of the log grid (units of t).")
 @click.option("--grid", type=click.Choice(["uniform", "log"]), default=None,

@@ -690,3 +690,24 @@ def test_a_solve_records_its_thread_count_and_repeats_bit_for_bit():
     assert first.settings["numba_threads"] == numba.get_num_threads()
     np.testing.assert_array_equal(first.test_loss, again.test_loss)
     np.testing.assert_array_equal(first.train_loss, again.train_loss)
+
+
+def test_a_solve_the_machine_cannot_hold_is_refused_before_anything_is_allocated(monkeypatch):
+    """Six two-time matrices of (T*N)^2 doubles are a lower bound on a solve's memory: beyond the
+    machine's memory the solve would be killed (a 23 GB OOM kill in the bug hunt), so it is refused
+    with an error naming width and grid_points, at once."""
+    import time
+
+    from dmft.dmft_solver import TWO_TIME_MATRICES, check_memory
+    from dmft.parameters import InvalidParameterError
+
+    need = TWO_TIME_MATRICES * 8 * (98 * 2) ** 2          # the default problem: 1.8 MB
+    check_memory(98, 2, available=need)                  # exactly fits
+    with pytest.raises(InvalidParameterError, match="width and grid_points"):
+        check_memory(98, 2, available=need - 1)
+    # a 1 GiB machine: N = 100 on the default 98-point grid needs at least 4.3 GiB
+    monkeypatch.setattr("dmft.dmft_solver.physical_memory", lambda: 2**30)
+    start = time.perf_counter()
+    with pytest.raises(InvalidParameterError, match="width and grid_points"):
+        dmft.solve(10.0, epsilon=0.1, width=100)
+    assert time.perf_counter() - start < 10
