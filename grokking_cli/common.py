@@ -4,7 +4,8 @@ Exit codes, each with a one-line message on stderr and never a traceback:
 
 * 0 success;
 * 1 input/output: a store or plot path that cannot be written or read (a text file, a corrupt
-  ``.h5``, a path under a file, a read-only folder), a missing optional package;
+  ``.h5``, a path under a file, a read-only folder), a missing optional package, an array too
+  large for the machine's memory (``MemoryError``);
 * 2 invalid input: an :class:`~dmft.parameters.InvalidParameterError` (the message names the
   parameter) or a usage error of click; no other ``ValueError`` counts as bad input;
 * 3 the computation did not converge or blew up: DMFT ``converged=False`` or any
@@ -104,7 +105,7 @@ def _exit_code(exc: BaseException) -> int | None:
     from_store = type(exc).__name__ == "StoreError" and type(exc).__module__ == "comparisons.store"
     if _solver_failure(exc):
         return EXIT_NOT_CONVERGED
-    if from_store or isinstance(exc, (OSError, ModuleNotFoundError)):
+    if from_store or isinstance(exc, (OSError, ModuleNotFoundError, MemoryError)):
         return EXIT_IO
     return None
 
@@ -113,7 +114,8 @@ def handle_errors(func):
     """Map the exceptions that end a command to its exit code and one line on stderr.
 
     :class:`~dmft.parameters.InvalidParameterError` → usage error (exit 2); a solver failure →
-    exit 3; a store or file-system error → exit 1. Anything else is a bug and propagates.
+    exit 3; a store or file-system error, or an allocation the machine cannot satisfy
+    (``MemoryError``), → exit 1. Anything else is a bug and propagates.
     """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -127,7 +129,8 @@ def handle_errors(func):
             code = _exit_code(exc)
             if code is None:
                 raise
-            what = "did not converge" if code == EXIT_NOT_CONVERGED else "input/output"
+            what = ("did not converge" if code == EXIT_NOT_CONVERGED else
+                    "out of memory" if isinstance(exc, MemoryError) else "input/output")
             click.echo(f"error ({what}): {_one_line(exc)}", err=True)
             sys.exit(code)
 

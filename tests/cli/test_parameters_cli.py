@@ -404,3 +404,16 @@ def test_family_comparison_takes_the_log_grid_it_uses_by_default(tmp_path):
     assert implicit.exit_code == 0 and explicit.exit_code == 0, explicit.output
     a, b = json.loads(implicit.output.splitlines()[-1]), json.loads(explicit.output.splitlines()[-1])
     assert a["agreement"] == b["agreement"]
+
+
+def test_an_allocation_the_machine_cannot_satisfy_is_one_line_not_a_traceback(monkeypatch):
+    """A MemoryError (an array too large for the machine, e.g. a huge --width) ends the command
+    with one line and exit 1, like the other resource errors, not with a traceback."""
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr("dmft.dmft_solver.solve_dmft", exhausted)
+    result = CliRunner().invoke(main, ["solve", "--alpha", "10", "--epsilon", "0.1", "--no-plot", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "out of memory" in result.output and "74.5 GiB" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
