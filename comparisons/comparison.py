@@ -95,7 +95,9 @@ def _check_simulations(alpha: float, dim: int, lr: float, t_max: float, dt: floa
                                     f"t by lr/dim = {step:g}, beyond t_max = {t_max:g}, so the simulations would "
                                     "have no record inside the theory's window")
     if model is not None:
-        spacing = float(np.diff(time_grid(t_max, dt)).min())
+        from empirical.committee.family import record_spacing
+
+        spacing = record_spacing(time_grid(t_max, dt))
         if step > spacing * (1 + 1e-9):
             raise InvalidParameterError(f"lr must be at most dim*dt = {dim * spacing:g}: one gradient step advances t "
                                         f"by lr/dim = {step:g}, more than the spacing {spacing:g} of the theory grid "

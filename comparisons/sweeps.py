@@ -113,19 +113,15 @@ def accepted_parameters(kind: str) -> set[str]:
     import dataclasses
     import inspect
 
-    if kind == "theory":
-        signature = inspect.signature(dmft.solve)
-        names = {n for n, p in signature.parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
-        try:
-            from dmft.dmft_solver import SolverSettings
-        except ImportError:  # pragma: no cover - a build without the finite-alpha solver
-            return names
-        return names | {f.name for f in dataclasses.fields(SolverSettings)} | set(_SOLVE_EXTRA_OPTIONS)
+    parameters = inspect.signature(_point_function(kind)).parameters
     if kind == "simulation":
-        from empirical import train_committee
-
-        return set(inspect.signature(train_committee).parameters) - set(_SIMULATION_NOT_SWEEPABLE)
-    raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        return set(parameters) - set(_SIMULATION_NOT_SWEEPABLE)
+    names = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    try:
+        from dmft.dmft_solver import SolverSettings
+    except ImportError:  # pragma: no cover - a build without the finite-alpha solver
+        return names
+    return names | {f.name for f in dataclasses.fields(SolverSettings)} | set(_SOLVE_EXTRA_OPTIONS)
 
 
 def check_parameter_names(kind: str, names) -> None:
@@ -148,14 +144,19 @@ def required_parameters(kind: str) -> set[str]:
     ``empirical.train_committee``: alpha, dim, width)."""
     import inspect
 
-    if kind == "theory":
-        function = dmft.solve
-    elif kind == "simulation":
-        from empirical import train_committee as function
-    else:
-        raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return {n for n, p in inspect.signature(function).parameters.items()
+    return {n for n, p in inspect.signature(_point_function(kind)).parameters.items()
             if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def _point_function(kind: str):
+    """The function a sweep point of ``kind`` calls: ``dmft.solve`` or ``empirical.train_committee``."""
+    if kind == "theory":
+        return dmft.solve
+    if kind == "simulation":
+        from empirical import train_committee
+
+        return train_committee
+    raise InvalidParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def run_name(kind: str, params: Mapping[str, Any]) -> str:

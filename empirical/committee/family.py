@@ -27,7 +27,7 @@ from dmft.result import LearningCurves
 from dmft.simulate import committee_gd_data
 from empirical.devices import resolve_device
 
-__all__ = ["train_committee_family", "TORCH_ACTIVATIONS"]
+__all__ = ["train_committee_family", "record_spacing", "TORCH_ACTIVATIONS"]
 
 _SQRT2 = math.sqrt(2.0)
 _ERF_SLOPE = math.sqrt(2.0 / math.pi)
@@ -59,6 +59,14 @@ TORCH_ACTIVATIONS = {
     "tanh": lambda _eps: ((lambda h: torch.tanh(h)), (lambda h: 1.0 - torch.tanh(h) ** 2)),
     "smoothed_relu": _smoothed_relu,
 }
+
+
+def record_spacing(t) -> float | None:
+    """Smallest positive gap between the recorded times ``t`` (and t = 0), None if there is none:
+    the longest step (theory time per gradient step) that keeps every record on its own step."""
+    gaps = np.diff(np.concatenate([[0.0], np.asarray(t, dtype=float)]))
+    gaps = gaps[gaps > 0]
+    return float(gaps.min()) if gaps.size else None
 
 
 def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, seed: int = 0,
@@ -107,12 +115,11 @@ def train_committee_family(model: CommitteeModel, alpha: float, dim: int, t, *, 
     t = np.asarray(t, dtype=float)
     if t.ndim != 1 or t.size == 0 or np.any(t < 0) or np.any(np.diff(t) < 0):
         raise InvalidParameterError("t must be a non-empty, non-decreasing array of times >= 0")
-    gaps = np.diff(np.concatenate([[0.0], t]))
-    gaps = gaps[gaps > 0]
-    if gaps.size and time_step > gaps.min() * (1 + 1e-9):
+    spacing = record_spacing(t)
+    if spacing is not None and time_step > spacing * (1 + 1e-9):
         # the records are taken at whole steps, round(t / time_step): closer ones would coincide
         raise InvalidParameterError(f"time_step (t advanced per step, eta_0/D) must not exceed the spacing of the "
-                                    f"recorded times, {gaps.min():g}, got {time_step:g}")
+                                    f"recorded times, {spacing:g}, got {time_step:g}")
     start = time.perf_counter()
     B, W0, X, y = committee_gd_data(model, alpha, dim, seed)
     dev = resolve_device(device)
